@@ -1,0 +1,65 @@
+package v1
+
+// Condition types. Ready, Reconciling and Stalled follow kstatus so that
+// kubectl wait, Flux and Argo CD read a Strategy's health without custom
+// code; the others say which part of the strategy is (not) healthy.
+const (
+	// ConditionReady is True when the strategy runs as declared.
+	ConditionReady = "Ready"
+	// ConditionReconciling is present, and True, only while the operator is
+	// still making the cluster match the spec.
+	ConditionReconciling = "Reconciling"
+	// ConditionStalled is present, and True, only when no retry can make
+	// progress without a change by the user (invalid spec, missing Secret).
+	ConditionStalled = "Stalled"
+	// ConditionRedisReady is True when Redis passed every readiness probe.
+	ConditionRedisReady = "RedisReady"
+	// ConditionEventLoggerReady is True when the event logger Deployment has
+	// all its replicas available.
+	ConditionEventLoggerReady = "EventLoggerReady"
+	// ConditionEngineReady is True when the engine workload runs (or, for a
+	// backtest Job, progresses or succeeded).
+	ConditionEngineReady = "EngineReady"
+	// ConditionChannelsHealthy is True when every channel has its subscribers
+	// and traffic. It never changes Ready.
+	ConditionChannelsHealthy = "ChannelsHealthy"
+	// ConditionKeysHealthy is True when every key is present with a TTL that
+	// follows the policy. It never changes Ready.
+	ConditionKeysHealthy = "KeysHealthy"
+)
+
+// Condition reasons: stable CamelCase words that alerts and GitOps tools
+// can match on.
+const (
+	// ReasonSucceeded: the condition's subject is healthy.
+	ReasonSucceeded = "Succeeded"
+	// ReasonProgressing: a rollout is under way.
+	ReasonProgressing = "Progressing"
+	// ReasonReconciling: the first reconcile, or a new generation, is being
+	// worked on.
+	ReasonReconciling = "Reconciling"
+	// ReasonSecretNotFound: a Secret the spec references does not exist.
+	ReasonSecretNotFound = "SecretNotFound"
+	// ReasonSecretKeyNotFound: a referenced Secret lacks the referenced key.
+	ReasonSecretKeyNotFound = "SecretKeyNotFound"
+	// ReasonInvalidSpec: the spec cannot be acted on (admission let it in,
+	// but it cannot work, e.g. a messaging override that is not valid).
+	ReasonInvalidSpec = "InvalidSpec"
+	// ReasonNameConflict: an object the Strategy would own already exists
+	// and belongs to someone else.
+	ReasonNameConflict = "NameConflict"
+	// ReasonReconcileError: talking to the API server failed; it is retried.
+	ReasonReconcileError = "ReconcileError"
+	// ReasonSuspended: spec.suspend is true; nothing is reconciled.
+	ReasonSuspended = "Suspended"
+	// ReasonEventLoggerNotReady: the event logger is not (yet) available.
+	ReasonEventLoggerNotReady = "EventLoggerNotReady"
+	// ReasonEventLoggerAvailable: the event logger has all replicas available.
+	ReasonEventLoggerAvailable = "EventLoggerAvailable"
+	// ReasonRedisNotReady: Redis has not passed every readiness probe.
+	ReasonRedisNotReady = "RedisNotReady"
+	// ReasonRedisLost: Redis failed its probes after rollout.
+	ReasonRedisLost = "RedisLost"
+	// ReasonInMemoryFallback: a backtest runs without Redis, on memory.
+	ReasonInMemoryFallback = "InMemoryFallback"
+)

@@ -1,0 +1,129 @@
+package controllers
+
+import (
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
+	stratv1 "github.com/stratops/stratops/api/v1"
+	"github.com/stratops/stratops/internal/eventlogger"
+)
+
+// eventLoggerBinary is the event logger's path in the operator's image.
+const eventLoggerBinary = "/eventlogger"
+
+func desiredCatalogConfigMap(s *stratv1.Strategy, catalogJSON []byte) *corev1.ConfigMap {
+	return &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: catalogName(s), Namespace: s.Namespace,
+			Labels: objectLabels(s, componentCatalog),
+		},
+		Data: map[string]string{eventlogger.CatalogFileName: string(catalogJSON)},
+	}
+}
+
+func desiredServiceAccount(s *stratv1.Strategy) *corev1.ServiceAccount {
+	return &corev1.ServiceAccount{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: eventLoggerName(s), Namespace: s.Namespace,
+			Labels: objectLabels(s, componentEventLog),
+		},
+		// The event logger never talks to the API server.
+		AutomountServiceAccountToken: ptr.To(false),
+	}
+}
+
+func desiredEventLoggerService(s *stratv1.Strategy) *corev1.Service {
+	return &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: eventLoggerName(s), Namespace: s.Namespace,
+			Labels: objectLabels(s, componentEventLog),
+		},
+		Spec: corev1.ServiceSpec{
+			Type:     corev1.ServiceTypeClusterIP,
+			Selector: selectorLabels(s, componentEventLog),
+			Ports: []corev1.ServicePort{{
+				Name: eventLoggerPortName, Port: eventlogger.DefaultHTTPPort,
+				TargetPort: intstr.FromString(eventLoggerPortName), Protocol: corev1.ProtocolTCP,
+			}},
+		},
+	}
+}
+
+// desiredEventLoggerDeployment is the event logger's Deployment. replicas
+// is what the reconciler decided (spec.eventLogger.replicas, or 0 while a
+// Live strategy is gated).
+func desiredEventLoggerDeployment(s *stratv1.Strategy, image string, replicas int32, hash string) *appsv1.Deployment {
+	w := podWiring(s)
+	env := append(w.env,
+		corev1.EnvVar{Name: eventlogger.EnvLogLevel, Value: string(logLevel(s))},
+		corev1.EnvVar{Name: eventlogger.EnvHTTPAddr, Value: ":" + itoa(eventlogger.DefaultHTTPPort)},
+	)
+	volumes := append(w.volumes, corev1.Volume{
+		Name: tmpVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}},
+	})
+	mounts := append(w.mounts, corev1.VolumeMount{Name: tmpVolume, MountPath: "/tmp"})
+	probe := func(path string, period int32) *corev1.Probe {
+		return &corev1.Probe{
+			ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+				Path: path, Port: intstr.FromString(eventLoggerPortName), Scheme: corev1.URISchemeHTTP,
+			}},
+			PeriodSeconds: period, TimeoutSeconds: 2, FailureThreshold: 3,
+		}
+	}
+	labels := objectLabels(s, componentEventLog)
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: eventLoggerName(s), Namespace: s.Namespace, Labels: labels},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To(replicas),
+			Selector: &metav1.LabelSelector{MatchLabels: selectorLabels(s, componentEventLog)},
+			Strategy: appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{
+					Labels:      labels,
+					Annotations: map[string]string{annotationConfigHash: hash},
+				},
+				Spec: corev1.PodSpec{
+					ServiceAccountName:           eventLoggerName(s),
+					AutomountServiceAccountToken: ptr.To(false),
+					SecurityContext:              restrictedPodSecurity(),
+					// Gives the logger time to flush stats and queued events.
+					TerminationGracePeriodSeconds: ptr.To[int64](30),
+					Containers: []corev1.Container{{
+						Name:            "eventlogger",
+						Image:           image,
+						ImagePullPolicy: corev1.PullIfNotPresent,
+						Command:         []string{eventLoggerBinary},
+						Env:             env,
+						Ports: []corev1.ContainerPort{{
+							Name: eventLoggerPortName, ContainerPort: eventlogger.DefaultHTTPPort, Protocol: corev1.ProtocolTCP,
+						}},
+						LivenessProbe:   probe("/healthz", 10),
+						ReadinessProbe:  probe("/readyz", 5),
+						Resources:       s.Spec.EventLogger.Resources,
+						SecurityContext: restrictedContainerSecurity(),
+						VolumeMounts:    mounts,
+					}},
+					Volumes: volumes,
+				},
+			},
+		},
+	}
+}
+
+func logLevel(s *stratv1.Strategy) stratv1.LogLevel {
+	if s.Spec.EventLogger.LogLevel == "" {
+		return "info"
+	}
+	return s.Spec.EventLogger.LogLevel
+}
+
+// eventLoggerReplicas is the spec's replica count, 1 when unset.
+func eventLoggerReplicas(s *stratv1.Strategy) int32 {
+	if s.Spec.EventLogger.Replicas == nil {
+		return 1
+	}
+	return *s.Spec.EventLogger.Replicas
+}

@@ -1,0 +1,103 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	stratv1 "github.com/stratops/stratops/api/v1"
+)
+
+// secretRefIndex indexes Strategies by the names of the Secrets they
+// reference, so that a Secret's creation or change finds its Strategies.
+const secretRefIndex = ".spec.redis.secretRefs"
+
+// secretRefs lists the Secret key references of a Strategy, password first.
+func secretRefs(s *stratv1.Strategy) []stratv1.SecretKeySelector {
+	r := s.Spec.Redis
+	if r == nil {
+		return nil
+	}
+	var refs []stratv1.SecretKeySelector
+	if r.PasswordSecretRef != nil {
+		refs = append(refs, *r.PasswordSecretRef)
+	}
+	if r.TLS != nil && r.TLS.Enabled && r.TLS.CASecretRef != nil {
+		refs = append(refs, *r.TLS.CASecretRef)
+	}
+	return refs
+}
+
+func indexSecretRefs(o client.Object) []string {
+	s, ok := o.(*stratv1.Strategy)
+	if !ok {
+		return nil
+	}
+	var names []string
+	for _, ref := range secretRefs(s) {
+		names = append(names, ref.Name)
+	}
+	return names
+}
+
+// strategiesForSecret maps a Secret event to the Strategies that reference
+// the Secret.
+func (r *StrategyReconciler) strategiesForSecret(ctx context.Context, o client.Object) []reconcile.Request {
+	var list stratv1.StrategyList
+	if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace()),
+		client.MatchingFields{secretRefIndex: o.GetName()}); err != nil {
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for _, s := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: s.Namespace, Name: s.Name}})
+	}
+	return reqs
+}
+
+// resolvedSecret is a referenced Secret key that exists. The value stays
+// here, in memory: it is never written to status, events, logs or children.
+type resolvedSecret struct {
+	ref             stratv1.SecretKeySelector
+	value           []byte
+	resourceVersion string
+}
+
+// resolveSecrets reads every referenced Secret key. The Secrets are read
+// from the API server, not a cache: the operator keeps no copy of Secrets
+// it does not need. A missing Secret or key stalls the Strategy.
+func (r *StrategyReconciler) resolveSecrets(ctx context.Context, s *stratv1.Strategy) ([]resolvedSecret, error) {
+	refs := secretRefs(s)
+	out := make([]resolvedSecret, 0, len(refs))
+	for _, ref := range refs {
+		var sec corev1.Secret
+		err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: s.Namespace, Name: ref.Name}, &sec)
+		if apierrors.IsNotFound(err) {
+			return nil, stalled(stratv1.ReasonSecretNotFound,
+				"Secret %q referenced by %s does not exist in namespace %q", ref.Name, refField(s, ref), s.Namespace)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading Secret %q: %w", ref.Name, err)
+		}
+		v, ok := sec.Data[ref.Key]
+		if !ok {
+			return nil, stalled(stratv1.ReasonSecretKeyNotFound,
+				"Secret %q has no key %q (referenced by %s)", ref.Name, ref.Key, refField(s, ref))
+		}
+		out = append(out, resolvedSecret{ref: ref, value: v, resourceVersion: sec.ResourceVersion})
+	}
+	return out, nil
+}
+
+// refField names the spec field that holds a Secret reference.
+func refField(s *stratv1.Strategy, ref stratv1.SecretKeySelector) string {
+	if r := s.Spec.Redis; r != nil && r.PasswordSecretRef != nil && *r.PasswordSecretRef == ref {
+		return "spec.redis.passwordSecretRef"
+	}
+	return "spec.redis.tls.caSecretRef"
+}
