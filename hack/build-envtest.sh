@@ -8,7 +8,8 @@
 # anywhere but the module proxy.
 #
 # Usage: hack/build-envtest.sh [binary...]   (default: kube-apiserver etcd)
-# Env:   KUBE_VERSION (v1.37.2), ETCD_VERSION (v3.6.16), ENVTEST_DIR
+# Env:   KUBE_VERSION (v1.37.2), ETCD_VERSION (v3.6.16), ENVTEST_DIR,
+#        STRATOPS_CACHE_DIR (default ~/.cache/stratops)
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,6 +19,9 @@ ETCD_VERSION=${ETCD_VERSION:-v3.6.16}
 STAGING_VERSION=v0.${KUBE_VERSION#v1.}
 out=${ENVTEST_DIR:-$root/bin/k8s/$KUBE_VERSION}
 work=$root/bin/.build/kubernetes-$KUBE_VERSION
+# Built binaries are also kept in the user's cache, so that another clone on
+# the same machine (CI runs in a fresh one) does not build them again.
+cache=${STRATOPS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/stratops}/k8s/$KUBE_VERSION
 
 bins=("$@")
 [ ${#bins[@]} -gt 0 ] || bins=(kube-apiserver etcd)
@@ -54,7 +58,11 @@ build_kube() {
 	local name=$1
 	kube_module
 	log "building $name $KUBE_VERSION from source (first time: several minutes)"
-	(cd "$work" && GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags=-s \
+	local minor=${KUBE_VERSION#v1.}
+	minor=${minor%%.*}
+	local v=k8s.io/component-base/version
+	(cd "$work" && GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath \
+		-ldflags="-s -X $v.gitVersion=$KUBE_VERSION -X $v.gitMajor=1 -X $v.gitMinor=$minor -X $v.gitTreeState=clean" \
 		-o "$out/$name.tmp" "k8s.io/kubernetes/cmd/$name")
 	mv "$out/$name.tmp" "$out/$name"
 }
@@ -72,8 +80,17 @@ build_etcd() {
 	mv "$out/etcd.tmp" "$out/etcd"
 }
 
+mkdir -p "$cache" 2>/dev/null || cache=""
 for b in "${bins[@]}"; do
 	if [ -x "$out/$b" ]; then
+		if [ -n "$cache" ] && [ ! -x "$cache/$b" ]; then
+			cp "$out/$b" "$cache/$b.tmp.$$" && mv "$cache/$b.tmp.$$" "$cache/$b" || true
+		fi
+		continue
+	fi
+	if [ -n "$cache" ] && [ -x "$cache/$b" ] && "$cache/$b" --version >/dev/null 2>&1; then
+		cp "$cache/$b" "$out/$b.tmp" && mv "$out/$b.tmp" "$out/$b"
+		log "reused $b from $cache"
 		continue
 	fi
 	start=$(date +%s)
@@ -82,5 +99,8 @@ for b in "${bins[@]}"; do
 	*) build_kube "$b" ;;
 	esac
 	log "built $out/$b in $(($(date +%s) - start))s"
+	if [ -n "$cache" ]; then
+		cp "$out/$b" "$cache/$b.tmp.$$" && mv "$cache/$b.tmp.$$" "$cache/$b" || true
+	fi
 done
 echo "$out"

@@ -1,0 +1,24 @@
+# One image, every stratops binary: /manager (the operator) and /eventlogger
+# (the service each Strategy runs). Base images are build arguments so that
+# they can come from whichever registry the builder is configured for.
+ARG BUILDER_IMAGE=golang:1.26
+ARG BASE_IMAGE=distroless/static:nonroot
+
+FROM ${BUILDER_IMAGE} AS builder
+ARG TARGETOS=linux
+ARG TARGETARCH
+WORKDIR /workspace
+COPY go.mod go.sum ./
+RUN go mod download
+COPY api/ api/
+COPY cmd/ cmd/
+COPY controllers/ controllers/
+COPY internal/ internal/
+RUN mkdir -p /out && CGO_ENABLED=0 GOOS=${TARGETOS} GOARCH=${TARGETARCH} \
+    go build -trimpath -ldflags=-s -o /out/ ./cmd/...
+
+FROM ${BASE_IMAGE}
+WORKDIR /
+COPY --from=builder /out/ /
+USER 65532:65532
+ENTRYPOINT ["/manager"]
