@@ -1,0 +1,214 @@
+// Command eventlogger is the standard's Event Logger, as the operator
+// deploys it for each Strategy: it listens to the strategy's channels on
+// Redis (or, in a backtest without Redis, on memory), logs every valid
+// event, skips and counts invalid ones, and serves state, ingest, health
+// and metrics over HTTP. Configuration comes from flags, whose defaults come
+// from the STRATOPS_* environment the operator sets; the Redis password
+// comes only from STRATOPS_REDIS_PASSWORD and is never logged.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	el "github.com/stratops/stratops/internal/eventlogger"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+type options struct {
+	mode, catalogFile, httpAddr, logLevel, eventLogFile string
+	maxMessageBytes, pendingLimit                      int
+	redis                                              el.RedisConfig
+	startupTimeout                                     time.Duration
+}
+
+func env(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
+	}
+	return def
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return v
+	}
+	return def
+}
+
+func envDuration(name string, def time.Duration) time.Duration {
+	if v, err := time.ParseDuration(os.Getenv(name)); err == nil {
+		return v
+	}
+	return def
+}
+
+func parseFlags(args []string) (options, error) {
+	var o options
+	var addrs string
+	fs := flag.NewFlagSet("eventlogger", flag.ContinueOnError)
+	fs.StringVar(&o.mode, "mode", env(el.EnvMode, ""), "Backtest or Live (default: the catalog's mode) [$"+el.EnvMode+"]")
+	fs.StringVar(&o.catalogFile, "catalog", env(el.EnvCatalogFile, ""), "catalog JSON file; empty: the standard's catalog [$"+el.EnvCatalogFile+"]")
+	fs.StringVar(&o.httpAddr, "http-addr", env(el.EnvHTTPAddr, ":"+strconv.Itoa(el.DefaultHTTPPort)), "HTTP listen address [$"+el.EnvHTTPAddr+"]")
+	fs.StringVar(&o.logLevel, "log-level", env(el.EnvLogLevel, "info"), "debug, info, warn or error [$"+el.EnvLogLevel+"]")
+	fs.StringVar(&o.eventLogFile, "event-log-file", env(el.EnvEventLogFile, ""), "also append event lines to this file [$"+el.EnvEventLogFile+"]")
+	fs.IntVar(&o.maxMessageBytes, "max-message-bytes", envInt(el.EnvMaxMessageBytes, el.DefaultMaxMessageBytes), "largest accepted message [$"+el.EnvMaxMessageBytes+"]")
+	fs.IntVar(&o.pendingLimit, "pending-limit", envInt(el.EnvPendingQueueLimit, 100_000), "events kept while Redis is down [$"+el.EnvPendingQueueLimit+"]")
+	fs.StringVar(&addrs, "redis-addrs", env(el.EnvRedisAddrs, ""), "Redis address(es), comma-separated; empty: no Redis [$"+el.EnvRedisAddrs+"]")
+	fs.StringVar(&o.redis.Topology, "redis-topology", env(el.EnvRedisTopology, "Standalone"), "Standalone, Sentinel or Cluster [$"+el.EnvRedisTopology+"]")
+	fs.StringVar(&o.redis.MasterName, "redis-master-name", env(el.EnvRedisMasterName, ""), "Sentinel master name [$"+el.EnvRedisMasterName+"]")
+	fs.IntVar(&o.redis.DB, "redis-db", envInt(el.EnvRedisDB, 0), "Redis database [$"+el.EnvRedisDB+"]")
+	fs.StringVar(&o.redis.Username, "redis-username", env(el.EnvRedisUsername, ""), "Redis ACL user [$"+el.EnvRedisUsername+"]")
+	fs.BoolVar(&o.redis.TLS, "redis-tls", env(el.EnvRedisTLS, "") == "true", "use TLS [$"+el.EnvRedisTLS+"]")
+	fs.StringVar(&o.redis.CAFile, "redis-tls-ca-file", env(el.EnvRedisTLSCAFile, ""), "PEM CA bundle [$"+el.EnvRedisTLSCAFile+"]")
+	fs.StringVar(&o.redis.ServerName, "redis-tls-server-name", env(el.EnvRedisTLSServer, ""), "TLS server name [$"+el.EnvRedisTLSServer+"]")
+	fs.BoolVar(&o.redis.InsecureSkipVerify, "redis-tls-insecure-skip-verify", env(el.EnvRedisTLSInsecure, "") == "true", "skip TLS verification (tests only) [$"+el.EnvRedisTLSInsecure+"]")
+	fs.DurationVar(&o.redis.DialTimeout, "redis-dial-timeout", envDuration(el.EnvRedisDialTimeout, 2*time.Second), "Redis dial timeout [$"+el.EnvRedisDialTimeout+"]")
+	fs.DurationVar(&o.startupTimeout, "startup-timeout", 10*time.Second, "how long to try to reach Redis at start")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	for _, a := range strings.Split(addrs, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			o.redis.Addrs = append(o.redis.Addrs, a)
+		}
+	}
+	o.redis.Password = os.Getenv(el.EnvRedisPassword)
+	return o, nil
+}
+
+func run(args []string) int {
+	o, err := parseFlags(args)
+	if err != nil {
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		fmt.Fprintf(os.Stderr, "eventlogger: --log-level %q: %v\n", o.logLevel, err)
+		return 2
+	}
+	// Logs go to stderr; stdout carries only event lines.
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	cat, err := el.LoadCatalog(o.catalogFile, el.Mode(o.mode))
+	if err != nil {
+		log.Error("Cannot load the catalog", "error", err)
+		return 1
+	}
+	if o.mode != "" {
+		cat.Mode = el.Mode(o.mode)
+		if err := cat.Validate(); err != nil {
+			log.Error("Invalid mode", "error", err)
+			return 1
+		}
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+
+	bus, fallback, err := openBus(ctx, cat, o, log)
+	if err != nil {
+		log.Error(err.Error())
+		fmt.Fprintln(os.Stderr, "eventlogger:", err)
+		return 1
+	}
+	defer bus.Close()
+
+	cfg := el.ServiceConfig{
+		Catalog: cat, MaxMessageBytes: o.maxMessageBytes, PendingLimit: o.pendingLimit,
+		Out: os.Stdout, Log: log, InMemoryFallback: fallback,
+	}
+	if o.eventLogFile != "" {
+		f, err := os.OpenFile(o.eventLogFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+		if err != nil {
+			log.Error("Cannot open the event log file", "error", err)
+			return 1
+		}
+		defer f.Close()
+		cfg.Sink = f
+	}
+	svc := el.NewService(cfg, bus)
+
+	ln, err := net.Listen("tcp", o.httpAddr)
+	if err != nil {
+		log.Error("Cannot listen", "addr", o.httpAddr, "error", err)
+		return 1
+	}
+	srv := &http.Server{Handler: svc.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("HTTP server failed", "error", err)
+			stop()
+		}
+	}()
+	log.Info("Event logger started", "http", ln.Addr().String(), "mode", cat.Mode, "bus", bus.Kind(), "redis", o.redis.String())
+
+	runErr := svc.Run(ctx)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutdownCtx)
+	if runErr != nil {
+		log.Error("Event logger stopped", "error", runErr)
+		return 1
+	}
+	log.Info("Event logger stopped")
+	return 0
+}
+
+// openBus applies the standard's rules. Live: Redis is required; without
+// it, the logger refuses to start. Backtest: Redis when it answers, memory
+// otherwise (said once, and reported on /readyz and in metrics).
+func openBus(ctx context.Context, cat el.Catalog, o options, log *slog.Logger) (el.Bus, bool, error) {
+	if !o.redis.Configured() {
+		if cat.Mode == el.ModeLive {
+			return nil, false, errors.New("Redis is required for live trading: no Redis address configured (" + el.EnvRedisAddrs + ")")
+		}
+		log.Info("No Redis configured: backtest runs on the in-memory bus")
+		return el.NewMemoryBus(nil), false, nil
+	}
+	client, err := el.NewRedisClient(o.redis)
+	if err != nil {
+		return nil, false, err
+	}
+	bus := el.NewRedisBus(client, el.RedisBusOptions{KeyPrefix: cat.KeyPrefix, HistoryTTL: historyTTL(cat)})
+	deadline := time.Now().Add(o.startupTimeout)
+	for {
+		pctx, cancel := context.WithTimeout(ctx, o.redis.DialTimeout+time.Second)
+		err = bus.Ping(pctx)
+		cancel()
+		if err == nil {
+			return bus, false, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	_ = bus.Close()
+	if cat.Mode == el.ModeLive {
+		return nil, false, fmt.Errorf("Redis is required for live trading: %s unreachable: %v", o.redis, err)
+	}
+	log.Warn("Redis unreachable: backtest continues on the in-memory bus", "redis", o.redis.String(), "error", err.Error())
+	return el.NewMemoryBus(nil), true, nil
+}
+
+func historyTTL(cat el.Catalog) time.Duration {
+	if k, ok := cat.Key(el.KeyEventsHistory); ok {
+		return k.TTL.Duration
+	}
+	return 0
+}

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	el "github.com/stratops/stratops/internal/eventlogger"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "eventlogger-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "eventlogger")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building the event logger: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// closedAddr is a loopback address nothing listens on.
+func closedAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+func TestLiveWithoutRedisExitsNonZeroSayingRedisIsRequired(t *testing.T) {
+	for name, env := range map[string][]string{
+		"no address":          {el.EnvMode + "=Live"},
+		"unreachable address": {el.EnvMode + "=Live", el.EnvRedisAddrs + "=" + closedAddr(t), el.EnvRedisDialTimeout + "=100ms"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, binary, "--startup-timeout=1s", "--http-addr=127.0.0.1:0")
+			cmd.Env = append(os.Environ(), env...)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			exitErr, ok := err.(*exec.ExitError)
+			if !ok || exitErr.ExitCode() == 0 {
+				t.Fatalf("want a non-zero exit, got %v", err)
+			}
+			if !strings.Contains(stderr.String(), "Redis is required for live trading") {
+				t.Fatalf("stderr does not say Redis is required for live trading:\n%s", stderr.String())
+			}
+		})
+	}
+}
+
+func TestBacktestWithUnreachableRedisRunsOnMemoryAndSaysSo(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpAddr := l.Addr().String()
+	l.Close()
+	cmd := exec.Command(binary, "--startup-timeout=500ms", "--http-addr="+httpAddr)
+	cmd.Env = append(os.Environ(), el.EnvMode+"=Backtest", el.EnvRedisAddrs+"="+closedAddr(t),
+		el.EnvRedisDialTimeout+"=100ms", el.EnvRedisPassword+"=never-logged-secret")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() }()
+
+	var body string
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get("http://" + httpAddr + "/readyz")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				body = string(b)
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz never passed; stderr:\n%s", stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(body, "bus=memory (in-memory fallback") {
+		t.Fatalf("/readyz body %q does not report the in-memory fallback", body)
+	}
+	resp, err := http.Post("http://"+httpAddr+"/events", "application/json",
+		strings.NewReader(`{"timestamp":"2024-05-12T14:00:00Z","component":"position_monitor","event":"updated","metadata":{}}`))
+	if err != nil || resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST /events on memory: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	resp, _ = http.Get("http://" + httpAddr + "/metrics")
+	m, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(m), "stratops_eventlogger_in_memory_fallback 1") {
+		t.Fatal("metrics do not report the in-memory fallback")
+	}
+	// SIGTERM: a graceful stop with exit code 0.
+	_ = cmd.Process.Signal(os.Interrupt)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, stderr.String())
+	}
+	if strings.Count(stdout.String(), "\n") != 1 || !strings.Contains(stdout.String(), `"component":"position_monitor"`) {
+		t.Fatalf("stdout should hold exactly the one logged event:\n%s", stdout.String())
+	}
+	if !strings.Contains(stderr.String(), "in-memory bus") {
+		t.Fatalf("no warning about the fallback:\n%s", stderr.String())
+	}
+	if strings.Contains(stdout.String()+stderr.String(), "never-logged-secret") {
+		t.Fatal("the Redis password appeared in the output")
+	}
+}
+
+func TestBinaryLinksNoControllerRuntime(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		if strings.HasPrefix(dep, "sigs.k8s.io/controller-runtime") || strings.HasPrefix(dep, "github.com/stratops/stratops/api") {
+			t.Fatalf("the event logger imports %s", dep)
+		}
+	}
+}

@@ -1,0 +1,215 @@
+package eventlogger
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Handler serves the logger's HTTP API:
+//
+//	GET  /healthz          the process is alive
+//	GET  /readyz           it can do its job (Live: Redis reachable)
+//	GET  /metrics          Prometheus metrics
+//	GET  /state/{key}      a key's latest value and remaining TTL
+//	PUT  /state/{key}      store a key's value with the catalog's TTL
+//	POST /events           ingest one event (object) or a batch (array);
+//	                       ?channel= names the catalog channel it belongs to
+func (s *Service) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		ok, msg := s.Ready()
+		if !ok {
+			http.Error(w, msg, http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, msg+"\n")
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /state/{key}", s.getState)
+	mux.HandleFunc("PUT /state/{key}", s.putState)
+	mux.HandleFunc("POST /events", s.postEvents)
+	return mux
+}
+
+type stateResponse struct {
+	Key string `json:"key"`
+	// TTLSeconds is the remaining TTL; -1 for a persistent key.
+	TTLSeconds int64           `json:"ttlSeconds"`
+	Value      json.RawMessage `json:"value"`
+}
+
+func (s *Service) getState(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("key")
+	if _, ok := s.cfg.Catalog.Key(name); !ok {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("unknown key %q: not in the strategy's catalog", name))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	var resp stateResponse
+	resp.Key = name
+	if name == KeyEventsHistory {
+		n := 100
+		if c, err := strconv.Atoi(r.URL.Query().Get("count")); err == nil && c > 0 && c <= 10_000 {
+			n = c
+		}
+		entries, err := s.bus.History(ctx, n)
+		if err != nil {
+			writeError(w, http.StatusServiceUnavailable, err.Error())
+			return
+		}
+		if len(entries) == 0 {
+			writeError(w, http.StatusNotFound, "events:history is empty")
+			return
+		}
+		_, ttl, _ := s.bus.Get(ctx, name)
+		resp.TTLSeconds = ttlSeconds(ttl)
+		resp.Value, _ = json.Marshal(entries)
+		writeJSON(w, http.StatusOK, resp)
+		return
+	}
+	v, ttl, err := s.bus.Get(ctx, name)
+	if errors.Is(err, ErrKeyNotFound) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("key %q has no value (never set, or expired)", name))
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	resp.TTLSeconds = ttlSeconds(ttl)
+	if json.Valid(v) {
+		resp.Value = v
+	} else {
+		resp.Value, _ = json.Marshal(string(v))
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func ttlSeconds(d time.Duration) int64 {
+	if d < 0 {
+		return -1
+	}
+	return int64((d + time.Second - 1) / time.Second)
+}
+
+func (s *Service) putState(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("key")
+	k, ok := s.cfg.Catalog.Key(name)
+	if !ok {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("unknown key %q: not in the strategy's catalog", name))
+		return
+	}
+	if name == KeyEventsHistory {
+		writeError(w, http.StatusMethodNotAllowed, "events:history is written by the event logger only")
+		return
+	}
+	body, err := readBody(r, s.cfg.MaxMessageBytes)
+	if err != nil {
+		writeError(w, http.StatusRequestEntityTooLarge, err.Error())
+		return
+	}
+	if _, err := DecodeKeyValue(body, s.cfg.MaxMessageBytes); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	if err := s.bus.Set(ctx, name, body, k.TTL.Duration); err != nil {
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+type ingestResponse struct {
+	Accepted int      `json:"accepted"`
+	IDs      []string `json:"ids"`
+}
+
+// postEvents validates the whole request before it takes any of it: a
+// batch with one bad event is refused whole, with the event's index and
+// what is wrong, so the client can fix and resend it without duplicates.
+func (s *Service) postEvents(w http.ResponseWriter, r *http.Request) {
+	channel := r.URL.Query().Get("channel")
+	if channel == "" {
+		channel = ChannelHTTP
+	} else if _, ok := s.cfg.Catalog.Channel(channel); !ok {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown channel %q: not in the strategy's catalog", channel))
+		return
+	}
+	// A batch may hold many events of up to the message limit each.
+	body, err := readBody(r, 64*s.cfg.MaxMessageBytes)
+	if err != nil {
+		writeError(w, http.StatusRequestEntityTooLarge, err.Error())
+		return
+	}
+	var raws []json.RawMessage
+	if t := bytes.TrimSpace(body); len(t) > 0 && t[0] == '[' {
+		if err := json.Unmarshal(t, &raws); err != nil {
+			s.countInvalid(channel, &DecodeError{Reason: ReasonInvalidJSON, Detail: err.Error()}, body)
+			writeError(w, http.StatusBadRequest, "eventlogger: invalid_json: the batch is not a JSON array of events")
+			return
+		}
+	} else {
+		raws = []json.RawMessage{body}
+	}
+	if len(raws) == 0 {
+		writeError(w, http.StatusBadRequest, "no events in the request")
+		return
+	}
+	msgs := make([]Message, len(raws))
+	for i, raw := range raws {
+		m, err := DecodeMessage(raw, s.cfg.MaxMessageBytes)
+		if err != nil {
+			s.countInvalid(channel, err, raw)
+			msg := err.Error()
+			if len(raws) > 1 {
+				msg = fmt.Sprintf("event %d: %s", i, msg)
+			}
+			writeError(w, http.StatusBadRequest, msg)
+			return
+		}
+		msgs[i] = m
+	}
+	ids, err := s.Accept(channel, msgs)
+	if errors.Is(err, ErrQueueFull) {
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, err.Error()+": Redis is unreachable and the queue reached its limit; retry later")
+		return
+	}
+	writeJSON(w, http.StatusAccepted, ingestResponse{Accepted: len(ids), IDs: ids})
+}
+
+func readBody(r *http.Request, limit int) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r.Body, int64(limit)+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading the request: %w", err)
+	}
+	if len(b) > limit {
+		return nil, fmt.Errorf("eventlogger: too_large: the request is over %d bytes", limit)
+	}
+	return b, nil
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}

@@ -1,0 +1,51 @@
+package eventlogger
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are the event logger's Prometheus metrics, on its own registry.
+type metrics struct {
+	registry       *prometheus.Registry
+	messages       *prometheus.CounterVec
+	invalid        *prometheus.CounterVec
+	pending        prometheus.Gauge
+	overflow       prometheus.Counter
+	writeErrors    prometheus.Counter
+	statsErrors    prometheus.Counter
+	redisUp        prometheus.Gauge
+	inMemory       prometheus.Gauge
+	logLatency     prometheus.Histogram
+	recordDuration prometheus.Histogram
+}
+
+func newMetrics() *metrics {
+	const ns, sub = "stratops", "eventlogger"
+	m := &metrics{
+		registry: prometheus.NewRegistry(),
+		messages: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "messages_total", Help: "Valid messages logged, by channel."}, []string{"channel"}),
+		invalid: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "invalid_messages_total", Help: "Messages skipped as invalid, by channel and reason."}, []string{"channel", "reason"}),
+		pending: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "pending_events", Help: "Logged events waiting to be written to the bus (grows while Redis is down)."}),
+		overflow: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "queue_overflow_total", Help: "Events refused because the pending queue was full."}),
+		writeErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "write_errors_total", Help: "Failed attempts to write events to the bus (retried)."}),
+		statsErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "stats_write_errors_total", Help: "Failed attempts to write the channel stats hash (retried)."}),
+		redisUp: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "bus_up", Help: "1 when the bus answered its last ping."}),
+		inMemory: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "in_memory_fallback", Help: "1 when a backtest runs on the in-memory bus because Redis was unreachable."}),
+		logLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub,
+			Name: "publish_to_log_seconds", Help: "From a message's timestamp to its being logged.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
+		recordDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub,
+			Name: "record_duration_seconds", Help: "Time to write one batch of events to the bus.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
+	}
+	m.registry.MustRegister(m.messages, m.invalid, m.pending, m.overflow, m.writeErrors, m.statsErrors,
+		m.redisUp, m.inMemory, m.logLatency, m.recordDuration,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return m
+}

@@ -1,0 +1,255 @@
+package eventlogger
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// DefaultHistoryMaxLen bounds events:history (XADD MAXLEN ~).
+const DefaultHistoryMaxLen = 100_000
+
+// RedisBus is the Bus on Redis (go-redis v9): standalone, Sentinel or
+// Cluster, through a UniversalClient.
+type RedisBus struct {
+	client     redis.UniversalClient
+	prefix     string
+	historyTTL time.Duration
+	maxLen     int64
+}
+
+// RedisBusOptions configure a RedisBus.
+type RedisBusOptions struct {
+	// KeyPrefix is prepended to every channel and key.
+	KeyPrefix string
+	// HistoryTTL is events:history's TTL. default: the catalog's, 24h.
+	HistoryTTL time.Duration
+	// HistoryMaxLen bounds events:history. default: DefaultHistoryMaxLen.
+	HistoryMaxLen int64
+}
+
+// NewRedisBus wraps a client. The bus does not own the client's lifetime
+// beyond Close.
+func NewRedisBus(client redis.UniversalClient, opts RedisBusOptions) *RedisBus {
+	if opts.HistoryTTL <= 0 {
+		opts.HistoryTTL = history
+	}
+	if opts.HistoryMaxLen <= 0 {
+		opts.HistoryMaxLen = DefaultHistoryMaxLen
+	}
+	return &RedisBus{client: client, prefix: opts.KeyPrefix, historyTTL: opts.HistoryTTL, maxLen: opts.HistoryMaxLen}
+}
+
+// Client is the underlying go-redis client.
+func (b *RedisBus) Client() redis.UniversalClient { return b.client }
+
+func (b *RedisBus) Kind() string { return "redis" }
+
+func (b *RedisBus) name(n string) string { return b.prefix + n }
+
+func (b *RedisBus) Publish(ctx context.Context, channel string, payload []byte) error {
+	if err := b.client.Publish(ctx, b.name(channel), payload).Err(); err != nil {
+		return fmt.Errorf("eventlogger: publish %s: %w", channel, err)
+	}
+	return nil
+}
+
+func (b *RedisBus) PublishState(ctx context.Context, channel string, msg []byte, key string, value []byte, ttl time.Duration) error {
+	_, err := b.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Publish(ctx, b.name(channel), msg)
+		p.Set(ctx, b.name(key), value, ttl)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("eventlogger: publish %s and set %s: %w", channel, key, err)
+	}
+	return nil
+}
+
+func (b *RedisBus) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	if err := b.client.Set(ctx, b.name(key), value, ttl).Err(); err != nil {
+		return fmt.Errorf("eventlogger: set %s: %w", key, err)
+	}
+	return nil
+}
+
+func (b *RedisBus) Get(ctx context.Context, key string) ([]byte, time.Duration, error) {
+	var get *redis.StringCmd
+	var ttl *redis.DurationCmd
+	_, err := b.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		get = p.Get(ctx, b.name(key))
+		ttl = p.PTTL(ctx, b.name(key))
+		return nil
+	})
+	if errors.Is(err, redis.Nil) || errors.Is(get.Err(), redis.Nil) {
+		return nil, 0, ErrKeyNotFound
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("eventlogger: get %s: %w", key, err)
+	}
+	v, _ := get.Bytes()
+	d := ttl.Val()
+	if d < 0 {
+		d = -1
+	}
+	return v, d, nil
+}
+
+// Record writes the batch in one MULTI/EXEC: all of it or none of it, so
+// that a failure leaves nothing half-written (a lost reply is covered by
+// RecentIDs).
+func (b *RedisBus) Record(ctx context.Context, entries []LogEntry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	hist := b.name(KeyEventsHistory)
+	logged := b.name(ChannelEventsLogged)
+	_, err := b.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		for _, e := range entries {
+			p.XAdd(ctx, &redis.XAddArgs{
+				Stream: hist, MaxLen: b.maxLen, Approx: true,
+				Values: []any{"id", e.ID, "channel", e.Channel, "logged_at", e.LoggedAt.UnixMilli(), "message", e.Message.Encode()},
+			})
+			p.Publish(ctx, logged, loggedNotification(e))
+		}
+		p.Expire(ctx, hist, b.historyTTL)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("eventlogger: record %d events: %w", len(entries), err)
+	}
+	return nil
+}
+
+func (b *RedisBus) RecentIDs(ctx context.Context, n int) (map[string]bool, error) {
+	msgs, err := b.client.XRevRangeN(ctx, b.name(KeyEventsHistory), "+", "-", int64(n)).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("eventlogger: read history: %w", err)
+	}
+	ids := make(map[string]bool, len(msgs))
+	for _, m := range msgs {
+		if id, ok := m.Values["id"].(string); ok {
+			ids[id] = true
+		}
+	}
+	return ids, nil
+}
+
+func (b *RedisBus) History(ctx context.Context, n int) ([]LogEntry, error) {
+	msgs, err := b.client.XRevRangeN(ctx, b.name(KeyEventsHistory), "+", "-", int64(n)).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("eventlogger: read history: %w", err)
+	}
+	out := make([]LogEntry, 0, len(msgs))
+	for i := len(msgs) - 1; i >= 0; i-- {
+		e, err := entryFromStream(msgs[i].Values)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+func entryFromStream(v map[string]any) (LogEntry, error) {
+	var e LogEntry
+	e.ID, _ = v["id"].(string)
+	e.Channel, _ = v["channel"].(string)
+	if ms, ok := v["logged_at"].(string); ok {
+		n, _ := strconv.ParseInt(ms, 10, 64)
+		e.LoggedAt = time.UnixMilli(n).UTC()
+	}
+	raw, _ := v["message"].(string)
+	m, err := DecodeMessage([]byte(raw), 0)
+	if err != nil {
+		return LogEntry{}, fmt.Errorf("eventlogger: history entry %s: %w", e.ID, err)
+	}
+	e.Message = m
+	return e, nil
+}
+
+func (b *RedisBus) AddStats(ctx context.Context, stats map[string]ChannelStats) error {
+	if len(stats) == 0 {
+		return nil
+	}
+	key := b.name(KeyChannelStats)
+	_, err := b.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for ch, s := range stats {
+			if s.Messages != 0 {
+				p.HIncrBy(ctx, key, StatsField(ch, statMessages), s.Messages)
+			}
+			if s.Invalid != 0 {
+				p.HIncrBy(ctx, key, StatsField(ch, statInvalid), s.Invalid)
+			}
+			if !s.LastMessageTime.IsZero() {
+				p.HSet(ctx, key, StatsField(ch, statLastMS), s.LastMessageTime.UnixMilli())
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("eventlogger: write channel stats: %w", err)
+	}
+	return nil
+}
+
+func (b *RedisBus) Ping(ctx context.Context) error {
+	if err := b.client.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("eventlogger: ping: %w", err)
+	}
+	return nil
+}
+
+func (b *RedisBus) Close() error { return b.client.Close() }
+
+// Subscribe subscribes and waits for Redis to confirm every channel.
+func (b *RedisBus) Subscribe(ctx context.Context, channels ...string) (Subscription, error) {
+	names := make([]string, len(channels))
+	for i, c := range channels {
+		names[i] = b.name(c)
+	}
+	ps := b.client.Subscribe(ctx, names...)
+	for range names {
+		msg, err := ps.Receive(ctx)
+		if err != nil {
+			_ = ps.Close()
+			return nil, fmt.Errorf("eventlogger: subscribe: %w", err)
+		}
+		if _, ok := msg.(*redis.Subscription); !ok {
+			_ = ps.Close()
+			return nil, fmt.Errorf("eventlogger: subscribe: unexpected reply %T", msg)
+		}
+	}
+	s := &redisSubscription{ps: ps, out: make(chan Delivery, 1024)}
+	// go-redis resubscribes after a reconnect; the channel stays open.
+	in := ps.Channel(redis.WithChannelSize(1024), redis.WithChannelSendTimeout(time.Hour))
+	go func() {
+		defer close(s.out)
+		for m := range in {
+			s.out <- Delivery{Channel: m.Channel[len(b.prefix):], Payload: []byte(m.Payload)}
+		}
+	}()
+	return s, nil
+}
+
+type redisSubscription struct {
+	ps  *redis.PubSub
+	out chan Delivery
+}
+
+func (s *redisSubscription) C() <-chan Delivery { return s.out }
+func (s *redisSubscription) Close() error       { return s.ps.Close() }
+
+// ensure RedisBus is a Bus.
+var _ Bus = (*RedisBus)(nil)
+
+// marshalEntry is used by the file sink and stdout.
+func marshalEntry(e LogEntry) []byte {
+	b, _ := json.Marshal(e)
+	return b
+}

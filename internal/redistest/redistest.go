@@ -1,0 +1,222 @@
+// Package redistest starts real redis-server processes for tests: on a free
+// port, with a temporary directory, killed at the end. Servers can be
+// stopped and restarted on the same port to test outages, and a replica can
+// be started to test read-only servers. Tests never use a Redis they did
+// not start, unless REDIS_ADDR points at one (see Shared).
+package redistest
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Server is one redis-server process this package started.
+type Server struct {
+	// Addr is host:port.
+	Addr string
+	port int
+	dir  string
+	args []string
+
+	mu  sync.Mutex
+	cmd *exec.Cmd
+	// external is true for a server given by REDIS_ADDR: never stopped.
+	external bool
+}
+
+// Options for a new server.
+type Options struct {
+	// Args are extra redis-server arguments, e.g. "--requirepass", "pw".
+	Args []string
+	// ReplicaOf makes the server a replica of that server.
+	ReplicaOf *Server
+	// Persist keeps every acknowledged write across Stop/Kill and Restart
+	// (appendonly, fsync always). default: false, nothing is persisted.
+	Persist bool
+}
+
+// Start starts a redis-server on a free loopback port and waits until it
+// answers PING.
+func Start(opts Options) (*Server, error) {
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		return nil, errors.New("redistest: redis-server not found on PATH; run `make redis` (installs it with apt-get as root)")
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "redistest-")
+	if err != nil {
+		return nil, err
+	}
+	args := []string{
+		"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+		"--dir", dir, "--save", "", "--daemonize", "no",
+		"--logfile", filepath.Join(dir, "redis.log"),
+		"--protected-mode", "no",
+	}
+	if opts.Persist {
+		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
+	} else {
+		args = append(args, "--appendonly", "no")
+	}
+	if opts.ReplicaOf != nil {
+		host, p, _ := net.SplitHostPort(opts.ReplicaOf.Addr)
+		args = append(args, "--replicaof", host, p)
+	}
+	args = append(args, opts.Args...)
+	s := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), port: port, dir: dir, args: args}
+	if err := s.start(); err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+	return s, nil
+}
+
+// Shared returns the server named by REDIS_ADDR (never stopped by Close),
+// or starts a new one.
+func Shared() (*Server, error) {
+	if addr := os.Getenv("REDIS_ADDR"); addr != "" {
+		return &Server{Addr: addr, external: true}, nil
+	}
+	return Start(Options{})
+}
+
+func (s *Server) start() error {
+	cmd := exec.Command("redis-server", s.args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("redistest: starting redis-server: %w", err)
+	}
+	s.mu.Lock()
+	s.cmd = cmd
+	s.mu.Unlock()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if err := s.ping(); err == nil {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = cmd.Process.Kill()
+	_, _ = cmd.Process.Wait()
+	log, _ := os.ReadFile(filepath.Join(s.dir, "redis.log"))
+	return fmt.Errorf("redistest: redis-server on %s did not answer PING within 10s; its log:\n%s", s.Addr, log)
+}
+
+// ping sends an inline PING and expects +PONG (or an auth error, which
+// also shows that the server is up).
+func (s *Server) ping() error {
+	c, err := net.DialTimeout("tcp", s.Addr, 200*time.Millisecond)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(500 * time.Millisecond))
+	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	switch {
+	case strings.HasPrefix(line, "-LOADING"):
+		return errors.New(strings.TrimSpace(line))
+	case strings.HasPrefix(line, "+PONG"), strings.HasPrefix(line, "-"):
+		// An error such as NOAUTH also shows that the server is up.
+		return nil
+	}
+	return fmt.Errorf("unexpected reply %q", line)
+}
+
+// Stop stops the server (SIGTERM, as an orderly shutdown would) and waits
+// for it to exit. The port stays free for Restart.
+func (s *Server) Stop() error { return s.signal(syscall.SIGTERM) }
+
+// Kill kills the server (SIGKILL) and waits for it to exit.
+func (s *Server) Kill() error { return s.signal(syscall.SIGKILL) }
+
+func (s *Server) signal(sig syscall.Signal) error {
+	if s.external {
+		return errors.New("redistest: a server given by REDIS_ADDR is not stopped by tests")
+	}
+	s.mu.Lock()
+	cmd := s.cmd
+	s.cmd = nil
+	s.mu.Unlock()
+	if cmd == nil {
+		return nil
+	}
+	_ = cmd.Process.Signal(sig)
+	done := make(chan struct{})
+	go func() { _, _ = cmd.Process.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+	return nil
+}
+
+// Restart starts the server again on the same port and directory.
+func (s *Server) Restart() error {
+	if s.external {
+		return errors.New("redistest: a server given by REDIS_ADDR is not restarted by tests")
+	}
+	if err := s.Stop(); err != nil {
+		return err
+	}
+	return s.start()
+}
+
+// Running reports whether the process is up.
+func (s *Server) Running() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cmd != nil || s.external
+}
+
+// Close kills the server and removes its directory.
+func (s *Server) Close() {
+	if s.external {
+		return
+	}
+	_ = s.Kill()
+	_ = os.RemoveAll(s.dir)
+}
+
+// WaitDown waits until nothing answers on the server's port.
+func (s *Server) WaitDown(ctx context.Context) error {
+	for {
+		if s.ping() != nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("redistest: finding a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
