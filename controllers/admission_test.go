@@ -117,8 +117,8 @@ func TestAdmission_RejectsInvalidStrategiesNamingTheField(t *testing.T) {
 			g.Expect(k8sClient.Create(context.Background(), s)).To(Succeed())
 			got := getStrategy(g, ns, s.Name)
 			g.Expect(got.Spec.RedisLossPolicy).To(Equal(stratv1.RedisLossHalt), "default redisLossPolicy")
-			g.Expect(got.Spec.Redis.DialTimeout.Duration).To(Equal(2 * time.Second), "default dialTimeout")
-			g.Expect(got.Spec.Redis.HealthCheckInterval.Duration).To(Equal(30 * time.Second), "default healthCheckInterval")
+			g.Expect(got.Spec.Redis.DialTimeout.Duration).To(Equal(2*time.Second), "default dialTimeout")
+			g.Expect(got.Spec.Redis.HealthCheckInterval.Duration).To(Equal(30*time.Second), "default healthCheckInterval")
 			g.Expect(*got.Spec.EventLogger.Replicas).To(Equal(int32(1)), "default eventLogger.replicas")
 			g.Expect(got.Spec.EventLogger.LogLevel).To(Equal(stratv1.LogLevel("info")), "default eventLogger.logLevel")
 		}

@@ -31,9 +31,9 @@ func main() {
 
 type options struct {
 	mode, catalogFile, httpAddr, logLevel, eventLogFile string
-	maxMessageBytes, pendingLimit                      int
-	redis                                              el.RedisConfig
-	startupTimeout                                     time.Duration
+	maxMessageBytes, pendingLimit                       int
+	redis                                               el.RedisConfig
+	startupTimeout                                      time.Duration
 }
 
 func env(name, def string) string {
