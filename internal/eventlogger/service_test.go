@@ -331,3 +331,5 @@ func grep(s, sub string) string {
 	}
 	return fmt.Sprint(out)
 }
+
+func discardLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
