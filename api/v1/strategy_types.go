@@ -102,8 +102,8 @@ type RedisTLSSpec struct {
 }
 
 // RedisSpec says how to reach Redis.
-// +kubebuilder:validation:XValidation:rule="self.topology != 'Standalone' || (has(self.address) && self.address != ”)",message="spec.redis.address is required when spec.redis.topology is Standalone",fieldPath=".address"
-// +kubebuilder:validation:XValidation:rule="self.topology != 'Sentinel' || (has(self.sentinelMasterName) && self.sentinelMasterName != ”)",message="spec.redis.sentinelMasterName is required when spec.redis.topology is Sentinel",fieldPath=".sentinelMasterName"
+// +kubebuilder:validation:XValidation:rule="self.topology != 'Standalone' || (has(self.address) && size(self.address) > 0)",message="spec.redis.address is required when spec.redis.topology is Standalone",fieldPath=".address"
+// +kubebuilder:validation:XValidation:rule="self.topology != 'Sentinel' || (has(self.sentinelMasterName) && size(self.sentinelMasterName) > 0)",message="spec.redis.sentinelMasterName is required when spec.redis.topology is Sentinel",fieldPath=".sentinelMasterName"
 // +kubebuilder:validation:XValidation:rule="self.topology != 'Sentinel' || (has(self.addresses) && size(self.addresses) > 0)",message="spec.redis.addresses must list the Sentinels when spec.redis.topology is Sentinel",fieldPath=".addresses"
 // +kubebuilder:validation:XValidation:rule="self.topology != 'Cluster' || (has(self.addresses) && size(self.addresses) > 0)",message="spec.redis.addresses must list seed nodes when spec.redis.topology is Cluster",fieldPath=".addresses"
 // +kubebuilder:validation:XValidation:rule="self.topology != 'Cluster' || !has(self.db) || self.db == 0",message="spec.redis.db must be 0 (or omitted) when spec.redis.topology is Cluster: Redis Cluster has one database",fieldPath=".db"
