@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -17,6 +18,8 @@ import (
 )
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+func keyOf(o client.Object) client.ObjectKey { return client.ObjectKeyFromObject(o) }
 
 // ensure makes the cluster hold desired, owned by s. It reads the current
 // object from the cache and writes only when a field the operator sets
@@ -99,6 +102,9 @@ func inShape(desired, current client.Object) bool {
 	case *corev1.Service:
 		c := current.(*corev1.Service)
 		return equality.Semantic.DeepDerivative(d.Spec, c.Spec)
+	case *batchv1.Job:
+		// A Job's template is immutable: it runs as it was created.
+		return true
 	case *appsv1.Deployment:
 		c := current.(*appsv1.Deployment)
 		return equality.Semantic.DeepDerivative(d.Spec, c.Spec) &&
@@ -179,6 +185,8 @@ func kindOf(o client.Object) string {
 		return "Service"
 	case *appsv1.Deployment:
 		return "Deployment"
+	case *batchv1.Job:
+		return "Job"
 	}
 	return fmt.Sprintf("%T", o)
 }

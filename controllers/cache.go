@@ -2,6 +2,7 @@ package controllers
 
 import (
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -18,5 +19,6 @@ func CacheOptions() cache.Options {
 		&corev1.ServiceAccount{}: ours,
 		&corev1.Service{}:        ours,
 		&appsv1.Deployment{}:     ours,
+		&batchv1.Job{}:           ours,
 	}}
 }

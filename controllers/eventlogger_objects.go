@@ -55,8 +55,8 @@ func desiredEventLoggerService(s *stratv1.Strategy) *corev1.Service {
 // desiredEventLoggerDeployment is the event logger's Deployment. replicas
 // is what the reconciler decided (spec.eventLogger.replicas, or 0 while a
 // Live strategy is gated).
-func desiredEventLoggerDeployment(s *stratv1.Strategy, image string, replicas int32, hash string) *appsv1.Deployment {
-	w := podWiring(s)
+func desiredEventLoggerDeployment(s *stratv1.Strategy, image string, replicas int32, hash string, withRedis bool) *appsv1.Deployment {
+	w := podWiring(s, withRedis)
 	env := append(w.env,
 		corev1.EnvVar{Name: eventlogger.EnvLogLevel, Value: string(logLevel(s))},
 		corev1.EnvVar{Name: eventlogger.EnvHTTPAddr, Value: ":" + itoa(eventlogger.DefaultHTTPPort)},

@@ -22,26 +22,34 @@ func setCondition(s *stratv1.Strategy, t string, ok bool, reason, msg string) {
 
 // readinessConditions are the conditions Ready is derived from, in the
 // order a user should fix them.
-func readinessConditions(_ *stratv1.Strategy) []string {
-	return []string{stratv1.ConditionEventLoggerReady}
+func readinessConditions(s *stratv1.Strategy) []string {
+	var c []string
+	if s.Spec.Mode == stratv1.ModeLive {
+		c = append(c, stratv1.ConditionRedisReady)
+	}
+	c = append(c, stratv1.ConditionEventLoggerReady)
+	if s.Spec.Engine != nil {
+		c = append(c, stratv1.ConditionEngineReady)
+	}
+	return c
 }
 
 // summarize applies the kstatus rules in one place: Ready always present
 // and derived from the other conditions, Reconciling present only while
 // True, Stalled present only while True, observedGeneration on every patch.
-// err is what the steps returned.
-func (r *StrategyReconciler) summarize(s *stratv1.Strategy, err error) {
+// err is what the steps returned; st what they learned.
+func (r *StrategyReconciler) summarize(s *stratv1.Strategy, st *reconcileState, err error) {
 	wasReady := meta.IsStatusConditionTrue(s.Status.Conditions, stratv1.ConditionReady)
 	prevStall := meta.FindStatusCondition(s.Status.Conditions, stratv1.ConditionStalled)
 	s.Status.ObservedGeneration = s.Generation
 
-	if st, ok := asStalled(err); ok {
-		setCondition(s, stratv1.ConditionStalled, true, st.reason, st.message)
-		setCondition(s, stratv1.ConditionReady, false, st.reason, st.message)
+	if stl, ok := asStalled(err); ok {
+		setCondition(s, stratv1.ConditionStalled, true, stl.reason, stl.message)
+		setCondition(s, stratv1.ConditionReady, false, stl.reason, stl.message)
 		meta.RemoveStatusCondition(&s.Status.Conditions, stratv1.ConditionReconciling)
 		s.Status.Phase = stratv1.PhaseFailed
-		if prevStall == nil || prevStall.Reason != st.reason || prevStall.Message != st.message {
-			r.event(s, "Warning", st.reason, "Reconcile", "%s", st.message)
+		if prevStall == nil || prevStall.Reason != stl.reason || prevStall.Message != stl.message {
+			r.event(s, "Warning", stl.reason, "Reconcile", "%s", stl.message)
 		}
 		return
 	}
@@ -57,6 +65,25 @@ func (r *StrategyReconciler) summarize(s *stratv1.Strategy, err error) {
 			s.Status.Phase = stratv1.PhasePending
 		}
 		r.event(s, "Warning", stratv1.ReasonReconcileError, "Reconcile", "%s", msg)
+		return
+	}
+
+	// Waiting for Redis (gate closed, or lost after rollout) is progress
+	// the operator is still working on: Reconciling, so kstatus says
+	// InProgress and GitOps tools keep waiting instead of calling it done.
+	if st.gated || st.redisLost {
+		c := meta.FindStatusCondition(s.Status.Conditions, stratv1.ConditionRedisReady)
+		reason := stratv1.ReasonRedisNotReady
+		s.Status.Phase = stratv1.PhaseGated
+		if st.redisLost {
+			reason = stratv1.ReasonRedisLost
+			s.Status.Phase = stratv1.PhaseHalted
+			if s.Spec.RedisLossPolicy == stratv1.RedisLossAlert {
+				s.Status.Phase = stratv1.PhaseDegraded
+			}
+		}
+		setCondition(s, stratv1.ConditionReady, false, reason, c.Message)
+		setCondition(s, stratv1.ConditionReconciling, true, reason, c.Message)
 		return
 	}
 
@@ -76,6 +103,9 @@ func (r *StrategyReconciler) summarize(s *stratv1.Strategy, err error) {
 	setCondition(s, stratv1.ConditionReady, true, stratv1.ReasonSucceeded, "Strategy runs as declared")
 	meta.RemoveStatusCondition(&s.Status.Conditions, stratv1.ConditionReconciling)
 	s.Status.Phase = stratv1.PhaseRunning
+	if st.backtestDone != "" {
+		s.Status.Phase = st.backtestDone
+	}
 	if !wasReady {
 		r.event(s, "Normal", "Ready", "Reconcile", "Strategy is ready")
 	}

@@ -3,9 +3,12 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/redis/go-redis/v9"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -21,6 +24,7 @@ import (
 
 	stratv1 "github.com/stratops/stratops/api/v1"
 	"github.com/stratops/stratops/internal/eventlogger"
+	"github.com/stratops/stratops/internal/redisprobe"
 )
 
 // StrategyReconciler reconciles Strategy objects.
@@ -36,6 +40,8 @@ type StrategyReconciler struct {
 	EventLoggerImage string
 	// MaxConcurrentReconciles bounds parallel reconciles. default: 4.
 	MaxConcurrentReconciles int
+	// Clients caches Redis clients across Strategies.
+	Clients *redisprobe.Clients
 }
 
 // reconcileState is what one reconcile of one Strategy learns on its way
@@ -46,6 +52,21 @@ type reconcileState struct {
 	catalogJSON []byte
 	secrets     []resolvedSecret
 	configHash  string
+
+	// redis is the client to the Strategy's Redis, nil when the strategy
+	// runs without Redis (a backtest on memory).
+	redis redis.UniversalClient
+	// health is the read-out, when reconcileRedis already made it.
+	health *redisprobe.Health
+	// redisOK: Redis can be used; gated: Live, not rolled out, Redis not
+	// proven; redisLost: Live, rolled out, Redis failed its probes
+	// redisLossThreshold times in a row.
+	redisOK, gated, redisLost bool
+	// backtestDone is Succeeded or Failed once the backtest Job finished.
+	backtestDone stratv1.StrategyPhase
+	// requeueAfter, when set, asks for the next reconcile sooner than the
+	// health check interval.
+	requeueAfter time.Duration
 }
 
 // step is one sub-reconciler: it does one thing and sets only its own
@@ -57,6 +78,7 @@ type step func(ctx context.Context, st *reconcileState) error
 // +kubebuilder:rbac:groups=stratops.dev,resources=strategies/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups="",resources=configmaps;services;serviceaccounts,verbs=get;list;watch;create;update
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
@@ -65,6 +87,10 @@ type step func(ctx context.Context, st *reconcileState) error
 func (r *StrategyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	s := &stratv1.Strategy{}
 	if err := r.Get(ctx, req.NamespacedName, s); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.Clients.Release(req.String())
+			forgetMetrics(req.Namespace, req.Name)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	// Children are garbage-collected through their owner references.
@@ -86,7 +112,7 @@ func (r *StrategyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 
 	st := &reconcileState{strategy: s}
 	var err error
-	for _, run := range []step{r.reconcileSpec, r.reconcileEventLogger} {
+	for _, run := range []step{r.reconcileSpec, r.reconcileRedis, r.reconcileEventLogger, r.reconcileEngine, r.reconcileHealth} {
 		if err = run(ctx, st); err != nil {
 			break
 		}
@@ -96,13 +122,25 @@ func (r *StrategyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		// error worth a condition or an event.
 		return ctrl.Result{Requeue: true}, nil
 	}
-	r.summarize(s, err)
+	r.summarize(s, st, err)
 	if _, ok := asStalled(err); ok {
 		// Retrying cannot help: a watch on the Strategy or the Secret brings
 		// the next reconcile.
 		return ctrl.Result{}, nil
 	}
-	return ctrl.Result{}, err
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	// Redis and the channels and keys are checked at least every
+	// healthCheckInterval, sooner while Redis is failing.
+	after := healthCheckInterval(s)
+	if st.requeueAfter > 0 {
+		after = min(after, st.requeueAfter)
+	}
+	if s.Spec.Redis == nil || st.backtestDone != "" {
+		return ctrl.Result{}, nil
+	}
+	return ctrl.Result{RequeueAfter: after}, nil
 }
 
 // reconcileSpec turns the spec into the catalog and resolves the Secrets
@@ -131,13 +169,14 @@ func (r *StrategyReconciler) reconcileEventLogger(ctx context.Context, st *recon
 		image = r.EventLoggerImage
 	}
 	replicas := eventLoggerReplicas(s)
+	objs := []client.Object{desiredCatalogConfigMap(s, st.catalogJSON), desiredServiceAccount(s), desiredEventLoggerService(s)}
+	if !st.gated {
+		// The gate: a Live strategy's logger rolls out only once Redis
+		// proved itself.
+		objs = append(objs, desiredEventLoggerDeployment(s, image, replicas, st.configHash, st.redis != nil))
+	}
 	var dep *appsv1.Deployment
-	for _, obj := range []client.Object{
-		desiredCatalogConfigMap(s, st.catalogJSON),
-		desiredServiceAccount(s),
-		desiredEventLoggerDeployment(s, image, replicas, st.configHash),
-		desiredEventLoggerService(s),
-	} {
+	for _, obj := range objs {
 		live, err := r.ensure(ctx, s, obj)
 		if err != nil {
 			return err
@@ -145,6 +184,11 @@ func (r *StrategyReconciler) reconcileEventLogger(ctx context.Context, st *recon
 		if d, ok := live.(*appsv1.Deployment); ok {
 			dep = d
 		}
+	}
+	if dep == nil {
+		s.Status.EventLogger = &stratv1.WorkloadStatus{Replicas: 0}
+		setCondition(s, stratv1.ConditionEventLoggerReady, false, reasonEngineNotRolled, "The event logger waits for Redis to pass its probes")
+		return nil
 	}
 	ready, msg := deploymentAvailable(dep, replicas)
 	s.Status.EventLogger = &stratv1.WorkloadStatus{Replicas: replicas, ReadyReplicas: dep.Status.AvailableReplicas}
@@ -173,15 +217,29 @@ func deploymentAvailable(d *appsv1.Deployment, want int32) (bool, string) {
 	return true, ""
 }
 
-// patchStatus patches the status once, and only when it changed.
+// patchStatus patches the status once, and only when it changed. Figures
+// that change on every read (a key's remaining TTL, a probe's time) are
+// not a change on their own: they are refreshed when the probes run, every
+// healthCheckInterval, or along with a change that matters.
 func (r *StrategyReconciler) patchStatus(ctx context.Context, base, s *stratv1.Strategy) error {
-	if equality.Semantic.DeepEqual(base.Status, s.Status) {
+	if equality.Semantic.DeepEqual(withoutVolatile(&base.Status), withoutVolatile(&s.Status)) &&
+		(s.Status.Redis == nil || base.Status.Redis == nil ||
+			equality.Semantic.DeepEqual(s.Status.Redis.LastProbeTime, base.Status.Redis.LastProbeTime)) {
 		return nil
 	}
 	if err := r.Status().Patch(ctx, s, client.MergeFrom(base)); err != nil {
 		return fmt.Errorf("patching status: %w", client.IgnoreNotFound(err))
 	}
 	return nil
+}
+
+// withoutVolatile is the status without the figures that tick on their own.
+func withoutVolatile(st *stratv1.StrategyStatus) *stratv1.StrategyStatus {
+	c := st.DeepCopy()
+	for i := range c.Keys {
+		c.Keys[i].TTLSeconds = nil
+	}
+	return c
 }
 
 func (r *StrategyReconciler) event(s *stratv1.Strategy, eventType, reason, action, note string, args ...any) {
@@ -209,6 +267,7 @@ func (r *StrategyReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Mana
 		Owns(&corev1.ServiceAccount{}).
 		Owns(&corev1.Service{}).
 		Owns(&appsv1.Deployment{}).
+		Owns(&batchv1.Job{}).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.strategiesForSecret), builder.OnlyMetadata).
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Named("strategy").

@@ -34,7 +34,7 @@ func liveWithPassword(ns, name, secret string) *stratv1.Strategy {
 		Spec: stratv1.StrategySpec{
 			Mode: stratv1.ModeLive,
 			Redis: &stratv1.RedisSpec{
-				Address:           "redis.example.svc:6379",
+				Address:           redisAuth.Addr,
 				KeyPrefix:         name + ":",
 				Username:          "trader",
 				PasswordSecretRef: &stratv1.SecretKeySelector{Name: secret, Key: "password"},
@@ -58,7 +58,7 @@ func TestReconcile_ProvisionsEventLoggerChildrenWithOwnerRefsLabelsAndRestricted
 	g := NewWithT(t)
 	ctx := context.Background()
 	ns := newNamespace(t)
-	createSecret(t, ns, "redis-auth", "s3cret-pass")
+	createSecret(t, ns, "redis-auth", testPassword)
 	s := liveWithPassword(ns, "eth-basis", "redis-auth")
 	s.Spec.EventLogger.Resources = corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: mustQuantity("128Mi")}}
 	g.Expect(k8sClient.Create(ctx, s)).To(Succeed())
@@ -104,7 +104,7 @@ func TestReconcile_ProvisionsEventLoggerChildrenWithOwnerRefsLabelsAndRestricted
 	for _, e := range c.Env {
 		env[e.Name] = e
 	}
-	g.Expect(env[eventlogger.EnvRedisAddrs].Value).To(Equal("redis.example.svc:6379"))
+	g.Expect(env[eventlogger.EnvRedisAddrs].Value).To(Equal(redisAuth.Addr))
 	g.Expect(env[eventlogger.EnvRedisUsername].Value).To(Equal("trader"))
 	g.Expect(env[eventlogger.EnvMode].Value).To(Equal("Live"))
 	pw := env[eventlogger.EnvRedisPassword]
@@ -139,10 +139,10 @@ func TestReconcile_ProvisionsEventLoggerChildrenWithOwnerRefsLabelsAndRestricted
 	// Nothing the operator wrote holds the password.
 	for _, o := range []any{dep, cm, sa, svc, getStrategy(g, ns, "eth-basis")} {
 		b, _ := json.Marshal(o)
-		g.Expect(string(b)).NotTo(ContainSubstring("s3cret-pass"))
+		g.Expect(string(b)).NotTo(ContainSubstring(testPassword))
 	}
 	for _, e := range eventsFor(g, ns, "eth-basis") {
-		g.Expect(e.Note).NotTo(ContainSubstring("s3cret-pass"))
+		g.Expect(e.Note).NotTo(ContainSubstring(testPassword))
 	}
 }
 
@@ -253,7 +253,7 @@ func TestReconcile_MissingSecretStallsAndRecoversWhenCreated(t *testing.T) {
 	}, timeout, interval).Should(Succeed())
 
 	// Fixing the Secret recovers without touching the Strategy.
-	sec.Data = map[string][]byte{"password": []byte("pw")}
+	sec.Data = map[string][]byte{"password": []byte(testPassword)}
 	g.Expect(k8sClient.Update(ctx, sec)).To(Succeed())
 	g.Eventually(func(g Gomega) {
 		s := getStrategy(g, ns, "stall")
@@ -297,7 +297,7 @@ func TestReconcile_NoOpReconcileWritesNothing(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	ns := newNamespace(t)
-	createSecret(t, ns, "redis-auth", "pw")
+	createSecret(t, ns, "redis-auth", testPassword)
 	g.Expect(k8sClient.Create(ctx, liveWithPassword(ns, "noop", "redis-auth"))).To(Succeed())
 	g.Eventually(func() error {
 		return k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "noop-eventlogger"}, &appsv1.Deployment{})

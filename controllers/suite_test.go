@@ -9,6 +9,7 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap/zapcore"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -27,6 +28,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	stratv1 "github.com/stratops/stratops/api/v1"
+	"github.com/stratops/stratops/internal/redistest"
 )
 
 const (
@@ -40,7 +42,12 @@ var (
 	testScheme = runtime.NewScheme()
 	restConfig *rest.Config
 	reconciler *StrategyReconciler
+	// redisOpen needs no password; redisAuth needs testPassword (default
+	// user, ACL user "trader", and "reader" who may not SET).
+	redisOpen, redisAuth *redistest.Server
 )
+
+const testPassword = "s3cret-pass"
 
 // TestMain starts one real kube-apiserver and etcd (envtest, binaries built
 // from source by hack/build-envtest.sh) and the manager with the Strategy
@@ -86,7 +93,31 @@ func runSuite(m *testing.M) int {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	if redisOpen, err = redistest.Start(redistest.Options{}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer redisOpen.Close()
+	// An ACL user "trader" and a default user, both with a password.
+	if redisAuth, err = redistest.Start(redistest.Options{Args: []string{"--requirepass", testPassword}}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer redisAuth.Close()
+	admin := redis.NewClient(&redis.Options{Addr: redisAuth.Addr, Password: testPassword})
+	for _, u := range [][]any{
+		{"ACL", "SETUSER", "trader", "on", ">" + testPassword, "~*", "&*", "+@all"},
+		{"ACL", "SETUSER", "reader", "on", ">" + testPassword, "~*", "&*", "+@all", "-set"},
+	} {
+		if err := admin.Do(context.Background(), u...).Err(); err != nil {
+			fmt.Fprintln(os.Stderr, "creating ACL users:", err)
+			return 1
+		}
+	}
+	_ = admin.Close()
+
 	reconciler = &StrategyReconciler{
+		Clients:          NewRedisClients(),
 		Client:           mgr.GetClient(),
 		APIReader:        mgr.GetAPIReader(),
 		Scheme:           mgr.GetScheme(),

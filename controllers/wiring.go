@@ -31,10 +31,9 @@ type wiring struct {
 	mounts  []corev1.VolumeMount
 }
 
-// useRedis reports whether the pods are told to use Redis.
-func useRedis(s *stratv1.Strategy) bool { return s.Spec.Redis != nil }
-
-func podWiring(s *stratv1.Strategy) wiring {
+// podWiring wires a pod; withRedis false gives it no Redis (a backtest on
+// the in-memory bus).
+func podWiring(s *stratv1.Strategy, withRedis bool) wiring {
 	w := wiring{
 		env: []corev1.EnvVar{
 			{Name: eventlogger.EnvMode, Value: string(s.Spec.Mode)},
@@ -48,7 +47,7 @@ func podWiring(s *stratv1.Strategy) wiring {
 		}},
 		mounts: []corev1.VolumeMount{{Name: catalogVolume, MountPath: catalogMountDir, ReadOnly: true}},
 	}
-	if !useRedis(s) {
+	if !withRedis || s.Spec.Redis == nil {
 		return w
 	}
 	r := s.Spec.Redis

@@ -90,6 +90,7 @@ func run() error {
 		Recorder:                mgr.GetEventRecorder("stratops"),
 		EventLoggerImage:        image,
 		MaxConcurrentReconciles: workers,
+		Clients:                 controllers.NewRedisClients(),
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up the Strategy controller: %w", err)

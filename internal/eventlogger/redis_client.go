@@ -25,9 +25,11 @@ type RedisConfig struct {
 	// Username is the ACL user; Password its password. Never logged.
 	Username string
 	Password string
-	// TLS turns TLS on; CAFile is a PEM bundle (default: system roots).
+	// TLS turns TLS on; CAFile (or CAPEM) is a PEM bundle (default:
+	// system roots).
 	TLS                bool
 	CAFile             string
+	CAPEM              []byte
 	ServerName         string
 	InsecureSkipVerify bool
 	// DialTimeout bounds connecting. default: 2s.
@@ -90,14 +92,17 @@ func (c RedisConfig) UniversalOptions() (*redis.UniversalOptions, error) {
 	}
 	if c.TLS {
 		cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.ServerName, InsecureSkipVerify: c.InsecureSkipVerify} //nolint:gosec // only when the Strategy asks for it
-		if c.CAFile != "" {
-			pem, err := os.ReadFile(c.CAFile)
-			if err != nil {
-				return nil, fmt.Errorf("eventlogger: reading Redis CA: %w", err)
+		if c.CAFile != "" || len(c.CAPEM) > 0 {
+			pem := c.CAPEM
+			if len(pem) == 0 {
+				var err error
+				if pem, err = os.ReadFile(c.CAFile); err != nil {
+					return nil, fmt.Errorf("eventlogger: reading Redis CA: %w", err)
+				}
 			}
 			pool := x509.NewCertPool()
 			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("eventlogger: %s holds no PEM certificate", c.CAFile)
+				return nil, errors.New("eventlogger: the Redis CA holds no PEM certificate")
 			}
 			cfg.RootCAs = pool
 		}

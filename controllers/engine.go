@@ -1,0 +1,169 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	stratv1 "github.com/stratops/stratops/api/v1"
+)
+
+// Engine condition reasons.
+const (
+	reasonEngineRunning   = "EngineRunning"
+	reasonEngineStarting  = "EngineStarting"
+	reasonEngineHalted    = "EngineHalted"
+	reasonBacktestDone    = "BacktestSucceeded"
+	reasonBacktestFailed  = "BacktestFailed"
+	reasonEngineNotRolled = "Gated"
+)
+
+// enginePodTemplate is the user's template with the strategy's wiring
+// added to every container: the catalog mounted, the Redis connection in
+// the environment (the password through a secretKeyRef), exactly as the
+// event logger gets them.
+func enginePodTemplate(s *stratv1.Strategy, w wiring, hash string) corev1.PodTemplateSpec {
+	t := *s.Spec.Engine.Template.DeepCopy()
+	labels := objectLabels(s, componentEngine)
+	if t.Labels == nil {
+		t.Labels = map[string]string{}
+	}
+	for k, v := range labels {
+		t.Labels[k] = v
+	}
+	if t.Annotations == nil {
+		t.Annotations = map[string]string{}
+	}
+	t.Annotations[annotationConfigHash] = hash
+	for i := range t.Spec.Containers {
+		c := &t.Spec.Containers[i]
+		c.Env = append(append([]corev1.EnvVar(nil), w.env...), c.Env...)
+		c.VolumeMounts = append(c.VolumeMounts, w.mounts...)
+	}
+	t.Spec.Volumes = append(t.Spec.Volumes, w.volumes...)
+	return t
+}
+
+// reconcileEngine runs the strategy's own workload: a Job in Backtest, a
+// Deployment in Live (only after the gate; scaled to zero while Redis is
+// lost under policy Halt).
+func (r *StrategyReconciler) reconcileEngine(ctx context.Context, st *reconcileState) error {
+	s := st.strategy
+	if s.Spec.Engine == nil {
+		meta.RemoveStatusCondition(&s.Status.Conditions, stratv1.ConditionEngineReady)
+		s.Status.Engine = nil
+		return nil
+	}
+	if st.gated {
+		setCondition(s, stratv1.ConditionEngineReady, false, reasonEngineNotRolled, "The engine waits for Redis to pass its probes")
+		return nil
+	}
+	tmpl := enginePodTemplate(s, podWiring(s, st.redis != nil), st.configHash)
+	if s.Spec.Mode == stratv1.ModeBacktest {
+		return r.reconcileBacktestJob(ctx, st, tmpl)
+	}
+
+	replicas := int32(1)
+	halted := st.redisLost && s.Spec.RedisLossPolicy != stratv1.RedisLossAlert
+	if halted {
+		replicas = 0
+	}
+	desired := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: engineName(s), Namespace: s.Namespace, Labels: objectLabels(s, componentEngine)},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To(replicas),
+			Selector: &metav1.LabelSelector{MatchLabels: selectorLabels(s, componentEngine)},
+			// Never two engines trading at once: the old pod stops before
+			// the new one starts.
+			Strategy: appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType},
+			Template: tmpl,
+		},
+	}
+	var before *appsv1.Deployment
+	if cur := (&appsv1.Deployment{}); r.Get(ctx, keyOf(desired), cur) == nil {
+		before = cur
+	}
+	live, err := r.ensure(ctx, s, desired)
+	if err != nil {
+		return err
+	}
+	dep := live.(*appsv1.Deployment)
+	if before != nil {
+		if before.Spec.Template.Annotations[annotationConfigHash] != tmpl.Annotations[annotationConfigHash] ||
+			!equalTemplates(before.Spec.Template, dep.Spec.Template) {
+			r.event(s, corev1.EventTypeWarning, "EngineRestarted", "Update",
+				"The engine's pod template changed (spec or configuration): its pod is replaced (Recreate: the old one stops before the new one starts)")
+		}
+		if ptr.Deref(before.Spec.Replicas, 1) != replicas {
+			if halted {
+				r.event(s, corev1.EventTypeWarning, "EngineHalted", "Scale", "Redis lost under policy Halt: the engine is scaled to 0")
+			} else {
+				r.event(s, corev1.EventTypeNormal, "EngineResumed", "Scale", "Redis is back: the engine is scaled to %d", replicas)
+			}
+		}
+	}
+	s.Status.Engine = &stratv1.WorkloadStatus{Replicas: replicas, ReadyReplicas: dep.Status.AvailableReplicas}
+	switch ready, msg := deploymentAvailable(dep, replicas); {
+	case halted:
+		setCondition(s, stratv1.ConditionEngineReady, false, reasonEngineHalted, "Engine scaled to 0: Redis is lost and redisLossPolicy is Halt")
+	case ready:
+		setCondition(s, stratv1.ConditionEngineReady, true, reasonEngineRunning, fmt.Sprintf("Deployment %s has %d/%d replicas available", dep.Name, dep.Status.AvailableReplicas, replicas))
+	default:
+		setCondition(s, stratv1.ConditionEngineReady, false, reasonEngineStarting, msg)
+	}
+	return nil
+}
+
+func equalTemplates(a, b corev1.PodTemplateSpec) bool {
+	return a.Annotations[annotationConfigHash] == b.Annotations[annotationConfigHash] &&
+		len(a.Spec.Containers) == len(b.Spec.Containers) && imagesOf(a) == imagesOf(b)
+}
+
+func imagesOf(t corev1.PodTemplateSpec) string {
+	s := ""
+	for _, c := range t.Spec.Containers {
+		s += c.Image + ","
+	}
+	return s
+}
+
+// reconcileBacktestJob runs the backtest once. A Job's template cannot be
+// changed: a changed spec does not rerun it (delete the Job to rerun).
+func (r *StrategyReconciler) reconcileBacktestJob(ctx context.Context, st *reconcileState, tmpl corev1.PodTemplateSpec) error {
+	s := st.strategy
+	if tmpl.Spec.RestartPolicy == "" || tmpl.Spec.RestartPolicy == corev1.RestartPolicyAlways {
+		tmpl.Spec.RestartPolicy = corev1.RestartPolicyNever
+	}
+	desired := &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Name: engineName(s), Namespace: s.Namespace, Labels: objectLabels(s, componentEngine)},
+		Spec:       batchv1.JobSpec{Template: tmpl, BackoffLimit: ptr.To[int32](2)},
+	}
+	live, err := r.ensure(ctx, s, desired)
+	if err != nil {
+		return err
+	}
+	job := live.(*batchv1.Job)
+	s.Status.Engine = &stratv1.WorkloadStatus{Replicas: 1, ReadyReplicas: job.Status.Active}
+	for _, c := range job.Status.Conditions {
+		if c.Status != corev1.ConditionTrue {
+			continue
+		}
+		switch c.Type {
+		case batchv1.JobComplete:
+			st.backtestDone = stratv1.PhaseSucceeded
+			setCondition(s, stratv1.ConditionEngineReady, true, reasonBacktestDone, "Backtest Job "+job.Name+" completed")
+			return nil
+		case batchv1.JobFailed:
+			st.backtestDone = stratv1.PhaseFailed
+			return stalled(reasonBacktestFailed, "Backtest Job %s failed: %s: %s", job.Name, c.Reason, c.Message)
+		}
+	}
+	setCondition(s, stratv1.ConditionEngineReady, true, reasonEngineRunning, "Backtest Job "+job.Name+" is running")
+	return nil
+}

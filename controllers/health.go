@@ -1,0 +1,124 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	stratv1 "github.com/stratops/stratops/api/v1"
+	"github.com/stratops/stratops/internal/redisprobe"
+)
+
+// Reasons of the health conditions.
+const (
+	reasonAllHealthy       = "AllHealthy"
+	reasonUnhealthy        = "Unhealthy"
+	reasonRedisUnavailable = "RedisUnavailable"
+)
+
+// reconcileHealth reads the channels' and keys' health from Redis and puts
+// it in status, conditions, events and metrics. It never changes Ready.
+func (r *StrategyReconciler) reconcileHealth(ctx context.Context, st *reconcileState) error {
+	s := st.strategy
+	if st.redis == nil || st.gated || st.redisLost {
+		why := "Redis is not usable"
+		switch {
+		case s.Status.Redis != nil && s.Status.Redis.InMemoryFallback:
+			why = "the backtest runs on the in-memory bus: channel and key health is read from Redis only"
+			s.Status.Channels, s.Status.Keys, s.Status.ChannelsSummary, s.Status.KeysSummary = nil, nil, "", ""
+		case st.gated:
+			why = "Redis has not passed its probes"
+		case st.redisLost:
+			why = "Redis is lost; the last read-out stays in status"
+		}
+		for _, t := range []string{stratv1.ConditionChannelsHealthy, stratv1.ConditionKeysHealthy} {
+			meta.SetStatusCondition(&s.Status.Conditions, metav1.Condition{Type: t, Status: metav1.ConditionUnknown,
+				Reason: reasonRedisUnavailable, Message: why, ObservedGeneration: s.Generation})
+		}
+		return nil
+	}
+	h := st.health
+	if h == nil {
+		read, err := redisprobe.ReadHealth(ctx, st.redis, st.catalog, time.Now())
+		if err != nil {
+			// Not a reconcile error: Redis trouble is the probes' to report.
+			st.requeueAfter = min(2*time.Second, healthCheckInterval(s))
+			return nil
+		}
+		h = &read
+	}
+	ns, name := s.Namespace, s.Name
+	var chs []stratv1.ChannelStatus
+	var badCh []string
+	for _, c := range h.Channels {
+		cs := stratv1.ChannelStatus{Name: c.Name, Subscribers: c.Subscribers, Messages: c.Messages,
+			InvalidMessages: c.Invalid, Healthy: c.Healthy, Reason: c.Reason}
+		if !c.LastMessageTime.IsZero() {
+			cs.LastMessageTime = ptr.To(metav1.NewTime(c.LastMessageTime))
+		}
+		if !c.Healthy {
+			badCh = append(badCh, fmt.Sprintf("%s (%s: %d/%d subscribers)", c.Name, c.Reason, c.Subscribers, minSubscribers(st, c.Name)))
+		}
+		chs = append(chs, cs)
+		channelSubscribers.WithLabelValues(ns, name, c.Name).Set(float64(c.Subscribers))
+	}
+	var ks []stratv1.KeyStatus
+	var badKeys []string
+	for _, k := range h.Keys {
+		kst := stratv1.KeyStatus{Name: k.Name, Present: k.Present, Healthy: k.Healthy, Reason: k.Reason}
+		ttl := int64(-2)
+		if k.Present {
+			ttl = -1
+			if k.TTL >= 0 {
+				ttl = int64(k.TTL.Seconds())
+			}
+			kst.TTLSeconds = ptr.To(ttl)
+		}
+		if k.PolicyTTL > 0 {
+			kst.PolicyTTLSeconds = ptr.To(int64(k.PolicyTTL.Seconds()))
+		}
+		if !k.Healthy {
+			badKeys = append(badKeys, k.Name+" ("+k.Reason+")")
+		}
+		ks = append(ks, kst)
+		keyTTL.WithLabelValues(ns, name, k.Name).Set(float64(ttl))
+	}
+	s.Status.Channels, s.Status.Keys = chs, ks
+	s.Status.ChannelsSummary = fmt.Sprintf("%d/%d", len(chs)-len(badCh), len(chs))
+	s.Status.KeysSummary = fmt.Sprintf("%d/%d", len(ks)-len(badKeys), len(ks))
+	healthyCount.WithLabelValues(ns, name, "channels").Set(float64(len(chs) - len(badCh)))
+	totalCount.WithLabelValues(ns, name, "channels").Set(float64(len(chs)))
+	healthyCount.WithLabelValues(ns, name, "keys").Set(float64(len(ks) - len(badKeys)))
+	totalCount.WithLabelValues(ns, name, "keys").Set(float64(len(ks)))
+	r.setHealth(s, stratv1.ConditionChannelsHealthy, "channels", badCh, len(chs))
+	r.setHealth(s, stratv1.ConditionKeysHealthy, "keys", badKeys, len(ks))
+	return nil
+}
+
+func minSubscribers(st *reconcileState, channel string) int {
+	c, _ := st.catalog.Channel(channel)
+	return c.MinSubscribers
+}
+
+// setHealth sets a health condition and emits an event when it flips.
+func (r *StrategyReconciler) setHealth(s *stratv1.Strategy, t, what string, bad []string, total int) {
+	prev := meta.FindStatusCondition(s.Status.Conditions, t)
+	if len(bad) == 0 {
+		setCondition(s, t, true, reasonAllHealthy, fmt.Sprintf("All %d %s are healthy", total, what))
+		if prev != nil && prev.Status == metav1.ConditionFalse {
+			r.event(s, corev1.EventTypeNormal, t, "HealthCheck", "All %d %s are healthy again", total, what)
+		}
+		return
+	}
+	msg := fmt.Sprintf("%d/%d %s unhealthy: %s", len(bad), total, what, strings.Join(bad, ", "))
+	setCondition(s, t, false, reasonUnhealthy, msg)
+	if prev == nil || prev.Status != metav1.ConditionFalse {
+		r.event(s, corev1.EventTypeWarning, t, "HealthCheck", "%s", msg)
+	}
+}

@@ -1,0 +1,56 @@
+package controllers
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/stratops/stratops/internal/redisprobe"
+)
+
+// Manager metrics, on controller-runtime's registry (the manager's
+// /metrics endpoint).
+var (
+	probeLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "stratops_redis_probe_duration_seconds", Help: "Latency of each Redis readiness probe.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+	}, []string{"probe"})
+	probeFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "stratops_redis_probe_failures_total", Help: "Failed Redis readiness probes, by probe and reason.",
+	}, []string{"probe", "reason"})
+	redisClientsOpen = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "stratops_redis_clients_open", Help: "Redis clients the operator holds open (one per distinct connection setting).",
+	})
+	channelSubscribers = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "stratops_channel_subscribers", Help: "PUBSUB NUMSUB of each channel of each Strategy.",
+	}, []string{"namespace", "strategy", "channel"})
+	keyTTL = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "stratops_key_ttl_seconds", Help: "Remaining TTL of each key of each Strategy (-1: none, -2: missing).",
+	}, []string{"namespace", "strategy", "key"})
+	healthyCount = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "stratops_healthy", Help: "Healthy channels or keys of each Strategy.",
+	}, []string{"namespace", "strategy", "kind"})
+	totalCount = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "stratops_total", Help: "Channels or keys of each Strategy.",
+	}, []string{"namespace", "strategy", "kind"})
+)
+
+func init() {
+	metrics.Registry.MustRegister(probeLatency, probeFailures, redisClientsOpen, channelSubscribers, keyTTL, healthyCount, totalCount)
+}
+
+// forgetMetrics drops a deleted Strategy's series.
+func forgetMetrics(namespace, name string) {
+	l := prometheus.Labels{"namespace": namespace, "strategy": name}
+	channelSubscribers.DeletePartialMatch(l)
+	keyTTL.DeletePartialMatch(l)
+	healthyCount.DeletePartialMatch(l)
+	totalCount.DeletePartialMatch(l)
+}
+
+// NewRedisClients is the Redis client cache, reporting how many clients
+// are open in stratops_redis_clients_open.
+func NewRedisClients() *redisprobe.Clients {
+	c := redisprobe.NewClients()
+	c.OnChange = func(open int) { redisClientsOpen.Set(float64(open)) }
+	return c
+}

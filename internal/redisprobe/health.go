@@ -1,0 +1,168 @@
+package redisprobe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/stratops/stratops/internal/eventlogger"
+)
+
+// Reasons a channel or key is unhealthy.
+const (
+	ReasonTooFewSubscribers = "TooFewSubscribers"
+	ReasonSilent            = "Silent"
+	ReasonMissing           = "Missing"
+	ReasonNoExpiry          = "NoExpiry"
+	ReasonTTLExceedsPolicy  = "TTLExceedsPolicy"
+	ReasonStale             = "Stale"
+	ReasonInvalidValue      = "InvalidValue"
+)
+
+// ChannelHealth is what Redis and the event logger's stats say of a channel.
+type ChannelHealth struct {
+	Name            string
+	Subscribers     int64
+	Messages        int64
+	Invalid         int64
+	LastMessageTime time.Time
+	Healthy         bool
+	Reason          string
+}
+
+// KeyHealth is what Redis says of a key.
+type KeyHealth struct {
+	Name    string
+	Present bool
+	// TTL remaining; negative when the key has none.
+	TTL time.Duration
+	// PolicyTTL is the catalog's; zero for a persistent key.
+	PolicyTTL time.Duration
+	Healthy   bool
+	Reason    string
+}
+
+// Health is the read-out of a strategy's channels and keys.
+type Health struct {
+	Channels []ChannelHealth
+	Keys     []KeyHealth
+}
+
+// ReadHealth reads every channel's subscribers (summed over all nodes of a
+// cluster), the event logger's stats hash, and every key's TTL (and, where
+// the catalog sets maxAge, its value's timestamp), in one pipeline: one
+// round trip on a standalone server.
+func ReadHealth(ctx context.Context, c redis.UniversalClient, cat eventlogger.Catalog, now time.Time) (Health, error) {
+	chNames := make([]string, len(cat.Channels))
+	for i, ch := range cat.Channels {
+		chNames[i] = cat.ChannelName(ch.Name)
+	}
+	var (
+		numsub *redis.MapStringIntCmd
+		stats  *redis.MapStringStringCmd
+		ttls   = make([]*redis.DurationCmd, len(cat.Keys))
+		gets   = make([]*redis.StringCmd, len(cat.Keys))
+	)
+	_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		if _, cluster := c.(*redis.ClusterClient); !cluster && len(chNames) > 0 {
+			numsub = p.PubSubNumSub(ctx, chNames...)
+		}
+		stats = p.HGetAll(ctx, cat.KeyName(eventlogger.KeyChannelStats))
+		for i, k := range cat.Keys {
+			ttls[i] = p.PTTL(ctx, cat.KeyName(k.Name))
+			if k.MaxAge.Duration > 0 && k.Name != eventlogger.KeyEventsHistory {
+				gets[i] = p.Get(ctx, cat.KeyName(k.Name))
+			}
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return Health{}, fmt.Errorf("redisprobe: reading channel and key health: %w", err)
+	}
+	subs := map[string]int64{}
+	if numsub != nil {
+		subs = numsub.Val()
+	} else if cc, ok := c.(*redis.ClusterClient); ok && len(chNames) > 0 {
+		if subs, err = clusterNumSub(ctx, cc, chNames); err != nil {
+			return Health{}, err
+		}
+	}
+	st := eventlogger.ParseChannelStats(stats.Val())
+
+	var h Health
+	for i, ch := range cat.Channels {
+		s := st[ch.Name]
+		ch := ChannelHealth{Name: ch.Name, Subscribers: subs[chNames[i]], Messages: s.Messages, Invalid: s.Invalid,
+			LastMessageTime: s.LastMessageTime, Healthy: true}
+		pol := cat.Channels[i]
+		switch {
+		case ch.Subscribers < int64(pol.MinSubscribers):
+			ch.Healthy, ch.Reason = false, ReasonTooFewSubscribers
+		case pol.MaxSilence.Duration > 0 && (ch.LastMessageTime.IsZero() || now.Sub(ch.LastMessageTime) > pol.MaxSilence.Duration):
+			ch.Healthy, ch.Reason = false, ReasonSilent
+		}
+		h.Channels = append(h.Channels, ch)
+	}
+	for i, k := range cat.Keys {
+		kh := KeyHealth{Name: k.Name, PolicyTTL: k.TTL.Duration, Healthy: true}
+		ttl := ttls[i].Val()
+		switch {
+		case ttl == -2: // PTTL: -2 for a missing key, -1 for no expiry
+			kh.Present, kh.Healthy, kh.Reason = false, false, ReasonMissing
+		default:
+			kh.Present = true
+			kh.TTL = ttl
+			if ttl < 0 {
+				kh.TTL = -1
+			}
+			switch {
+			case !k.Persistent() && ttl < 0:
+				kh.Healthy, kh.Reason = false, ReasonNoExpiry
+			case !k.Persistent() && ttl > k.TTL.Duration:
+				kh.Healthy, kh.Reason = false, ReasonTTLExceedsPolicy
+			case gets[i] != nil:
+				v, err := gets[i].Bytes()
+				if err != nil {
+					break // expired between PTTL and GET
+				}
+				ts, err := eventlogger.DecodeKeyValue(v, 0)
+				switch {
+				case err != nil:
+					kh.Healthy, kh.Reason = false, ReasonInvalidValue
+				case now.Sub(ts) > k.MaxAge.Duration:
+					kh.Healthy, kh.Reason = false, ReasonStale
+				}
+			}
+		}
+		h.Keys = append(h.Keys, kh)
+	}
+	return h, nil
+}
+
+// clusterNumSub sums PUBSUB NUMSUB over every node: a message published in
+// a cluster reaches subscribers on every node, but each node counts only
+// its own.
+func clusterNumSub(ctx context.Context, c *redis.ClusterClient, channels []string) (map[string]int64, error) {
+	var mu sync.Mutex
+	total := map[string]int64{}
+	err := c.ForEachShard(ctx, func(ctx context.Context, node *redis.Client) error {
+		n, err := node.PubSubNumSub(ctx, channels...).Result()
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		for ch, v := range n {
+			total[ch] += v
+		}
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("redisprobe: PUBSUB NUMSUB across the cluster: %w", err)
+	}
+	return total, nil
+}

@@ -1,0 +1,268 @@
+package redisprobe
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Probe names, in the order they run.
+const (
+	ProbeConnect  = "connect"
+	ProbePing     = "ping"
+	ProbeRole     = "role"
+	ProbeWriteTTL = "write-ttl"
+	ProbePubSub   = "pubsub"
+)
+
+// Failure reasons.
+const (
+	ReasonUnreachable      = "Unreachable"
+	ReasonAuthFailed       = "AuthFailed"
+	ReasonTLSError         = "TLSError"
+	ReasonTimeout          = "Timeout"
+	ReasonReadOnlyReplica  = "ReadOnlyReplica"
+	ReasonPermissionDenied = "PermissionDenied"
+	ReasonUnexpectedReply  = "UnexpectedReply"
+	ReasonError            = "Error"
+	ReasonSkipped          = "Skipped"
+)
+
+// Result is one probe's outcome.
+type Result struct {
+	Name    string
+	OK      bool
+	Reason  string
+	Message string
+	Latency time.Duration
+}
+
+// Report is a round of probes.
+type Report struct {
+	Probes        []Result
+	ServerVersion string
+	Role          string
+}
+
+// OK reports whether every probe passed.
+func (r Report) OK() bool {
+	for _, p := range r.Probes {
+		if !p.OK {
+			return false
+		}
+	}
+	return len(r.Probes) > 0
+}
+
+// Failed returns the first failed probe.
+func (r Report) Failed() (Result, bool) {
+	for _, p := range r.Probes {
+		if !p.OK {
+			return p, true
+		}
+	}
+	return Result{}, false
+}
+
+// Options of a probe round.
+type Options struct {
+	// Prefix is the strategy's key prefix: probe keys and channels live
+	// under it ("<prefix>stratops:probe:<random>") and expire on their own.
+	Prefix string
+	// Timeout bounds each probe. default: 2s.
+	Timeout time.Duration
+	// Cluster says the client talks to a Redis Cluster.
+	Cluster bool
+	// Observe, when set, is told each probe's outcome (for metrics).
+	Observe func(Result)
+}
+
+// probeKeyTTL is how long a probe key lives if nothing deletes it.
+const probeKeyTTL = 30 * time.Second
+
+// Run runs every probe in order; after a failure the rest are skipped and
+// say so. Each probe has its own deadline.
+func Run(ctx context.Context, c redis.UniversalClient, o Options) Report {
+	if o.Timeout <= 0 {
+		o.Timeout = 2 * time.Second
+	}
+	var rep Report
+	steps := []struct {
+		name string
+		fn   func(ctx context.Context) (string, error)
+	}{
+		{ProbeConnect, func(ctx context.Context) (string, error) {
+			info, err := c.Info(ctx, "server").Result()
+			if err != nil {
+				return "", err
+			}
+			rep.ServerVersion = infoField(info, "redis_version")
+			return "connected to Redis " + rep.ServerVersion, nil
+		}},
+		{ProbePing, func(ctx context.Context) (string, error) {
+			v, err := c.Ping(ctx).Result()
+			if err != nil {
+				return "", err
+			}
+			if v != "PONG" {
+				return "", &replyError{fmt.Sprintf("PING answered %q", v)}
+			}
+			return "PONG", nil
+		}},
+		{ProbeRole, func(ctx context.Context) (string, error) {
+			if o.Cluster {
+				rep.Role = "master"
+				return "cluster: every slot is written on its master", nil
+			}
+			v, err := c.Do(ctx, "ROLE").Slice()
+			if err != nil {
+				return "", err
+			}
+			role, _ := v[0].(string)
+			if role == "slave" {
+				role = "replica"
+			}
+			rep.Role = role
+			if role != "master" {
+				return "", &roleError{role}
+			}
+			return "master", nil
+		}},
+		{ProbeWriteTTL, func(ctx context.Context) (string, error) {
+			key := o.Prefix + "stratops:probe:" + randomSuffix()
+			var ttl *redis.DurationCmd
+			_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+				p.Set(ctx, key, "1", probeKeyTTL)
+				ttl = p.TTL(ctx, key)
+				return nil
+			})
+			if err != nil {
+				return "", err
+			}
+			if d := ttl.Val(); d <= 0 || d > probeKeyTTL {
+				return "", &replyError{fmt.Sprintf("SET with EX %s read back TTL %s", probeKeyTTL, d)}
+			}
+			return fmt.Sprintf("SET %s EX %d, TTL read back", key, int(probeKeyTTL.Seconds())), nil
+		}},
+		{ProbePubSub, func(ctx context.Context) (string, error) {
+			ch := o.Prefix + "stratops:probe:" + randomSuffix()
+			ps := c.Subscribe(ctx, ch)
+			defer ps.Close()
+			if _, err := ps.ReceiveTimeout(ctx, o.Timeout); err != nil {
+				return "", err
+			}
+			if err := c.Publish(ctx, ch, "probe").Err(); err != nil {
+				return "", err
+			}
+			msg, err := ps.ReceiveTimeout(ctx, o.Timeout)
+			if err != nil {
+				return "", err
+			}
+			if m, ok := msg.(*redis.Message); !ok || m.Payload != "probe" {
+				return "", &replyError{fmt.Sprintf("received %v instead of the probe message", msg)}
+			}
+			return "published and received on " + ch, nil
+		}},
+	}
+	failed := ""
+	for _, s := range steps {
+		if failed != "" {
+			rep.Probes = append(rep.Probes, Result{Name: s.name, Reason: ReasonSkipped, Message: "not run: " + failed + " failed"})
+			continue
+		}
+		pctx, cancel := context.WithTimeout(ctx, o.Timeout)
+		start := time.Now()
+		msg, err := s.fn(pctx)
+		cancel()
+		r := Result{Name: s.name, OK: err == nil, Message: msg, Latency: time.Since(start)}
+		if err != nil {
+			r.Reason = Classify(err)
+			r.Message = describe(r.Reason, err)
+			failed = s.name
+		}
+		if o.Observe != nil {
+			o.Observe(r)
+		}
+		rep.Probes = append(rep.Probes, r)
+	}
+	return rep
+}
+
+type replyError struct{ msg string }
+
+func (e *replyError) Error() string { return e.msg }
+
+type roleError struct{ role string }
+
+func (e *roleError) Error() string {
+	return fmt.Sprintf("Redis is a %s: live trading needs a writable master", e.role)
+}
+
+// Classify maps a go-redis error to a stable reason.
+func Classify(err error) string {
+	var re *roleError
+	var rp *replyError
+	var netErr net.Error
+	var certErr *tls.CertificateVerificationError
+	var unknownAuth x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	var recordErr tls.RecordHeaderError
+	msg := err.Error()
+	switch {
+	case errors.As(err, &re):
+		return ReasonReadOnlyReplica
+	case errors.As(err, &rp):
+		return ReasonUnexpectedReply
+	case strings.Contains(msg, "WRONGPASS"), strings.Contains(msg, "NOAUTH"),
+		strings.Contains(msg, "invalid password"), strings.Contains(msg, "invalid username-password"):
+		return ReasonAuthFailed
+	case strings.HasPrefix(msg, "NOPERM"):
+		return ReasonPermissionDenied
+	case strings.HasPrefix(msg, "READONLY"):
+		return ReasonReadOnlyReplica
+	case errors.As(err, &certErr), errors.As(err, &unknownAuth), errors.As(err, &hostErr),
+		errors.As(err, &recordErr), strings.Contains(msg, "tls:"):
+		return ReasonTLSError
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+		return ReasonTimeout
+	case errors.As(err, &netErr), strings.Contains(msg, "connection refused"),
+		strings.Contains(msg, "no such host"), errors.Is(err, redis.ErrClosed):
+		return ReasonUnreachable
+	}
+	return ReasonError
+}
+
+func describe(reason string, err error) string {
+	switch reason {
+	case ReasonAuthFailed:
+		// The server's own words, which never include the password.
+		return "authentication failed: " + err.Error()
+	case ReasonPermissionDenied:
+		return "the Redis user may not do this: " + err.Error()
+	}
+	return err.Error()
+}
+
+func infoField(info, name string) string {
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+":"); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+func randomSuffix() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
