@@ -50,7 +50,7 @@ func (r *StrategyReconciler) ensure(ctx context.Context, s *stratv1.Strategy, de
 			return nil, fmt.Errorf("creating %s %q: %w", kind, desired.GetName(), err)
 		}
 		ctrlLog(ctx).Info("Created "+kind, "name", desired.GetName())
-		r.event(s, corev1.EventTypeNormal, "Created", "Create", "Created %s %s", kind, desired.GetName())
+		r.eventAbout(s, desired, corev1.EventTypeNormal, "Created", "Create", "Created %s %s", kind, desired.GetName())
 		return desired, nil
 	}
 	if err != nil {
@@ -73,7 +73,7 @@ func (r *StrategyReconciler) update(ctx context.Context, s *stratv1.Strategy, ki
 		return nil, fmt.Errorf("updating %s %q: %w", kind, desired.GetName(), err)
 	}
 	ctrlLog(ctx).Info("Updated "+kind, "name", desired.GetName())
-	r.event(s, corev1.EventTypeNormal, "Updated", "Update", "Updated %s %s to match the Strategy", kind, desired.GetName())
+	r.eventAbout(s, current, corev1.EventTypeNormal, "Updated", "Update", "Updated %s %s to match the Strategy", kind, desired.GetName())
 	return current, nil
 }
 

@@ -43,6 +43,9 @@ func enginePodTemplate(s *stratv1.Strategy, w wiring, hash string) corev1.PodTem
 	t.Annotations[annotationConfigHash] = hash
 	for i := range t.Spec.Containers {
 		c := &t.Spec.Containers[i]
+		for _, p := range []*corev1.Probe{c.LivenessProbe, c.ReadinessProbe, c.StartupProbe} {
+			defaultProbe(p)
+		}
 		c.Env = append(append([]corev1.EnvVar(nil), w.env...), c.Env...)
 		c.VolumeMounts = append(c.VolumeMounts, w.mounts...)
 	}
@@ -118,6 +121,27 @@ func (r *StrategyReconciler) reconcileEngine(ctx context.Context, st *reconcileS
 		setCondition(s, stratv1.ConditionEngineReady, false, reasonEngineStarting, msg)
 	}
 	return nil
+}
+
+// defaultProbe fills in what the API server would, so that comparing the
+// desired template with the stored one sees no difference where there is
+// none (integers are compared as they are, zero included).
+func defaultProbe(p *corev1.Probe) {
+	if p == nil {
+		return
+	}
+	if p.TimeoutSeconds == 0 {
+		p.TimeoutSeconds = 1
+	}
+	if p.PeriodSeconds == 0 {
+		p.PeriodSeconds = 10
+	}
+	if p.SuccessThreshold == 0 {
+		p.SuccessThreshold = 1
+	}
+	if p.FailureThreshold == 0 {
+		p.FailureThreshold = 3
+	}
 }
 
 func equalTemplates(a, b corev1.PodTemplateSpec) bool {

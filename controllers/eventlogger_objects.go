@@ -70,7 +70,7 @@ func desiredEventLoggerDeployment(s *stratv1.Strategy, image string, replicas in
 			ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
 				Path: path, Port: intstr.FromString(eventLoggerPortName), Scheme: corev1.URISchemeHTTP,
 			}},
-			PeriodSeconds: period, TimeoutSeconds: 2, FailureThreshold: 3,
+			PeriodSeconds: period, TimeoutSeconds: 2, FailureThreshold: 3, SuccessThreshold: 1,
 		}
 	}
 	labels := objectLabels(s, componentEventLog)

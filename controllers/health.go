@@ -108,7 +108,7 @@ func minSubscribers(st *reconcileState, channel string) int {
 
 // setHealth sets a health condition and emits an event when it flips.
 func (r *StrategyReconciler) setHealth(s *stratv1.Strategy, t, what string, bad []string, total int) {
-	prev := meta.FindStatusCondition(s.Status.Conditions, t)
+	prev := conditionCopy(s, t)
 	if len(bad) == 0 {
 		setCondition(s, t, true, reasonAllHealthy, fmt.Sprintf("All %d %s are healthy", total, what))
 		if prev != nil && prev.Status == metav1.ConditionFalse {

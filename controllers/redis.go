@@ -148,7 +148,7 @@ func (r *StrategyReconciler) reconcileRedis(ctx context.Context, st *reconcileSt
 	}
 
 	// Live.
-	was := meta.FindStatusCondition(s.Status.Conditions, stratv1.ConditionRedisReady)
+	was := conditionCopy(s, stratv1.ConditionRedisReady)
 	switch {
 	case ok:
 		setCondition(s, stratv1.ConditionRedisReady, true, stratv1.ReasonSucceeded, "Redis passed every probe")

@@ -9,6 +9,16 @@ import (
 	stratv1 "github.com/stratops/stratops/api/v1"
 )
 
+// conditionCopy returns a copy of a condition (nil when absent): a pointer
+// into the conditions would change under setCondition.
+func conditionCopy(s *stratv1.Strategy, t string) *metav1.Condition {
+	if c := meta.FindStatusCondition(s.Status.Conditions, t); c != nil {
+		cp := *c
+		return &cp
+	}
+	return nil
+}
+
 // setCondition sets one condition, stamped with the generation it describes.
 func setCondition(s *stratv1.Strategy, t string, ok bool, reason, msg string) {
 	status := metav1.ConditionFalse
@@ -40,7 +50,7 @@ func readinessConditions(s *stratv1.Strategy) []string {
 // err is what the steps returned; st what they learned.
 func (r *StrategyReconciler) summarize(s *stratv1.Strategy, st *reconcileState, err error) {
 	wasReady := meta.IsStatusConditionTrue(s.Status.Conditions, stratv1.ConditionReady)
-	prevStall := meta.FindStatusCondition(s.Status.Conditions, stratv1.ConditionStalled)
+	prevStall := conditionCopy(s, stratv1.ConditionStalled)
 	s.Status.ObservedGeneration = s.Generation
 
 	if stl, ok := asStalled(err); ok {

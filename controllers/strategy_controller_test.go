@@ -250,6 +250,8 @@ func TestReconcile_MissingSecretStallsAndRecoversWhenCreated(t *testing.T) {
 		g.Expect(st).NotTo(BeNil())
 		g.Expect(st.Reason).To(Equal(stratv1.ReasonSecretKeyNotFound))
 		g.Expect(st.Message).To(ContainSubstring(`no key "password"`))
+		g.Expect(hasEvent(g, ns, "stall", corev1.EventTypeWarning, stratv1.ReasonSecretKeyNotFound)).To(BeTrue(),
+			"a new stall reason gets its own Warning event")
 	}, timeout, interval).Should(Succeed())
 
 	// Fixing the Secret recovers without touching the Strategy.
@@ -335,6 +337,9 @@ func TestReconcile_NoOpReconcileWritesNothing(t *testing.T) {
 		g.Expect(err).NotTo(HaveOccurred())
 	}
 	g.Expect(versions()).To(Equal(before), "a reconcile with nothing to do must write nothing")
+	for _, e := range eventsFor(g, ns, "noop") {
+		g.Expect(e.Reason).NotTo(Equal("Updated"), "no update is sent for children in shape: %s", e.Note)
+	}
 }
 
 func TestReconcile_SuspendStopsReconcilingAndShowsSuspended(t *testing.T) {

@@ -1,0 +1,363 @@
+package controllers
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	"github.com/redis/go-redis/v9"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	stratv1 "github.com/stratops/stratops/api/v1"
+	"github.com/stratops/stratops/internal/redistest"
+)
+
+func liveOn(ns, name, addr string, policy stratv1.RedisLossPolicy) *stratv1.Strategy {
+	return &stratv1.Strategy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: stratv1.StrategySpec{
+			Mode: stratv1.ModeLive, RedisLossPolicy: policy,
+			Redis: &stratv1.RedisSpec{
+				Address: addr, KeyPrefix: name + ":",
+				DialTimeout:         &metav1.Duration{Duration: 300 * time.Millisecond},
+				HealthCheckInterval: &metav1.Duration{Duration: time.Second},
+			},
+			Engine: &stratv1.EngineSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+				Containers: []corev1.Container{{Name: "engine", Image: "engine:test"}},
+			}}},
+		},
+	}
+}
+
+func probe(s *stratv1.Strategy, name string) *stratv1.ProbeResult {
+	if s.Status.Redis == nil {
+		return nil
+	}
+	for i := range s.Status.Redis.Probes {
+		if s.Status.Redis.Probes[i].Name == name {
+			return &s.Status.Redis.Probes[i]
+		}
+	}
+	return nil
+}
+
+func notFound(ns, name string, o client.Object) bool {
+	return apierrors.IsNotFound(k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, o))
+}
+
+func hasEvent(g Gomega, ns, name, typ, reason string) bool {
+	for _, e := range eventsFor(g, ns, name) {
+		if e.Type == typ && e.Reason == reason {
+			return true
+		}
+	}
+	return false
+}
+
+func TestReconcile_LiveIsGatedUntilRedisPassesProbes(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	srv, err := redistest.Start(redistest.Options{})
+	g.Expect(err).NotTo(HaveOccurred())
+	defer srv.Close()
+	g.Expect(srv.Stop()).To(Succeed())
+
+	g.Expect(k8sClient.Create(ctx, liveOn(ns, "gated", srv.Addr, stratv1.RedisLossHalt))).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		s := getStrategy(g, ns, "gated")
+		g.Expect(s.Status.Phase).To(Equal(stratv1.PhaseGated))
+		ready := condition(s, stratv1.ConditionReady)
+		g.Expect(ready.Status).To(Equal(metav1.ConditionFalse))
+		g.Expect(ready.Reason).To(Equal(stratv1.ReasonRedisNotReady))
+		g.Expect(ready.Message).To(ContainSubstring("connect failed (Unreachable)"))
+		g.Expect(condition(s, stratv1.ConditionRedisReady).Status).To(Equal(metav1.ConditionFalse))
+		g.Expect(probe(s, "connect").OK).To(BeFalse())
+		g.Expect(probe(s, "ping").Reason).To(Equal("Skipped"))
+		g.Expect(kstatusOf(g, s)).To(Equal(kstatus.InProgressStatus))
+		g.Expect(hasEvent(g, ns, "gated", corev1.EventTypeWarning, "GateFailed")).To(BeTrue())
+	}, timeout, interval).Should(Succeed())
+	g.Consistently(func() bool {
+		return notFound(ns, "gated-eventlogger", &appsv1.Deployment{}) && notFound(ns, "gated-engine", &appsv1.Deployment{})
+	}, 2*time.Second, interval).Should(BeTrue(), "nothing rolls out while gated")
+
+	g.Expect(srv.Restart()).To(Succeed())
+	start := time.Now()
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "gated-eventlogger"}, &appsv1.Deployment{})).To(Succeed())
+		g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "gated-engine"}, &appsv1.Deployment{})).To(Succeed())
+	}, timeout, interval).Should(Succeed())
+	t.Logf("rolled out %s after Redis started (healthCheckInterval 1s)", time.Since(start).Round(time.Millisecond))
+	g.Expect(time.Since(start)).To(BeNumerically("<", 2*time.Second+time.Second), "rolled out within two health-check intervals (plus a probe round)")
+	s := getStrategy(g, ns, "gated")
+	g.Expect(s.Status.Redis.Role).To(Equal("master"))
+	g.Expect(s.Status.Redis.ServerVersion).NotTo(BeEmpty())
+	for _, p := range s.Status.Redis.Probes {
+		g.Expect(p.OK).To(BeTrue(), "probe %s", p.Name)
+	}
+	g.Expect(hasEvent(g, ns, "gated", corev1.EventTypeNormal, "GatePassed")).To(BeTrue())
+}
+
+func TestReconcile_ProbeFailuresNameTheirReason(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	createSecret(t, ns, "wrong", "not-the-password")
+	createSecret(t, ns, "right", testPassword)
+	replica, err := redistest.Start(redistest.Options{ReplicaOf: redisOpen})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer replica.Close()
+
+	cases := []struct {
+		name, probe, reason string
+		mutate              func(s *stratv1.Strategy)
+	}{
+		{"authfailed", "connect", "AuthFailed", func(s *stratv1.Strategy) {
+			s.Spec.Redis.Address = redisAuth.Addr
+			s.Spec.Redis.PasswordSecretRef = &stratv1.SecretKeySelector{Name: "wrong", Key: "password"}
+		}},
+		{"permissiondenied", "write-ttl", "PermissionDenied", func(s *stratv1.Strategy) {
+			s.Spec.Redis.Address = redisAuth.Addr
+			s.Spec.Redis.Username = "reader"
+			s.Spec.Redis.PasswordSecretRef = &stratv1.SecretKeySelector{Name: "right", Key: "password"}
+		}},
+		{"readonlyreplica", "role", "ReadOnlyReplica", func(s *stratv1.Strategy) {
+			s.Spec.Redis.Address = replica.Addr
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			s := liveOn(ns, tc.name, "", stratv1.RedisLossHalt)
+			tc.mutate(s)
+			g.Expect(k8sClient.Create(ctx, s)).To(Succeed())
+			g.Eventually(func(g Gomega) {
+				s := getStrategy(g, ns, tc.name)
+				p := probe(s, tc.probe)
+				g.Expect(p).NotTo(BeNil())
+				g.Expect(p.OK).To(BeFalse())
+				g.Expect(p.Reason).To(Equal(tc.reason))
+				g.Expect(s.Status.Phase).To(Equal(stratv1.PhaseGated))
+				g.Expect(condition(s, stratv1.ConditionReady).Message).To(ContainSubstring(tc.probe + " failed (" + tc.reason + ")"))
+			}, timeout, interval).Should(Succeed())
+			g.Expect(notFound(ns, tc.name+"-eventlogger", &appsv1.Deployment{})).To(BeTrue())
+		})
+	}
+	// The password is nowhere in status or events.
+	g := NewWithT(t)
+	var list stratv1.StrategyList
+	g.Expect(k8sClient.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
+	for _, s := range list.Items {
+		for _, p := range s.Status.Redis.Probes {
+			g.Expect(p.Message).NotTo(ContainSubstring(testPassword))
+			g.Expect(p.Message).NotTo(ContainSubstring("not-the-password"))
+		}
+		for _, c := range s.Status.Conditions {
+			g.Expect(c.Message).NotTo(ContainSubstring("not-the-password"))
+		}
+		for _, e := range eventsFor(g, ns, s.Name) {
+			g.Expect(e.Note).NotTo(ContainSubstring("not-the-password"))
+			g.Expect(e.Note).NotTo(ContainSubstring(testPassword))
+		}
+	}
+}
+
+func TestReconcile_RedisLostHaltsOrAlertsAndRecovers(t *testing.T) {
+	for _, policy := range []stratv1.RedisLossPolicy{stratv1.RedisLossHalt, stratv1.RedisLossAlert} {
+		t.Run(string(policy), func(t *testing.T) {
+			g := NewWithT(t)
+			ctx := context.Background()
+			ns := newNamespace(t)
+			srv, err := redistest.Start(redistest.Options{})
+			g.Expect(err).NotTo(HaveOccurred())
+			defer srv.Close()
+			name := strings.ToLower(string(policy))
+			g.Expect(k8sClient.Create(ctx, liveOn(ns, name, srv.Addr, policy))).To(Succeed())
+			engine := client.ObjectKey{Namespace: ns, Name: name + "-engine"}
+			g.Eventually(func() error { return k8sClient.Get(ctx, engine, &appsv1.Deployment{}) }, timeout, interval).Should(Succeed())
+			markAvailable(g, ns, name+"-eventlogger")
+			markAvailable(g, ns, name+"-engine")
+			g.Eventually(func(g Gomega) {
+				s := getStrategy(g, ns, name)
+				g.Expect(s.Status.Phase).To(Equal(stratv1.PhaseRunning))
+				g.Expect(kstatusOf(g, s)).To(Equal(kstatus.CurrentStatus))
+			}, timeout, interval).Should(Succeed())
+
+			g.Expect(srv.Kill()).To(Succeed())
+			wantPhase, wantReplicas, wantEvent := stratv1.PhaseHalted, int32(0), "EngineHalted"
+			if policy == stratv1.RedisLossAlert {
+				wantPhase, wantReplicas, wantEvent = stratv1.PhaseDegraded, 1, stratv1.ReasonRedisLost
+			}
+			g.Eventually(func(g Gomega) {
+				s := getStrategy(g, ns, name)
+				g.Expect(s.Status.Phase).To(Equal(wantPhase))
+				g.Expect(condition(s, stratv1.ConditionReady).Reason).To(Equal(stratv1.ReasonRedisLost))
+				g.Expect(condition(s, stratv1.ConditionReady).Message).To(ContainSubstring("3 consecutive rounds"))
+				d := &appsv1.Deployment{}
+				g.Expect(k8sClient.Get(ctx, engine, d)).To(Succeed())
+				g.Expect(*d.Spec.Replicas).To(Equal(wantReplicas))
+				g.Expect(hasEvent(g, ns, name, corev1.EventTypeWarning, stratv1.ReasonRedisLost)).To(BeTrue())
+				g.Expect(hasEvent(g, ns, name, corev1.EventTypeWarning, wantEvent)).To(BeTrue())
+			}, timeout, interval).Should(Succeed())
+
+			g.Expect(srv.Restart()).To(Succeed())
+			g.Eventually(func(g Gomega) {
+				d := &appsv1.Deployment{}
+				g.Expect(k8sClient.Get(ctx, engine, d)).To(Succeed())
+				g.Expect(*d.Spec.Replicas).To(Equal(int32(1)))
+				if *d.Spec.Replicas == 1 && d.Status.ObservedGeneration < d.Generation {
+					markAvailable(g, ns, name+"-engine")
+				}
+				s := getStrategy(g, ns, name)
+				g.Expect(s.Status.Phase).To(Equal(stratv1.PhaseRunning))
+				var reasons []string
+				for _, e := range eventsFor(g, ns, name) {
+					reasons = append(reasons, e.Reason+": "+e.Note)
+				}
+				g.Expect(reasons).To(ContainElement(HavePrefix("RedisRecovered")))
+			}, timeout, interval).Should(Succeed())
+		})
+	}
+}
+
+func TestReconcile_BacktestWithoutRedisIsReadyOnMemory(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	s := backtest(ns, "mem")
+	s.Spec.Redis = &stratv1.RedisSpec{Address: "127.0.0.1:1", DialTimeout: &metav1.Duration{Duration: 200 * time.Millisecond}}
+	g.Expect(k8sClient.Create(ctx, s)).To(Succeed())
+	g.Eventually(func() error {
+		return k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "mem-eventlogger"}, &appsv1.Deployment{})
+	}, timeout, interval).Should(Succeed())
+	markAvailable(g, ns, "mem-eventlogger")
+	g.Eventually(func(g Gomega) {
+		s := getStrategy(g, ns, "mem")
+		g.Expect(s.Status.Redis.InMemoryFallback).To(BeTrue())
+		g.Expect(condition(s, stratv1.ConditionReady).Status).To(Equal(metav1.ConditionTrue))
+		g.Expect(s.Status.Phase).To(Equal(stratv1.PhaseRunning))
+		d := &appsv1.Deployment{}
+		g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "mem-eventlogger"}, d)).To(Succeed())
+		for _, e := range d.Spec.Template.Spec.Containers[0].Env {
+			g.Expect(e.Name).NotTo(HavePrefix("STRATOPS_REDIS_"), "the logger is configured for its in-memory bus")
+		}
+	}, timeout, interval).Should(Succeed())
+}
+
+func TestReconcile_ChannelAndKeyHealthInStatus(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	rc := redis.NewClient(&redis.Options{Addr: redisOpen.Addr})
+	defer rc.Close()
+	s := liveOn(ns, "health", redisOpen.Addr, stratv1.RedisLossHalt)
+	s.Spec.Engine = nil
+	g.Expect(k8sClient.Create(ctx, s)).To(Succeed())
+	p := "health:"
+	// position:snapshot without TTL (the memory bloat the standard forbids),
+	// risk:current with its TTL, a stats hash with invalid counts, and a
+	// subscriber on position:updated only.
+	g.Expect(rc.Set(ctx, p+"position:snapshot", `{"timestamp":"2024-05-12T14:00:00Z"}`, 0).Err()).To(Succeed())
+	g.Expect(rc.Set(ctx, p+"risk:current", `{"timestamp":"2024-05-12T14:00:00Z"}`, time.Hour).Err()).To(Succeed())
+	g.Expect(rc.HSet(ctx, p+"events:channel_stats", "position:updated|messages", 7, "position:updated|invalid", 2).Err()).To(Succeed())
+	sub := rc.Subscribe(ctx, p+"position:updated")
+	defer sub.Close()
+	_, err := sub.Receive(ctx)
+	g.Expect(err).NotTo(HaveOccurred())
+
+	g.Eventually(func(g Gomega) {
+		s := getStrategy(g, ns, "health")
+		keys := map[string]stratv1.KeyStatus{}
+		for _, k := range s.Status.Keys {
+			keys[k.Name] = k
+		}
+		g.Expect(keys["position:snapshot"].Reason).To(Equal("NoExpiry"))
+		g.Expect(keys["position:snapshot"].Healthy).To(BeFalse())
+		g.Expect(keys["risk:current"].Healthy).To(BeTrue())
+		g.Expect(*keys["risk:current"].PolicyTTLSeconds).To(Equal(int64(3600)))
+		g.Expect(keys["exposure:current"].Reason).To(Equal("Missing"))
+		chans := map[string]stratv1.ChannelStatus{}
+		for _, c := range s.Status.Channels {
+			chans[c.Name] = c
+		}
+		g.Expect(chans["position:updated"].Subscribers).To(Equal(int64(1)))
+		g.Expect(chans["position:updated"].InvalidMessages).To(Equal(int64(2)))
+		g.Expect(chans["position:updated"].Messages).To(Equal(int64(7)))
+		g.Expect(chans["risk:calculated"].Healthy).To(BeFalse(), "a channel without its subscribers is unhealthy")
+		g.Expect(chans["risk:calculated"].Reason).To(Equal("TooFewSubscribers"))
+		g.Expect(s.Status.KeysSummary).To(Equal("1/9"))
+		kc := condition(s, stratv1.ConditionKeysHealthy)
+		g.Expect(kc.Status).To(Equal(metav1.ConditionFalse))
+		g.Expect(kc.Message).To(ContainSubstring("position:snapshot (NoExpiry)"))
+		g.Expect(condition(s, stratv1.ConditionChannelsHealthy).Message).To(ContainSubstring("risk:calculated"))
+	}, timeout, interval).Should(Succeed())
+	// Health never flips Ready: the gate passed, the logger is what Ready waits for.
+	g.Expect(condition(getStrategy(g, ns, "health"), stratv1.ConditionRedisReady).Status).To(Equal(metav1.ConditionTrue))
+}
+
+// TestReconcile_HealthyReconcileCostsAtMostThreeRoundTripsAndNoStatusWrite
+// counts the commands Redis served (INFO commandstats) during one reconcile
+// of a healthy, rolled-out Strategy between probe rounds.
+func TestReconcile_HealthyReconcileCostsAtMostThreeRoundTripsAndNoStatusWrite(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	srv, err := redistest.Start(redistest.Options{})
+	g.Expect(err).NotTo(HaveOccurred())
+	defer srv.Close()
+	s := liveOn(ns, "cheap", srv.Addr, stratv1.RedisLossHalt)
+	s.Spec.Engine = nil
+	s.Spec.Redis.HealthCheckInterval = &metav1.Duration{Duration: time.Hour}
+	g.Expect(k8sClient.Create(ctx, s)).To(Succeed())
+	g.Eventually(func() error {
+		return k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "cheap-eventlogger"}, &appsv1.Deployment{})
+	}, timeout, interval).Should(Succeed())
+	markAvailable(g, ns, "cheap-eventlogger")
+	g.Eventually(func(g Gomega) {
+		g.Expect(getStrategy(g, ns, "cheap").Status.Phase).To(Equal(stratv1.PhaseRunning))
+	}, timeout, interval).Should(Succeed())
+
+	rc := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer rc.Close()
+	served := func() int64 {
+		info := rc.Info(ctx, "stats").Val()
+		for _, l := range strings.Split(info, "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(l), "total_commands_processed:"); ok {
+				var n int64
+				for _, c := range v {
+					n = n*10 + int64(c-'0')
+				}
+				return n
+			}
+		}
+		return -1
+	}
+	req := ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: "cheap"}}
+	// Let the last write settle, then measure one reconcile.
+	g.Eventually(func(g Gomega) {
+		before := getStrategy(g, ns, "cheap").ResourceVersion
+		_, err := reconciler.Reconcile(ctx, req)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(getStrategy(g, ns, "cheap").ResourceVersion).To(Equal(before))
+	}, timeout, interval).Should(Succeed())
+	before := getStrategy(g, ns, "cheap").ResourceVersion
+	c0 := served()
+	_, err = reconciler.Reconcile(ctx, req)
+	g.Expect(err).NotTo(HaveOccurred())
+	// served() itself is one command (INFO); the read-out is one pipeline.
+	cmds := served() - c0 - 1
+	t.Logf("a healthy reconcile sent %d Redis commands", cmds)
+	g.Expect(getStrategy(g, ns, "cheap").ResourceVersion).To(Equal(before), "no status write")
+	// One pipeline: PUBSUB NUMSUB, HGETALL, and a PTTL per key (9).
+	g.Expect(cmds).To(BeNumerically("<=", 11))
+}
