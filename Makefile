@@ -58,8 +58,10 @@ test: manifests generate vet envtest redis ## Run all tests against a real kube-
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test ./... $(GO_TEST_FLAGS)
 
 .PHONY: bench
-bench: envtest redis ## Run the benchmarks.
-	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test ./... -run '^$$' -bench . -benchmem
+bench: envtest redis ## Run the benchmarks (event logger throughput and latency, reconcile cost, 200 Strategies to Ready).
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test ./internal/... -run '^$$' -bench . -benchmem
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test ./controllers/ -run '^$$' -bench 'Reconcile_' -benchmem
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test ./controllers/ -run '^$$' -bench 'Ready_' -benchtime=1x
 
 ##@ Build
 

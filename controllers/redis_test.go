@@ -361,3 +361,26 @@ func TestReconcile_HealthyReconcileCostsAtMostThreeRoundTripsAndNoStatusWrite(t 
 	// One pipeline: PUBSUB NUMSUB, HGETALL, and a PTTL per key (9).
 	g.Expect(cmds).To(BeNumerically("<=", 11))
 }
+
+// TestManagerLogs_NeverContainThePassword runs a wrong and a right password
+// through the probes and checks every line the manager logged in the tests.
+func TestManagerLogs_NeverContainThePassword(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	createSecret(t, ns, "bad", "wrong-password-value")
+	createSecret(t, ns, "good", testPassword)
+	for name, secret := range map[string]string{"logs-bad": "bad", "logs-good": "good"} {
+		s := liveOn(ns, name, redisAuth.Addr, stratv1.RedisLossHalt)
+		s.Spec.Redis.PasswordSecretRef = &stratv1.SecretKeySelector{Name: secret, Key: "password"}
+		g.Expect(k8sClient.Create(ctx, s)).To(Succeed())
+	}
+	g.Eventually(func(g Gomega) {
+		g.Expect(getStrategy(g, ns, "logs-bad").Status.Phase).To(Equal(stratv1.PhaseGated))
+		g.Expect(getStrategy(g, ns, "logs-good").Status.Phase).To(Equal(stratv1.PhasePending))
+	}, timeout, interval).Should(Succeed())
+	logs := managerLogs.String()
+	g.Expect(logs).To(ContainSubstring("logs-good"), "the manager's logs are captured")
+	g.Expect(logs).NotTo(ContainSubstring(testPassword))
+	g.Expect(logs).NotTo(ContainSubstring("wrong-password-value"))
+}
