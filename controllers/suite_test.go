@@ -3,11 +3,11 @@ package controllers
 import (
 	"bytes"
 	"context"
-	"io"
-	"sync"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
