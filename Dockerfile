@@ -1,5 +1,6 @@
-# One image, every stratops binary: /manager (the operator) and /eventlogger
-# (the service each Strategy runs). Base images are build arguments so that
+# One image, every stratops binary: /manager (the operator), /eventlogger
+# (the service each Strategy runs) and /sampleengine (a stand-in engine that
+# plays the standard's chain). Base images are build arguments so that
 # they can come from whichever registry the builder is configured for.
 ARG BUILDER_IMAGE=golang:1.26
 ARG BASE_IMAGE=distroless/static:nonroot
@@ -15,7 +16,7 @@ COPY cmd/ cmd/
 COPY controllers/ controllers/
 COPY internal/ internal/
 RUN mkdir -p /out && CGO_ENABLED=0 GOOS=${TARGETOS} GOARCH=${TARGETARCH} \
-    go build -trimpath -ldflags=-s -o /out/ ./cmd/...
+    go build -trimpath -ldflags=-s -o /out/ ./cmd/manager ./cmd/eventlogger ./cmd/sampleengine
 
 FROM ${BASE_IMAGE}
 WORKDIR /

@@ -50,13 +50,6 @@ func envInt(name string, def int) int {
 	return def
 }
 
-func envDuration(name string, def time.Duration) time.Duration {
-	if v, err := time.ParseDuration(os.Getenv(name)); err == nil {
-		return v
-	}
-	return def
-}
-
 func parseFlags(args []string) (options, error) {
 	var o options
 	var addrs string
@@ -68,16 +61,17 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.eventLogFile, "event-log-file", env(el.EnvEventLogFile, ""), "also append event lines to this file [$"+el.EnvEventLogFile+"]")
 	fs.IntVar(&o.maxMessageBytes, "max-message-bytes", envInt(el.EnvMaxMessageBytes, el.DefaultMaxMessageBytes), "largest accepted message [$"+el.EnvMaxMessageBytes+"]")
 	fs.IntVar(&o.pendingLimit, "pending-limit", envInt(el.EnvPendingQueueLimit, 100_000), "events kept while Redis is down [$"+el.EnvPendingQueueLimit+"]")
-	fs.StringVar(&addrs, "redis-addrs", env(el.EnvRedisAddrs, ""), "Redis address(es), comma-separated; empty: no Redis [$"+el.EnvRedisAddrs+"]")
-	fs.StringVar(&o.redis.Topology, "redis-topology", env(el.EnvRedisTopology, "Standalone"), "Standalone, Sentinel or Cluster [$"+el.EnvRedisTopology+"]")
-	fs.StringVar(&o.redis.MasterName, "redis-master-name", env(el.EnvRedisMasterName, ""), "Sentinel master name [$"+el.EnvRedisMasterName+"]")
-	fs.IntVar(&o.redis.DB, "redis-db", envInt(el.EnvRedisDB, 0), "Redis database [$"+el.EnvRedisDB+"]")
-	fs.StringVar(&o.redis.Username, "redis-username", env(el.EnvRedisUsername, ""), "Redis ACL user [$"+el.EnvRedisUsername+"]")
-	fs.BoolVar(&o.redis.TLS, "redis-tls", env(el.EnvRedisTLS, "") == "true", "use TLS [$"+el.EnvRedisTLS+"]")
-	fs.StringVar(&o.redis.CAFile, "redis-tls-ca-file", env(el.EnvRedisTLSCAFile, ""), "PEM CA bundle [$"+el.EnvRedisTLSCAFile+"]")
-	fs.StringVar(&o.redis.ServerName, "redis-tls-server-name", env(el.EnvRedisTLSServer, ""), "TLS server name [$"+el.EnvRedisTLSServer+"]")
-	fs.BoolVar(&o.redis.InsecureSkipVerify, "redis-tls-insecure-skip-verify", env(el.EnvRedisTLSInsecure, "") == "true", "skip TLS verification (tests only) [$"+el.EnvRedisTLSInsecure+"]")
-	fs.DurationVar(&o.redis.DialTimeout, "redis-dial-timeout", envDuration(el.EnvRedisDialTimeout, 2*time.Second), "Redis dial timeout [$"+el.EnvRedisDialTimeout+"]")
+	def := el.RedisConfigFromEnv()
+	fs.StringVar(&addrs, "redis-addrs", strings.Join(def.Addrs, ","), "Redis address(es), comma-separated; empty: no Redis [$"+el.EnvRedisAddrs+"]")
+	fs.StringVar(&o.redis.Topology, "redis-topology", def.Topology, "Standalone, Sentinel or Cluster [$"+el.EnvRedisTopology+"]")
+	fs.StringVar(&o.redis.MasterName, "redis-master-name", def.MasterName, "Sentinel master name [$"+el.EnvRedisMasterName+"]")
+	fs.IntVar(&o.redis.DB, "redis-db", def.DB, "Redis database [$"+el.EnvRedisDB+"]")
+	fs.StringVar(&o.redis.Username, "redis-username", def.Username, "Redis ACL user [$"+el.EnvRedisUsername+"]")
+	fs.BoolVar(&o.redis.TLS, "redis-tls", def.TLS, "use TLS [$"+el.EnvRedisTLS+"]")
+	fs.StringVar(&o.redis.CAFile, "redis-tls-ca-file", def.CAFile, "PEM CA bundle [$"+el.EnvRedisTLSCAFile+"]")
+	fs.StringVar(&o.redis.ServerName, "redis-tls-server-name", def.ServerName, "TLS server name [$"+el.EnvRedisTLSServer+"]")
+	fs.BoolVar(&o.redis.InsecureSkipVerify, "redis-tls-insecure-skip-verify", def.InsecureSkipVerify, "skip TLS verification (tests only) [$"+el.EnvRedisTLSInsecure+"]")
+	fs.DurationVar(&o.redis.DialTimeout, "redis-dial-timeout", def.DialTimeout, "Redis dial timeout [$"+el.EnvRedisDialTimeout+"]")
 	fs.DurationVar(&o.startupTimeout, "startup-timeout", 10*time.Second, "how long to try to reach Redis at start")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -87,7 +81,7 @@ func parseFlags(args []string) (options, error) {
 			o.redis.Addrs = append(o.redis.Addrs, a)
 		}
 	}
-	o.redis.Password = os.Getenv(el.EnvRedisPassword)
+	o.redis.Password = def.Password
 	return o, nil
 }
 

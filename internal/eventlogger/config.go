@@ -1,5 +1,12 @@
 package eventlogger
 
+import (
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
 // Environment variables through which the operator hands a pod (the event
 // logger, and an engine) its catalog and its Redis connection. The password
 // arrives only through EnvRedisPassword, from a secretKeyRef.
@@ -31,3 +38,34 @@ const CatalogFileName = "catalog.json"
 // DefaultHTTPPort is the event logger's HTTP port: health, metrics, state
 // and ingest.
 const DefaultHTTPPort = 8080
+
+// RedisConfigFromEnv reads the Redis connection the operator handed the pod
+// through the STRATOPS_REDIS_* environment.
+func RedisConfigFromEnv() RedisConfig {
+	c := RedisConfig{
+		Topology:           os.Getenv(EnvRedisTopology),
+		MasterName:         os.Getenv(EnvRedisMasterName),
+		Username:           os.Getenv(EnvRedisUsername),
+		Password:           os.Getenv(EnvRedisPassword),
+		TLS:                os.Getenv(EnvRedisTLS) == "true",
+		CAFile:             os.Getenv(EnvRedisTLSCAFile),
+		ServerName:         os.Getenv(EnvRedisTLSServer),
+		InsecureSkipVerify: os.Getenv(EnvRedisTLSInsecure) == "true",
+		DialTimeout:        2 * time.Second,
+	}
+	if c.Topology == "" {
+		c.Topology = "Standalone"
+	}
+	for _, a := range strings.Split(os.Getenv(EnvRedisAddrs), ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			c.Addrs = append(c.Addrs, a)
+		}
+	}
+	if v, err := strconv.Atoi(os.Getenv(EnvRedisDB)); err == nil {
+		c.DB = v
+	}
+	if v, err := time.ParseDuration(os.Getenv(EnvRedisDialTimeout)); err == nil {
+		c.DialTimeout = v
+	}
+	return c
+}
