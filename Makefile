@@ -67,7 +67,12 @@ bench: envtest redis ## Run the benchmarks (event logger throughput and latency,
 
 .PHONY: build
 build: manifests generate fmt vet ## Build the manager and event logger binaries into bin/.
-	go build -o bin/manager ./cmd/manager
+	go build -o bin/ ./cmd/manager ./cmd/eventlogger ./cmd/sampleengine
+
+.PHONY: run
+run: manifests envtest redis ## Run a complete local stratops: control plane, Redis, operator, event loggers, samples and sample traffic.
+	go build -o bin/stratops-local ./cmd/stratops-local
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" bin/stratops-local
 
 .PHONY: run-cluster
 run-cluster: manifests generate ## Run the manager on this host against the current kubeconfig's cluster.
