@@ -1,6 +1,8 @@
 package controllers
 
 import (
+	"strconv"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -75,7 +77,8 @@ func desiredEventLoggerDeployment(s *stratv1.Strategy, image string, replicas in
 	}
 	labels := objectLabels(s, componentEventLog)
 	return &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: eventLoggerName(s), Namespace: s.Namespace, Labels: labels},
+		ObjectMeta: metav1.ObjectMeta{Name: eventLoggerName(s), Namespace: s.Namespace, Labels: labels,
+			Annotations: map[string]string{annotationStrategyGeneration: strconv.FormatInt(s.Generation, 10)}},
 		Spec: appsv1.DeploymentSpec{
 			Replicas: ptr.To(replicas),
 			Selector: &metav1.LabelSelector{MatchLabels: selectorLabels(s, componentEventLog)},

@@ -16,6 +16,9 @@ const (
 	// annotationConfigHash on a pod template changes whenever the catalog
 	// or a referenced Secret changes, so that the pods roll.
 	annotationConfigHash = "stratops.dev/config-hash"
+	// annotationStrategyGeneration on the logger Deployment is the Strategy
+	// generation it was rolled out for.
+	annotationStrategyGeneration = "stratops.dev/strategy-generation"
 
 	managerName         = "stratops"
 	componentEventLog   = "event-logger"

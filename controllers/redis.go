@@ -86,10 +86,11 @@ func (r *StrategyReconciler) reconcileRedis(ctx context.Context, st *reconcileSt
 	rs.Endpoint = cfg.String()
 	rs.InMemoryFallback = false
 
-	rolledOut, err := r.eventLoggerExists(ctx, s)
+	logger, err := r.eventLogger(ctx, s)
 	if err != nil {
 		return err
 	}
+	rolledOut := logger != nil
 	interval := healthCheckInterval(s)
 	due := prev.LastProbeTime == nil || time.Since(prev.LastProbeTime.Time) >= interval ||
 		prev.ConsecutiveFailures > 0 || !rolledOut ||
@@ -136,14 +137,29 @@ func (r *StrategyReconciler) reconcileRedis(ctx context.Context, st *reconcileSt
 	st.redisOK = ok
 
 	if s.Spec.Mode == stratv1.ModeBacktest {
-		if ok {
-			setCondition(s, stratv1.ConditionRedisReady, true, stratv1.ReasonSucceeded, "Redis passed every probe")
-			return nil
+		// The bus is chosen when this generation rolls out and kept: a
+		// logger switched between Redis and memory would restart and lose
+		// what it holds. A logger on Redis rides out an outage itself.
+		onMemory := !ok
+		if logger != nil && logger.Annotations[annotationStrategyGeneration] == fmt.Sprint(s.Generation) {
+			onMemory = !usesRedis(logger)
 		}
-		rs.InMemoryFallback = true
-		st.redis = nil
-		setCondition(s, stratv1.ConditionRedisReady, false, stratv1.ReasonInMemoryFallback,
-			fmt.Sprintf("Redis probe %s failed (%s): %s; the backtest runs on the in-memory bus", failed.Name, failed.Reason, failed.Message))
+		rs.InMemoryFallback = onMemory
+		switch {
+		case onMemory:
+			st.redis = nil
+			msg := "the backtest runs on the in-memory bus, chosen at rollout because Redis failed its probes"
+			if !ok {
+				msg = fmt.Sprintf("Redis probe %s failed (%s): %s; the backtest runs on the in-memory bus", failed.Name, failed.Reason, failed.Message)
+			}
+			setCondition(s, stratv1.ConditionRedisReady, false, stratv1.ReasonInMemoryFallback, msg)
+		case ok:
+			setCondition(s, stratv1.ConditionRedisReady, true, stratv1.ReasonSucceeded, "Redis passed every probe")
+		default:
+			st.requeueAfter = min(2*time.Second, interval)
+			setCondition(s, stratv1.ConditionRedisReady, false, stratv1.ReasonRedisNotReady,
+				fmt.Sprintf("Redis probe %s failed (%s): %s; the backtest's logger keeps its events until Redis returns", failed.Name, failed.Reason, failed.Message))
+		}
 		return nil
 	}
 
@@ -189,12 +205,28 @@ func (r *StrategyReconciler) reconcileRedis(ctx context.Context, st *reconcileSt
 	return nil
 }
 
-// eventLoggerExists tells whether the Strategy was rolled out: its event
-// logger Deployment exists (the gate applies until it does).
-func (r *StrategyReconciler) eventLoggerExists(ctx context.Context, s *stratv1.Strategy) (bool, error) {
-	err := r.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: eventLoggerName(s)}, &appsv1.Deployment{})
+// eventLogger returns the Strategy's event logger Deployment, nil when it
+// was not rolled out yet (the gate applies until it is).
+func (r *StrategyReconciler) eventLogger(ctx context.Context, s *stratv1.Strategy) (*appsv1.Deployment, error) {
+	d := &appsv1.Deployment{}
+	err := r.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: eventLoggerName(s)}, d)
 	if apierrors.IsNotFound(err) {
-		return false, nil
+		return nil, nil
 	}
-	return err == nil, err
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// usesRedis tells whether a logger Deployment was configured with Redis.
+func usesRedis(d *appsv1.Deployment) bool {
+	for _, c := range d.Spec.Template.Spec.Containers {
+		for _, e := range c.Env {
+			if e.Name == eventlogger.EnvRedisAddrs {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -384,3 +384,38 @@ func TestManagerLogs_NeverContainThePassword(t *testing.T) {
 	g.Expect(logs).NotTo(ContainSubstring(testPassword))
 	g.Expect(logs).NotTo(ContainSubstring("wrong-password-value"))
 }
+
+// TestReconcile_BacktestKeepsTheBusItRolledOutWith: a backtest rolled out on
+// Redis keeps its logger on Redis through an outage (the logger queues),
+// instead of restarting it on memory and losing what it holds.
+func TestReconcile_BacktestKeepsTheBusItRolledOutWith(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	srv, err := redistest.Start(redistest.Options{})
+	g.Expect(err).NotTo(HaveOccurred())
+	defer srv.Close()
+	s := liveOn(ns, "sticky", srv.Addr, stratv1.RedisLossHalt)
+	s.Spec.Mode, s.Spec.Engine = stratv1.ModeBacktest, nil
+	g.Expect(k8sClient.Create(ctx, s)).To(Succeed())
+	key := client.ObjectKey{Namespace: ns, Name: "sticky-eventlogger"}
+	g.Eventually(func() error { return k8sClient.Get(ctx, key, &appsv1.Deployment{}) }, timeout, interval).Should(Succeed())
+	markAvailable(g, ns, "sticky-eventlogger")
+	g.Eventually(func(g Gomega) {
+		g.Expect(getStrategy(g, ns, "sticky").Status.Phase).To(Equal(stratv1.PhaseRunning))
+	}, timeout, interval).Should(Succeed())
+	d := &appsv1.Deployment{}
+	g.Expect(k8sClient.Get(ctx, key, d)).To(Succeed())
+	g.Expect(usesRedis(d)).To(BeTrue())
+	generation := d.Generation
+
+	g.Expect(srv.Kill()).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		s := getStrategy(g, ns, "sticky")
+		g.Expect(condition(s, stratv1.ConditionRedisReady).Reason).To(Equal(stratv1.ReasonRedisNotReady))
+		g.Expect(condition(s, stratv1.ConditionReady).Status).To(Equal(metav1.ConditionTrue), "a backtest does not need Redis")
+		g.Expect(s.Status.Redis.InMemoryFallback).To(BeFalse())
+	}, timeout, interval).Should(Succeed())
+	g.Expect(k8sClient.Get(ctx, key, d)).To(Succeed())
+	g.Expect(d.Generation).To(Equal(generation), "the logger is not rolled to another bus")
+}

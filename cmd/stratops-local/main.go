@@ -109,7 +109,9 @@ func run(root, dir string, tableEvery time.Duration) error {
 		_ = exec.CommandContext(ctx, filepath.Join(root, "hack", "ensure-redis.sh")).Run()
 	}
 	redisAddr := "127.0.0.1:1" // nothing listens: Live samples stay Gated
-	if s, err := redistest.Start(redistest.Options{}); err != nil {
+	// Persistent, like a managed Redis: stopping and starting it keeps the
+	// data, so the strategies recover as they would in production.
+	if s, err := redistest.Start(redistest.Options{Persist: true}); err != nil {
 		say("no redis-server (%v): Backtest samples run on the in-memory bus, Live samples stay Gated (the standard's rule)", err)
 	} else {
 		redisSrv = s
