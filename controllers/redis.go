@@ -198,6 +198,9 @@ func (r *StrategyReconciler) reconcileRedis(ctx context.Context, st *reconcileSt
 			if s.Spec.RedisLossPolicy != stratv1.RedisLossAlert {
 				action = "policy Halt: the engine is scaled to zero"
 			}
+			if s.Spec.Engine == nil {
+				action = "policy " + string(s.Spec.RedisLossPolicy) + " (no engine to act on)"
+			}
 			r.event(s, corev1.EventTypeWarning, stratv1.ReasonRedisLost, "Probe", "%s; %s", msg, action)
 		}
 		setCondition(s, stratv1.ConditionRedisReady, false, stratv1.ReasonRedisLost, msg)
