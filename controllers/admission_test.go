@@ -19,7 +19,7 @@ func TestAdmission_RejectsInvalidStrategiesNamingTheField(t *testing.T) {
 	ns := newNamespace(t)
 	dur := func(d time.Duration) *metav1.Duration { return &metav1.Duration{Duration: d} }
 	redis := func(mut func(r *stratv1.RedisSpec)) *stratv1.RedisSpec {
-		r := &stratv1.RedisSpec{Address: "redis:6379"}
+		r := &stratv1.RedisSpec{Address: "127.0.0.1:1"}
 		mut(r)
 		return r
 	}
@@ -42,7 +42,7 @@ func TestAdmission_RejectsInvalidStrategiesNamingTheField(t *testing.T) {
 		{"sentinel without master name", func(s *stratv1.Strategy) {
 			s.Spec.Redis = redis(func(r *stratv1.RedisSpec) {
 				r.Topology = stratv1.TopologySentinel
-				r.Addresses = []string{"s1:26379"}
+				r.Addresses = []string{"127.0.0.1:2"}
 			})
 		}, "spec.redis.sentinelMasterName"},
 		{"sentinel without addresses", func(s *stratv1.Strategy) {
@@ -57,7 +57,7 @@ func TestAdmission_RejectsInvalidStrategiesNamingTheField(t *testing.T) {
 		{"cluster with a db", func(s *stratv1.Strategy) {
 			s.Spec.Redis = redis(func(r *stratv1.RedisSpec) {
 				r.Topology = stratv1.TopologyCluster
-				r.Addresses = []string{"c1:6379"}
+				r.Addresses = []string{"127.0.0.1:3"}
 				r.DB = 3
 			})
 		}, "spec.redis.db"},
@@ -107,9 +107,9 @@ func TestAdmission_RejectsInvalidStrategiesNamingTheField(t *testing.T) {
 	t.Run("a valid strategy of each topology is accepted", func(t *testing.T) {
 		g := NewWithT(t)
 		for i, r := range []*stratv1.RedisSpec{
-			{Address: "redis:6379", KeyPrefix: "eth-basis:", DB: 15},
-			{Topology: stratv1.TopologySentinel, Addresses: []string{"s1:26379"}, SentinelMasterName: "mymaster"},
-			{Topology: stratv1.TopologyCluster, Addresses: []string{"c1:6379", "c2:6379"}},
+			{Address: "127.0.0.1:1", KeyPrefix: "eth-basis:", DB: 15},
+			{Topology: stratv1.TopologySentinel, Addresses: []string{"127.0.0.1:2"}, SentinelMasterName: "mymaster"},
+			{Topology: stratv1.TopologyCluster, Addresses: []string{"127.0.0.1:3", "127.0.0.1:4"}},
 		} {
 			s := backtest(ns, []string{"standalone", "sentinel", "cluster"}[i])
 			s.Spec.Mode = stratv1.ModeLive

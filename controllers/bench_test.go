@@ -38,17 +38,9 @@ func BenchmarkReconcile_HealthyStrategy(b *testing.B) {
 	g := NewWithT(b)
 	ctx := context.Background()
 	ns := newNamespace(&testing.T{})
-	s := liveOn(ns, "bench", redisOpen.Addr, stratv1.RedisLossHalt)
-	s.Spec.Engine = nil
-	s.Spec.Redis.HealthCheckInterval = &metav1.Duration{Duration: time.Hour}
-	g.Expect(k8sClient.Create(ctx, s)).To(Succeed())
-	g.Eventually(func() error {
-		return k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "bench-eventlogger"}, &appsv1.Deployment{})
-	}, timeout, interval).Should(Succeed())
-	markAvailable(g, ns, "bench-eventlogger")
-	g.Eventually(func(g Gomega) {
-		g.Expect(getStrategy(g, ns, "bench").Status.Phase).To(Equal(stratv1.PhaseRunning))
-	}, timeout, interval).Should(Succeed())
+	runningLive(g, ns, "bench", redisOpen.Addr, func(s *stratv1.Strategy) {
+		s.Spec.Redis.HealthCheckInterval = &metav1.Duration{Duration: time.Hour}
+	})
 	rc := redis.NewClient(&redis.Options{Addr: redisOpen.Addr})
 	defer rc.Close()
 	req := ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: "bench"}}

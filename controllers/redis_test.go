@@ -38,6 +38,25 @@ func liveOn(ns, name, addr string, policy stratv1.RedisLossPolicy) *stratv1.Stra
 	}
 }
 
+// runningLive creates a Live Strategy on addr without an engine, plays the
+// kubelet for its logger and waits until it is Running.
+func runningLive(g Gomega, ns, name, addr string, mutate func(*stratv1.Strategy)) {
+	ctx := context.Background()
+	s := liveOn(ns, name, addr, stratv1.RedisLossHalt)
+	s.Spec.Engine = nil
+	if mutate != nil {
+		mutate(s)
+	}
+	g.Expect(k8sClient.Create(ctx, s)).To(Succeed())
+	g.Eventually(func() error {
+		return k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: name + "-eventlogger"}, &appsv1.Deployment{})
+	}, timeout, interval).Should(Succeed())
+	markAvailable(g, ns, name+"-eventlogger")
+	g.Eventually(func(g Gomega) {
+		g.Expect(getStrategy(g, ns, name).Status.Phase).To(Equal(stratv1.PhaseRunning))
+	}, timeout, interval).Should(Succeed())
+}
+
 func probe(s *stratv1.Strategy, name string) *stratv1.ProbeResult {
 	if s.Status.Redis == nil {
 		return nil
@@ -98,13 +117,15 @@ func TestReconcile_LiveIsGatedUntilRedisPassesProbes(t *testing.T) {
 	}, timeout, interval).Should(Succeed())
 	t.Logf("rolled out %s after Redis started (healthCheckInterval 1s)", time.Since(start).Round(time.Millisecond))
 	g.Expect(time.Since(start)).To(BeNumerically("<", 2*time.Second+time.Second), "rolled out within two health-check intervals (plus a probe round)")
-	s := getStrategy(g, ns, "gated")
-	g.Expect(s.Status.Redis.Role).To(Equal("master"))
-	g.Expect(s.Status.Redis.ServerVersion).NotTo(BeEmpty())
-	for _, p := range s.Status.Redis.Probes {
-		g.Expect(p.OK).To(BeTrue(), "probe %s", p.Name)
-	}
-	g.Expect(hasEvent(g, ns, "gated", corev1.EventTypeNormal, "GatePassed")).To(BeTrue())
+	g.Eventually(func(g Gomega) {
+		s := getStrategy(g, ns, "gated")
+		g.Expect(s.Status.Redis.Role).To(Equal("master"))
+		g.Expect(s.Status.Redis.ServerVersion).NotTo(BeEmpty())
+		for _, p := range s.Status.Redis.Probes {
+			g.Expect(p.OK).To(BeTrue(), "probe %s", p.Name)
+		}
+		g.Expect(hasEvent(g, ns, "gated", corev1.EventTypeNormal, "GatePassed")).To(BeTrue())
+	}, timeout, interval).Should(Succeed())
 }
 
 func TestReconcile_ProbeFailuresNameTheirReason(t *testing.T) {
@@ -315,33 +336,11 @@ func TestReconcile_HealthyReconcileCostsAtMostThreeRoundTripsAndNoStatusWrite(t 
 	srv, err := redistest.Start(redistest.Options{})
 	g.Expect(err).NotTo(HaveOccurred())
 	defer srv.Close()
-	s := liveOn(ns, "cheap", srv.Addr, stratv1.RedisLossHalt)
-	s.Spec.Engine = nil
-	s.Spec.Redis.HealthCheckInterval = &metav1.Duration{Duration: time.Hour}
-	g.Expect(k8sClient.Create(ctx, s)).To(Succeed())
-	g.Eventually(func() error {
-		return k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "cheap-eventlogger"}, &appsv1.Deployment{})
-	}, timeout, interval).Should(Succeed())
-	markAvailable(g, ns, "cheap-eventlogger")
-	g.Eventually(func(g Gomega) {
-		g.Expect(getStrategy(g, ns, "cheap").Status.Phase).To(Equal(stratv1.PhaseRunning))
-	}, timeout, interval).Should(Succeed())
-
+	runningLive(g, ns, "cheap", srv.Addr, func(s *stratv1.Strategy) {
+		s.Spec.Redis.HealthCheckInterval = &metav1.Duration{Duration: time.Hour}
+	})
 	rc := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	defer rc.Close()
-	served := func() int64 {
-		info := rc.Info(ctx, "stats").Val()
-		for _, l := range strings.Split(info, "\n") {
-			if v, ok := strings.CutPrefix(strings.TrimSpace(l), "total_commands_processed:"); ok {
-				var n int64
-				for _, c := range v {
-					n = n*10 + int64(c-'0')
-				}
-				return n
-			}
-		}
-		return -1
-	}
 	req := ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: "cheap"}}
 	// Let the last write settle, then measure one reconcile.
 	g.Eventually(func(g Gomega) {
@@ -351,11 +350,11 @@ func TestReconcile_HealthyReconcileCostsAtMostThreeRoundTripsAndNoStatusWrite(t 
 		g.Expect(getStrategy(g, ns, "cheap").ResourceVersion).To(Equal(before))
 	}, timeout, interval).Should(Succeed())
 	before := getStrategy(g, ns, "cheap").ResourceVersion
-	c0 := served()
+	c0 := commandsServed(ctx, rc)
 	_, err = reconciler.Reconcile(ctx, req)
 	g.Expect(err).NotTo(HaveOccurred())
-	// served() itself is one command (INFO); the read-out is one pipeline.
-	cmds := served() - c0 - 1
+	// commandsServed itself is one command (INFO); the read-out is one pipeline.
+	cmds := commandsServed(ctx, rc) - c0 - 1
 	t.Logf("a healthy reconcile sent %d Redis commands", cmds)
 	g.Expect(getStrategy(g, ns, "cheap").ResourceVersion).To(Equal(before), "no status write")
 	// One pipeline: PUBSUB NUMSUB, HGETALL, and a PTTL per key (9).
@@ -395,15 +394,8 @@ func TestReconcile_BacktestKeepsTheBusItRolledOutWith(t *testing.T) {
 	srv, err := redistest.Start(redistest.Options{})
 	g.Expect(err).NotTo(HaveOccurred())
 	defer srv.Close()
-	s := liveOn(ns, "sticky", srv.Addr, stratv1.RedisLossHalt)
-	s.Spec.Mode, s.Spec.Engine = stratv1.ModeBacktest, nil
-	g.Expect(k8sClient.Create(ctx, s)).To(Succeed())
+	runningLive(g, ns, "sticky", srv.Addr, func(s *stratv1.Strategy) { s.Spec.Mode = stratv1.ModeBacktest })
 	key := client.ObjectKey{Namespace: ns, Name: "sticky-eventlogger"}
-	g.Eventually(func() error { return k8sClient.Get(ctx, key, &appsv1.Deployment{}) }, timeout, interval).Should(Succeed())
-	markAvailable(g, ns, "sticky-eventlogger")
-	g.Eventually(func(g Gomega) {
-		g.Expect(getStrategy(g, ns, "sticky").Status.Phase).To(Equal(stratv1.PhaseRunning))
-	}, timeout, interval).Should(Succeed())
 	d := &appsv1.Deployment{}
 	g.Expect(k8sClient.Get(ctx, key, d)).To(Succeed())
 	g.Expect(usesRedis(d)).To(BeTrue())

@@ -156,9 +156,9 @@ func TestReconcile_ConfigChangeRollsThePodTemplate(t *testing.T) {
 	g.Eventually(func() error { return k8sClient.Get(ctx, key, dep) }, timeout, interval).Should(Succeed())
 	before := dep.Spec.Template.Annotations[annotationConfigHash]
 
-	s := getStrategy(g, ns, "roll")
-	s.Spec.Messaging = &stratv1.MessagingSpec{Channels: []stratv1.ChannelSpec{{Name: "position:updated"}}}
-	g.Expect(k8sClient.Update(ctx, s)).To(Succeed())
+	updateStrategy(g, ns, "roll", func(s *stratv1.Strategy) {
+		s.Spec.Messaging = &stratv1.MessagingSpec{Channels: []stratv1.ChannelSpec{{Name: "position:updated"}}}
+	})
 	g.Eventually(func(g Gomega) {
 		g.Expect(k8sClient.Get(ctx, key, dep)).To(Succeed())
 		g.Expect(dep.Spec.Template.Annotations[annotationConfigHash]).NotTo(Equal(before))
@@ -351,9 +351,7 @@ func TestReconcile_SuspendStopsReconcilingAndShowsSuspended(t *testing.T) {
 	dep := &appsv1.Deployment{}
 	g.Eventually(func() error { return k8sClient.Get(ctx, key, dep) }, timeout, interval).Should(Succeed())
 
-	s := getStrategy(g, ns, "susp")
-	s.Spec.Suspend = true
-	g.Expect(k8sClient.Update(ctx, s)).To(Succeed())
+	updateStrategy(g, ns, "susp", func(s *stratv1.Strategy) { s.Spec.Suspend = true })
 	g.Eventually(func(g Gomega) {
 		s := getStrategy(g, ns, "susp")
 		g.Expect(s.Status.Phase).To(Equal(stratv1.PhaseSuspended))
@@ -366,8 +364,6 @@ func TestReconcile_SuspendStopsReconcilingAndShowsSuspended(t *testing.T) {
 		return apierrors.IsNotFound(k8sClient.Get(ctx, key, &appsv1.Deployment{}))
 	}, 2*time.Second, interval).Should(BeTrue(), "a suspended Strategy is not reconciled")
 
-	s = getStrategy(g, ns, "susp")
-	s.Spec.Suspend = false
-	g.Expect(k8sClient.Update(ctx, s)).To(Succeed())
+	updateStrategy(g, ns, "susp", func(s *stratv1.Strategy) { s.Spec.Suspend = false })
 	g.Eventually(func() error { return k8sClient.Get(ctx, key, &appsv1.Deployment{}) }, timeout, interval).Should(Succeed())
 }

@@ -31,6 +31,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	stratv1 "github.com/stratops/stratops/api/v1"
+	"github.com/stratops/stratops/internal/redisprobe"
 	"github.com/stratops/stratops/internal/redistest"
 )
 
@@ -67,6 +68,7 @@ func runSuite(m *testing.M) int {
 	// Every log line of the manager, at every level, is kept to check that
 	// no secret is ever logged; errors also go to stderr.
 	ctrl.SetLogger(zap.New(zap.WriteTo(io.MultiWriter(managerLogs, levelFilter{os.Stderr})), zap.UseDevMode(false), zap.Level(zapcore.Level(-10))))
+	redisprobe.RouteLogs(ctrl.Log)
 	utilruntime.Must(clientgoscheme.AddToScheme(testScheme))
 	utilruntime.Must(stratv1.AddToScheme(testScheme))
 
@@ -229,6 +231,19 @@ func markAvailable(g Gomega, ns, name string) {
 		Conditions: []appsv1.DeploymentCondition{{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue, Reason: "MinimumReplicasAvailable"}},
 	}
 	g.Expect(k8sClient.Status().Update(context.Background(), d)).To(Succeed())
+}
+
+// updateStrategy changes a Strategy's spec, retrying on the conflicts its
+// status patches cause.
+func updateStrategy(g Gomega, ns, name string, mutate func(*stratv1.Strategy)) {
+	g.Eventually(func() error {
+		s := &stratv1.Strategy{}
+		if err := k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, s); err != nil {
+			return err
+		}
+		mutate(s)
+		return k8sClient.Update(context.Background(), s)
+	}, timeout, interval).Should(Succeed())
 }
 
 // eventsFor lists the events regarding a Strategy.

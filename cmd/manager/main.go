@@ -20,6 +20,7 @@ import (
 
 	stratv1 "github.com/stratops/stratops/api/v1"
 	"github.com/stratops/stratops/controllers"
+	"github.com/stratops/stratops/internal/redisprobe"
 )
 
 // defaultImage is the operator's own image, used for event loggers whose
@@ -53,6 +54,7 @@ func run() error {
 
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 	log := ctrl.Log.WithName("setup")
+	redisprobe.RouteLogs(ctrl.Log)
 
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))

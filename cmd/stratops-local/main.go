@@ -41,6 +41,7 @@ import (
 	"github.com/stratops/stratops/controllers"
 	el "github.com/stratops/stratops/internal/eventlogger"
 	"github.com/stratops/stratops/internal/localrun"
+	"github.com/stratops/stratops/internal/redisprobe"
 	"github.com/stratops/stratops/internal/redistest"
 	"github.com/stratops/stratops/internal/sampleengine"
 )
@@ -81,6 +82,7 @@ func run(root, dir string, tableEvery time.Duration) error {
 		return err
 	}
 	ctrl.SetLogger(zap.New(zap.WriteTo(mustCreate(filepath.Join(dir, "manager.log")))))
+	redisprobe.RouteLogs(ctrl.Log)
 
 	assets := os.Getenv("KUBEBUILDER_ASSETS")
 	if assets == "" {

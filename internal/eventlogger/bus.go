@@ -82,6 +82,16 @@ type ChannelStats struct {
 	LastMessageTime time.Time
 }
 
+// Add adds another set of counters to these; the last message time is the
+// later of the two.
+func (c *ChannelStats) Add(o ChannelStats) {
+	c.Messages += o.Messages
+	c.Invalid += o.Invalid
+	if o.LastMessageTime.After(c.LastMessageTime) {
+		c.LastMessageTime = o.LastMessageTime
+	}
+}
+
 // Fields of the stats hash: "<channel>|<stat>".
 const (
 	statMessages = "messages"

@@ -178,11 +178,7 @@ func (b *MemoryBus) AddStats(_ context.Context, stats map[string]ChannelStats) e
 	defer b.mu.Unlock()
 	for ch, s := range stats {
 		cur := b.stats[ch]
-		cur.Messages += s.Messages
-		cur.Invalid += s.Invalid
-		if s.LastMessageTime.After(cur.LastMessageTime) {
-			cur.LastMessageTime = s.LastMessageTime
-		}
+		cur.Add(s)
 		b.stats[ch] = cur
 	}
 	return nil

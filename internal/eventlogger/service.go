@@ -363,11 +363,7 @@ func (s *Service) flushStats(ctx context.Context) {
 		s.mu.Lock()
 		for ch, d := range delta {
 			cur := s.stats[ch]
-			cur.Messages += d.Messages
-			cur.Invalid += d.Invalid
-			if d.LastMessageTime.After(cur.LastMessageTime) {
-				cur.LastMessageTime = d.LastMessageTime
-			}
+			cur.Add(d)
 			s.stats[ch] = cur
 		}
 		s.mu.Unlock()
