@@ -36,7 +36,9 @@ import (
 )
 
 const (
-	timeout   = 20 * time.Second
+	// timeout bounds every Eventually: generous, since two cores run the
+	// API server, Redis and several test packages at once.
+	timeout   = 60 * time.Second
 	interval  = 100 * time.Millisecond
 	testImage = "stratops:test"
 )

@@ -63,7 +63,7 @@ func (c RedisConfig) UniversalOptions() (*redis.UniversalOptions, error) {
 		Addrs: c.Addrs, DB: c.DB, Username: c.Username, Password: c.Password,
 		DialTimeout: c.DialTimeout, ReadTimeout: c.ReadTimeout, WriteTimeout: c.WriteTimeout,
 		// Fail fast rather than retrying a dead server for long.
-		MaxRetries: 1,
+		MaxRetries: 1, DialerRetries: 2, DialerRetryTimeout: 100 * time.Millisecond,
 	}
 	if o.DialTimeout <= 0 {
 		o.DialTimeout = 2 * time.Second
