@@ -1,0 +1,107 @@
+package redisprobe
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/stratops/stratops/internal/eventlogger"
+	"github.com/stratops/stratops/internal/redistest"
+)
+
+func TestRun_AllProbesPassOnAWritableMasterAndLeaveOnlyExpiringKeys(t *testing.T) {
+	ctx := context.Background()
+	c := redis.NewClient(&redis.Options{Addr: server.Addr})
+	defer c.Close()
+	rep := Run(ctx, c, Options{Prefix: "probe-test:", Timeout: time.Second})
+	if !rep.OK() || rep.Role != "master" || rep.ServerVersion == "" {
+		t.Fatalf("report %+v", rep)
+	}
+	names := []string{ProbeConnect, ProbePing, ProbeRole, ProbeWriteTTL, ProbePubSub}
+	for i, p := range rep.Probes {
+		if p.Name != names[i] || !p.OK {
+			t.Fatalf("probe %d: %+v", i, p)
+		}
+	}
+	keys := c.Keys(ctx, "probe-test:*").Val()
+	for _, k := range keys {
+		if ttl := c.TTL(ctx, k).Val(); ttl <= 0 || ttl > probeKeyTTL {
+			t.Fatalf("probe key %s has TTL %v: it must expire on its own", k, ttl)
+		}
+	}
+	if len(c.Keys(ctx, "stratops:*").Val()) != 0 {
+		t.Fatal("a probe key was written outside the prefix")
+	}
+}
+
+func TestRun_ReasonsForAStoppedServerAndAReplica(t *testing.T) {
+	ctx := context.Background()
+	replica, err := redistest.Start(redistest.Options{ReplicaOf: server})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer replica.Close()
+	// Configured as the operator configures its clients.
+	rc, err := eventlogger.NewRedisClient(eventlogger.RedisConfig{Addrs: []string{replica.Addr}, DialTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	rep := Run(ctx, rc, Options{Timeout: time.Second})
+	if f, _ := rep.Failed(); f.Name != ProbeRole || f.Reason != ReasonReadOnlyReplica || rep.Role != "replica" {
+		t.Fatalf("replica: %+v", rep)
+	}
+	_ = replica.Stop()
+	rep = Run(ctx, rc, Options{Timeout: 2 * time.Second})
+	f, _ := rep.Failed()
+	if f.Name != ProbeConnect || f.Reason != ReasonUnreachable {
+		t.Fatalf("stopped server: %+v", f)
+	}
+	if rep.Probes[1].Reason != ReasonSkipped {
+		t.Fatalf("after a failed connect the rest are skipped: %+v", rep.Probes[1])
+	}
+}
+
+func TestReadHealth_ReasonsForKeysAndChannels(t *testing.T) {
+	ctx := context.Background()
+	c := redis.NewClient(&redis.Options{Addr: server.Addr})
+	defer c.Close()
+	cat := eventlogger.Catalog{
+		Mode: eventlogger.ModeLive, KeyPrefix: "health-test:",
+		Channels: []eventlogger.Channel{
+			{Name: "a:quiet", MinSubscribers: 0, MaxSilence: eventlogger.Duration{Duration: time.Minute}},
+			{Name: "a:fine", MinSubscribers: 0},
+		},
+		Keys: []eventlogger.Key{
+			{Name: "k:stale", TTL: eventlogger.Duration{Duration: time.Hour}, MaxAge: eventlogger.Duration{Duration: time.Minute}},
+			{Name: "k:long", TTL: eventlogger.Duration{Duration: time.Hour}},
+			{Name: "k:bloat", TTL: eventlogger.Duration{Duration: time.Hour}},
+			{Name: "k:fresh", TTL: eventlogger.Duration{Duration: time.Hour}, MaxAge: eventlogger.Duration{Duration: time.Minute}},
+			{Name: "k:config"},
+			{Name: "k:gone", TTL: eventlogger.Duration{Duration: time.Hour}},
+		},
+	}
+	now := time.Now()
+	old := now.Add(-time.Hour).UTC().Format(time.RFC3339)
+	c.Set(ctx, "health-test:k:stale", `{"timestamp":"`+old+`"}`, time.Hour)
+	c.Set(ctx, "health-test:k:long", `{}`, 2*time.Hour)
+	c.Set(ctx, "health-test:k:bloat", `{}`, 0)
+	c.Set(ctx, "health-test:k:fresh", `{"timestamp":"`+now.UTC().Format(time.RFC3339)+`"}`, time.Hour)
+	c.Set(ctx, "health-test:k:config", `{}`, 0)
+	h, err := ReadHealth(ctx, c, cat, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"k:stale": ReasonStale, "k:long": ReasonTTLExceedsPolicy, "k:bloat": ReasonNoExpiry,
+		"k:fresh": "", "k:config": "", "k:gone": ReasonMissing}
+	for _, k := range h.Keys {
+		if k.Reason != want[k.Name] || k.Healthy != (want[k.Name] == "") {
+			t.Errorf("key %s: healthy %t reason %q, want %q", k.Name, k.Healthy, k.Reason, want[k.Name])
+		}
+	}
+	if h.Channels[0].Reason != ReasonSilent || !h.Channels[1].Healthy {
+		t.Errorf("channels: %+v", h.Channels)
+	}
+}
