@@ -38,8 +38,8 @@ func liveOn(ns, name, addr string, policy stratv1.RedisLossPolicy) *stratv1.Stra
 	}
 }
 
-// runningLive creates a Live Strategy on addr without an engine, plays the
-// kubelet for its logger and waits until it is Running.
+// runningLive creates a Live Strategy on addr (without an engine unless
+// mutate adds one), plays the kubelet for it and waits until it is Running.
 func runningLive(g Gomega, ns, name, addr string, mutate func(*stratv1.Strategy)) {
 	ctx := context.Background()
 	s := liveOn(ns, name, addr, stratv1.RedisLossHalt)
@@ -52,6 +52,12 @@ func runningLive(g Gomega, ns, name, addr string, mutate func(*stratv1.Strategy)
 		return k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: name + "-eventlogger"}, &appsv1.Deployment{})
 	}, timeout, interval).Should(Succeed())
 	markAvailable(g, ns, name+"-eventlogger")
+	if s.Spec.Engine != nil {
+		g.Eventually(func() error {
+			return k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: name + "-engine"}, &appsv1.Deployment{})
+		}, timeout, interval).Should(Succeed())
+		markAvailable(g, ns, name+"-engine")
+	}
 	g.Eventually(func(g Gomega) {
 		g.Expect(getStrategy(g, ns, name).Status.Phase).To(Equal(stratv1.PhaseRunning))
 	}, timeout, interval).Should(Succeed())

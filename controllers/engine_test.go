@@ -1,0 +1,103 @@
+package controllers
+
+import (
+	"context"
+	"testing"
+
+	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	stratv1 "github.com/stratops/stratops/api/v1"
+	"github.com/stratops/stratops/internal/eventlogger"
+)
+
+func engineSpec() *stratv1.EngineSpec {
+	return &stratv1.EngineSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+		Containers: []corev1.Container{{Name: "engine", Image: "engine:1",
+			Env: []corev1.EnvVar{{Name: "OWN", Value: "kept"}},
+			ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"true"}}}}}},
+	}}}
+}
+
+func setJobCondition(g Gomega, ns, name string, t batchv1.JobConditionType) {
+	j := &batchv1.Job{}
+	g.Expect(k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, j)).To(Succeed())
+	now := metav1.Now()
+	j.Status.StartTime = &now
+	j.Status.Conditions = append(j.Status.Conditions, batchv1.JobCondition{Type: t, Status: corev1.ConditionTrue, Reason: "Test", Message: "set by the test", LastTransitionTime: now})
+	if t == batchv1.JobComplete {
+		j.Status.CompletionTime = &now
+		j.Status.Succeeded = 1
+		j.Status.Conditions = append([]batchv1.JobCondition{{Type: batchv1.JobSuccessCriteriaMet, Status: corev1.ConditionTrue, LastTransitionTime: now}}, j.Status.Conditions...)
+	} else {
+		j.Status.Failed = 1
+		j.Status.Conditions = append([]batchv1.JobCondition{{Type: batchv1.JobFailureTarget, Status: corev1.ConditionTrue, LastTransitionTime: now}}, j.Status.Conditions...)
+	}
+	g.Expect(k8sClient.Status().Update(context.Background(), j)).To(Succeed())
+}
+
+func TestEngine_BacktestRunsAJobWiredLikeTheLoggerAndItsOutcomeIsThePhase(t *testing.T) {
+	for _, outcome := range []batchv1.JobConditionType{batchv1.JobComplete, batchv1.JobFailed} {
+		t.Run(string(outcome), func(t *testing.T) {
+			g := NewWithT(t)
+			ctx := context.Background()
+			ns := newNamespace(t)
+			s := backtest(ns, "bt")
+			s.Spec.Redis = &stratv1.RedisSpec{Address: redisOpen.Addr, KeyPrefix: "bt:"}
+			s.Spec.Engine = engineSpec()
+			g.Expect(k8sClient.Create(ctx, s)).To(Succeed())
+			job := &batchv1.Job{}
+			g.Eventually(func() error {
+				return k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "bt-engine"}, job)
+			}, timeout, interval).Should(Succeed())
+			c := job.Spec.Template.Spec.Containers[0]
+			env := map[string]string{}
+			for _, e := range c.Env {
+				env[e.Name] = e.Value
+			}
+			g.Expect(env).To(HaveKeyWithValue("OWN", "kept"))
+			g.Expect(env).To(HaveKeyWithValue(eventlogger.EnvRedisAddrs, redisOpen.Addr))
+			g.Expect(env).To(HaveKeyWithValue(eventlogger.EnvKeyPrefix, "bt:"))
+			g.Expect(c.VolumeMounts).To(ContainElement(HaveField("MountPath", "/etc/stratops")))
+			g.Expect(job.Spec.Template.Spec.RestartPolicy).To(Equal(corev1.RestartPolicyNever))
+
+			markAvailable(g, ns, "bt-eventlogger")
+			setJobCondition(g, ns, "bt-engine", outcome)
+			g.Eventually(func(g Gomega) {
+				s := getStrategy(g, ns, "bt")
+				if outcome == batchv1.JobComplete {
+					g.Expect(s.Status.Phase).To(Equal(stratv1.PhaseSucceeded))
+					g.Expect(kstatusOf(g, s)).To(Equal(kstatus.CurrentStatus))
+				} else {
+					g.Expect(s.Status.Phase).To(Equal(stratv1.PhaseFailed))
+					g.Expect(condition(s, stratv1.ConditionStalled).Reason).To(Equal("BacktestFailed"))
+					g.Expect(kstatusOf(g, s)).To(Equal(kstatus.FailedStatus))
+				}
+			}, timeout, interval).Should(Succeed())
+		})
+	}
+}
+
+func TestEngine_LiveDeploymentRecreatesOnAChangeAndSaysSo(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	runningLive(g, ns, "eng", redisOpen.Addr, func(s *stratv1.Strategy) { s.Spec.Engine = engineSpec() })
+	key := client.ObjectKey{Namespace: ns, Name: "eng-engine"}
+	d := &appsv1.Deployment{}
+	g.Expect(k8sClient.Get(ctx, key, d)).To(Succeed())
+	g.Expect(d.Spec.Strategy.Type).To(Equal(appsv1.RecreateDeploymentStrategyType), "never two engines trading at once")
+	g.Expect(*d.Spec.Template.Spec.Containers[0].ReadinessProbe).To(HaveField("SuccessThreshold", int32(1)))
+
+	updateStrategy(g, ns, "eng", func(s *stratv1.Strategy) { s.Spec.Engine.Template.Spec.Containers[0].Image = "engine:2" })
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8sClient.Get(ctx, key, d)).To(Succeed())
+		g.Expect(d.Spec.Template.Spec.Containers[0].Image).To(Equal("engine:2"))
+		g.Expect(hasEvent(g, ns, "eng", corev1.EventTypeWarning, "EngineRestarted")).To(BeTrue())
+	}, timeout, interval).Should(Succeed())
+}
