@@ -19,7 +19,7 @@ import (
 func engineSpec() *stratv1.EngineSpec {
 	return &stratv1.EngineSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
 		Containers: []corev1.Container{{Name: "engine", Image: "engine:1",
-			Env: []corev1.EnvVar{{Name: "OWN", Value: "kept"}},
+			Env:            []corev1.EnvVar{{Name: "OWN", Value: "kept"}},
 			ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"true"}}}}}},
 	}}}
 }
