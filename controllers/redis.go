@@ -73,7 +73,11 @@ func (r *StrategyReconciler) reconcileRedis(ctx context.Context, st *reconcileSt
 		return nil
 	}
 	cfg := redisConfigFor(s, st.secrets)
-	c, err := r.Clients.Acquire(key, cfg, eventlogger.NewRedisClient)
+	build := r.NewRedisClient
+	if build == nil {
+		build = eventlogger.NewRedisClient
+	}
+	c, err := r.Clients.Acquire(key, cfg, build)
 	if err != nil {
 		return stalled(stratv1.ReasonInvalidSpec, "spec.redis: %v", err)
 	}

@@ -356,13 +356,15 @@ func TestReconcile_HealthyReconcileCostsAtMostThreeRoundTripsAndNoStatusWrite(t 
 		g.Expect(getStrategy(g, ns, "cheap").ResourceVersion).To(Equal(before))
 	}, timeout, interval).Should(Succeed())
 	before := getStrategy(g, ns, "cheap").ResourceVersion
-	c0 := commandsServed(ctx, rc)
+	c0, rt0 := commandsServed(ctx, rc), roundTripsTo(srv.Addr)
 	_, err = reconciler.Reconcile(ctx, req)
 	g.Expect(err).NotTo(HaveOccurred())
-	// commandsServed itself is one command (INFO); the read-out is one pipeline.
-	cmds := commandsServed(ctx, rc) - c0 - 1
-	t.Logf("a healthy reconcile sent %d Redis commands", cmds)
+	// commandsServed itself is one command (INFO).
+	cmds, trips := commandsServed(ctx, rc)-c0-1, roundTripsTo(srv.Addr)-rt0
+	t.Logf("a healthy reconcile: %d Redis round trips, %d commands", trips, cmds)
 	g.Expect(getStrategy(g, ns, "cheap").ResourceVersion).To(Equal(before), "no status write")
+	g.Expect(trips).To(BeNumerically(">=", 1), "the health read-out runs on every reconcile")
+	g.Expect(trips).To(BeNumerically("<=", 3))
 	// One pipeline: PUBSUB NUMSUB, HGETALL, and a PTTL per key (9).
 	g.Expect(cmds).To(BeNumerically("<=", 11))
 }

@@ -42,6 +42,8 @@ type StrategyReconciler struct {
 	MaxConcurrentReconciles int
 	// Clients caches Redis clients across Strategies.
 	Clients *redisprobe.Clients
+	// NewRedisClient builds a Redis client. default: eventlogger.NewRedisClient.
+	NewRedisClient func(eventlogger.RedisConfig) (redis.UniversalClient, error)
 }
 
 // reconcileState is what one reconcile of one Strategy learns on its way

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,6 +32,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	stratv1 "github.com/stratops/stratops/api/v1"
+	"github.com/stratops/stratops/internal/eventlogger"
 	"github.com/stratops/stratops/internal/redisprobe"
 	"github.com/stratops/stratops/internal/redistest"
 )
@@ -127,6 +129,7 @@ func runSuite(m *testing.M) int {
 
 	reconciler = &StrategyReconciler{
 		Clients:          NewRedisClients(),
+		NewRedisClient:   countingRedisClient,
 		Client:           mgr.GetClient(),
 		APIReader:        mgr.GetAPIReader(),
 		Scheme:           mgr.GetScheme(),
@@ -233,6 +236,46 @@ func markAvailable(g Gomega, ns, name string) {
 		Conditions: []appsv1.DeploymentCondition{{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue, Reason: "MinimumReplicasAvailable"}},
 	}
 	g.Expect(k8sClient.Status().Update(context.Background(), d)).To(Succeed())
+}
+
+// roundTrips counts, per Redis address, the round trips the reconciler's
+// clients make: one per command or pipeline (connection handshakes, which a
+// warm pool does not repeat, are not counted).
+var roundTrips sync.Map // addr -> *atomic.Int64
+
+func roundTripsTo(addr string) int64 {
+	v, _ := roundTrips.LoadOrStore(addr, new(atomic.Int64))
+	return v.(*atomic.Int64).Load()
+}
+
+func countingRedisClient(cfg eventlogger.RedisConfig) (redis.UniversalClient, error) {
+	c, err := eventlogger.NewRedisClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	v, _ := roundTrips.LoadOrStore(cfg.Addrs[0], new(atomic.Int64))
+	c.AddHook(roundTripHook{v.(*atomic.Int64)})
+	return c, nil
+}
+
+type roundTripHook struct{ n *atomic.Int64 }
+
+func (h roundTripHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h roundTripHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if cmd.Name() != "hello" {
+			h.n.Add(1)
+		}
+		return next(ctx, cmd)
+	}
+}
+func (h roundTripHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if len(cmds) > 0 && cmds[0].Name() != "client" {
+			h.n.Add(1)
+		}
+		return next(ctx, cmds)
+	}
 }
 
 // updateStrategy changes a Strategy's spec, retrying on the conflicts its
