@@ -7,6 +7,7 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -16,6 +17,7 @@ import (
 	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	stratv1 "github.com/stratops/stratops/api/v1"
 	"github.com/stratops/stratops/internal/redistest"
@@ -418,4 +420,35 @@ func TestReconcile_BacktestKeepsTheBusItRolledOutWith(t *testing.T) {
 	}, timeout, interval).Should(Succeed())
 	g.Expect(k8sClient.Get(ctx, key, d)).To(Succeed())
 	g.Expect(d.Generation).To(Equal(generation), "the logger is not rolled to another bus")
+}
+
+// TestMetrics_ProbesClientsAndHealthAreExported reads the manager's
+// registry after the other tests' Strategies were reconciled.
+func TestMetrics_ProbesClientsAndHealthAreExported(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	runningLive(g, ns, "metrics", redisOpen.Addr, nil)
+	g.Eventually(func(g Gomega) {
+		families, err := metrics.Registry.Gather()
+		g.Expect(err).NotTo(HaveOccurred())
+		got := map[string]bool{}
+		for _, f := range families {
+			for _, m := range f.GetMetric() {
+				labels := map[string]string{}
+				for _, l := range m.GetLabel() {
+					labels[l.GetName()] = l.GetValue()
+				}
+				if labels["strategy"] == "metrics" || labels["strategy"] == "" {
+					got[f.GetName()] = true
+				}
+			}
+		}
+		for _, name := range []string{
+			"stratops_redis_probe_duration_seconds", "stratops_redis_clients_open",
+			"stratops_channel_subscribers", "stratops_key_ttl_seconds", "stratops_healthy", "stratops_total",
+		} {
+			g.Expect(got).To(HaveKey(name))
+		}
+	}, timeout, interval).Should(Succeed())
+	g.Expect(testutil.ToFloat64(redisClientsOpen)).To(BeNumerically(">=", 1))
 }
