@@ -44,7 +44,7 @@ func catalogFor(s *stratv1.Strategy) (eventlogger.Catalog, error) {
 					k = eventlogger.Key{Name: ks.Name}
 				}
 				if ks.TTL != nil {
-					k.TTL = eventlogger.Duration{Duration: ks.TTL.Duration.Truncate(time.Second)}
+					k.TTL = eventlogger.Duration{Duration: ks.TTL.Truncate(time.Second)}
 				}
 				if ks.MaxAge != nil {
 					k.MaxAge = eventlogger.Duration{Duration: ks.MaxAge.Duration}

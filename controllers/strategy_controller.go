@@ -122,7 +122,7 @@ func (r *StrategyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	if apierrors.IsConflict(err) {
 		// The cache was behind a write; the next reconcile sees it. Not an
 		// error worth a condition or an event.
-		return ctrl.Result{Requeue: true}, nil
+		return ctrl.Result{RequeueAfter: 200 * time.Millisecond}, nil
 	}
 	r.summarize(s, st, err)
 	if _, ok := asStalled(err); ok {

@@ -439,7 +439,3 @@ type StrategyList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []Strategy `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&Strategy{}, &StrategyList{})
-}

@@ -117,7 +117,7 @@ func run(args []string) int {
 	bus, fallback, err := openBus(ctx, cat, o, log)
 	if err != nil {
 		log.Error(err.Error())
-		fmt.Fprintln(os.Stderr, "eventlogger:", err)
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer bus.Close()
@@ -169,7 +169,7 @@ func run(args []string) int {
 func openBus(ctx context.Context, cat el.Catalog, o options, log *slog.Logger) (el.Bus, bool, error) {
 	if !o.redis.Configured() {
 		if cat.Mode == el.ModeLive {
-			return nil, false, errors.New("Redis is required for live trading: no Redis address configured (" + el.EnvRedisAddrs + ")")
+			return nil, false, errors.New("eventlogger: Redis is required for live trading: no Redis address configured (" + el.EnvRedisAddrs + ")")
 		}
 		log.Info("No Redis configured: backtest runs on the in-memory bus")
 		return el.NewMemoryBus(nil), false, nil
@@ -194,7 +194,7 @@ func openBus(ctx context.Context, cat el.Catalog, o options, log *slog.Logger) (
 	}
 	_ = bus.Close()
 	if cat.Mode == el.ModeLive {
-		return nil, false, fmt.Errorf("Redis is required for live trading: %s unreachable: %v", o.redis, err)
+		return nil, false, fmt.Errorf("eventlogger: Redis is required for live trading: %s unreachable: %w", o.redis, err)
 	}
 	log.Warn("Redis unreachable: backtest continues on the in-memory bus", "redis", o.redis.String(), "error", err.Error())
 	return el.NewMemoryBus(nil), true, nil

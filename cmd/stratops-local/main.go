@@ -171,7 +171,12 @@ func run(root, dir string, tableEvery time.Duration) error {
 	mgrCtx, stopMgr := context.WithCancel(context.WithoutCancel(ctx))
 	mgrDone := make(chan error, 1)
 	go func() { mgrDone <- mgr.Start(mgrCtx) }()
-	defer func() { stopMgr(); <-mgrDone }()
+	defer func() {
+		stopMgr()
+		if err := <-mgrDone; err != nil {
+			say("the operator stopped with an error: %v", err)
+		}
+	}()
 
 	c, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {

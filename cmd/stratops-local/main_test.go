@@ -52,7 +52,8 @@ func TestLocalRun_SamplesRunRedisOutageHaltsAndRecoversAndCtrlCLeavesNothing(t *
 		if cmd.ProcessState == nil {
 			_ = cmd.Process.Signal(syscall.SIGTERM)
 			select {
-			case <-exited:
+			case err := <-exited:
+				t.Logf("stratops-local exited: %v", err)
 			case <-time.After(60 * time.Second):
 				_ = cmd.Process.Kill()
 			}

@@ -97,7 +97,12 @@ func BenchmarkPublishToLog(b *testing.B) {
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(runCtx) }()
-	defer func() { cancel(); <-done }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			b.Errorf("Run: %v", err)
+		}
+	}()
 	for !svc.subscribed.Load() {
 		time.Sleep(time.Millisecond)
 	}

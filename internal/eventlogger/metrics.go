@@ -1,6 +1,9 @@
 package eventlogger
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
 
 // metrics are the event logger's Prometheus metrics, on its own registry.
 type metrics struct {
@@ -46,6 +49,6 @@ func newMetrics() *metrics {
 	}
 	m.registry.MustRegister(m.messages, m.invalid, m.pending, m.overflow, m.writeErrors, m.statsErrors,
 		m.redisUp, m.inMemory, m.logLatency, m.recordDuration,
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -110,8 +110,8 @@ func ReadHealth(ctx context.Context, c redis.UniversalClient, cat eventlogger.Ca
 	for i, k := range cat.Keys {
 		kh := KeyHealth{Name: k.Name, PolicyTTL: k.TTL.Duration, Healthy: true}
 		ttl := ttls[i].Val()
-		switch {
-		case ttl == -2: // PTTL: -2 for a missing key, -1 for no expiry
+		switch ttl {
+		case -2: // PTTL: -2 for a missing key, -1 for no expiry
 			kh.Present, kh.Healthy, kh.Reason = false, false, ReasonMissing
 		default:
 			kh.Present = true
