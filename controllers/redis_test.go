@@ -94,9 +94,7 @@ func TestReconcile_LiveIsGatedUntilRedisPassesProbes(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	ns := newNamespace(t)
-	srv, err := redistest.Start(redistest.Options{})
-	g.Expect(err).NotTo(HaveOccurred())
-	defer srv.Close()
+	srv := startRedis(t)
 	g.Expect(srv.Stop()).To(Succeed())
 
 	g.Expect(k8sClient.Create(ctx, liveOn(ns, "gated", srv.Addr, stratv1.RedisLossHalt))).To(Succeed())
@@ -207,9 +205,7 @@ func TestReconcile_RedisLostHaltsOrAlertsAndRecovers(t *testing.T) {
 			g := NewWithT(t)
 			ctx := context.Background()
 			ns := newNamespace(t)
-			srv, err := redistest.Start(redistest.Options{})
-			g.Expect(err).NotTo(HaveOccurred())
-			defer srv.Close()
+			srv := startRedis(t)
 			name := strings.ToLower(string(policy))
 			g.Expect(k8sClient.Create(ctx, liveOn(ns, name, srv.Addr, policy))).To(Succeed())
 			engine := client.ObjectKey{Namespace: ns, Name: name + "-engine"}
@@ -341,9 +337,7 @@ func TestReconcile_HealthyReconcileCostsAtMostThreeRoundTripsAndNoStatusWrite(t 
 	g := NewWithT(t)
 	ctx := context.Background()
 	ns := newNamespace(t)
-	srv, err := redistest.Start(redistest.Options{})
-	g.Expect(err).NotTo(HaveOccurred())
-	defer srv.Close()
+	srv := startRedis(t)
 	runningLive(g, ns, "cheap", srv.Addr, func(s *stratv1.Strategy) {
 		s.Spec.Redis.HealthCheckInterval = &metav1.Duration{Duration: time.Hour}
 	})
@@ -359,7 +353,7 @@ func TestReconcile_HealthyReconcileCostsAtMostThreeRoundTripsAndNoStatusWrite(t 
 	}, timeout, interval).Should(Succeed())
 	before := getStrategy(g, ns, "cheap").ResourceVersion
 	c0, rt0 := commandsServed(ctx, rc), roundTripsTo(srv.Addr)
-	_, err = reconciler.Reconcile(ctx, req)
+	_, err := reconciler.Reconcile(ctx, req)
 	g.Expect(err).NotTo(HaveOccurred())
 	// commandsServed itself is one command (INFO).
 	cmds, trips := commandsServed(ctx, rc)-c0-1, roundTripsTo(srv.Addr)-rt0
@@ -401,9 +395,7 @@ func TestReconcile_BacktestKeepsTheBusItRolledOutWith(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	ns := newNamespace(t)
-	srv, err := redistest.Start(redistest.Options{})
-	g.Expect(err).NotTo(HaveOccurred())
-	defer srv.Close()
+	srv := startRedis(t)
 	runningLive(g, ns, "sticky", srv.Addr, func(s *stratv1.Strategy) { s.Spec.Mode = stratv1.ModeBacktest })
 	key := client.ObjectKey{Namespace: ns, Name: "sticky-eventlogger"}
 	d := &appsv1.Deployment{}

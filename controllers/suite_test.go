@@ -278,6 +278,18 @@ func (h roundTripHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis
 	}
 }
 
+// startRedis starts a redis-server of the test's own, which it may stop and
+// restart; it is killed when the test ends.
+func startRedis(t *testing.T) *redistest.Server {
+	t.Helper()
+	srv, err := redistest.Start(redistest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	return srv
+}
+
 // updateStrategy changes a Strategy's spec, retrying on the conflicts its
 // status patches cause.
 func updateStrategy(g Gomega, ns, name string, mutate func(*stratv1.Strategy)) {
