@@ -195,8 +195,10 @@ func (r *StrategyReconciler) reconcileRedis(ctx context.Context, st *reconcileSt
 	default:
 		st.redisLost = true
 		st.requeueAfter = min(2*time.Second, interval)
-		msg := fmt.Sprintf("Redis lost: probe %s failed (%s) in %d consecutive rounds: %s",
-			failed.Name, failed.Reason, rs.ConsecutiveFailures, failed.Message)
+		// The message stays the same for the whole outage (the running count
+		// is status.redis.consecutiveFailures), so alerts see one change.
+		msg := fmt.Sprintf("Redis lost after %d consecutive failed probe rounds: probe %s failed (%s): %s",
+			redisLossThreshold, failed.Name, failed.Reason, failed.Message)
 		if was == nil || was.Reason != stratv1.ReasonRedisLost {
 			action := "policy Alert: the engine keeps running"
 			if s.Spec.RedisLossPolicy != stratv1.RedisLossAlert {

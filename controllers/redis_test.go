@@ -227,7 +227,7 @@ func TestReconcile_RedisLostHaltsOrAlertsAndRecovers(t *testing.T) {
 				s := getStrategy(g, ns, name)
 				g.Expect(s.Status.Phase).To(Equal(wantPhase))
 				g.Expect(condition(s, stratv1.ConditionReady).Reason).To(Equal(stratv1.ReasonRedisLost))
-				g.Expect(condition(s, stratv1.ConditionReady).Message).To(ContainSubstring("3 consecutive rounds"))
+				g.Expect(condition(s, stratv1.ConditionReady).Message).To(ContainSubstring("after 3 consecutive failed probe rounds"))
 				d := &appsv1.Deployment{}
 				g.Expect(k8sClient.Get(ctx, engine, d)).To(Succeed())
 				g.Expect(*d.Spec.Replicas).To(Equal(wantReplicas))
