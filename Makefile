@@ -66,7 +66,7 @@ bench: envtest redis ## Run the benchmarks (event logger throughput and latency,
 ##@ Build
 
 .PHONY: build
-build: manifests generate fmt vet ## Build the manager and event logger binaries into bin/.
+build: manifests generate fmt vet ## Build the manager, event logger and sample engine binaries into bin/.
 	go build -o bin/ ./cmd/manager ./cmd/eventlogger ./cmd/sampleengine
 
 .PHONY: run

@@ -3,7 +3,6 @@
 package main
 
 import (
-	"crypto/tls"
 	"flag"
 	"fmt"
 	"os"
@@ -37,13 +36,12 @@ func main() {
 func run() error {
 	var (
 		metricsAddr, probeAddr, image string
-		leaderElect, secureMetrics    bool
+		leaderElect                   bool
 		leaderElectionNamespace       string
 		workers                       int
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
-	flag.BoolVar(&secureMetrics, "metrics-secure", false, "Serve metrics over HTTPS with authentication and authorization.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader, so that only one replica reconciles at a time.")
 	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease; default: the pod's namespace.")
 	flag.StringVar(&image, "eventlogger-image", envOr("STRATOPS_EVENTLOGGER_IMAGE", defaultImage), "Event logger image for Strategies that name none (default: the operator's own image).")
@@ -60,10 +58,7 @@ func run() error {
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(stratv1.AddToScheme(scheme))
 
-	metricsOpts := metricsserver.Options{BindAddress: metricsAddr, SecureServing: secureMetrics}
-	if !secureMetrics {
-		metricsOpts.TLSOpts = []func(*tls.Config){}
-	}
+	metricsOpts := metricsserver.Options{BindAddress: metricsAddr}
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
 		Scheme:                  scheme,
 		Metrics:                 metricsOpts,
