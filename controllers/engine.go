@@ -7,6 +7,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -92,17 +93,18 @@ func (r *StrategyReconciler) reconcileEngine(ctx context.Context, st *reconcileS
 	if cur := (&appsv1.Deployment{}); r.Get(ctx, keyOf(desired), cur) == nil {
 		before = cur
 	}
+	// Say what a change does to a running engine before doing it.
+	if before != nil && (!equality.Semantic.DeepDerivative(tmpl, before.Spec.Template) ||
+		!sameLengths(tmpl.Spec, before.Spec.Template.Spec)) {
+		r.event(s, corev1.EventTypeWarning, "EngineRestarted", "Update",
+			"The engine's pod template changed (spec, catalog or a referenced Secret): its pod is replaced now (Recreate: the old one stops before the new one starts)")
+	}
 	live, err := r.ensure(ctx, s, desired)
 	if err != nil {
 		return err
 	}
 	dep := live.(*appsv1.Deployment)
 	if before != nil {
-		if before.Spec.Template.Annotations[annotationConfigHash] != tmpl.Annotations[annotationConfigHash] ||
-			!equalTemplates(before.Spec.Template, dep.Spec.Template) {
-			r.event(s, corev1.EventTypeWarning, "EngineRestarted", "Update",
-				"The engine's pod template changed (spec or configuration): its pod is replaced (Recreate: the old one stops before the new one starts)")
-		}
 		if ptr.Deref(before.Spec.Replicas, 1) != replicas {
 			if halted {
 				r.event(s, corev1.EventTypeWarning, "EngineHalted", "Scale", "Redis lost under policy Halt: the engine is scaled to 0")
@@ -142,19 +144,6 @@ func defaultProbe(p *corev1.Probe) {
 	if p.FailureThreshold == 0 {
 		p.FailureThreshold = 3
 	}
-}
-
-func equalTemplates(a, b corev1.PodTemplateSpec) bool {
-	return a.Annotations[annotationConfigHash] == b.Annotations[annotationConfigHash] &&
-		len(a.Spec.Containers) == len(b.Spec.Containers) && imagesOf(a) == imagesOf(b)
-}
-
-func imagesOf(t corev1.PodTemplateSpec) string {
-	s := ""
-	for _, c := range t.Spec.Containers {
-		s += c.Image + ","
-	}
-	return s
 }
 
 // reconcileBacktestJob runs the backtest once. A Job's template cannot be

@@ -102,7 +102,14 @@ func (r *StrategyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 
 	base := s.DeepCopy()
 	defer func() {
-		if err := r.patchStatus(ctx, base, s); err != nil {
+		err := r.patchStatus(ctx, base, s)
+		if apierrors.IsConflict(err) {
+			// This reconcile worked from a stale copy; its status must not
+			// overwrite a newer one. The next reconcile starts afresh.
+			result, retErr = ctrl.Result{RequeueAfter: 200 * time.Millisecond}, nil
+			return
+		}
+		if err != nil {
 			retErr = kerrors.NewAggregate([]error{retErr, err})
 		}
 	}()
@@ -229,8 +236,11 @@ func (r *StrategyReconciler) patchStatus(ctx context.Context, base, s *stratv1.S
 			equality.Semantic.DeepEqual(s.Status.Redis.LastProbeTime, base.Status.Redis.LastProbeTime)) {
 		return nil
 	}
-	if err := r.Status().Patch(ctx, s, client.MergeFrom(base)); err != nil {
-		return fmt.Errorf("patching status: %w", client.IgnoreNotFound(err))
+	// Optimistic lock: conditions are a list a merge patch replaces whole,
+	// so a patch computed from a stale copy must fail, not win.
+	err := r.Status().Patch(ctx, s, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("patching status: %w", err)
 	}
 	return nil
 }
