@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"strconv"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -16,8 +15,6 @@ import (
 
 	stratv1 "github.com/stratops/stratops/api/v1"
 )
-
-func itoa(i int) string { return strconv.Itoa(i) }
 
 func keyOf(o client.Object) client.ObjectKey { return client.ObjectKeyFromObject(o) }
 

@@ -15,16 +15,6 @@ import (
 	stratv1 "github.com/stratops/stratops/api/v1"
 )
 
-// Engine condition reasons.
-const (
-	reasonEngineRunning   = "EngineRunning"
-	reasonEngineStarting  = "EngineStarting"
-	reasonEngineHalted    = "EngineHalted"
-	reasonBacktestDone    = "BacktestSucceeded"
-	reasonBacktestFailed  = "BacktestFailed"
-	reasonEngineNotRolled = "Gated"
-)
-
 // enginePodTemplate is the user's template with the strategy's wiring
 // added to every container: the catalog mounted, the Redis connection in
 // the environment (the password through a secretKeyRef), exactly as the
@@ -65,7 +55,7 @@ func (r *StrategyReconciler) reconcileEngine(ctx context.Context, st *reconcileS
 		return nil
 	}
 	if st.gated {
-		setCondition(s, stratv1.ConditionEngineReady, false, reasonEngineNotRolled, "The engine waits for Redis to pass its probes")
+		setCondition(s, stratv1.ConditionEngineReady, false, stratv1.ReasonGated, "The engine waits for Redis to pass its probes")
 		return nil
 	}
 	tmpl := enginePodTemplate(s, podWiring(s, st.redis != nil), st.configHash)
@@ -116,11 +106,11 @@ func (r *StrategyReconciler) reconcileEngine(ctx context.Context, st *reconcileS
 	s.Status.Engine = &stratv1.WorkloadStatus{Replicas: replicas, ReadyReplicas: dep.Status.AvailableReplicas}
 	switch ready, msg := deploymentAvailable(dep, replicas); {
 	case halted:
-		setCondition(s, stratv1.ConditionEngineReady, false, reasonEngineHalted, "Engine scaled to 0: Redis is lost and redisLossPolicy is Halt")
+		setCondition(s, stratv1.ConditionEngineReady, false, stratv1.ReasonEngineHalted, "Engine scaled to 0: Redis is lost and redisLossPolicy is Halt")
 	case ready:
-		setCondition(s, stratv1.ConditionEngineReady, true, reasonEngineRunning, fmt.Sprintf("Deployment %s has %d/%d replicas available", dep.Name, dep.Status.AvailableReplicas, replicas))
+		setCondition(s, stratv1.ConditionEngineReady, true, stratv1.ReasonEngineRunning, fmt.Sprintf("Deployment %s has %d/%d replicas available", dep.Name, dep.Status.AvailableReplicas, replicas))
 	default:
-		setCondition(s, stratv1.ConditionEngineReady, false, reasonEngineStarting, msg)
+		setCondition(s, stratv1.ConditionEngineReady, false, stratv1.ReasonEngineStarting, msg)
 	}
 	return nil
 }
@@ -170,13 +160,13 @@ func (r *StrategyReconciler) reconcileBacktestJob(ctx context.Context, st *recon
 		switch c.Type {
 		case batchv1.JobComplete:
 			st.backtestDone = stratv1.PhaseSucceeded
-			setCondition(s, stratv1.ConditionEngineReady, true, reasonBacktestDone, "Backtest Job "+job.Name+" completed")
+			setCondition(s, stratv1.ConditionEngineReady, true, stratv1.ReasonBacktestSucceeded, "Backtest Job "+job.Name+" completed")
 			return nil
 		case batchv1.JobFailed:
 			st.backtestDone = stratv1.PhaseFailed
-			return stalled(reasonBacktestFailed, "Backtest Job %s failed: %s: %s", job.Name, c.Reason, c.Message)
+			return stalled(stratv1.ReasonBacktestFailed, "Backtest Job %s failed: %s: %s", job.Name, c.Reason, c.Message)
 		}
 	}
-	setCondition(s, stratv1.ConditionEngineReady, true, reasonEngineRunning, "Backtest Job "+job.Name+" is running")
+	setCondition(s, stratv1.ConditionEngineReady, true, stratv1.ReasonEngineRunning, "Backtest Job "+job.Name+" is running")
 	return nil
 }

@@ -61,7 +61,7 @@ func desiredEventLoggerDeployment(s *stratv1.Strategy, image string, replicas in
 	w := podWiring(s, withRedis)
 	env := append(w.env,
 		corev1.EnvVar{Name: eventlogger.EnvLogLevel, Value: string(logLevel(s))},
-		corev1.EnvVar{Name: eventlogger.EnvHTTPAddr, Value: ":" + itoa(eventlogger.DefaultHTTPPort)},
+		corev1.EnvVar{Name: eventlogger.EnvHTTPAddr, Value: ":" + strconv.Itoa(eventlogger.DefaultHTTPPort)},
 	)
 	volumes := append(w.volumes, corev1.Volume{
 		Name: tmpVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}},

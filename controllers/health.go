@@ -15,13 +15,6 @@ import (
 	"github.com/stratops/stratops/internal/redisprobe"
 )
 
-// Reasons of the health conditions.
-const (
-	reasonAllHealthy       = "AllHealthy"
-	reasonUnhealthy        = "Unhealthy"
-	reasonRedisUnavailable = "RedisUnavailable"
-)
-
 // reconcileHealth reads the channels' and keys' health from Redis and puts
 // it in status, conditions, events and metrics. It never changes Ready.
 func (r *StrategyReconciler) reconcileHealth(ctx context.Context, st *reconcileState) error {
@@ -39,7 +32,7 @@ func (r *StrategyReconciler) reconcileHealth(ctx context.Context, st *reconcileS
 		}
 		for _, t := range []string{stratv1.ConditionChannelsHealthy, stratv1.ConditionKeysHealthy} {
 			meta.SetStatusCondition(&s.Status.Conditions, metav1.Condition{Type: t, Status: metav1.ConditionUnknown,
-				Reason: reasonRedisUnavailable, Message: why, ObservedGeneration: s.Generation})
+				Reason: stratv1.ReasonRedisUnavailable, Message: why, ObservedGeneration: s.Generation})
 		}
 		return nil
 	}
@@ -110,14 +103,14 @@ func minSubscribers(st *reconcileState, channel string) int {
 func (r *StrategyReconciler) setHealth(s *stratv1.Strategy, t, what string, bad []string, total int) {
 	prev := conditionCopy(s, t)
 	if len(bad) == 0 {
-		setCondition(s, t, true, reasonAllHealthy, fmt.Sprintf("All %d %s are healthy", total, what))
+		setCondition(s, t, true, stratv1.ReasonAllHealthy, fmt.Sprintf("All %d %s are healthy", total, what))
 		if prev != nil && prev.Status == metav1.ConditionFalse {
 			r.event(s, corev1.EventTypeNormal, t, "HealthCheck", "All %d %s are healthy again", total, what)
 		}
 		return
 	}
 	msg := fmt.Sprintf("%d/%d %s unhealthy: %s", len(bad), total, what, strings.Join(bad, ", "))
-	setCondition(s, t, false, reasonUnhealthy, msg)
+	setCondition(s, t, false, stratv1.ReasonUnhealthy, msg)
 	if prev == nil || prev.Status != metav1.ConditionFalse {
 		r.event(s, corev1.EventTypeWarning, t, "HealthCheck", "%s", msg)
 	}

@@ -196,7 +196,7 @@ func (r *StrategyReconciler) reconcileEventLogger(ctx context.Context, st *recon
 	}
 	if dep == nil {
 		s.Status.EventLogger = &stratv1.WorkloadStatus{Replicas: 0}
-		setCondition(s, stratv1.ConditionEventLoggerReady, false, reasonEngineNotRolled, "The event logger waits for Redis to pass its probes")
+		setCondition(s, stratv1.ConditionEventLoggerReady, false, stratv1.ReasonGated, "The event logger waits for Redis to pass its probes")
 		return nil
 	}
 	ready, msg := deploymentAvailable(dep, replicas)
@@ -276,6 +276,9 @@ func ctrlLog(ctx context.Context) logr.Logger { return ctrl.LoggerFrom(ctx) }
 func (r *StrategyReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &stratv1.Strategy{}, secretRefIndex, indexSecretRefs); err != nil {
 		return fmt.Errorf("indexing Strategies by Secret: %w", err)
+	}
+	if r.Clients == nil {
+		r.Clients = NewRedisClients()
 	}
 	workers := r.MaxConcurrentReconciles
 	if workers <= 0 {

@@ -62,4 +62,24 @@ const (
 	ReasonRedisLost = "RedisLost"
 	// ReasonInMemoryFallback: a backtest runs without Redis, on memory.
 	ReasonInMemoryFallback = "InMemoryFallback"
+	// ReasonGated: the event logger or engine waits for Redis to pass its
+	// probes.
+	ReasonGated = "Gated"
+	// ReasonEngineRunning: the engine Deployment is available, or the
+	// backtest Job runs.
+	ReasonEngineRunning = "EngineRunning"
+	// ReasonEngineStarting: the engine is rolling out.
+	ReasonEngineStarting = "EngineStarting"
+	// ReasonEngineHalted: Redis is lost under policy Halt; the engine is at 0.
+	ReasonEngineHalted = "EngineHalted"
+	// ReasonBacktestSucceeded: the backtest Job completed.
+	ReasonBacktestSucceeded = "BacktestSucceeded"
+	// ReasonBacktestFailed: the backtest Job failed (Stalled).
+	ReasonBacktestFailed = "BacktestFailed"
+	// ReasonAllHealthy: every channel (or key) meets its policy.
+	ReasonAllHealthy = "AllHealthy"
+	// ReasonUnhealthy: some channels (or keys) do not; the message names them.
+	ReasonUnhealthy = "Unhealthy"
+	// ReasonRedisUnavailable: health is unknown because Redis is not usable.
+	ReasonRedisUnavailable = "RedisUnavailable"
 )
