@@ -44,9 +44,13 @@ type Options struct {
 	// Persist keeps every acknowledged write across Stop/Kill and Restart
 	// (appendonly, fsync always). default: false, nothing is persisted.
 	Persist bool
+	// Host is the address the server binds to. default: 127.0.0.1. The
+	// end-to-end tests bind it to the cluster bridge's gateway, where pods
+	// reach it as a Redis outside the cluster.
+	Host string
 }
 
-// Start starts a redis-server on a free loopback port and waits until it
+// Start starts a redis-server on a free port (loopback unless opts.Host) and waits until it
 // answers PING.
 func Start(opts Options) (*Server, error) {
 	if _, err := exec.LookPath("redis-server"); err != nil {
@@ -60,8 +64,12 @@ func Start(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	host := opts.Host
+	if host == "" {
+		host = "127.0.0.1"
+	}
 	args := []string{
-		"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+		"--port", strconv.Itoa(port), "--bind", host,
 		"--dir", dir, "--save", "", "--daemonize", "no",
 		"--logfile", filepath.Join(dir, "redis.log"),
 		"--protected-mode", "no",
@@ -76,7 +84,7 @@ func Start(opts Options) (*Server, error) {
 		args = append(args, "--replicaof", host, p)
 	}
 	args = append(args, opts.Args...)
-	s := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), port: port, dir: dir, args: args}
+	s := &Server{Addr: net.JoinHostPort(host, strconv.Itoa(port)), port: port, dir: dir, args: args}
 	if err := s.start(); err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, err
