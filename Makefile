@@ -59,6 +59,10 @@ lint: golangci-lint ## Run golangci-lint.
 test: manifests generate vet envtest redis ## Run all tests against a real kube-apiserver, etcd and redis-server.
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test -count=1 ./... $(GO_TEST_FLAGS)
 
+.PHONY: e2e
+e2e: ## End-to-end tests on a real single-node cluster built here (root; see hack/e2e/run.sh).
+	hack/e2e/run.sh
+
 .PHONY: bench
 bench: envtest redis ## Run the benchmarks (event logger throughput and latency, reconcile cost, 200 Strategies to Ready).
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test ./internal/... -run '^$$' -bench . -benchmem
@@ -95,9 +99,11 @@ uninstall: manifests kustomize ## Remove the CRD (and every Strategy) from the c
 	$(KUSTOMIZE) build config/crd | kubectl delete --ignore-not-found -f -
 
 .PHONY: deploy
+# The image is set in a copy of config/, so the tree stays as committed.
 deploy: manifests kustomize ## Deploy the operator with kustomize (config/default) using IMG.
-	cd config/manager && $(KUSTOMIZE) edit set image controller=$(IMG)
-	$(KUSTOMIZE) build config/default | kubectl apply --server-side -f -
+	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && cp -r config "$$tmp/" && \
+	(cd "$$tmp/config/manager" && $(KUSTOMIZE) edit set image controller=$(IMG)) && \
+	$(KUSTOMIZE) build "$$tmp/config/default" | kubectl apply --server-side -f -
 
 .PHONY: undeploy
 undeploy: kustomize ## Remove the operator deployed by make deploy.
