@@ -8,9 +8,11 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	stratv1 "github.com/stratops/stratops/api/v1"
 )
@@ -46,7 +48,10 @@ func enginePodTemplate(s *stratv1.Strategy, w wiring, hash string) corev1.PodTem
 
 // reconcileEngine runs the strategy's own workload: a Job in Backtest, a
 // Deployment in Live (only after the gate; scaled to zero while Redis is
-// lost under policy Halt).
+// lost under policy Halt). An engine starts, or resumes after a Halt, only
+// once an event logger replica is available: pub/sub keeps nothing for a
+// subscriber that is not there yet, so what an engine published before its
+// logger listened would never be logged.
 func (r *StrategyReconciler) reconcileEngine(ctx context.Context, st *reconcileState) error {
 	s := st.strategy
 	if s.Spec.Engine == nil {
@@ -59,13 +64,39 @@ func (r *StrategyReconciler) reconcileEngine(ctx context.Context, st *reconcileS
 		return nil
 	}
 	tmpl := enginePodTemplate(s, podWiring(s, st.redis != nil), st.configHash)
+	waitMsg := "The engine starts once an event logger replica is available, so that everything it publishes is logged"
 	if s.Spec.Mode == stratv1.ModeBacktest {
+		if !st.loggerListening {
+			job := &batchv1.Job{}
+			if err := r.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: engineName(s)}, job); apierrors.IsNotFound(err) {
+				s.Status.Engine = &stratv1.WorkloadStatus{Replicas: 0}
+				setCondition(s, stratv1.ConditionEngineReady, false, stratv1.ReasonWaitingForEventLogger, waitMsg)
+				return nil
+			} else if err != nil {
+				return err
+			}
+		}
 		return r.reconcileBacktestJob(ctx, st, tmpl)
 	}
 
 	replicas := int32(1)
 	halted := st.redisLost && s.Spec.RedisLossPolicy != stratv1.RedisLossAlert
 	if halted {
+		replicas = 0
+	}
+	var before *appsv1.Deployment
+	if cur := (&appsv1.Deployment{}); r.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: engineName(s)}, cur) == nil {
+		before = cur
+	}
+	// Not started yet, or at zero after a Halt: wait for the logger. A
+	// running engine is never stopped for this.
+	waiting := !halted && !st.loggerListening && (before == nil || ptr.Deref(before.Spec.Replicas, 1) == 0)
+	if waiting {
+		if before == nil {
+			s.Status.Engine = &stratv1.WorkloadStatus{Replicas: 0}
+			setCondition(s, stratv1.ConditionEngineReady, false, stratv1.ReasonWaitingForEventLogger, waitMsg)
+			return nil
+		}
 		replicas = 0
 	}
 	desired := &appsv1.Deployment{
@@ -78,10 +109,6 @@ func (r *StrategyReconciler) reconcileEngine(ctx context.Context, st *reconcileS
 			Strategy: appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType},
 			Template: tmpl,
 		},
-	}
-	var before *appsv1.Deployment
-	if cur := (&appsv1.Deployment{}); r.Get(ctx, keyOf(desired), cur) == nil {
-		before = cur
 	}
 	// Say what a change does to a running engine before doing it.
 	if before != nil && (!equality.Semantic.DeepDerivative(tmpl, before.Spec.Template) ||
@@ -105,6 +132,8 @@ func (r *StrategyReconciler) reconcileEngine(ctx context.Context, st *reconcileS
 	}
 	s.Status.Engine = &stratv1.WorkloadStatus{Replicas: replicas, ReadyReplicas: dep.Status.AvailableReplicas}
 	switch ready, msg := deploymentAvailable(dep, replicas); {
+	case waiting:
+		setCondition(s, stratv1.ConditionEngineReady, false, stratv1.ReasonWaitingForEventLogger, waitMsg)
 	case halted:
 		setCondition(s, stratv1.ConditionEngineReady, false, stratv1.ReasonEngineHalted, "Engine scaled to 0: Redis is lost and redisLossPolicy is Halt")
 	case ready:

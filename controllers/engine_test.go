@@ -51,6 +51,16 @@ func TestEngine_BacktestRunsAJobWiredLikeTheLoggerAndItsOutcomeIsThePhase(t *tes
 			s.Spec.Redis = &stratv1.RedisSpec{Address: redisOpen.Addr, KeyPrefix: "bt:"}
 			s.Spec.Engine = engineSpec()
 			g.Expect(k8sClient.Create(ctx, s)).To(Succeed())
+			// The engine waits for its event logger to listen.
+			g.Eventually(func() error {
+				return k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "bt-eventlogger"}, &appsv1.Deployment{})
+			}, timeout, interval).Should(Succeed())
+			g.Eventually(func(g Gomega) {
+				s := getStrategy(g, ns, "bt")
+				g.Expect(condition(s, stratv1.ConditionEngineReady).Reason).To(Equal(stratv1.ReasonWaitingForEventLogger))
+			}, timeout, interval).Should(Succeed())
+			g.Expect(notFound(ns, "bt-engine", &batchv1.Job{})).To(BeTrue(), "no Job before the event logger is available")
+			markAvailable(g, ns, "bt-eventlogger")
 			job := &batchv1.Job{}
 			g.Eventually(func() error {
 				return k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "bt-engine"}, job)

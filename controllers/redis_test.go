@@ -119,10 +119,16 @@ func TestReconcile_LiveIsGatedUntilRedisPassesProbes(t *testing.T) {
 	start := time.Now()
 	g.Eventually(func(g Gomega) {
 		g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "gated-eventlogger"}, &appsv1.Deployment{})).To(Succeed())
-		g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "gated-engine"}, &appsv1.Deployment{})).To(Succeed())
 	}, timeout, interval).Should(Succeed())
 	t.Logf("rolled out %s after Redis started (healthCheckInterval 1s)", time.Since(start).Round(time.Millisecond))
 	g.Expect(time.Since(start)).To(BeNumerically("<", 2*time.Second+time.Second), "rolled out within two health-check intervals (plus a probe round)")
+	// The engine follows once its event logger listens.
+	g.Consistently(func() bool { return notFound(ns, "gated-engine", &appsv1.Deployment{}) }, time.Second, interval).Should(BeTrue(),
+		"no engine before the event logger is available")
+	markAvailable(g, ns, "gated-eventlogger")
+	g.Eventually(func() error {
+		return k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "gated-engine"}, &appsv1.Deployment{})
+	}, timeout, interval).Should(Succeed())
 	g.Eventually(func(g Gomega) {
 		s := getStrategy(g, ns, "gated")
 		g.Expect(s.Status.Redis.Role).To(Equal("master"))
@@ -209,8 +215,11 @@ func TestReconcile_RedisLostHaltsOrAlertsAndRecovers(t *testing.T) {
 			name := strings.ToLower(string(policy))
 			g.Expect(k8sClient.Create(ctx, liveOn(ns, name, srv.Addr, policy))).To(Succeed())
 			engine := client.ObjectKey{Namespace: ns, Name: name + "-engine"}
-			g.Eventually(func() error { return k8sClient.Get(ctx, engine, &appsv1.Deployment{}) }, timeout, interval).Should(Succeed())
+			g.Eventually(func() error {
+				return k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: name + "-eventlogger"}, &appsv1.Deployment{})
+			}, timeout, interval).Should(Succeed())
 			markAvailable(g, ns, name+"-eventlogger")
+			g.Eventually(func() error { return k8sClient.Get(ctx, engine, &appsv1.Deployment{}) }, timeout, interval).Should(Succeed())
 			markAvailable(g, ns, name+"-engine")
 			g.Eventually(func(g Gomega) {
 				s := getStrategy(g, ns, name)
@@ -235,7 +244,23 @@ func TestReconcile_RedisLostHaltsOrAlertsAndRecovers(t *testing.T) {
 				g.Expect(hasEvent(g, ns, name, corev1.EventTypeWarning, wantEvent)).To(BeTrue())
 			}, timeout, interval).Should(Succeed())
 
-			g.Expect(srv.Restart()).To(Succeed())
+			if policy == stratv1.RedisLossHalt {
+				// The logger lost Redis too: until it is available again
+				// the halted engine stays at zero.
+				markUnavailable(g, ns, name+"-eventlogger")
+				g.Expect(srv.Restart()).To(Succeed())
+				g.Eventually(func(g Gomega) {
+					s := getStrategy(g, ns, name)
+					g.Expect(condition(s, stratv1.ConditionRedisReady).Status).To(Equal(metav1.ConditionTrue))
+					g.Expect(condition(s, stratv1.ConditionEngineReady).Reason).To(Equal(stratv1.ReasonWaitingForEventLogger))
+				}, timeout, interval).Should(Succeed())
+				d := &appsv1.Deployment{}
+				g.Expect(k8sClient.Get(ctx, engine, d)).To(Succeed())
+				g.Expect(*d.Spec.Replicas).To(Equal(int32(0)), "a halted engine resumes only once its logger listens")
+				markAvailable(g, ns, name+"-eventlogger")
+			} else {
+				g.Expect(srv.Restart()).To(Succeed())
+			}
 			g.Eventually(func(g Gomega) {
 				d := &appsv1.Deployment{}
 				g.Expect(k8sClient.Get(ctx, engine, d)).To(Succeed())

@@ -64,6 +64,9 @@ type reconcileState struct {
 	// proven; redisLost: Live, rolled out, Redis failed its probes
 	// redisLossThreshold times in a row.
 	redisOK, gated, redisLost bool
+	// loggerListening: at least one event logger replica is available, so
+	// what an engine publishes is logged.
+	loggerListening bool
 	// backtestDone is Succeeded or Failed once the backtest Job finished.
 	backtestDone stratv1.StrategyPhase
 	// requeueAfter, when set, asks for the next reconcile sooner than the
@@ -199,6 +202,7 @@ func (r *StrategyReconciler) reconcileEventLogger(ctx context.Context, st *recon
 		setCondition(s, stratv1.ConditionEventLoggerReady, false, stratv1.ReasonGated, "The event logger waits for Redis to pass its probes")
 		return nil
 	}
+	st.loggerListening = dep.Status.AvailableReplicas > 0
 	ready, msg := deploymentAvailable(dep, replicas)
 	s.Status.EventLogger = &stratv1.WorkloadStatus{Replicas: replicas, ReadyReplicas: dep.Status.AvailableReplicas}
 	if ready {

@@ -222,6 +222,17 @@ func kstatusOf(g Gomega, s *stratv1.Strategy) kstatus.Status {
 	return res.Status
 }
 
+// markUnavailable plays the kubelet reporting every replica of the
+// Deployment unready.
+func markUnavailable(g Gomega, ns, name string) {
+	d := &appsv1.Deployment{}
+	g.Expect(k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, d)).To(Succeed())
+	d.Status.ReadyReplicas, d.Status.AvailableReplicas = 0, 0
+	d.Status.UnavailableReplicas = d.Status.Replicas
+	d.Status.Conditions = []appsv1.DeploymentCondition{{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionFalse, Reason: "MinimumReplicasUnavailable"}}
+	g.Expect(k8sClient.Status().Update(context.Background(), d)).To(Succeed())
+}
+
 // markAvailable plays the kubelet and deployment controller, which envtest
 // lacks: it reports every replica of the Deployment as available.
 func markAvailable(g Gomega, ns, name string) {

@@ -68,6 +68,10 @@ const (
 	// ReasonEngineRunning: the engine Deployment is available, or the
 	// backtest Job runs.
 	ReasonEngineRunning = "EngineRunning"
+	// ReasonWaitingForEventLogger: the engine starts (or, after a Halt,
+	// resumes) only once an event logger replica is available, so that
+	// nothing it publishes goes unlogged.
+	ReasonWaitingForEventLogger = "WaitingForEventLogger"
 	// ReasonEngineStarting: the engine is rolling out.
 	ReasonEngineStarting = "EngineStarting"
 	// ReasonEngineHalted: Redis is lost under policy Halt; the engine is at 0.
