@@ -16,8 +16,6 @@ import (
 	stratv1 "github.com/stratops/stratops/api/v1"
 )
 
-func keyOf(o client.Object) client.ObjectKey { return client.ObjectKeyFromObject(o) }
-
 // ensure makes the cluster hold desired, owned by s. It reads the current
 // object from the cache and writes only when a field the operator sets
 // differs (equality.Semantic.DeepDerivative ignores what the API server
