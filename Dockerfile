@@ -10,12 +10,14 @@ ARG TARGETOS=linux
 ARG TARGETARCH
 WORKDIR /workspace
 COPY go.mod go.sum ./
-RUN go mod download
+# Module and build caches persist between builds (BuildKit and podman).
+RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY api/ api/
 COPY cmd/ cmd/
 COPY controllers/ controllers/
 COPY internal/ internal/
-RUN mkdir -p /out && CGO_ENABLED=0 GOOS=${TARGETOS} GOARCH=${TARGETARCH} \
+RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
+    mkdir -p /out && CGO_ENABLED=0 GOOS=${TARGETOS} GOARCH=${TARGETARCH} \
     go build -trimpath -ldflags=-s -o /out/ ./cmd/manager ./cmd/eventlogger ./cmd/sampleengine
 
 FROM ${BASE_IMAGE}
