@@ -236,6 +236,9 @@ func (c *Cluster) upControlPlane(ctx context.Context) error {
 		"--service-account-signing-key-file="+p.path("sa.key"),
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 		"--authorization-mode=Node,RBAC",
+		// Reach the kubelet at the node's InternalIP (the gateway), never
+		// through a name lookup.
+		"--kubelet-preferred-address-types=InternalIP",
 		"--allow-privileged=false",
 		"--cert-dir="+c.path("apiserver-certs"))
 	if err != nil {

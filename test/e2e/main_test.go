@@ -1,0 +1,216 @@
+//go:build e2e
+
+// Package e2e runs stratops on a real single-node cluster (test/e2e/cluster)
+// with the project's own image and manifests, and drives it the way a user
+// does: through the API server and kubectl. Run it with `make e2e`, which
+// builds everything it needs first (hack/e2e/run.sh).
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	stratopsv1 "github.com/stratops/stratops/api/v1"
+	"github.com/stratops/stratops/test/e2e/cluster"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+)
+
+const (
+	// operatorNS and managerSA are where config/default deploys the manager.
+	operatorNS = "stratops-system"
+	managerSA  = "stratops-controller-manager"
+	managerApp = "stratops-controller-manager"
+)
+
+var (
+	root    string
+	kc      *cluster.Cluster
+	k8s     client.Client
+	cs      kubernetes.Interface
+	image   string
+	timings = map[string]time.Duration{}
+)
+
+func env(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func TestMain(m *testing.M) {
+	os.Exit(mainE2E(m))
+}
+
+func mainE2E(m *testing.M) (code int) {
+	var err error
+	root, err = filepath.Abs("../..")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	image = env("STRATOPS_E2E_IMG", "localhost/stratops:e2e")
+	images := env("STRATOPS_E2E_IMAGES", filepath.Join(root, "bin/e2e/images"))
+	logDir := env("STRATOPS_E2E_LOGS", filepath.Join(root, "bin/e2e/logs"))
+	_ = os.RemoveAll(logDir)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	start := time.Now()
+	kc, err = cluster.Up(ctx, cluster.Options{
+		BinDir: env("STRATOPS_E2E_BIN", filepath.Join(root, "bin/k8s/v1.37.2")),
+		Images: []string{filepath.Join(images, "pause.tar"), filepath.Join(images, "stratops.tar")},
+		LogDir: logDir,
+		Log:    os.Stderr,
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: bringing the cluster up:", err)
+		return 1
+	}
+	timings["cluster up"] = time.Since(start)
+
+	// Teardown runs however the run ends: normally, on a signal, or before
+	// go test's own timeout would kill the binary without running defers.
+	var once = make(chan struct{})
+	teardown := func() {
+		select {
+		case <-once:
+			return
+		default:
+			close(once)
+		}
+		kc.Down()
+	}
+	defer teardown()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		<-sigs
+		fmt.Fprintln(os.Stderr, "e2e: interrupted, tearing the cluster down")
+		teardown()
+		os.Exit(2)
+	}()
+	if d, ok := testDeadline(); ok {
+		go func() {
+			time.Sleep(time.Until(d) - time.Minute)
+			fmt.Fprintln(os.Stderr, "e2e: go test's timeout is a minute away, tearing the cluster down")
+			writeDiagnostics(logDir)
+			teardown()
+			os.Exit(3)
+		}()
+	}
+
+	scheme := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(scheme)
+	_ = stratopsv1.AddToScheme(scheme)
+	if k8s, err = client.New(kc.Config, client.Options{Scheme: scheme}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if cs, err = kubernetes.NewForConfig(kc.Config); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	start = time.Now()
+	if err := deployOperator(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: deploying the operator:", err)
+		writeDiagnostics(logDir)
+		return 1
+	}
+	timings["operator deployed and ready"] = time.Since(start)
+
+	code = m.Run()
+	if code != 0 {
+		writeDiagnostics(logDir)
+	}
+	start = time.Now()
+	teardown()
+	timings["teardown"] = time.Since(start)
+	if left := kc.Leftovers(); len(left) > 0 {
+		fmt.Fprintf(os.Stderr, "e2e: FAIL: teardown left behind: %s\n", strings.Join(left, "; "))
+		code = 1
+	}
+	fmt.Fprintln(os.Stderr, "e2e timings:")
+	for name, d := range timings {
+		fmt.Fprintf(os.Stderr, "  %-40s %s\n", name, d.Round(100*time.Millisecond))
+	}
+	return code
+}
+
+// testDeadline reads go test's -test.timeout.
+func testDeadline() (time.Time, bool) {
+	for _, a := range os.Args {
+		if v, ok := strings.CutPrefix(a, "-test.timeout="); ok {
+			if d, err := time.ParseDuration(v); err == nil && d > 0 {
+				return time.Now().Add(d), true
+			}
+		}
+	}
+	return time.Time{}, false
+}
+
+// kubectl runs kubectl against the cluster as the admin.
+func kubectl(args ...string) (string, error) {
+	cmd := exec.Command("kubectl", args...)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+kc.Kubeconfig)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
+
+// deployOperator runs the README's `make deploy` and waits for the manager.
+func deployOperator() error {
+	cmd := exec.Command("make", "-C", root, "deploy", "IMG="+image)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+kc.Kubeconfig)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("make deploy: %w\n%s", err, out)
+	}
+	_, err := kubectl("-n", operatorNS, "rollout", "status", "deployment/"+managerApp, "--timeout=180s")
+	return err
+}
+
+// writeDiagnostics saves what a person would look at when a run failed.
+func writeDiagnostics(dir string) {
+	for name, args := range map[string][]string{
+		"get-all.txt":      {"get", "all,strategies,leases,events", "-A", "-o", "wide"},
+		"strategies.yaml":  {"get", "strategies", "-A", "-o", "yaml"},
+		"manager-logs.txt": {"-n", operatorNS, "logs", "-l", "app.kubernetes.io/component=manager", "--tail=-1", "--prefix", "--all-containers"},
+		"nodes.yaml":       {"get", "nodes", "-o", "yaml"},
+	} {
+		out, err := kubectl(args...)
+		if err != nil {
+			out += "\n" + err.Error()
+		}
+		_ = os.WriteFile(filepath.Join(dir, name), []byte(out), 0o644)
+	}
+	// Every pod's log, from the node (the pods may be gone by then).
+	if out, err := kubectl("get", "pods", "-A", "-o", "jsonpath={range .items[*]}{.metadata.namespace} {.metadata.name}{\"\\n\"}{end}"); err == nil {
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			f := strings.Fields(line)
+			if len(f) != 2 {
+				continue
+			}
+			logs, err := kubectl("-n", f[0], "logs", f[1], "--all-containers", "--timestamps")
+			if err != nil {
+				logs += "\n" + err.Error()
+			}
+			_ = os.WriteFile(filepath.Join(dir, "pod_"+f[0]+"_"+f[1]+".log"), []byte(logs), 0o644)
+		}
+	}
+	fmt.Fprintln(os.Stderr, "e2e: cluster state and component logs are in", dir)
+}

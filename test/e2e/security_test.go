@@ -1,0 +1,222 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// TestManagerRBAC asks the API server what the manager's ServiceAccount may
+// do: what the README's permission table lists, and nothing more.
+func TestManagerRBAC(t *testing.T) {
+	timed(t)
+	as := "--as=system:serviceaccount:" + operatorNS + ":" + managerSA
+	canI := func(verb, resource, ns string) bool {
+		var args []string
+		if r, sub, ok := strings.Cut(resource, "/"); ok {
+			args = []string{"auth", "can-i", verb, r, "--subresource=" + sub, as}
+		} else {
+			args = []string{"auth", "can-i", verb, resource, as}
+		}
+		if ns == "" {
+			args = append(args, "--all-namespaces")
+		} else {
+			args = append(args, "-n", ns)
+		}
+		out, _ := kubectl(args...)
+		return strings.TrimSpace(out) == "yes"
+	}
+	allowed := map[string][]string{
+		"strategies.stratops.dev":        {"get", "list", "watch"},
+		"strategies.stratops.dev/status": {"get", "update", "patch"},
+		"configmaps":                     {"get", "list", "watch", "create", "update"},
+		"services":                       {"get", "list", "watch", "create", "update"},
+		"serviceaccounts":                {"get", "list", "watch", "create", "update"},
+		"deployments.apps":               {"get", "list", "watch", "create", "update"},
+		"jobs.batch":                     {"get", "list", "watch", "create"},
+		"secrets":                        {"get", "list", "watch"},
+		"events.events.k8s.io":           {"create", "patch"},
+	}
+	all := []string{"get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"}
+	for resource, verbs := range allowed {
+		for _, verb := range all {
+			want := contains(verbs, verb)
+			if got := canI(verb, resource, ""); got != want {
+				t.Errorf("can-i %s %s (all namespaces) = %v, want %v", verb, resource, got, want)
+			}
+		}
+	}
+	// Leader election: leases in its own namespace only.
+	for _, verb := range []string{"get", "create", "update", "patch", "delete"} {
+		if !canI(verb, "leases.coordination.k8s.io", operatorNS) {
+			t.Errorf("cannot %s leases in %s", verb, operatorNS)
+		}
+		if canI(verb, "leases.coordination.k8s.io", "default") {
+			t.Errorf("can %s leases outside %s", verb, operatorNS)
+		}
+	}
+	// Nothing the table does not list.
+	for _, r := range []string{"pods", "pods/exec", "nodes", "namespaces", "roles.rbac.authorization.k8s.io",
+		"clusterroles.rbac.authorization.k8s.io", "rolebindings.rbac.authorization.k8s.io",
+		"customresourcedefinitions.apiextensions.k8s.io", "statefulsets.apps", "daemonsets.apps", "cronjobs.batch",
+		"persistentvolumeclaims", "serviceaccounts/token", "*"} {
+		for _, verb := range []string{"get", "list", "create", "update", "delete", "*"} {
+			if canI(verb, r, "") {
+				t.Errorf("can %s %s, which the README does not list", verb, r)
+			}
+		}
+	}
+	// And no wildcard anywhere in the roles it is bound to.
+	var crs rbacv1.ClusterRoleList
+	if err := k8s.List(context.Background(), &crs, client.MatchingLabels{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, cr := range crs.Items {
+		if !strings.HasPrefix(cr.Name, "stratops-") {
+			continue
+		}
+		for _, rule := range cr.Rules {
+			if contains(rule.Verbs, "*") || contains(rule.Resources, "*") || contains(rule.APIGroups, "*") {
+				t.Errorf("ClusterRole %s has a wildcard rule: %+v", cr.Name, rule)
+			}
+		}
+	}
+	out, err := kubectl("auth", "can-i", "--list", as, "-n", operatorNS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("kubectl auth can-i --list %s -n %s:\n%s", as, operatorNS, out)
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// TestPodsRunAsNonRootReadOnly checks, on the node, the processes of the
+// manager, an event logger and an engine: the uid the kernel runs them as
+// (the image's USER 65532; the pods only say runAsNonRoot) and a read-only
+// root filesystem; and that the API reports their containers ready.
+func TestPodsRunAsNonRootReadOnly(t *testing.T) {
+	timed(t)
+	ctx := context.Background()
+	rs, closeFn, err := kc.RuntimeClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeFn()
+	var pods corev1.PodList
+	if err := k8s.List(ctx, &pods); err != nil {
+		t.Fatal(err)
+	}
+	checked := map[string]int{}
+	for _, p := range pods.Items {
+		component := p.Labels["app.kubernetes.io/component"]
+		if p.Labels["app.kubernetes.io/name"] != "stratops" && p.Labels["app.kubernetes.io/managed-by"] != "stratops" {
+			continue
+		}
+		if p.Status.Phase != corev1.PodRunning || p.DeletionTimestamp != nil {
+			continue
+		}
+		for _, cs := range p.Status.ContainerStatuses {
+			if !cs.Ready || cs.ContainerID == "" {
+				continue
+			}
+			id := strings.TrimPrefix(cs.ContainerID, "containerd://")
+			st, err := rs.ContainerStatus(ctx, &cri.ContainerStatusRequest{ContainerId: id, Verbose: true})
+			if err != nil {
+				t.Fatalf("%s/%s: %v", p.Namespace, p.Name, err)
+			}
+			pid, err := pidOf(st.Info["info"])
+			if err != nil {
+				t.Fatalf("%s/%s: %v", p.Namespace, p.Name, err)
+			}
+			uids, err := procField(pid, "Uid:")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if uids != "65532 65532 65532 65532" {
+				t.Errorf("%s/%s container %s runs as uids %q, want 65532 (nonroot)", p.Namespace, p.Name, cs.Name, uids)
+			}
+			caps, err := procField(pid, "CapEff:")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if caps != "0000000000000000" {
+				t.Errorf("%s/%s container %s has effective capabilities %s, want none", p.Namespace, p.Name, cs.Name, caps)
+			}
+			ro, err := rootReadOnly(pid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ro {
+				t.Errorf("%s/%s container %s: root filesystem is writable", p.Namespace, p.Name, cs.Name)
+			}
+			checked[component]++
+		}
+	}
+	t.Logf("checked containers by component: %v", checked)
+	for _, c := range []string{"manager", "event-logger", "engine"} {
+		if checked[c] == 0 {
+			t.Errorf("no running %s container to check", c)
+		}
+	}
+}
+
+// pidOf reads the pid from the runtime's verbose container info.
+func pidOf(info string) (int, error) {
+	i := strings.Index(info, `"pid":`)
+	if i < 0 {
+		return 0, fmt.Errorf("no pid in the runtime's container info")
+	}
+	rest := strings.TrimLeft(info[i+len(`"pid":`):], " ")
+	end := strings.IndexAny(rest, ",}")
+	return strconv.Atoi(strings.TrimSpace(rest[:end]))
+}
+
+func procField(pid int, field string) (string, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return "", err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field); ok {
+			return strings.Join(strings.Fields(v), " "), nil
+		}
+	}
+	return "", fmt.Errorf("no %s in /proc/%d/status", field, pid)
+}
+
+// rootReadOnly reads the process's own view of "/" from its mountinfo.
+func rootReadOnly(pid int) (bool, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", pid))
+	if err != nil {
+		return false, err
+	}
+	// The last mount on "/" is the one the process sees.
+	var opts string
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 5 && f[4] == "/" {
+			opts = f[5]
+		}
+	}
+	if opts != "" {
+		return contains(strings.Split(opts, ","), "ro"), nil
+	}
+	return false, fmt.Errorf("no root mount in /proc/%d/mountinfo", pid)
+}
