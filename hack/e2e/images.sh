@@ -9,14 +9,22 @@
 #                                 (65532), CA certificates, /tmp
 #   - the pod sandbox image, built from hack/e2e/pause (FROM scratch)
 #   - the project's image, built from the project's own Dockerfile
-# Usage: hack/e2e/images.sh <image name> <output dir>
+# Usage: hack/e2e/images.sh <image name> <output dir>   everything
+#        hack/e2e/images.sh --bases                     the stand-ins and the
+#                                                       sandbox image only
 # Each image is built once: a stand-in that exists is reused, and podman's
 # layer cache makes an unchanged project image a cache hit.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
-img=${1:?image name}
-out=${2:?output dir}
+bases_only=false
+if [ "${1:-}" = --bases ]; then
+	bases_only=true
+	img="" out=$root/bin/e2e/images
+else
+	img=${1:?image name}
+	out=${2:?output dir}
+fi
 work=$root/bin/e2e/build
 mkdir -p "$out" "$work"
 out=$(cd "$out" && pwd)
@@ -87,9 +95,11 @@ if ! podman image exists "$pause"; then
 	log "built $pause"
 fi
 
+$bases_only && exit 0
+
 # --- the project's image -------------------------------------------------------
 start=$(date +%s)
-log "building $img from the Dockerfile (first time: several minutes)"
+log "building $img from the Dockerfile (seconds when cached; several minutes the first time)"
 podman_build --build-arg TARGETARCH="$(go env GOARCH)" -t "$img" "$root" >"$work/image-build.log" 2>&1 || { tail -n 40 "$work/image-build.log" >&2; exit 1; }
 log "built $img in $(($(date +%s) - start))s"
 
