@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"testing"
@@ -144,8 +145,13 @@ func mainE2E(m *testing.M) (code int) {
 		code = 1
 	}
 	fmt.Fprintln(os.Stderr, "e2e timings:")
-	for name, d := range timings {
-		fmt.Fprintf(os.Stderr, "  %-40s %s\n", name, d.Round(100*time.Millisecond))
+	names := make([]string, 0, len(timings))
+	for name := range timings {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		fmt.Fprintf(os.Stderr, "  %-40s %s\n", name, timings[name].Round(100*time.Millisecond))
 	}
 	return code
 }
