@@ -361,6 +361,23 @@ func TestLiveRedisGateLossAndRecovery(t *testing.T) {
 			return nil
 		})
 	}
+
+	// The password never shows: not in status, events, ConfigMaps, the
+	// workloads (they reference the Secret) or any log.
+	for _, args := range [][]string{
+		{"-n", ns, "get", "strategies,configmaps,events,deployments,replicasets,pods", "-o", "yaml"},
+		{"-n", operatorNS, "logs", "-l", "app.kubernetes.io/component=manager", "--tail=-1"},
+		{"-n", ns, "logs", "-l", "app.kubernetes.io/component=event-logger", "--tail=-1"},
+		{"-n", ns, "logs", "-l", "app.kubernetes.io/component=engine", "--tail=-1"},
+	} {
+		out, err := kubectl(args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(out, redisPassword) {
+			t.Errorf("the Redis password appears in kubectl %s", strings.Join(args, " "))
+		}
+	}
 }
 
 func full(summary string) bool {

@@ -110,8 +110,9 @@ func contains(list []string, s string) bool {
 
 // TestPodsRunAsNonRootReadOnly checks, on the node, the processes of the
 // manager, an event logger and an engine: the uid the kernel runs them as
-// (the image's USER 65532; the pods only say runAsNonRoot) and a read-only
-// root filesystem; and that the API reports their containers ready.
+// (the image's USER 65532; the pods only say runAsNonRoot), no effective
+// capabilities, a read-only root filesystem, and no default route (pods
+// reach only the bridge and the Service range).
 func TestPodsRunAsNonRootReadOnly(t *testing.T) {
 	timed(t)
 	ctx := context.Background()
@@ -166,6 +167,24 @@ func TestPodsRunAsNonRootReadOnly(t *testing.T) {
 			}
 			if !ro {
 				t.Errorf("%s/%s container %s: root filesystem is writable", p.Namespace, p.Name, cs.Name)
+			}
+			// No route off the machine: only the bridge and the Service
+			// range, no default route.
+			routes, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/route", pid))
+			if err != nil {
+				t.Fatal(err)
+			}
+			serviceRoute := false
+			for _, line := range strings.Split(string(routes), "\n")[1:] {
+				f := strings.Fields(line)
+				if len(f) > 1 && f[1] == "00000000" {
+					t.Errorf("%s/%s has a default route: %s", p.Namespace, p.Name, line)
+				}
+				// 10.96.0.0, little-endian hex: the Service range.
+				serviceRoute = serviceRoute || (len(f) > 1 && f[1] == "0000600A")
+			}
+			if !serviceRoute {
+				t.Errorf("%s/%s has no route to the Service range; its routes:\n%s", p.Namespace, p.Name, routes)
 			}
 			checked[component]++
 		}
