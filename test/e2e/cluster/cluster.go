@@ -87,6 +87,8 @@ type Cluster struct {
 	// hostDirs the runtime creates on the host that were not there before
 	// Up: removed by Down when empty.
 	newHostDirs []string
+	// swept: this is Sweep's view of a dead cluster.
+	swept bool
 }
 
 // hostDirs are the directories containerd and the CNI plugins use on the

@@ -5,9 +5,12 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -64,12 +67,16 @@ func (c *Cluster) Down() {
 	// Shims outlive containerd; theirs carry its socket address.
 	if c.CRISocket != "" {
 		for _, pid := range pidsWithArg(c.CRISocket) {
+			// Its containers first: they would outlive it.
+			for _, child := range descendants(pid) {
+				warn("killing leftover container process %d", child)
+				_ = syscall.Kill(child, syscall.SIGKILL)
+			}
 			warn("killing leftover containerd shim %d", pid)
-			_ = syscall.Kill(-pid, syscall.SIGKILL)
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
-	if c.proc("kube-proxy") != nil {
+	if c.proc("kube-proxy") != nil || c.swept {
 		if out, err := run(c.bin("kube-proxy"), "--cleanup", "--proxy-mode=iptables"); err != nil {
 			warn("kube-proxy --cleanup: %v %s", err, out)
 		}
@@ -254,4 +261,122 @@ func (c *Cluster) Leftovers() []string {
 		}
 	}
 	return left
+}
+
+// Sweep tears down a cluster whose test binary died before it could: it
+// finds the cluster by its directory (a stratops-e2e temporary directory),
+// kills what still runs of its components, starts its containerd again from
+// the cluster's own configuration so that the pods are removed through the
+// CRI (releasing their network), and then does what Down does.
+func Sweep(dir, binDir string, log io.Writer) {
+	c := &Cluster{
+		Options:   Options{BinDir: binDir, Log: log, LogDir: filepath.Join(dir, "sweep-logs")},
+		Dir:       dir,
+		CRISocket: filepath.Join(dir, "containerd", "containerd.sock"),
+		swept:     true,
+		// The runtime's host directories go when empty, as Down does for
+		// the ones its Up saw appear.
+		newHostDirs: hostDirs,
+	}
+	if _, err := net.InterfaceByName(Bridge); err == nil {
+		c.bridgeMade = true
+	}
+	if out, err := run("iptables", "-S", dropChain); err == nil && out != "" {
+		c.dropMade = true
+	}
+	// The components (not the shims: they keep the pods, which the CRI
+	// removes below) carry the directory in their arguments.
+	for _, pid := range pidsUnder(dir) {
+		if dir != "" && !isShim(pid) {
+			c.logf("sweep: killing %d", pid)
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	time.Sleep(500 * time.Millisecond)
+	config := filepath.Join(dir, "containerd", "config.toml")
+	if _, err := os.Stat(config); err == nil && dir != "" {
+		_ = os.MkdirAll(c.LogDir, 0o755)
+		_ = os.Remove(c.CRISocket)
+		if p, err := c.start("containerd", "containerd", "--config", config); err == nil {
+			// Wait for its CRI plugin, which reloads the pods it knew.
+			deadline := time.Now().Add(30 * time.Second)
+			for time.Now().Before(deadline) && !p.exited() {
+				if c.criReady() {
+					break
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+		}
+	}
+	c.Down()
+}
+
+// pidsUnder lists the processes whose command line mentions dir.
+func pidsUnder(dir string) []int {
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && strings.Contains(string(b), dir+"/") {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+func isShim(pid int) bool {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return strings.Contains(string(b), "containerd-shim")
+}
+
+// criReady says whether the runtime answers CRI calls.
+func (c *Cluster) criReady() bool {
+	rs, closeFn, err := c.RuntimeClient()
+	if err != nil {
+		return false
+	}
+	defer closeFn()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_, err = rs.ListPodSandbox(ctx, &cri.ListPodSandboxRequest{})
+	return err == nil
+}
+
+// descendants lists every process below pid.
+func descendants(pid int) []int {
+	children := map[int][]int{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so read after ')'.
+		rest := string(b[strings.LastIndexByte(string(b), ')')+1:])
+		f := strings.Fields(rest)
+		if len(f) > 1 {
+			if ppid, err := strconv.Atoi(f[1]); err == nil {
+				children[ppid] = append(children[ppid], p)
+			}
+		}
+	}
+	var out []int
+	queue := []int{pid}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		for _, ch := range children[p] {
+			out = append(out, ch)
+			queue = append(queue, ch)
+		}
+	}
+	return out
 }
