@@ -57,7 +57,9 @@ func TestEngine_BacktestRunsAJobWiredLikeTheLoggerAndItsOutcomeIsThePhase(t *tes
 			}, timeout, interval).Should(Succeed())
 			g.Eventually(func(g Gomega) {
 				s := getStrategy(g, ns, "bt")
-				g.Expect(condition(s, stratv1.ConditionEngineReady).Reason).To(Equal(stratv1.ReasonWaitingForEventLogger))
+				c := condition(s, stratv1.ConditionEngineReady)
+				g.Expect(c).NotTo(BeNil())
+				g.Expect(c.Reason).To(Equal(stratv1.ReasonWaitingForEventLogger))
 			}, timeout, interval).Should(Succeed())
 			g.Expect(notFound(ns, "bt-engine", &batchv1.Job{})).To(BeTrue(), "no Job before the event logger is available")
 			markAvailable(g, ns, "bt-eventlogger")

@@ -251,8 +251,11 @@ func TestReconcile_RedisLostHaltsOrAlertsAndRecovers(t *testing.T) {
 				g.Expect(srv.Restart()).To(Succeed())
 				g.Eventually(func(g Gomega) {
 					s := getStrategy(g, ns, name)
-					g.Expect(condition(s, stratv1.ConditionRedisReady).Status).To(Equal(metav1.ConditionTrue))
-					g.Expect(condition(s, stratv1.ConditionEngineReady).Reason).To(Equal(stratv1.ReasonWaitingForEventLogger))
+					redisReady, engineReady := condition(s, stratv1.ConditionRedisReady), condition(s, stratv1.ConditionEngineReady)
+					g.Expect(redisReady).NotTo(BeNil())
+					g.Expect(engineReady).NotTo(BeNil())
+					g.Expect(redisReady.Status).To(Equal(metav1.ConditionTrue))
+					g.Expect(engineReady.Reason).To(Equal(stratv1.ReasonWaitingForEventLogger))
 				}, timeout, interval).Should(Succeed())
 				d := &appsv1.Deployment{}
 				g.Expect(k8sClient.Get(ctx, engine, d)).To(Succeed())
