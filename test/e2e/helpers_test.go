@@ -118,7 +118,8 @@ func podCondition(p *corev1.Pod, t corev1.PodConditionType) *corev1.PodCondition
 	return nil
 }
 
-// warningEvent finds a Warning event with the reason about the Strategy.
+// hasEvent says whether an event of that type and reason regards the
+// Strategy.
 func hasEvent(ns, name, typ, reason string) (bool, error) {
 	var list eventsv1.EventList
 	if err := k8s.List(context.Background(), &list, client.InNamespace(ns)); err != nil {

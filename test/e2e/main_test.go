@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -85,16 +86,8 @@ func mainE2E(m *testing.M) (code int) {
 
 	// Teardown runs however the run ends: normally, on a signal, or before
 	// go test's own timeout would kill the binary without running defers.
-	var once = make(chan struct{})
-	teardown := func() {
-		select {
-		case <-once:
-			return
-		default:
-			close(once)
-		}
-		kc.Down()
-	}
+	var once sync.Once
+	teardown := func() { once.Do(kc.Down) }
 	defer teardown()
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)

@@ -12,7 +12,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -501,13 +500,13 @@ func leaderPodOrEmpty() string {
 	}
 	for _, id := range strings.Fields(out) {
 		// controller-runtime's identity is <pod name>_<uuid>.
+		// A holder being deleted (or gone) leads no more.
 		if name, _, ok := strings.Cut(id, "_"); ok && strings.HasPrefix(name, managerApp) {
 			var p corev1.Pod
 			if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: operatorNS, Name: name}, &p); err == nil && p.DeletionTimestamp == nil {
 				return name
-			} else if apierrors.IsNotFound(err) || err == nil {
-				return ""
 			}
+			return ""
 		}
 	}
 	return ""

@@ -4,15 +4,14 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -79,7 +78,7 @@ func TestManagerRBAC(t *testing.T) {
 	}
 	// And no wildcard anywhere in the roles it is bound to.
 	var crs rbacv1.ClusterRoleList
-	if err := k8s.List(context.Background(), &crs, client.MatchingLabels{}); err != nil {
+	if err := k8s.List(context.Background(), &crs); err != nil {
 		t.Fatal(err)
 	}
 	for _, cr := range crs.Items {
@@ -197,15 +196,18 @@ func TestPodsRunAsNonRootReadOnly(t *testing.T) {
 	}
 }
 
-// pidOf reads the pid from the runtime's verbose container info.
+// pidOf reads the pid from the runtime's verbose container info (JSON).
 func pidOf(info string) (int, error) {
-	i := strings.Index(info, `"pid":`)
-	if i < 0 {
+	var v struct {
+		Pid int `json:"pid"`
+	}
+	if err := json.Unmarshal([]byte(info), &v); err != nil {
+		return 0, fmt.Errorf("reading the runtime's container info: %w", err)
+	}
+	if v.Pid <= 0 {
 		return 0, fmt.Errorf("no pid in the runtime's container info")
 	}
-	rest := strings.TrimLeft(info[i+len(`"pid":`):], " ")
-	end := strings.IndexAny(rest, ",}")
-	return strconv.Atoi(strings.TrimSpace(rest[:end]))
+	return v.Pid, nil
 }
 
 func procField(pid int, field string) (string, error) {

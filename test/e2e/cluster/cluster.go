@@ -14,7 +14,6 @@ package cluster
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -287,7 +286,7 @@ current-context: e2e
 // waitHTTP waits for url to answer 200, or for the process to exit.
 func waitHTTP(ctx context.Context, p *process, url string, client *http.Client, timeout time.Duration) error {
 	if client == nil {
-		client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{}}}
+		client = &http.Client{}
 	}
 	client.Timeout = 2 * time.Second
 	deadline := time.Now().Add(timeout)

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/base64"
 	"fmt"
@@ -286,8 +287,12 @@ func Sweep(dir, binDir string, log io.Writer) {
 	}
 	// The components (not the shims: they keep the pods, which the CRI
 	// removes below) carry the directory in their arguments.
-	for _, pid := range pidsUnder(dir) {
-		if dir != "" && !isShim(pid) {
+	if dir != "" {
+		components := processes(func(args [][]byte) bool {
+			return !bytes.Contains(args[0], []byte("containerd-shim")) &&
+				bytes.Contains(bytes.Join(args, []byte{' '}), []byte(dir+"/"))
+		})
+		for _, pid := range components {
 			c.logf("sweep: killing %d", pid)
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
@@ -309,28 +314,6 @@ func Sweep(dir, binDir string, log io.Writer) {
 		}
 	}
 	c.Down()
-}
-
-// pidsUnder lists the processes whose command line mentions dir.
-func pidsUnder(dir string) []int {
-	entries, _ := os.ReadDir("/proc")
-	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err == nil && strings.Contains(string(b), dir+"/") {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
-
-func isShim(pid int) bool {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	return strings.Contains(string(b), "containerd-shim")
 }
 
 // criReady says whether the runtime answers CRI calls.

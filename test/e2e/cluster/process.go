@@ -93,9 +93,9 @@ func run(name string, args ...string) (string, error) {
 	return out.String(), nil
 }
 
-// pidsWithArg lists the processes whose command line holds arg: the
-// containerd shims of this cluster's containerd carry its socket path.
-func pidsWithArg(arg string) []int {
+// processes lists the processes (other than this one) whose command line,
+// its arguments split at NUL, matches.
+func processes(match func(args [][]byte) bool) []int {
 	entries, _ := os.ReadDir("/proc")
 	var pids []int
 	for _, e := range entries {
@@ -104,15 +104,22 @@ func pidsWithArg(arg string) []int {
 			continue
 		}
 		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		for _, a := range bytes.Split(b, []byte{0}) {
-			if string(a) == arg {
-				pids = append(pids, pid)
-				break
-			}
+		if err == nil && match(bytes.Split(b, []byte{0})) {
+			pids = append(pids, pid)
 		}
 	}
 	return pids
+}
+
+// pidsWithArg lists the processes with arg among their arguments: the
+// containerd shims of this cluster's containerd carry its socket path.
+func pidsWithArg(arg string) []int {
+	return processes(func(args [][]byte) bool {
+		for _, a := range args {
+			if string(a) == arg {
+				return true
+			}
+		}
+		return false
+	})
 }
