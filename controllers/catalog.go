@@ -1,10 +1,8 @@
 package controllers
 
 import (
-	"time"
-
 	stratv1 "github.com/stratops/stratops/api/v1"
-	"github.com/stratops/stratops/internal/eventlogger"
+	"github.com/stratops/stratops/pkg/messaging"
 )
 
 // catalogFor is the catalog a Strategy's components share: the standard's,
@@ -12,49 +10,55 @@ import (
 // keeps the standard's publisher, subscribers and TTL unless the spec says
 // otherwise; one outside the standard is persistent and needs no subscriber
 // unless the spec says otherwise.
-func catalogFor(s *stratv1.Strategy) (eventlogger.Catalog, error) {
-	mode := eventlogger.Mode(s.Spec.Mode)
-	c := eventlogger.Standard(mode)
+func catalogFor(s *stratv1.Strategy) (messaging.Catalog, error) {
+	mode := messaging.Mode(s.Spec.Mode)
+	c := messaging.Standard(mode)
 	if s.Spec.Redis != nil {
 		c.KeyPrefix = s.Spec.Redis.KeyPrefix
 	}
 	if m := s.Spec.Messaging; m != nil {
 		if len(m.Channels) > 0 {
-			c.Channels = make([]eventlogger.Channel, 0, len(m.Channels))
+			c.Channels = make([]messaging.Channel, 0, len(m.Channels))
 			for _, cs := range m.Channels {
-				ch, ok := eventlogger.StandardChannel(cs.Name)
+				ch, ok := messaging.StandardChannel(cs.Name)
 				if !ok {
-					ch = eventlogger.Channel{Name: cs.Name}
-					ch.MinSubscribers = eventlogger.DefaultMinSubscribers(ch)
+					ch = messaging.Channel{Name: cs.Name}
+					ch.MinSubscribers = messaging.DefaultMinSubscribers(ch)
 				}
 				if cs.MinSubscribers != nil {
 					ch.MinSubscribers = int(*cs.MinSubscribers)
 				}
 				if cs.MaxSilence != nil {
-					ch.MaxSilence = eventlogger.Duration{Duration: cs.MaxSilence.Duration}
+					ch.MaxSilence = messaging.Duration{Duration: cs.MaxSilence.Duration}
+				}
+				if cs.MaxLag != nil {
+					ch.MaxLag = messaging.Duration{Duration: cs.MaxLag.Duration}
+				}
+				if cs.MaxInvalidRatio != nil {
+					ch.MaxInvalidRatio = new(*cs.MaxInvalidRatio)
 				}
 				c.Channels = append(c.Channels, ch)
 			}
 		}
 		if len(m.Keys) > 0 {
-			c.Keys = make([]eventlogger.Key, 0, len(m.Keys))
+			c.Keys = make([]messaging.Key, 0, len(m.Keys))
 			for _, ks := range m.Keys {
-				k, ok := eventlogger.StandardKey(ks.Name)
+				k, ok := messaging.StandardKey(ks.Name)
 				if !ok {
-					k = eventlogger.Key{Name: ks.Name}
+					k = messaging.Key{Name: ks.Name}
 				}
 				if ks.TTL != nil {
-					k.TTL = eventlogger.Duration{Duration: ks.TTL.Truncate(time.Second)}
+					k.TTL = messaging.Duration{Duration: ks.TTL.Duration}
 				}
 				if ks.MaxAge != nil {
-					k.MaxAge = eventlogger.Duration{Duration: ks.MaxAge.Duration}
+					k.MaxAge = messaging.Duration{Duration: ks.MaxAge.Duration}
 				}
 				c.Keys = append(c.Keys, k)
 			}
 		}
 	}
 	if err := c.Validate(); err != nil {
-		return eventlogger.Catalog{}, stalled(stratv1.ReasonInvalidSpec, "spec.messaging: %v", err)
+		return messaging.Catalog{}, stalled(stratv1.ReasonInvalidSpec, "spec.messaging: %v", err)
 	}
 	return c, nil
 }

@@ -63,7 +63,13 @@ func (r *StrategyReconciler) reconcileEngine(ctx context.Context, st *reconcileS
 		setCondition(s, stratv1.ConditionEngineReady, false, stratv1.ReasonGated, "The engine waits for Redis to pass its probes")
 		return nil
 	}
-	tmpl := enginePodTemplate(s, podWiring(s, st.redis != nil), st.configHash)
+	env := podEnvFor(s, st.redis != nil)
+	if env.Redis == nil {
+		// A backtest on the in-process bus forwards its events to the
+		// logger, so that its audit trail is complete.
+		env.EventLoggerURL = eventLoggerURL(s)
+	}
+	tmpl := enginePodTemplate(s, podWiring(env), st.configHash)
 	waitMsg := "The engine starts once an event logger replica is available, so that everything it publishes is logged"
 	if s.Spec.Mode == stratv1.ModeBacktest {
 		if !st.loggerListening {

@@ -13,7 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	stratv1 "github.com/stratops/stratops/api/v1"
-	"github.com/stratops/stratops/internal/eventlogger"
+	"github.com/stratops/stratops/pkg/messaging"
 )
 
 func engineSpec() *stratv1.EngineSpec {
@@ -73,8 +73,8 @@ func TestEngine_BacktestRunsAJobWiredLikeTheLoggerAndItsOutcomeIsThePhase(t *tes
 				env[e.Name] = e.Value
 			}
 			g.Expect(env).To(HaveKeyWithValue("OWN", "kept"))
-			g.Expect(env).To(HaveKeyWithValue(eventlogger.EnvRedisAddrs, redisOpen.Addr))
-			g.Expect(env).To(HaveKeyWithValue(eventlogger.EnvKeyPrefix, "bt:"))
+			g.Expect(env).To(HaveKeyWithValue(messaging.EnvRedisAddrs, redisOpen.Addr))
+			g.Expect(env).To(HaveKeyWithValue(messaging.EnvKeyPrefix, "bt:"))
 			g.Expect(c.VolumeMounts).To(ContainElement(HaveField("MountPath", "/etc/stratops")))
 			g.Expect(job.Spec.Template.Spec.RestartPolicy).To(Equal(corev1.RestartPolicyNever))
 

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"fmt"
 	"strconv"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -10,7 +11,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	stratv1 "github.com/stratops/stratops/api/v1"
-	"github.com/stratops/stratops/internal/eventlogger"
+	"github.com/stratops/stratops/pkg/messaging"
 )
 
 // eventLoggerBinary is the event logger's path in the operator's image.
@@ -22,7 +23,7 @@ func desiredCatalogConfigMap(s *stratv1.Strategy, catalogJSON []byte) *corev1.Co
 			Name: catalogName(s), Namespace: s.Namespace,
 			Labels: objectLabels(s, componentCatalog),
 		},
-		Data: map[string]string{eventlogger.CatalogFileName: string(catalogJSON)},
+		Data: map[string]string{messaging.CatalogFileName: string(catalogJSON)},
 	}
 }
 
@@ -47,7 +48,7 @@ func desiredEventLoggerService(s *stratv1.Strategy) *corev1.Service {
 			Type:     corev1.ServiceTypeClusterIP,
 			Selector: selectorLabels(s, componentEventLog),
 			Ports: []corev1.ServicePort{{
-				Name: eventLoggerPortName, Port: eventlogger.DefaultHTTPPort,
+				Name: eventLoggerPortName, Port: messaging.EventLoggerPort,
 				TargetPort: intstr.FromString(eventLoggerPortName), Protocol: corev1.ProtocolTCP,
 			}},
 		},
@@ -58,11 +59,11 @@ func desiredEventLoggerService(s *stratv1.Strategy) *corev1.Service {
 // is what the reconciler decided (spec.eventLogger.replicas, or 0 while a
 // Live strategy is gated).
 func desiredEventLoggerDeployment(s *stratv1.Strategy, image string, replicas int32, hash string, withRedis bool) *appsv1.Deployment {
-	w := podWiring(s, withRedis)
-	env := append(w.env,
-		corev1.EnvVar{Name: eventlogger.EnvLogLevel, Value: string(logLevel(s))},
-		corev1.EnvVar{Name: eventlogger.EnvHTTPAddr, Value: ":" + strconv.Itoa(eventlogger.DefaultHTTPPort)},
-	)
+	pe := podEnvFor(s, withRedis)
+	pe.LogLevel = string(logLevel(s))
+	pe.HealthInterval = healthCheckInterval(s)
+	w := podWiring(pe)
+	env := w.env
 	volumes := append(w.volumes, corev1.Volume{
 		Name: tmpVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}},
 	})
@@ -101,7 +102,7 @@ func desiredEventLoggerDeployment(s *stratv1.Strategy, image string, replicas in
 						Command:         []string{eventLoggerBinary},
 						Env:             env,
 						Ports: []corev1.ContainerPort{{
-							Name: eventLoggerPortName, ContainerPort: eventlogger.DefaultHTTPPort, Protocol: corev1.ProtocolTCP,
+							Name: eventLoggerPortName, ContainerPort: messaging.EventLoggerPort, Protocol: corev1.ProtocolTCP,
 						}},
 						LivenessProbe:   probe("/healthz", 10),
 						ReadinessProbe:  probe("/readyz", 5),
@@ -114,6 +115,11 @@ func desiredEventLoggerDeployment(s *stratv1.Strategy, image string, replicas in
 			},
 		},
 	}
+}
+
+// eventLoggerURL is the event logger's address inside the cluster.
+func eventLoggerURL(s *stratv1.Strategy) string {
+	return fmt.Sprintf("http://%s.%s.svc:%d", eventLoggerName(s), s.Namespace, messaging.EventLoggerPort)
 }
 
 func logLevel(s *stratv1.Strategy) stratv1.LogLevel {

@@ -13,8 +13,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	stratv1 "github.com/stratops/stratops/api/v1"
-	"github.com/stratops/stratops/internal/eventlogger"
 	"github.com/stratops/stratops/internal/redisprobe"
+	"github.com/stratops/stratops/pkg/messaging"
 )
 
 // redisLossThreshold is how many probe rounds in a row must fail before a
@@ -22,31 +22,17 @@ import (
 // must not halt trading.
 const redisLossThreshold = 3
 
-// redisConfigFor is the operator's connection to a Strategy's Redis.
-func redisConfigFor(s *stratv1.Strategy, secrets []resolvedSecret) eventlogger.RedisConfig {
-	r := s.Spec.Redis
-	c := eventlogger.RedisConfig{
-		Topology: string(r.Topology), MasterName: r.SentinelMasterName, DB: int(r.DB), Username: r.Username,
-	}
-	c.Addrs = r.Addresses
-	if r.Topology == stratv1.TopologyStandalone || r.Topology == "" {
-		c.Addrs = []string{r.Address}
-	}
-	if r.DialTimeout != nil {
-		c.DialTimeout = r.DialTimeout.Duration
-	}
-	for _, sec := range secrets {
-		if r.PasswordSecretRef != nil && sec.ref == *r.PasswordSecretRef {
-			c.Password = string(sec.value)
+// redisConfigFor is the operator's connection to a Strategy's Redis: the
+// pods' settings (redisEnvFor), resolved with the Secrets' values.
+func redisConfigFor(s *stratv1.Strategy, secrets []resolvedSecret) (messaging.RedisConfig, error) {
+	return redisEnvFor(s).Config(func(ref messaging.SecretKeyRef) ([]byte, error) {
+		for _, sec := range secrets {
+			if sec.ref.Name == ref.Name && sec.ref.Key == ref.Key {
+				return sec.value, nil
+			}
 		}
-		if r.TLS != nil && r.TLS.CASecretRef != nil && sec.ref == *r.TLS.CASecretRef {
-			c.CAPEM = sec.value
-		}
-	}
-	if t := r.TLS; t != nil && t.Enabled {
-		c.TLS, c.ServerName, c.InsecureSkipVerify = true, t.ServerName, t.InsecureSkipVerify
-	}
-	return c
+		return nil, fmt.Errorf("secret %s key %s was not resolved", ref.Name, ref.Key)
+	})
 }
 
 func healthCheckInterval(s *stratv1.Strategy) time.Duration {
@@ -72,10 +58,13 @@ func (r *StrategyReconciler) reconcileRedis(ctx context.Context, st *reconcileSt
 			"No spec.redis: the backtest runs on the event logger's in-memory bus")
 		return nil
 	}
-	cfg := redisConfigFor(s, st.secrets)
+	cfg, err := redisConfigFor(s, st.secrets)
+	if err != nil {
+		return err
+	}
 	build := r.NewRedisClient
 	if build == nil {
-		build = eventlogger.NewRedisClient
+		build = messaging.NewRedisClient
 	}
 	c, err := r.Clients.Acquire(key, cfg, build)
 	if err != nil {
@@ -232,7 +221,7 @@ func (r *StrategyReconciler) eventLogger(ctx context.Context, s *stratv1.Strateg
 func usesRedis(d *appsv1.Deployment) bool {
 	for _, c := range d.Spec.Template.Spec.Containers {
 		for _, e := range c.Env {
-			if e.Name == eventlogger.EnvRedisAddrs {
+			if e.Name == messaging.EnvRedisAddrs {
 				return true
 			}
 		}

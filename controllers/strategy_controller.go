@@ -23,8 +23,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	stratv1 "github.com/stratops/stratops/api/v1"
-	"github.com/stratops/stratops/internal/eventlogger"
 	"github.com/stratops/stratops/internal/redisprobe"
+	"github.com/stratops/stratops/pkg/messaging"
 )
 
 // StrategyReconciler reconciles Strategy objects.
@@ -42,15 +42,15 @@ type StrategyReconciler struct {
 	MaxConcurrentReconciles int
 	// Clients caches Redis clients across Strategies.
 	Clients *redisprobe.Clients
-	// NewRedisClient builds a Redis client. default: eventlogger.NewRedisClient.
-	NewRedisClient func(eventlogger.RedisConfig) (redis.UniversalClient, error)
+	// NewRedisClient builds a Redis client. default: messaging.NewRedisClient.
+	NewRedisClient func(messaging.RedisConfig) (redis.UniversalClient, error)
 }
 
 // reconcileState is what one reconcile of one Strategy learns on its way
 // and hands from one step to the next.
 type reconcileState struct {
 	strategy    *stratv1.Strategy
-	catalog     eventlogger.Catalog
+	catalog     messaging.Catalog
 	catalogJSON []byte
 	secrets     []resolvedSecret
 	configHash  string

@@ -18,7 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	stratv1 "github.com/stratops/stratops/api/v1"
-	"github.com/stratops/stratops/internal/eventlogger"
+	"github.com/stratops/stratops/pkg/messaging"
 )
 
 func backtest(ns, name string) *stratv1.Strategy {
@@ -86,9 +86,9 @@ func TestReconcile_ProvisionsEventLoggerChildrenWithOwnerRefsLabelsAndRestricted
 	}
 
 	// The catalog: the standard's 6 channels and 9 keys, with the prefix.
-	cat, err := eventlogger.ParseCatalog([]byte(cm.Data[eventlogger.CatalogFileName]))
+	cat, err := messaging.ParseCatalog([]byte(cm.Data[messaging.CatalogFileName]))
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(cat.Mode).To(Equal(eventlogger.ModeLive))
+	g.Expect(cat.Mode).To(Equal(messaging.ModeLive))
 	g.Expect(cat.KeyPrefix).To(Equal("eth-basis:"))
 	g.Expect(cat.Channels).To(HaveLen(6))
 	g.Expect(cat.Keys).To(HaveLen(9))
@@ -104,10 +104,10 @@ func TestReconcile_ProvisionsEventLoggerChildrenWithOwnerRefsLabelsAndRestricted
 	for _, e := range c.Env {
 		env[e.Name] = e
 	}
-	g.Expect(env[eventlogger.EnvRedisAddrs].Value).To(Equal(redisAuth.Addr))
-	g.Expect(env[eventlogger.EnvRedisUsername].Value).To(Equal("trader"))
-	g.Expect(env[eventlogger.EnvMode].Value).To(Equal("Live"))
-	pw := env[eventlogger.EnvRedisPassword]
+	g.Expect(env[messaging.EnvRedisAddrs].Value).To(Equal(redisAuth.Addr))
+	g.Expect(env[messaging.EnvRedisUsername].Value).To(Equal("trader"))
+	g.Expect(env[messaging.EnvMode].Value).To(Equal("Live"))
+	pw := env[messaging.EnvRedisPassword]
 	g.Expect(pw.Value).To(BeEmpty(), "the password must never be copied into the pod spec")
 	g.Expect(pw.ValueFrom.SecretKeyRef.Name).To(Equal("redis-auth"))
 	g.Expect(pw.ValueFrom.SecretKeyRef.Key).To(Equal("password"))
@@ -125,7 +125,7 @@ func TestReconcile_ProvisionsEventLoggerChildrenWithOwnerRefsLabelsAndRestricted
 	g.Expect(c.LivenessProbe.HTTPGet.Path).To(Equal("/healthz"))
 	g.Expect(c.ReadinessProbe.HTTPGet.Path).To(Equal("/readyz"))
 	g.Expect(c.LivenessProbe.HTTPGet.Port.StrVal).To(Equal("http"))
-	g.Expect(c.Ports[0].ContainerPort).To(Equal(int32(eventlogger.DefaultHTTPPort)))
+	g.Expect(c.Ports[0].ContainerPort).To(Equal(int32(messaging.EventLoggerPort)))
 	g.Expect(svc.Spec.Ports[0].TargetPort.StrVal).To(Equal("http"))
 	for k, v := range svc.Spec.Selector {
 		g.Expect(dep.Spec.Template.Labels).To(HaveKeyWithValue(k, v), "the Service selects the logger pods")
@@ -165,7 +165,7 @@ func TestReconcile_ConfigChangeRollsThePodTemplate(t *testing.T) {
 	}, timeout, interval).Should(Succeed())
 	cm := &corev1.ConfigMap{}
 	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "roll-catalog"}, cm)).To(Succeed())
-	cat, err := eventlogger.ParseCatalog([]byte(cm.Data[eventlogger.CatalogFileName]))
+	cat, err := messaging.ParseCatalog([]byte(cm.Data[messaging.CatalogFileName]))
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(cat.Channels).To(HaveLen(1))
 	g.Expect(cat.Channels[0].MinSubscribers).To(Equal(2), "the standard's subscriber plus the event logger")
@@ -184,7 +184,7 @@ func TestReconcile_RestoresDeletedDeploymentAndEditedConfigMap(t *testing.T) {
 	g.Eventually(func() error { return k8sClient.Get(ctx, depKey, dep) }, timeout, interval).Should(Succeed())
 	cm := &corev1.ConfigMap{}
 	g.Expect(k8sClient.Get(ctx, cmKey, cm)).To(Succeed())
-	want := cm.Data[eventlogger.CatalogFileName]
+	want := cm.Data[messaging.CatalogFileName]
 
 	oldUID := dep.UID
 	g.Expect(k8sClient.Delete(ctx, dep)).To(Succeed())
@@ -193,11 +193,11 @@ func TestReconcile_RestoresDeletedDeploymentAndEditedConfigMap(t *testing.T) {
 		g.Expect(dep.UID).NotTo(Equal(oldUID))
 	}, timeout, interval).Should(Succeed())
 
-	cm.Data[eventlogger.CatalogFileName] = `{"mode":"Live","channels":[],"keys":[]}`
+	cm.Data[messaging.CatalogFileName] = `{"mode":"Live","channels":[],"keys":[]}`
 	g.Expect(k8sClient.Update(ctx, cm)).To(Succeed())
 	g.Eventually(func(g Gomega) {
 		g.Expect(k8sClient.Get(ctx, cmKey, cm)).To(Succeed())
-		g.Expect(cm.Data[eventlogger.CatalogFileName]).To(Equal(want))
+		g.Expect(cm.Data[messaging.CatalogFileName]).To(Equal(want))
 	}, timeout, interval).Should(Succeed())
 
 	// A hand edit of the pod template is put back too.

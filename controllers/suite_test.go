@@ -32,9 +32,9 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	stratv1 "github.com/stratops/stratops/api/v1"
-	"github.com/stratops/stratops/internal/eventlogger"
 	"github.com/stratops/stratops/internal/redisprobe"
 	"github.com/stratops/stratops/internal/redistest"
+	"github.com/stratops/stratops/pkg/messaging"
 )
 
 const (
@@ -259,8 +259,8 @@ func roundTripsTo(addr string) int64 {
 	return v.(*atomic.Int64).Load()
 }
 
-func countingRedisClient(cfg eventlogger.RedisConfig) (redis.UniversalClient, error) {
-	c, err := eventlogger.NewRedisClient(cfg)
+func countingRedisClient(cfg messaging.RedisConfig) (redis.UniversalClient, error) {
+	c, err := messaging.NewRedisClient(cfg)
 	if err != nil {
 		return nil, err
 	}

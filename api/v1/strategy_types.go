@@ -188,6 +188,7 @@ type ChannelSpec struct {
 	// +required
 	// +kubebuilder:validation:MaxLength=128
 	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z][a-z0-9_]*:[a-z][a-z0-9_]*$')",message="channel name must match {component}:{event_type}, i.e. ^[a-z][a-z0-9_]*:[a-z][a-z0-9_]*$"
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('stratops:')",message="channel name: the stratops: component is reserved for the operator"
 	Name string `json:"name"`
 	// minSubscribers is how many subscribers the channel needs to be healthy;
 	// default: the standard's subscribers of this channel plus the event logger.
@@ -199,6 +200,19 @@ type ChannelSpec struct {
 	// +optional
 	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="maxSilence must be a positive duration"
 	MaxSilence *metav1.Duration `json:"maxSilence,omitempty"`
+	// maxLag is the highest p99 lag (from an event's timestamp to the event
+	// logger receiving it, over the health window) before the channel is
+	// unhealthy with reason Lagging; omitted: lag is never unhealthy.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="maxLag must be a positive duration"
+	MaxLag *metav1.Duration `json:"maxLag,omitempty"`
+	// maxInvalidRatio is the share of invalid messages (not JSON, not an
+	// object, too large) over the health window above which the channel is
+	// unhealthy with reason InvalidMessages; omitted: 0.1.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1
+	MaxInvalidRatio *float64 `json:"maxInvalidRatio,omitempty"`
 }
 
 // KeySpec declares a key the strategy depends on.
@@ -207,11 +221,12 @@ type KeySpec struct {
 	// +required
 	// +kubebuilder:validation:MaxLength=128
 	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z][a-z0-9_]*:[a-z][a-z0-9_]*$')",message="key name must match {component}:{data_type}, i.e. ^[a-z][a-z0-9_]*:[a-z][a-z0-9_]*$"
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('stratops:') && self != 'events:channel_stats'",message="key name: the stratops: component and events:channel_stats are reserved for the operator and the event logger"
 	Name string `json:"name"`
-	// ttl is the key's TTL policy. Omitted: the standard's policy for a key
-	// of the standard, persistent for any other key.
+	// ttl is the key's TTL policy, at least 1s. Omitted: the standard's policy for
+	// a key of the standard, persistent for any other key.
 	// +optional
-	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="ttl must be a positive duration"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="ttl must be at least 1s"
 	TTL *metav1.Duration `json:"ttl,omitempty"`
 	// maxAge is how old the key's value (its timestamp) may be before it is
 	// stale; omitted: age is not checked.
@@ -325,14 +340,26 @@ type ChannelStatus struct {
 	Subscribers int64 `json:"subscribers"`
 	// messages the event logger logged from this channel.
 	Messages int64 `json:"messages"`
-	// invalidMessages the event logger skipped as invalid.
+	// invalidMessages the event logger skipped as invalid (not JSON, not an
+	// object, or over its size limit).
 	InvalidMessages int64 `json:"invalidMessages"`
+	// nonconformingMessages the event logger logged without a usable
+	// timestamp (stamped with the time it received them).
+	NonconformingMessages int64 `json:"nonconformingMessages"`
+	// lagP50 and lagP99 are the median and 99th percentile of the time from
+	// an event's timestamp to the event logger receiving it, over the health
+	// window; empty when no event with a timestamp arrived in it.
+	// +optional
+	LagP50 string `json:"lagP50,omitempty"`
+	// +optional
+	LagP99 string `json:"lagP99,omitempty"`
 	// lastMessageTime is when the event logger last saw a message.
 	// +optional
 	LastMessageTime *metav1.Time `json:"lastMessageTime,omitempty"`
 	// healthy is true when the channel meets its policy.
 	Healthy bool `json:"healthy"`
-	// reason is why the channel is unhealthy.
+	// reason is why the channel is unhealthy (TooFewSubscribers, Silent,
+	// InvalidMessages, Lagging).
 	// +optional
 	Reason string `json:"reason,omitempty"`
 }

@@ -8,6 +8,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -23,6 +24,7 @@ import (
 	"time"
 
 	el "github.com/stratops/stratops/internal/eventlogger"
+	"github.com/stratops/stratops/pkg/messaging"
 )
 
 func main() {
@@ -32,8 +34,8 @@ func main() {
 type options struct {
 	mode, catalogFile, httpAddr, logLevel, eventLogFile string
 	maxMessageBytes, pendingLimit                       int
-	redis                                               el.RedisConfig
-	startupTimeout                                      time.Duration
+	redis                                               messaging.RedisConfig
+	startupTimeout, healthInterval                      time.Duration
 }
 
 func env(name, def string) string {
@@ -53,25 +55,31 @@ func envInt(name string, def int) int {
 func parseFlags(args []string) (options, error) {
 	var o options
 	var addrs string
+	// The operator's pod contract gives the defaults; flags override them.
+	def, err := messaging.ConfigFromEnv(nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return o, err
+	}
 	fs := flag.NewFlagSet("eventlogger", flag.ContinueOnError)
-	fs.StringVar(&o.mode, "mode", env(el.EnvMode, ""), "Backtest or Live (default: the catalog's mode) [$"+el.EnvMode+"]")
-	fs.StringVar(&o.catalogFile, "catalog", env(el.EnvCatalogFile, ""), "catalog JSON file; empty: the standard's catalog [$"+el.EnvCatalogFile+"]")
-	fs.StringVar(&o.httpAddr, "http-addr", env(el.EnvHTTPAddr, ":"+strconv.Itoa(el.DefaultHTTPPort)), "HTTP listen address [$"+el.EnvHTTPAddr+"]")
-	fs.StringVar(&o.logLevel, "log-level", env(el.EnvLogLevel, "info"), "debug, info, warn or error [$"+el.EnvLogLevel+"]")
+	fs.StringVar(&o.mode, "mode", string(def.Mode), "Backtest or Live (default: the catalog's mode) [$"+messaging.EnvMode+"]")
+	fs.StringVar(&o.catalogFile, "catalog", def.CatalogFile, "catalog JSON file; empty: the standard's catalog [$"+messaging.EnvCatalogFile+"]")
+	fs.StringVar(&o.httpAddr, "http-addr", env(el.EnvHTTPAddr, ":"+strconv.Itoa(messaging.EventLoggerPort)), "HTTP listen address [$"+el.EnvHTTPAddr+"]")
+	fs.StringVar(&o.logLevel, "log-level", cmp.Or(def.LogLevel, "info"), "debug, info, warn or error [$"+messaging.EnvLogLevel+"]")
 	fs.StringVar(&o.eventLogFile, "event-log-file", env(el.EnvEventLogFile, ""), "also append event lines to this file [$"+el.EnvEventLogFile+"]")
-	fs.IntVar(&o.maxMessageBytes, "max-message-bytes", envInt(el.EnvMaxMessageBytes, el.DefaultMaxMessageBytes), "largest accepted message [$"+el.EnvMaxMessageBytes+"]")
+	fs.IntVar(&o.maxMessageBytes, "max-message-bytes", envInt(el.EnvMaxMessageBytes, messaging.DefaultMaxMessageBytes), "largest accepted message [$"+el.EnvMaxMessageBytes+"]")
 	fs.IntVar(&o.pendingLimit, "pending-limit", envInt(el.EnvPendingQueueLimit, 100_000), "events kept while Redis is down [$"+el.EnvPendingQueueLimit+"]")
-	def := el.RedisConfigFromEnv()
-	fs.StringVar(&addrs, "redis-addrs", strings.Join(def.Addrs, ","), "Redis address(es), comma-separated; empty: no Redis [$"+el.EnvRedisAddrs+"]")
-	fs.StringVar(&o.redis.Topology, "redis-topology", def.Topology, "Standalone, Sentinel or Cluster [$"+el.EnvRedisTopology+"]")
-	fs.StringVar(&o.redis.MasterName, "redis-master-name", def.MasterName, "Sentinel master name [$"+el.EnvRedisMasterName+"]")
-	fs.IntVar(&o.redis.DB, "redis-db", def.DB, "Redis database [$"+el.EnvRedisDB+"]")
-	fs.StringVar(&o.redis.Username, "redis-username", def.Username, "Redis ACL user [$"+el.EnvRedisUsername+"]")
-	fs.BoolVar(&o.redis.TLS, "redis-tls", def.TLS, "use TLS [$"+el.EnvRedisTLS+"]")
-	fs.StringVar(&o.redis.CAFile, "redis-tls-ca-file", def.CAFile, "PEM CA bundle [$"+el.EnvRedisTLSCAFile+"]")
-	fs.StringVar(&o.redis.ServerName, "redis-tls-server-name", def.ServerName, "TLS server name [$"+el.EnvRedisTLSServer+"]")
-	fs.BoolVar(&o.redis.InsecureSkipVerify, "redis-tls-insecure-skip-verify", def.InsecureSkipVerify, "skip TLS verification (tests only) [$"+el.EnvRedisTLSInsecure+"]")
-	fs.DurationVar(&o.redis.DialTimeout, "redis-dial-timeout", def.DialTimeout, "Redis dial timeout [$"+el.EnvRedisDialTimeout+"]")
+	fs.DurationVar(&o.healthInterval, "health-interval", def.HealthInterval, "the Strategy's health check interval; the health window is this, or 1m when longer [$"+messaging.EnvHealthInterval+"]")
+	fs.StringVar(&addrs, "redis-addrs", strings.Join(def.Redis.Addrs, ","), "Redis address(es), comma-separated; empty: no Redis [$"+messaging.EnvRedisAddrs+"]")
+	fs.StringVar(&o.redis.Topology, "redis-topology", def.Redis.Topology, "Standalone, Sentinel or Cluster [$"+messaging.EnvRedisTopology+"]")
+	fs.StringVar(&o.redis.MasterName, "redis-master-name", def.Redis.MasterName, "Sentinel master name [$"+messaging.EnvRedisMasterName+"]")
+	fs.IntVar(&o.redis.DB, "redis-db", def.Redis.DB, "Redis database [$"+messaging.EnvRedisDB+"]")
+	fs.StringVar(&o.redis.Username, "redis-username", def.Redis.Username, "Redis ACL user [$"+messaging.EnvRedisUsername+"]")
+	fs.BoolVar(&o.redis.TLS, "redis-tls", def.Redis.TLS, "use TLS [$"+messaging.EnvRedisTLS+"]")
+	fs.StringVar(&o.redis.CAFile, "redis-tls-ca-file", def.Redis.CAFile, "PEM CA bundle [$"+messaging.EnvRedisTLSCAFile+"]")
+	fs.StringVar(&o.redis.ServerName, "redis-tls-server-name", def.Redis.ServerName, "TLS server name [$"+messaging.EnvRedisTLSServer+"]")
+	fs.BoolVar(&o.redis.InsecureSkipVerify, "redis-tls-insecure-skip-verify", def.Redis.InsecureSkipVerify, "skip TLS verification (tests only) [$"+messaging.EnvRedisTLSInsecure+"]")
+	fs.DurationVar(&o.redis.DialTimeout, "redis-dial-timeout", def.Redis.DialTimeout, "Redis dial timeout [$"+messaging.EnvRedisDialTimeout+"]")
 	fs.DurationVar(&o.startupTimeout, "startup-timeout", 10*time.Second, "how long to try to reach Redis at start")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -81,7 +89,7 @@ func parseFlags(args []string) (options, error) {
 			o.redis.Addrs = append(o.redis.Addrs, a)
 		}
 	}
-	o.redis.Password = def.Password
+	o.redis.Password = def.Redis.Password
 	return o, nil
 }
 
@@ -98,17 +106,10 @@ func run(args []string) int {
 	// Logs go to stderr; stdout carries only event lines.
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
-	cat, err := el.LoadCatalog(o.catalogFile, el.Mode(o.mode))
+	cat, err := messaging.Config{Mode: messaging.Mode(o.mode), CatalogFile: o.catalogFile}.LoadCatalog()
 	if err != nil {
 		log.Error("Cannot load the catalog", "error", err)
 		return 1
-	}
-	if o.mode != "" {
-		cat.Mode = el.Mode(o.mode)
-		if err := cat.Validate(); err != nil {
-			log.Error("Invalid mode", "error", err)
-			return 1
-		}
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
@@ -124,7 +125,7 @@ func run(args []string) int {
 
 	cfg := el.ServiceConfig{
 		Catalog: cat, MaxMessageBytes: o.maxMessageBytes, PendingLimit: o.pendingLimit,
-		Out: os.Stdout, Log: log, InMemoryFallback: fallback,
+		Out: os.Stdout, Log: log, InMemoryFallback: fallback, HealthWindow: messaging.HealthWindow(o.healthInterval),
 	}
 	if o.eventLogFile != "" {
 		f, err := os.OpenFile(o.eventLogFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
@@ -166,19 +167,19 @@ func run(args []string) int {
 // openBus applies the standard's rules. Live: Redis is required; without
 // it, the logger refuses to start. Backtest: Redis when it answers, memory
 // otherwise (said once, and reported on /readyz and in metrics).
-func openBus(ctx context.Context, cat el.Catalog, o options, log *slog.Logger) (el.Bus, bool, error) {
+func openBus(ctx context.Context, cat messaging.Catalog, o options, log *slog.Logger) (messaging.Bus, bool, error) {
 	if !o.redis.Configured() {
-		if cat.Mode == el.ModeLive {
-			return nil, false, errors.New("eventlogger: Redis is required for live trading: no Redis address configured (" + el.EnvRedisAddrs + ")")
+		if cat.Mode == messaging.ModeLive {
+			return nil, false, errors.New("eventlogger: Redis is required for live trading: no Redis address configured (" + messaging.EnvRedisAddrs + ")")
 		}
 		log.Info("No Redis configured: backtest runs on the in-memory bus")
-		return el.NewMemoryBus(nil), false, nil
+		return messaging.NewMemoryBus(nil), false, nil
 	}
-	client, err := el.NewRedisClient(o.redis)
+	client, err := messaging.NewRedisClient(o.redis)
 	if err != nil {
 		return nil, false, err
 	}
-	bus := el.NewRedisBus(client, el.RedisBusOptions{KeyPrefix: cat.KeyPrefix, HistoryTTL: historyTTL(cat)})
+	bus := messaging.NewRedisBus(client, messaging.RedisBusOptions{KeyPrefix: cat.KeyPrefix, HistoryTTL: historyTTL(cat)})
 	deadline := time.Now().Add(o.startupTimeout)
 	for {
 		pctx, cancel := context.WithTimeout(ctx, o.redis.DialTimeout+time.Second)
@@ -193,15 +194,15 @@ func openBus(ctx context.Context, cat el.Catalog, o options, log *slog.Logger) (
 		time.Sleep(500 * time.Millisecond)
 	}
 	_ = bus.Close()
-	if cat.Mode == el.ModeLive {
+	if cat.Mode == messaging.ModeLive {
 		return nil, false, fmt.Errorf("eventlogger: Redis is required for live trading: %s unreachable: %w", o.redis, err)
 	}
 	log.Warn("Redis unreachable: backtest continues on the in-memory bus", "redis", o.redis.String(), "error", err.Error())
-	return el.NewMemoryBus(nil), true, nil
+	return messaging.NewMemoryBus(nil), true, nil
 }
 
-func historyTTL(cat el.Catalog) time.Duration {
-	if k, ok := cat.Key(el.KeyEventsHistory); ok {
+func historyTTL(cat messaging.Catalog) time.Duration {
+	if k, ok := cat.Key(messaging.KeyEventsHistory); ok {
 		return k.TTL.Duration
 	}
 	return 0

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	el "github.com/stratops/stratops/internal/eventlogger"
+	"github.com/stratops/stratops/pkg/messaging"
 )
 
 var binary string
@@ -48,8 +48,8 @@ func closedAddr(t *testing.T) string {
 
 func TestLiveWithoutRedisExitsNonZeroSayingRedisIsRequired(t *testing.T) {
 	for name, env := range map[string][]string{
-		"no address":          {el.EnvMode + "=Live"},
-		"unreachable address": {el.EnvMode + "=Live", el.EnvRedisAddrs + "=" + closedAddr(t), el.EnvRedisDialTimeout + "=100ms"},
+		"no address":          {messaging.EnvMode + "=Live"},
+		"unreachable address": {messaging.EnvMode + "=Live", messaging.EnvRedisAddrs + "=" + closedAddr(t), messaging.EnvRedisDialTimeout + "=100ms"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -78,8 +78,8 @@ func TestBacktestWithUnreachableRedisRunsOnMemoryAndSaysSo(t *testing.T) {
 	httpAddr := l.Addr().String()
 	l.Close()
 	cmd := exec.Command(binary, "--startup-timeout=500ms", "--http-addr="+httpAddr)
-	cmd.Env = append(os.Environ(), el.EnvMode+"=Backtest", el.EnvRedisAddrs+"="+closedAddr(t),
-		el.EnvRedisDialTimeout+"=100ms", el.EnvRedisPassword+"=never-logged-secret")
+	cmd.Env = append(os.Environ(), messaging.EnvMode+"=Backtest", messaging.EnvRedisAddrs+"="+closedAddr(t),
+		messaging.EnvRedisDialTimeout+"=100ms", messaging.EnvRedisPassword+"=never-logged-secret")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {

@@ -1,8 +1,8 @@
-// Command sampleengine is a stand-in strategy engine: it plays the Redis
-// messaging standard's chain of components (position → exposure → risk →
-// P&L and strategy manager) against the Redis and catalog a Strategy hands
-// its engine (STRATOPS_* environment), with a malformed message now and
-// then. Use it as spec.engine, or to see stratops at work.
+// Command sampleengine is a stand-in strategy engine: it plays the chain of
+// components its Strategy's catalog describes (in the standard: position →
+// exposure → risk → P&L and strategy manager), written on pkg/messaging as
+// a user's engine would be, with a malformed message now and then. Use it as
+// spec.engine, or to see stratops at work.
 package main
 
 import (
@@ -15,13 +15,13 @@ import (
 	"syscall"
 	"time"
 
-	el "github.com/stratops/stratops/internal/eventlogger"
 	"github.com/stratops/stratops/internal/sampleengine"
+	"github.com/stratops/stratops/pkg/messaging"
 )
 
 func main() {
 	interval := flag.Duration("interval", time.Second, "time between position updates")
-	malformed := flag.Int("malformed-every", 10, "publish a malformed message every N updates (0: never)")
+	malformed := flag.Int("malformed-every", 20, "publish a malformed message every N updates (0: never)")
 	flag.Parse()
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	if err := run(*interval, *malformed, log); err != nil {
@@ -31,34 +31,22 @@ func main() {
 }
 
 func run(interval time.Duration, malformed int, log *slog.Logger) error {
-	cat, err := el.LoadCatalog(os.Getenv(el.EnvCatalogFile), el.Mode(os.Getenv(el.EnvMode)))
-	if err != nil {
-		return err
-	}
-	if p := os.Getenv(el.EnvKeyPrefix); p != "" {
-		cat.KeyPrefix = p
-	}
-	cfg := el.RedisConfigFromEnv()
-	if !cfg.Configured() {
-		return fmt.Errorf("no Redis configured (%s): the sample engine talks through Redis", el.EnvRedisAddrs)
-	}
-	client, err := el.NewRedisClient(cfg)
-	if err != nil {
-		return err
-	}
-	bus := el.NewRedisBus(client, el.RedisBusOptions{KeyPrefix: cat.KeyPrefix})
-	defer bus.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	// Wait for Redis: an engine starts once the gate passed, but Redis may
-	// blink.
-	for bus.Ping(ctx) != nil {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(time.Second):
-		}
+	// The environment the operator gave the pod: the catalog, the mode and
+	// Redis. Live without Redis fails here; a backtest without it runs on
+	// the in-process bus and forwards its events to the event logger.
+	c, err := messaging.ConnectFromEnv(ctx, messaging.Options{Log: log, ConnectTimeout: 30 * time.Second})
+	if err != nil {
+		return err
 	}
-	log.Info("Sample engine started", "prefix", cat.KeyPrefix, "interval", interval)
-	return sampleengine.Run(ctx, bus, cat, sampleengine.Options{Interval: interval, MalformedEvery: malformed, Log: log})
+	defer func() {
+		closeCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := c.Close(closeCtx); err != nil {
+			log.Error("Closing", "error", err)
+		}
+	}()
+	log.Info("Sample engine started", "mode", c.Mode(), "prefix", c.Catalog().KeyPrefix, "in_memory", c.InMemory(), "interval", interval)
+	return sampleengine.Run(ctx, c, sampleengine.Options{Interval: interval, MalformedEvery: malformed, Log: log})
 }

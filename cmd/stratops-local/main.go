@@ -24,7 +24,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -39,11 +38,11 @@ import (
 
 	stratv1 "github.com/stratops/stratops/api/v1"
 	"github.com/stratops/stratops/controllers"
-	el "github.com/stratops/stratops/internal/eventlogger"
 	"github.com/stratops/stratops/internal/localrun"
 	"github.com/stratops/stratops/internal/redisprobe"
 	"github.com/stratops/stratops/internal/redistest"
 	"github.com/stratops/stratops/internal/sampleengine"
+	"github.com/stratops/stratops/pkg/messaging"
 )
 
 // State is what a running stratops-local writes to <dir>/state.json, for
@@ -284,13 +283,16 @@ func startTraffic(ctx context.Context, s *stratv1.Strategy, addr string) {
 	if s.Spec.Redis == nil {
 		return
 	}
-	cat := el.Standard(el.Mode(s.Spec.Mode))
-	cat.KeyPrefix = s.Spec.Redis.KeyPrefix
-	bus := el.NewRedisBus(redis.NewClient(&redis.Options{Addr: addr, MaxRetries: 1}), el.RedisBusOptions{KeyPrefix: cat.KeyPrefix})
+	cfg := messaging.Config{Mode: messaging.Mode(s.Spec.Mode), KeyPrefix: s.Spec.Redis.KeyPrefix,
+		Redis: messaging.RedisConfig{Addrs: []string{addr}}}
 	go func() {
-		defer bus.Close()
 		for ctx.Err() == nil {
-			err := sampleengine.Run(ctx, bus, cat, sampleengine.Options{Interval: time.Second, MalformedEvery: 10, Log: discard()})
+			// Connect fails while Redis is down (Live), and so does Run.
+			c, err := messaging.Connect(ctx, cfg, messaging.Options{Log: discard(), ConnectTimeout: time.Second})
+			if err == nil {
+				err = sampleengine.Run(ctx, c, sampleengine.Options{Interval: time.Second, MalformedEvery: 20, Log: discard()})
+				_ = c.Close(context.Background())
+			}
 			if err == nil {
 				return
 			}

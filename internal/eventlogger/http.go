@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/stratops/stratops/pkg/messaging"
 )
 
 // Handler serves the logger's HTTP API:
@@ -60,7 +62,7 @@ func (s *Service) getState(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	var resp stateResponse
 	resp.Key = name
-	if name == KeyEventsHistory {
+	if name == messaging.KeyEventsHistory {
 		n := 100
 		if c, err := strconv.Atoi(r.URL.Query().Get("count")); err == nil && c > 0 && c <= 10_000 {
 			n = c
@@ -81,7 +83,7 @@ func (s *Service) getState(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v, ttl, err := s.bus.Get(ctx, name)
-	if errors.Is(err, ErrKeyNotFound) {
+	if errors.Is(err, messaging.ErrKeyNotFound) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("key %q has no value (never set, or expired)", name))
 		return
 	}
@@ -112,7 +114,7 @@ func (s *Service) putState(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("unknown key %q: not in the strategy's catalog", name))
 		return
 	}
-	if name == KeyEventsHistory {
+	if name == messaging.KeyEventsHistory {
 		writeError(w, http.StatusMethodNotAllowed, "events:history is written by the event logger only")
 		return
 	}
@@ -121,8 +123,11 @@ func (s *Service) putState(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusRequestEntityTooLarge, err.Error())
 		return
 	}
-	if _, err := DecodeKeyValue(body, s.cfg.MaxMessageBytes); err != nil {
+	if _, nonconforming, err := messaging.DecodeKeyValue(body, s.cfg.MaxMessageBytes); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	} else if nonconforming != "" {
+		writeError(w, http.StatusBadRequest, "eventlogger: "+nonconforming+`: a key value needs a "timestamp" (RFC 3339, or ISO 8601 read as UTC)`)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
@@ -159,7 +164,7 @@ func (s *Service) postEvents(w http.ResponseWriter, r *http.Request) {
 	var raws []json.RawMessage
 	if t := bytes.TrimSpace(body); len(t) > 0 && t[0] == '[' {
 		if err := json.Unmarshal(t, &raws); err != nil {
-			s.countInvalid(channel, &DecodeError{Reason: ReasonInvalidJSON, Detail: err.Error()}, body)
+			s.countInvalid(channel, &messaging.InvalidError{Reason: messaging.ReasonInvalidJSON, Detail: err.Error()}, body)
 			writeError(w, http.StatusBadRequest, "eventlogger: invalid_json: the batch is not a JSON array of events")
 			return
 		}
@@ -170,9 +175,10 @@ func (s *Service) postEvents(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "no events in the request")
 		return
 	}
-	msgs := make([]Message, len(raws))
+	now := time.Now().UTC()
+	events := make([]messaging.Event, len(raws))
 	for i, raw := range raws {
-		m, err := DecodeMessage(raw, s.cfg.MaxMessageBytes)
+		e, err := s.cfg.Catalog.DecodeEvent(channel, raw, messaging.DecodeOptions{MaxBytes: s.cfg.MaxMessageBytes, Received: now})
 		if err != nil {
 			s.countInvalid(channel, err, raw)
 			msg := err.Error()
@@ -182,9 +188,9 @@ func (s *Service) postEvents(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, msg)
 			return
 		}
-		msgs[i] = m
+		events[i] = e
 	}
-	ids, err := s.Accept(channel, msgs)
+	ids, err := s.Accept(channel, events, now)
 	if errors.Is(err, ErrQueueFull) {
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, err.Error()+": Redis is unreachable and the queue reached its limit; retry later")

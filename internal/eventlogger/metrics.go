@@ -14,9 +14,10 @@ type metrics struct {
 	overflow       prometheus.Counter
 	writeErrors    prometheus.Counter
 	statsErrors    prometheus.Counter
-	redisUp        prometheus.Gauge
+	busUp          prometheus.Gauge
 	inMemory       prometheus.Gauge
-	logLatency     prometheus.Histogram
+	nonconforming  *prometheus.CounterVec
+	lag            *prometheus.HistogramVec
 	recordDuration prometheus.Histogram
 }
 
@@ -36,19 +37,21 @@ func newMetrics() *metrics {
 			Name: "write_errors_total", Help: "Failed attempts to write events to the bus (retried)."}),
 		statsErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "stats_write_errors_total", Help: "Failed attempts to write the channel stats hash (retried)."}),
-		redisUp: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+		busUp: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
 			Name: "bus_up", Help: "1 when the bus answered its last ping."}),
 		inMemory: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
 			Name: "in_memory_fallback", Help: "1 when a backtest runs on the in-memory bus because Redis was unreachable."}),
-		logLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub,
-			Name: "publish_to_log_seconds", Help: "From a message's timestamp to its being logged.",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
+		nonconforming: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "nonconforming_messages_total", Help: "Messages logged without a usable timestamp (stamped with the receive time), by channel and reason."}, []string{"channel", "reason"}),
+		lag: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub,
+			Name: "event_lag_seconds", Help: "From an event's timestamp to the event logger receiving it, by channel: how late each hop of the chain is.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"channel"}),
 		recordDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub,
 			Name: "record_duration_seconds", Help: "Time to write one batch of events to the bus.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
 	}
 	m.registry.MustRegister(m.messages, m.invalid, m.pending, m.overflow, m.writeErrors, m.statsErrors,
-		m.redisUp, m.inMemory, m.logLatency, m.recordDuration,
+		m.busUp, m.inMemory, m.nonconforming, m.lag, m.recordDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/stratops/stratops/pkg/messaging"
 )
 
 // ErrQueueFull is returned when the pending queue cannot take an event.
@@ -23,8 +25,9 @@ const ChannelHTTP = "http"
 // ServiceConfig configures the event logger service.
 type ServiceConfig struct {
 	// Catalog is the strategy's catalog; its Mode sets the standard's rules.
-	Catalog Catalog
-	// MaxMessageBytes bounds a message. default: DefaultMaxMessageBytes.
+	Catalog messaging.Catalog
+	// MaxMessageBytes bounds a message. default:
+	// messaging.DefaultMaxMessageBytes.
 	MaxMessageBytes int
 	// PendingLimit bounds the events waiting for the bus. default: 100000.
 	PendingLimit int
@@ -32,6 +35,9 @@ type ServiceConfig struct {
 	BatchSize int
 	// StatsInterval is how often the channel stats are written. default: 1s.
 	StatsInterval time.Duration
+	// HealthWindow is how far back the window stats (invalid share, lag
+	// quantiles) look. default: messaging.HealthWindow(0), one minute.
+	HealthWindow time.Duration
 	// PingInterval is how often the bus is pinged for readiness. default: 1s.
 	PingInterval time.Duration
 	// DrainTimeout bounds the flush of pending events at shutdown. default: 10s.
@@ -52,15 +58,19 @@ type ServiceConfig struct {
 // per-channel stats, and serves state, ingest, health and metrics over HTTP.
 type Service struct {
 	cfg      ServiceConfig
-	bus      Bus
+	bus      messaging.Bus
 	metrics  *metrics
+	window   *window
 	instance string
 	seq      atomic.Uint64
 
 	mu      sync.Mutex
-	pending []LogEntry
-	stats   map[string]ChannelStats // not yet written to the bus
+	pending []messaging.LogEntry
+	stats   map[string]messaging.ChannelStats // not yet written to the bus
 	notify  chan struct{}
+	// windowShown is whether the last stats write carried traffic in the
+	// window: an empty window is written once, then left alone.
+	windowShown bool
 
 	outMu      sync.Mutex
 	busUp      atomic.Bool
@@ -69,9 +79,12 @@ type Service struct {
 }
 
 // NewService makes a service on a bus.
-func NewService(cfg ServiceConfig, bus Bus) *Service {
+func NewService(cfg ServiceConfig, bus messaging.Bus) *Service {
 	if cfg.MaxMessageBytes <= 0 {
-		cfg.MaxMessageBytes = DefaultMaxMessageBytes
+		cfg.MaxMessageBytes = messaging.DefaultMaxMessageBytes
+	}
+	if cfg.HealthWindow <= 0 {
+		cfg.HealthWindow = messaging.HealthWindow(0)
 	}
 	if cfg.PendingLimit <= 0 {
 		cfg.PendingLimit = 100_000
@@ -97,11 +110,11 @@ func NewService(cfg ServiceConfig, bus Bus) *Service {
 	var id [4]byte
 	_, _ = rand.Read(id[:])
 	s := &Service{
-		cfg: cfg, bus: bus, metrics: newMetrics(), instance: hex.EncodeToString(id[:]),
-		stats: map[string]ChannelStats{}, notify: make(chan struct{}, 1),
+		cfg: cfg, bus: bus, metrics: newMetrics(), window: newWindow(cfg.HealthWindow), instance: hex.EncodeToString(id[:]),
+		stats: map[string]messaging.ChannelStats{}, notify: make(chan struct{}, 1),
 	}
 	s.busUp.Store(true)
-	s.metrics.redisUp.Set(1)
+	s.metrics.busUp.Set(1)
 	if cfg.InMemoryFallback {
 		s.metrics.inMemory.Set(1)
 	}
@@ -112,7 +125,7 @@ func NewService(cfg ServiceConfig, bus Bus) *Service {
 func (s *Service) listenChannels() []string {
 	var out []string
 	for _, c := range s.cfg.Catalog.Channels {
-		if c.Name != ChannelEventsLogged {
+		if c.Name != messaging.ChannelEventsLogged {
 			out = append(out, c.Name)
 		}
 	}
@@ -165,27 +178,30 @@ func (s *Service) Run(ctx context.Context) error {
 }
 
 // Ingest decodes one message from a channel and logs it, or counts and
-// skips it when it is invalid. It returns the decode error or ErrQueueFull.
+// skips it when it is not an event (not JSON, not an object, too large).
+// It returns the *messaging.InvalidError or ErrQueueFull.
 func (s *Service) Ingest(channel string, payload []byte) error {
-	m, err := DecodeMessage(payload, s.cfg.MaxMessageBytes)
+	now := time.Now().UTC()
+	e, err := s.cfg.Catalog.DecodeEvent(channel, payload, messaging.DecodeOptions{MaxBytes: s.cfg.MaxMessageBytes, Received: now})
 	if err != nil {
 		s.countInvalid(channel, err, payload)
 		return err
 	}
-	_, err = s.Accept(channel, []Message{m})
+	// A Delivery's payload is the receiver's own (both buses copy), so
+	// the queue keeps it without a copy.
+	_, err = s.Accept(channel, []messaging.Event{e}, now)
 	return err
 }
 
-// Accept logs valid messages, in order: one line each to the output, then
-// into the queue for the bus. All of them are taken, or none when the
-// queue has no room (which is counted as overflow).
-func (s *Service) Accept(channel string, msgs []Message) ([]string, error) {
-	now := time.Now().UTC()
-	entries := make([]LogEntry, len(msgs))
-	for i, m := range msgs {
-		entries[i] = LogEntry{
+// Accept logs events received at now, in order: one line each to the
+// output, then into the queue for the bus. All of them are taken, or none
+// when the queue has no room (which is counted as overflow).
+func (s *Service) Accept(channel string, events []messaging.Event, now time.Time) ([]string, error) {
+	entries := make([]messaging.LogEntry, len(events))
+	for i, e := range events {
+		entries[i] = messaging.LogEntry{
 			ID:      s.instance + "-" + strconv.FormatUint(s.seq.Add(1), 10),
-			Channel: channel, LoggedAt: now, Message: m,
+			Channel: channel, LoggedAt: now, Event: e,
 		}
 	}
 	s.mu.Lock()
@@ -198,6 +214,11 @@ func (s *Service) Accept(channel string, msgs []Message) ([]string, error) {
 	s.pending = append(s.pending, entries...)
 	st := s.stats[channel]
 	st.Messages += int64(len(entries))
+	for _, e := range events {
+		if e.Nonconforming != "" {
+			st.Nonconforming++
+		}
+	}
 	st.LastMessageTime = now
 	s.stats[channel] = st
 	n := len(s.pending)
@@ -209,7 +230,14 @@ func (s *Service) Accept(channel string, msgs []Message) ([]string, error) {
 	ids := make([]string, len(entries))
 	for i, e := range entries {
 		ids[i] = e.ID
-		s.metrics.logLatency.Observe(now.Sub(e.Message.Timestamp).Seconds())
+		lag := time.Duration(-1)
+		if e.Event.Nonconforming == "" {
+			lag = max(now.Sub(e.Event.Timestamp), 0)
+			s.metrics.lag.WithLabelValues(channel).Observe(lag.Seconds())
+		} else {
+			s.metrics.nonconforming.WithLabelValues(channel, e.Event.Nonconforming).Inc()
+		}
+		s.window.valid(channel, now, lag)
 	}
 	select {
 	case s.notify <- struct{}{}:
@@ -218,11 +246,17 @@ func (s *Service) Accept(channel string, msgs []Message) ([]string, error) {
 	return ids, nil
 }
 
-func (s *Service) writeLines(entries []LogEntry) {
+func (s *Service) writeLines(entries []messaging.LogEntry) {
 	s.outMu.Lock()
 	defer s.outMu.Unlock()
 	for _, e := range entries {
-		line := append(marshalEntry(e), '\n')
+		line, err := e.MarshalJSON()
+		if err != nil {
+			// The payload was checked JSON when it was decoded.
+			s.cfg.Log.Error("Encoding event line", "id", e.ID, "error", err)
+			continue
+		}
+		line = append(line, '\n')
 		if _, err := s.cfg.Out.Write(line); err != nil {
 			s.cfg.Log.Error("Writing event line", "error", err)
 		}
@@ -236,11 +270,12 @@ func (s *Service) writeLines(entries []LogEntry) {
 
 func (s *Service) countInvalid(channel string, err error, payload []byte) {
 	reason := "invalid"
-	var de *DecodeError
-	if errors.As(err, &de) {
-		reason = de.Reason
+	var ie *messaging.InvalidError
+	if errors.As(err, &ie) {
+		reason = ie.Reason
 	}
 	s.metrics.invalid.WithLabelValues(channel, reason).Inc()
+	s.window.invalid(channel, time.Now())
 	s.mu.Lock()
 	st := s.stats[channel]
 	st.Invalid++
@@ -271,7 +306,7 @@ func (s *Service) writeLoop(ctx context.Context, stop <-chan struct{}) {
 	for {
 		s.mu.Lock()
 		n := min(len(s.pending), s.cfg.BatchSize)
-		batch := append([]LogEntry(nil), s.pending[:n]...)
+		batch := append([]messaging.LogEntry(nil), s.pending[:n]...)
 		s.mu.Unlock()
 		if n == 0 {
 			select {
@@ -348,17 +383,33 @@ func (s *Service) statsLoop(ctx context.Context) {
 	}
 }
 
-// flushStats writes the counters gathered since the last flush; on failure
-// they are kept and added to the next one.
+// flushStats writes the counters gathered since the last flush, and the
+// window as it is now; on failure the counters are kept and added to the
+// next one.
 func (s *Service) flushStats(ctx context.Context) {
+	now := time.Now().UTC()
+	windows := s.window.stats(now)
 	s.mu.Lock()
 	delta := s.stats
-	s.stats = map[string]ChannelStats{}
+	s.stats = map[string]messaging.ChannelStats{}
+	showWindow := len(windows) > 0 || s.windowShown
 	s.mu.Unlock()
-	if len(delta) == 0 {
+	if len(delta) == 0 && !showWindow {
 		return
 	}
-	if err := s.bus.AddStats(ctx, delta); err != nil {
+	u := messaging.StatsUpdate{Counters: delta, WindowLength: s.cfg.HealthWindow, At: now}
+	if showWindow {
+		// Every channel of the catalog, so that one that went quiet shows
+		// an empty window rather than its last busy one.
+		u.Windows = make(map[string]messaging.WindowStats, len(s.cfg.Catalog.Channels))
+		for _, c := range s.cfg.Catalog.Channels {
+			u.Windows[c.Name] = windows[c.Name]
+		}
+		for ch, w := range windows {
+			u.Windows[ch] = w
+		}
+	}
+	if err := s.bus.WriteStats(ctx, u); err != nil {
 		s.metrics.statsErrors.Inc()
 		s.mu.Lock()
 		for ch, d := range delta {
@@ -367,7 +418,11 @@ func (s *Service) flushStats(ctx context.Context) {
 			s.stats[ch] = cur
 		}
 		s.mu.Unlock()
+		return
 	}
+	s.mu.Lock()
+	s.windowShown = len(windows) > 0
+	s.mu.Unlock()
 }
 
 func (s *Service) pingLoop(ctx context.Context) {
@@ -397,16 +452,16 @@ func (s *Service) setBusUp(err error) {
 		} else {
 			s.wasDown.Store(true)
 			msg := "Bus unreachable"
-			if s.cfg.Catalog.Mode == ModeLive {
+			if s.cfg.Catalog.Mode == messaging.ModeLive {
 				msg = "Redis unreachable: Redis is required for live trading; not ready until it returns"
 			}
 			s.cfg.Log.Error(msg, "error", err)
 		}
 	}
 	if up {
-		s.metrics.redisUp.Set(1)
+		s.metrics.busUp.Set(1)
 	} else {
-		s.metrics.redisUp.Set(0)
+		s.metrics.busUp.Set(0)
 	}
 }
 
@@ -420,7 +475,7 @@ func (s *Service) Ready() (bool, string) {
 	switch {
 	case !s.subscribed.Load():
 		return false, "not subscribed"
-	case !s.busUp.Load() && s.cfg.Catalog.Mode == ModeLive:
+	case !s.busUp.Load() && s.cfg.Catalog.Mode == messaging.ModeLive:
 		return false, "Redis unreachable: Redis is required for live trading"
 	}
 	return true, fmt.Sprintf("ok: mode=%s bus=%s pending=%d", s.cfg.Catalog.Mode, bus, s.Pending())

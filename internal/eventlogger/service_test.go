@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/stratops/stratops/internal/redistest"
+	"github.com/stratops/stratops/pkg/messaging"
 )
 
 // syncBuffer collects the logger's event lines.
@@ -40,7 +41,7 @@ type running struct {
 }
 
 // startService runs a Service and its HTTP API until the test ends.
-func startService(t *testing.T, bus Bus, cfg ServiceConfig) *running {
+func startService(t *testing.T, bus messaging.Bus, cfg ServiceConfig) *running {
 	t.Helper()
 	out := &syncBuffer{}
 	cfg.Out = out
@@ -79,15 +80,24 @@ func startService(t *testing.T, bus Bus, cfg ServiceConfig) *running {
 	return &running{svc: svc, http: srv, out: out, stop: stop}
 }
 
-func liveCatalog(t testing.TB) Catalog {
-	c := Standard(ModeLive)
+func liveCatalog(t testing.TB) messaging.Catalog {
+	c := messaging.Standard(messaging.ModeLive)
 	c.KeyPrefix = prefixFor(t)
 	return c
 }
 
 func event(i int) []byte {
-	return Message{Timestamp: time.Now().UTC(), Component: "position_monitor", Event: "updated",
-		Metadata: map[string]any{"seq": i}}.Encode()
+	b, _ := messaging.Envelope(time.Now(), "position_monitor", "updated", map[string]any{"seq": i})
+	return b
+}
+
+// seqOf reads the sequence number event(i) put in an entry.
+func seqOf(e messaging.LogEntry) int {
+	var md struct{ Seq int }
+	if err := e.Event.Decode(&md); err != nil {
+		return -1
+	}
+	return md.Seq
 }
 
 func do(t *testing.T, method, url string, body []byte) (int, string) {
@@ -117,19 +127,19 @@ func TestService_EveryCatalogKeyItWritesCarriesTheCatalogTTL(t *testing.T) {
 	ctx := context.Background()
 	c := newClient(t, redisServer.Addr)
 	cat := liveCatalog(t)
-	r := startService(t, NewRedisBus(c, RedisBusOptions{KeyPrefix: cat.KeyPrefix}), ServiceConfig{Catalog: cat})
+	r := startService(t, messaging.NewRedisBus(c, messaging.RedisBusOptions{KeyPrefix: cat.KeyPrefix}), ServiceConfig{Catalog: cat})
 
 	if code, body := do(t, "POST", r.http.URL+"/events?channel=position:updated", event(1)); code != http.StatusAccepted {
 		t.Fatalf("POST /events: %d %s", code, body)
 	}
 	for _, k := range cat.Keys {
-		if k.Name != KeyEventsHistory {
+		if k.Name != messaging.KeyEventsHistory {
 			if code, body := do(t, "PUT", r.http.URL+"/state/"+k.Name, []byte(`{"timestamp":"2024-05-12T14:00:00Z","v":1}`)); code != http.StatusNoContent {
 				t.Fatalf("PUT %s: %d %s", k.Name, code, body)
 			}
 		}
 	}
-	eventually(t, "events:history exists", func() bool { return c.Exists(ctx, cat.KeyName(KeyEventsHistory)).Val() == 1 })
+	eventually(t, "events:history exists", func() bool { return c.Exists(ctx, cat.KeyName(messaging.KeyEventsHistory)).Val() == 1 })
 	for _, k := range cat.Keys {
 		ttl := c.TTL(ctx, cat.KeyName(k.Name)).Val()
 		if k.Persistent() {
@@ -148,7 +158,7 @@ func TestService_InvalidMessagesAreSkippedAndCountedPerChannelAndTheLoggerKeepsG
 	ctx := context.Background()
 	c := newClient(t, redisServer.Addr)
 	cat := liveCatalog(t)
-	bus := NewRedisBus(c, RedisBusOptions{KeyPrefix: cat.KeyPrefix})
+	bus := messaging.NewRedisBus(c, messaging.RedisBusOptions{KeyPrefix: cat.KeyPrefix})
 	r := startService(t, bus, ServiceConfig{Catalog: cat, MaxMessageBytes: 256})
 
 	pub := func(ch string, payload []byte) {
@@ -157,16 +167,16 @@ func TestService_InvalidMessagesAreSkippedAndCountedPerChannelAndTheLoggerKeepsG
 		}
 	}
 	pub("position:updated", []byte(`{"timestamp": "2024-05-12T14:00:00Z", "compo`))
-	pub("risk:calculated", []byte(`{"timestamp":"2024-05-12T14:00:00Z","event":"calculated"}`))
+	pub("risk:calculated", []byte(`["not", "an", "object"]`))
 	pub("pnl:calculated", []byte(`{"timestamp":"2024-05-12T14:00:00Z","component":"pnl_calculator","event":"calculated","metadata":{"pad":"`+strings.Repeat("x", 300)+`"}}`))
 	pub("position:updated", event(42))
 
 	eventually(t, "the valid message is in events:history", func() bool {
 		h, _ := bus.History(ctx, 10)
-		return len(h) == 1 && h[0].Message.Metadata["seq"] == 42.0 && h[0].Channel == "position:updated"
+		return len(h) == 1 && seqOf(h[0]) == 42 && h[0].Channel == "position:updated"
 	})
 	eventually(t, "the stats hash counts the invalid messages per channel", func() bool {
-		st := ParseChannelStats(c.HGetAll(ctx, cat.KeyName(KeyChannelStats)).Val())
+		st := messaging.ParseStats(c.HGetAll(ctx, cat.KeyName(messaging.KeyChannelStats)).Val()).Channels
 		return st["position:updated"].Invalid == 1 && st["position:updated"].Messages == 1 &&
 			st["risk:calculated"].Invalid == 1 && st["pnl:calculated"].Invalid == 1 &&
 			!st["position:updated"].LastMessageTime.IsZero()
@@ -174,7 +184,7 @@ func TestService_InvalidMessagesAreSkippedAndCountedPerChannelAndTheLoggerKeepsG
 	_, metrics := do(t, "GET", r.http.URL+"/metrics", nil)
 	for _, want := range []string{
 		`stratops_eventlogger_invalid_messages_total{channel="position:updated",reason="invalid_json"} 1`,
-		`stratops_eventlogger_invalid_messages_total{channel="risk:calculated",reason="missing_field"} 1`,
+		`stratops_eventlogger_invalid_messages_total{channel="risk:calculated",reason="not_object"} 1`,
 		`stratops_eventlogger_invalid_messages_total{channel="pnl:calculated",reason="too_large"} 1`,
 		`stratops_eventlogger_messages_total{channel="position:updated"} 1`,
 	} {
@@ -201,7 +211,7 @@ func TestService_RedisKilledAndRestartedWhileIngestingLosesAndDuplicatesNothing(
 		ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond})
 	defer c.Close()
 	cat := liveCatalog(t)
-	bus := NewRedisBus(c, RedisBusOptions{KeyPrefix: cat.KeyPrefix})
+	bus := messaging.NewRedisBus(c, messaging.RedisBusOptions{KeyPrefix: cat.KeyPrefix})
 	r := startService(t, bus, ServiceConfig{Catalog: cat, BatchSize: 16})
 
 	const total = 300
@@ -245,8 +255,8 @@ func TestService_RedisKilledAndRestartedWhileIngestingLosesAndDuplicatesNothing(
 		t.Fatalf("events:history holds %d events, want %d", len(h), total)
 	}
 	for i, e := range h {
-		if e.Message.Metadata["seq"] != float64(i) {
-			t.Fatalf("history[%d] is event %v: out of order, lost or duplicated", i, e.Message.Metadata["seq"])
+		if seqOf(e) != i {
+			t.Fatalf("history[%d] is event %v: out of order, lost or duplicated", i, seqOf(e))
 		}
 	}
 }
@@ -254,7 +264,7 @@ func TestService_RedisKilledAndRestartedWhileIngestingLosesAndDuplicatesNothing(
 func TestHTTP_StateAndEventsHappyAndErrorPaths(t *testing.T) {
 	c := newClient(t, redisServer.Addr)
 	cat := liveCatalog(t)
-	r := startService(t, NewRedisBus(c, RedisBusOptions{KeyPrefix: cat.KeyPrefix}), ServiceConfig{Catalog: cat, MaxMessageBytes: 1024})
+	r := startService(t, messaging.NewRedisBus(c, messaging.RedisBusOptions{KeyPrefix: cat.KeyPrefix}), ServiceConfig{Catalog: cat, MaxMessageBytes: 1024})
 	url := r.http.URL
 
 	cases := []struct {
@@ -265,12 +275,13 @@ func TestHTTP_StateAndEventsHappyAndErrorPaths(t *testing.T) {
 		{"unknown key", "GET", "/state/nope:nope", "", 404, "unknown key"},
 		{"key never set", "GET", "/state/risk:current", "", 404, "has no value"},
 		{"put a value that is not an object", "PUT", "/state/risk:current", `[1]`, 400, "not_object"},
-		{"put a value without timestamp", "PUT", "/state/risk:current", `{"a":1}`, 400, "timestamp"},
+		{"put a value without timestamp", "PUT", "/state/risk:current", `{"a":1}`, 400, "missing_timestamp"},
+		{"put a value with a Python timestamp", "PUT", "/state/pnl:current", `{"timestamp":"2024-05-12T14:00:00.123456","pnl":1}`, 204, ""},
 		{"put a valid value", "PUT", "/state/risk:current", `{"timestamp":"2024-05-12T14:00:00Z","overall_status":"WARNING"}`, 204, ""},
 		{"get it back with its TTL", "GET", "/state/risk:current", "", 200, `"overall_status":"WARNING"`},
 		{"post one event", "POST", "/events?channel=position:updated", string(event(1)), 202, `"accepted":1`},
 		{"post a batch", "POST", "/events", "[" + string(event(2)) + "," + string(event(3)) + "]", 202, `"accepted":2`},
-		{"a batch with a bad event is refused whole", "POST", "/events", "[" + string(event(4)) + `,{"timestamp":"x"}]`, 400, "event 1"},
+		{"a batch with a bad event is refused whole", "POST", "/events", "[" + string(event(4)) + `,[1]]`, 400, "event 1"},
 		{"not JSON", "POST", "/events", `hello`, 400, "invalid_json"},
 		{"unknown channel", "POST", "/events?channel=foo:bar", string(event(5)), 400, "unknown channel"},
 		{"too large", "POST", "/events", `{"timestamp":"2024-05-12T14:00:00Z","component":"a","event":"b","metadata":{"x":"` + strings.Repeat("y", 2000) + `"}}`, 400, "too_large"},
@@ -302,7 +313,7 @@ func TestService_QueueOverflowIsRefusedCountedAndExposed(t *testing.T) {
 	c := redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: 0, DialTimeout: 100 * time.Millisecond})
 	defer c.Close()
 	cat := liveCatalog(t)
-	r := startService(t, NewRedisBus(c, RedisBusOptions{KeyPrefix: cat.KeyPrefix}), ServiceConfig{Catalog: cat, PendingLimit: 2})
+	r := startService(t, messaging.NewRedisBus(c, messaging.RedisBusOptions{KeyPrefix: cat.KeyPrefix}), ServiceConfig{Catalog: cat, PendingLimit: 2})
 	if err := srv.Kill(); err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	el "github.com/stratops/stratops/internal/eventlogger"
+	"github.com/stratops/stratops/pkg/messaging"
 )
 
 // Kubelet runs event logger Deployments as local processes.
@@ -141,8 +142,8 @@ func (k *Kubelet) start(ctx context.Context, d *appsv1.Deployment) (*proc, error
 		}
 		switch e.Name {
 		case el.EnvHTTPAddr:
-			v = "127.0.0.1:" + strconv.Itoa(port)
-		case el.EnvCatalogFile:
+			continue // set below, on a free port
+		case messaging.EnvCatalogFile:
 			path, err := k.writeCatalog(ctx, d)
 			if err != nil {
 				return nil, err
@@ -151,6 +152,7 @@ func (k *Kubelet) start(ctx context.Context, d *appsv1.Deployment) (*proc, error
 		}
 		env = append(env, e.Name+"="+v)
 	}
+	env = append(env, el.EnvHTTPAddr+"=127.0.0.1:"+strconv.Itoa(port))
 	base := filepath.Join(k.Dir, d.Namespace+"_"+d.Name)
 	stdout, err := os.Create(base + ".events.log")
 	if err != nil {
@@ -192,8 +194,8 @@ func (k *Kubelet) writeCatalog(ctx context.Context, d *appsv1.Deployment) (strin
 		if err := k.Client.Get(ctx, types.NamespacedName{Namespace: d.Namespace, Name: v.ConfigMap.Name}, &cm); err != nil {
 			return "", fmt.Errorf("catalog ConfigMap %s: %w", v.ConfigMap.Name, err)
 		}
-		path := filepath.Join(k.Dir, d.Namespace+"_"+d.Name+"."+el.CatalogFileName)
-		return path, os.WriteFile(path, []byte(cm.Data[el.CatalogFileName]), 0o600)
+		path := filepath.Join(k.Dir, d.Namespace+"_"+d.Name+"."+messaging.CatalogFileName)
+		return path, os.WriteFile(path, []byte(cm.Data[messaging.CatalogFileName]), 0o600)
 	}
 	return "", fmt.Errorf("deployment %s mounts no catalog", d.Name)
 }

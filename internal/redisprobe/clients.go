@@ -10,7 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/stratops/stratops/internal/eventlogger"
+	"github.com/stratops/stratops/pkg/messaging"
 )
 
 // Clients caches go-redis clients per connection setting (the secret
@@ -37,7 +37,7 @@ func NewClients() *Clients {
 
 // settingKey hashes every field of the setting; the password is in the hash,
 // never in a string that could be logged.
-func settingKey(c eventlogger.RedisConfig) string {
+func settingKey(c messaging.RedisConfig) string {
 	h := sha256.New()
 	addrs := append([]string(nil), c.Addrs...)
 	sort.Strings(addrs)
@@ -49,7 +49,7 @@ func settingKey(c eventlogger.RedisConfig) string {
 
 // Acquire returns the client for user's setting, creating it if needed.
 // A user that held a client for another setting releases that one.
-func (cs *Clients) Acquire(user string, c eventlogger.RedisConfig, build func(eventlogger.RedisConfig) (redis.UniversalClient, error)) (redis.UniversalClient, error) {
+func (cs *Clients) Acquire(user string, c messaging.RedisConfig, build func(messaging.RedisConfig) (redis.UniversalClient, error)) (redis.UniversalClient, error) {
 	key := settingKey(c)
 	cs.mu.Lock()
 	defer cs.mu.Unlock()

@@ -5,25 +5,25 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/stratops/stratops/internal/eventlogger"
+	"github.com/stratops/stratops/pkg/messaging"
 )
 
 func TestClients_SharedPerSettingAndClosedWithTheLastUser(t *testing.T) {
 	cs := NewClients()
 	var open int
 	cs.OnChange = func(n int) { open = n }
-	cfg := eventlogger.RedisConfig{Addrs: []string{server.Addr}, Password: "a"}
-	a, err := cs.Acquire("ns/a", cfg, eventlogger.NewRedisClient)
+	cfg := messaging.RedisConfig{Addrs: []string{server.Addr}, Password: "a"}
+	a, err := cs.Acquire("ns/a", cfg, messaging.NewRedisClient)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := cs.Acquire("ns/b", cfg, eventlogger.NewRedisClient)
+	b, _ := cs.Acquire("ns/b", cfg, messaging.NewRedisClient)
 	if a != b || open != 1 {
 		t.Fatalf("two Strategies with one setting should share one client (open %d)", open)
 	}
 	rotated := cfg
 	rotated.Password = "b"
-	c, _ := cs.Acquire("ns/b", rotated, eventlogger.NewRedisClient)
+	c, _ := cs.Acquire("ns/b", rotated, messaging.NewRedisClient)
 	if c == a || open != 2 {
 		t.Fatalf("a new password must give a new client (open %d)", open)
 	}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/stratops/stratops/internal/eventlogger"
+	"github.com/stratops/stratops/pkg/messaging"
 )
 
 // Reasons a channel or key is unhealthy.
@@ -21,6 +21,8 @@ const (
 	ReasonTTLExceedsPolicy  = "TTLExceedsPolicy"
 	ReasonStale             = "Stale"
 	ReasonInvalidValue      = "InvalidValue"
+	ReasonInvalidMessages   = "InvalidMessages"
+	ReasonLagging           = "Lagging"
 )
 
 // ChannelHealth is what Redis and the event logger's stats say of a channel.
@@ -29,9 +31,14 @@ type ChannelHealth struct {
 	Subscribers     int64
 	Messages        int64
 	Invalid         int64
+	Nonconforming   int64
 	LastMessageTime time.Time
-	Healthy         bool
-	Reason          string
+	// Window is what the channel did over the logger's health window;
+	// WindowOK is false when no logger reported a current one.
+	Window   messaging.WindowStats
+	WindowOK bool
+	Healthy  bool
+	Reason   string
 }
 
 // KeyHealth is what Redis says of a key.
@@ -56,7 +63,7 @@ type Health struct {
 // cluster), the event logger's stats hash, and every key's TTL (and, where
 // the catalog sets maxAge, its value's timestamp), in one pipeline: one
 // round trip on a standalone server.
-func ReadHealth(ctx context.Context, c redis.UniversalClient, cat eventlogger.Catalog, now time.Time) (Health, error) {
+func ReadHealth(ctx context.Context, c redis.UniversalClient, cat messaging.Catalog, now time.Time) (Health, error) {
 	chNames := make([]string, len(cat.Channels))
 	for i, ch := range cat.Channels {
 		chNames[i] = cat.ChannelName(ch.Name)
@@ -71,10 +78,10 @@ func ReadHealth(ctx context.Context, c redis.UniversalClient, cat eventlogger.Ca
 		if _, cluster := c.(*redis.ClusterClient); !cluster && len(chNames) > 0 {
 			numsub = p.PubSubNumSub(ctx, chNames...)
 		}
-		stats = p.HGetAll(ctx, cat.KeyName(eventlogger.KeyChannelStats))
+		stats = p.HGetAll(ctx, cat.KeyName(messaging.KeyChannelStats))
 		for i, k := range cat.Keys {
 			ttls[i] = p.PTTL(ctx, cat.KeyName(k.Name))
-			if k.MaxAge.Duration > 0 && k.Name != eventlogger.KeyEventsHistory {
+			if k.MaxAge.Duration > 0 && k.Name != messaging.KeyEventsHistory {
 				gets[i] = p.Get(ctx, cat.KeyName(k.Name))
 			}
 		}
@@ -91,20 +98,15 @@ func ReadHealth(ctx context.Context, c redis.UniversalClient, cat eventlogger.Ca
 			return Health{}, err
 		}
 	}
-	st := eventlogger.ParseChannelStats(stats.Val())
+	st := messaging.ParseStats(stats.Val())
 
 	var h Health
-	for i, ch := range cat.Channels {
-		s := st[ch.Name]
-		ch := ChannelHealth{Name: ch.Name, Subscribers: subs[chNames[i]], Messages: s.Messages, Invalid: s.Invalid,
-			LastMessageTime: s.LastMessageTime, Healthy: true}
-		pol := cat.Channels[i]
-		switch {
-		case ch.Subscribers < int64(pol.MinSubscribers):
-			ch.Healthy, ch.Reason = false, ReasonTooFewSubscribers
-		case pol.MaxSilence.Duration > 0 && (ch.LastMessageTime.IsZero() || now.Sub(ch.LastMessageTime) > pol.MaxSilence.Duration):
-			ch.Healthy, ch.Reason = false, ReasonSilent
-		}
+	for i, pol := range cat.Channels {
+		s := st.Channels[pol.Name]
+		ch := ChannelHealth{Name: pol.Name, Subscribers: subs[chNames[i]], Messages: s.Messages, Invalid: s.Invalid,
+			Nonconforming: s.Nonconforming, LastMessageTime: s.LastMessageTime, Healthy: true}
+		ch.Window, ch.WindowOK = st.Window(pol.Name, now)
+		ch.Healthy, ch.Reason = channelVerdict(pol, ch, now)
 		h.Channels = append(h.Channels, ch)
 	}
 	for i, k := range cat.Keys {
@@ -129,9 +131,9 @@ func ReadHealth(ctx context.Context, c redis.UniversalClient, cat eventlogger.Ca
 				if err != nil {
 					break // expired between PTTL and GET
 				}
-				ts, err := eventlogger.DecodeKeyValue(v, 0)
+				ts, nonconforming, err := messaging.DecodeKeyValue(v, 0)
 				switch {
-				case err != nil:
+				case err != nil || nonconforming != "":
 					kh.Healthy, kh.Reason = false, ReasonInvalidValue
 				case now.Sub(ts) > k.MaxAge.Duration:
 					kh.Healthy, kh.Reason = false, ReasonStale
@@ -141,6 +143,21 @@ func ReadHealth(ctx context.Context, c redis.UniversalClient, cat eventlogger.Ca
 		h.Keys = append(h.Keys, kh)
 	}
 	return h, nil
+}
+
+// channelVerdict says whether a channel meets its policy, and why not.
+func channelVerdict(pol messaging.Channel, ch ChannelHealth, now time.Time) (bool, string) {
+	switch {
+	case ch.Subscribers < int64(pol.MinSubscribers):
+		return false, ReasonTooFewSubscribers
+	case pol.MaxSilence.Duration > 0 && (ch.LastMessageTime.IsZero() || now.Sub(ch.LastMessageTime) > pol.MaxSilence.Duration):
+		return false, ReasonSilent
+	case ch.WindowOK && ch.Window.Invalid > 0 && ch.Window.InvalidRatio() > pol.InvalidRatioLimit():
+		return false, ReasonInvalidMessages
+	case ch.WindowOK && pol.MaxLag.Duration > 0 && ch.Window.LagSamples > 0 && ch.Window.LagP99 > pol.MaxLag.Duration:
+		return false, ReasonLagging
+	}
+	return true, ""
 }
 
 // clusterNumSub sums PUBSUB NUMSUB over every node: a message published in

@@ -7,8 +7,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/stratops/stratops/internal/eventlogger"
 	"github.com/stratops/stratops/internal/redistest"
+	"github.com/stratops/stratops/pkg/messaging"
 )
 
 func TestRun_AllProbesPassOnAWritableMasterAndLeaveOnlyExpiringKeys(t *testing.T) {
@@ -44,7 +44,7 @@ func TestRun_ReasonsForAStoppedServerAndAReplica(t *testing.T) {
 	}
 	defer replica.Close()
 	// Configured as the operator configures its clients.
-	rc, err := eventlogger.NewRedisClient(eventlogger.RedisConfig{Addrs: []string{replica.Addr}, DialTimeout: 300 * time.Millisecond})
+	rc, err := messaging.NewRedisClient(messaging.RedisConfig{Addrs: []string{replica.Addr}, DialTimeout: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,19 +68,19 @@ func TestReadHealth_ReasonsForKeysAndChannels(t *testing.T) {
 	ctx := context.Background()
 	c := redis.NewClient(&redis.Options{Addr: server.Addr})
 	defer c.Close()
-	cat := eventlogger.Catalog{
-		Mode: eventlogger.ModeLive, KeyPrefix: "health-test:",
-		Channels: []eventlogger.Channel{
-			{Name: "a:quiet", MinSubscribers: 0, MaxSilence: eventlogger.Duration{Duration: time.Minute}},
+	cat := messaging.Catalog{
+		Mode: messaging.ModeLive, KeyPrefix: "health-test:",
+		Channels: []messaging.Channel{
+			{Name: "a:quiet", MinSubscribers: 0, MaxSilence: messaging.Duration{Duration: time.Minute}},
 			{Name: "a:fine", MinSubscribers: 0},
 		},
-		Keys: []eventlogger.Key{
-			{Name: "k:stale", TTL: eventlogger.Duration{Duration: time.Hour}, MaxAge: eventlogger.Duration{Duration: time.Minute}},
-			{Name: "k:long", TTL: eventlogger.Duration{Duration: time.Hour}},
-			{Name: "k:bloat", TTL: eventlogger.Duration{Duration: time.Hour}},
-			{Name: "k:fresh", TTL: eventlogger.Duration{Duration: time.Hour}, MaxAge: eventlogger.Duration{Duration: time.Minute}},
+		Keys: []messaging.Key{
+			{Name: "k:stale", TTL: messaging.Duration{Duration: time.Hour}, MaxAge: messaging.Duration{Duration: time.Minute}},
+			{Name: "k:long", TTL: messaging.Duration{Duration: time.Hour}},
+			{Name: "k:bloat", TTL: messaging.Duration{Duration: time.Hour}},
+			{Name: "k:fresh", TTL: messaging.Duration{Duration: time.Hour}, MaxAge: messaging.Duration{Duration: time.Minute}},
 			{Name: "k:config"},
-			{Name: "k:gone", TTL: eventlogger.Duration{Duration: time.Hour}},
+			{Name: "k:gone", TTL: messaging.Duration{Duration: time.Hour}},
 		},
 	}
 	now := time.Now()

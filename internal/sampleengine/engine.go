@@ -1,10 +1,11 @@
-// Package sampleengine plays the standard's chain of components against a
-// bus, as a stand-in strategy engine for demos and tests: the position
-// monitor publishes on a timer; the exposure monitor, risk monitor, P&L
-// calculator and strategy manager each subscribe to their upstream channel
-// and publish downstream when triggered, writing their keys with the
-// catalog's TTLs. Now and then it publishes a malformed message, which the
-// event logger must skip and count.
+// Package sampleengine plays a Strategy's chain of components, as the
+// catalog describes it, on pkg/messaging: the way the README tells users to
+// write theirs. Every component that publishes on a channel of the catalog
+// takes part: one that subscribes to nothing (the position monitor, first
+// in the standard's chain) publishes on a timer; each other one publishes
+// when an event arrives on a channel it subscribes to. Each writes the keys
+// the catalog says it writes, with their TTLs. Now and then it publishes a
+// malformed message, which the event logger must skip and count.
 package sampleengine
 
 import (
@@ -14,95 +15,130 @@ import (
 	"math/rand/v2"
 	"time"
 
-	el "github.com/stratops/stratops/internal/eventlogger"
+	"github.com/stratops/stratops/pkg/messaging"
 )
 
 // Options of a sample engine.
 type Options struct {
-	// Interval between position updates. default: 1s.
+	// Interval between the source components' events. default: 1s.
 	Interval time.Duration
-	// MalformedEvery publishes one malformed message every N position
-	// updates; 0 never. default: 0.
+	// MalformedEvery publishes one malformed message every N ticks on the
+	// first source's channel; 0 never. default: 0.
 	MalformedEvery int
 	// Log. default: slog.Default().
 	Log *slog.Logger
 }
 
-type component struct {
-	name     string
-	listens  string // upstream channel, "" for the position monitor
-	channel  string
-	key      string
-	extraKey string
+// Component is one component of the chain, as the catalog has it.
+type Component struct {
+	Name string
+	// Publishes are the channels it publishes on.
+	Publishes []string
+	// Listens are the channels it subscribes to; none for a source.
+	Listens []string
+	// Keys are the keys it writes.
+	Keys []string
 }
 
-var chain = []component{
-	{name: el.ComponentPositionMonitor, channel: "position:updated", key: "position:snapshot"},
-	{name: el.ComponentExposureMonitor, listens: "position:updated", channel: "exposure:calculated", key: "exposure:current"},
-	{name: el.ComponentRiskMonitor, listens: "exposure:calculated", channel: "risk:calculated", key: "risk:current"},
-	{name: el.ComponentPnLCalculator, listens: "risk:calculated", channel: "pnl:calculated", key: "pnl:current", extraKey: "pnl:hourly_series"},
-	{name: el.ComponentStrategyManager, listens: "risk:calculated", channel: "strategy:instructions", key: "strategy:rebalancing"},
+// Chain reads the components out of a catalog: every publisher of a
+// channel (the event logger's own channel aside), with what it subscribes
+// to and the keys it writes, in catalog order.
+func Chain(cat messaging.Catalog) []Component {
+	var out []Component
+	index := map[string]int{}
+	get := func(name string) *Component {
+		i, ok := index[name]
+		if !ok {
+			i = len(out)
+			index[name] = i
+			out = append(out, Component{Name: name})
+		}
+		return &out[i]
+	}
+	for _, ch := range cat.Channels {
+		if ch.Name == messaging.ChannelEventsLogged || ch.Publisher == "" {
+			continue
+		}
+		c := get(ch.Publisher)
+		c.Publishes = append(c.Publishes, ch.Name)
+	}
+	for _, ch := range cat.Channels {
+		for _, sub := range ch.Subscribers {
+			if i, ok := index[sub]; ok {
+				out[i].Listens = append(out[i].Listens, ch.Name)
+			}
+		}
+	}
+	for _, k := range cat.Keys {
+		if i, ok := index[k.Writer]; ok {
+			out[i].Keys = append(out[i].Keys, k.Name)
+		}
+	}
+	return out
 }
 
 // Run plays the chain until ctx ends. Errors of single publishes (Redis
 // down) are logged and the engine keeps going.
-func Run(ctx context.Context, bus el.Bus, cat el.Catalog, o Options) error {
+func Run(ctx context.Context, c *messaging.Client, o Options) error {
 	if o.Interval <= 0 {
 		o.Interval = time.Second
 	}
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
-	ttl := func(key string) time.Duration {
-		k, _ := cat.Key(key)
-		return k.TTL.Duration
-	}
-	now := func() string { return time.Now().UTC().Format(time.RFC3339Nano) }
-	for _, k := range []string{"config:strategy", "config:initial_state"} {
-		if _, ok := cat.Key(k); ok {
-			if err := bus.Set(ctx, k, fmt.Appendf(nil, `{"timestamp":%q,"name":"sample"}`, now()), ttl(k)); err != nil {
-				o.Log.Warn("Writing config key", "key", k, "error", err)
+	cat := c.Catalog()
+	// Keys no component writes (the config keys) are written once.
+	for _, k := range cat.Keys {
+		if k.Writer == "" {
+			if err := c.SetState(ctx, k.Name, map[string]any{"name": "sample"}); err != nil {
+				o.Log.Warn("Writing config key", "key", k.Name, "error", err)
 			}
 		}
 	}
-	publish := func(c component, trigger string) {
-		msg := el.Message{Timestamp: time.Now().UTC(), Component: c.name, Event: eventOf(c.channel),
-			Metadata: map[string]any{"trigger": trigger, "value": rand.Float64()}}.Encode()
-		value := fmt.Appendf(nil, `{"timestamp":%q,"component":%q,"value":%f}`, now(), c.name, rand.Float64())
-		if err := bus.PublishState(ctx, c.channel, msg, c.key, value, ttl(c.key)); err != nil {
-			o.Log.Warn("Publishing", "channel", c.channel, "error", err)
-			return
+	act := func(comp Component, trigger string) {
+		for i, ch := range comp.Publishes {
+			md := map[string]any{"trigger": trigger, "value": rand.Float64()}
+			var err error
+			if i < len(comp.Keys) {
+				// Its own state key goes with the notification, in one round trip.
+				err = c.PublishState(ctx, ch, md, comp.Keys[i], map[string]any{"component": comp.Name, "value": rand.Float64()})
+			} else {
+				err = c.Publish(ctx, ch, md)
+			}
+			if err != nil {
+				o.Log.Warn("Publishing", "channel", ch, "error", err)
+				return
+			}
 		}
-		if c.extraKey != "" {
-			if err := bus.Set(ctx, c.extraKey, value, ttl(c.extraKey)); err != nil {
-				o.Log.Warn("Writing key", "key", c.extraKey, "error", err)
+		for _, k := range comp.Keys[min(len(comp.Publishes), len(comp.Keys)):] {
+			if err := c.SetState(ctx, k, map[string]any{"component": comp.Name, "value": rand.Float64()}); err != nil {
+				o.Log.Warn("Writing key", "key", k, "error", err)
 			}
 		}
 	}
-	// Each downstream component has its own subscription, as a separate
-	// process would: PUBSUB NUMSUB counts each.
-	for _, c := range chain[1:] {
-		sub, err := bus.Subscribe(ctx, c.listens)
-		if err != nil {
-			return fmt.Errorf("sampleengine: %s subscribing to %s: %w", c.name, c.listens, err)
+	var sources []Component
+	for _, comp := range Chain(cat) {
+		if len(comp.Listens) == 0 {
+			sources = append(sources, comp)
+			continue
 		}
-		go func() {
-			defer sub.Close()
-			go func() { <-ctx.Done(); _ = sub.Close() }()
-			for d := range sub.C() {
-				if _, err := el.DecodeMessage(d.Payload, 0); err != nil {
-					continue // the standard: skip what cannot be decoded
-				}
-				publish(c, d.Channel)
-			}
-		}()
+		// Each component has its own subscription, as a separate process
+		// would: PUBSUB NUMSUB counts each.
+		if _, err := c.Subscribe(ctx, func(ctx context.Context, e messaging.Event) { act(comp, e.Channel) }, comp.Listens...); err != nil {
+			return fmt.Errorf("sampleengine: %s subscribing to %v: %w", comp.Name, comp.Listens, err)
+		}
+	}
+	if len(sources) == 0 {
+		return fmt.Errorf("sampleengine: no component of the catalog publishes without subscribing: nothing starts the chain")
 	}
 	t := time.NewTicker(o.Interval)
 	defer t.Stop()
 	for n := 1; ; n++ {
-		publish(chain[0], "TICK")
-		if o.MalformedEvery > 0 && n%o.MalformedEvery == 0 {
-			if err := bus.Publish(ctx, "position:updated", []byte(`{"timestamp": "not json`)); err != nil {
+		for _, comp := range sources {
+			act(comp, "TICK")
+		}
+		if o.MalformedEvery > 0 && n%o.MalformedEvery == 0 && len(sources[0].Publishes) > 0 {
+			if err := c.Bus().Publish(ctx, sources[0].Publishes[0], []byte(`{"timestamp": "not json`)); err != nil {
 				o.Log.Warn("Publishing a malformed message", "error", err)
 			}
 		}
@@ -112,13 +148,4 @@ func Run(ctx context.Context, bus el.Bus, cat el.Catalog, o Options) error {
 		case <-t.C:
 		}
 	}
-}
-
-func eventOf(channel string) string {
-	for i := range channel {
-		if channel[i] == ':' {
-			return channel[i+1:]
-		}
-	}
-	return channel
 }

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http/httptest"
 	"os"
+	"reflect"
 	"testing"
 	"time"
 
@@ -14,14 +16,31 @@ import (
 	el "github.com/stratops/stratops/internal/eventlogger"
 	"github.com/stratops/stratops/internal/redisprobe"
 	"github.com/stratops/stratops/internal/redistest"
+	"github.com/stratops/stratops/pkg/messaging"
 )
 
-// TestRun_ChainWithTheEventLoggerMakesEveryChannelAndKeyHealthy runs the
-// sample engine and the event logger on a real redis-server and reads the
-// health the operator would: all 6 channels have their subscribers, all 9
-// keys are there with the policy's TTL, and the malformed messages are
-// counted, not logged.
-func TestRun_ChainWithTheEventLoggerMakesEveryChannelAndKeyHealthy(t *testing.T) {
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func TestChain_IsTheStandardsChainReadFromTheCatalog(t *testing.T) {
+	got := Chain(messaging.Standard(messaging.ModeLive))
+	want := []Component{
+		{Name: "position_monitor", Publishes: []string{"position:updated"}, Keys: []string{"position:snapshot"}},
+		{Name: "exposure_monitor", Publishes: []string{"exposure:calculated"}, Listens: []string{"position:updated"}, Keys: []string{"exposure:current"}},
+		{Name: "risk_monitor", Publishes: []string{"risk:calculated"}, Listens: []string{"exposure:calculated"}, Keys: []string{"risk:current"}},
+		{Name: "pnl_calculator", Publishes: []string{"pnl:calculated"}, Listens: []string{"risk:calculated"}, Keys: []string{"pnl:current", "pnl:hourly_series"}},
+		{Name: "strategy_manager", Publishes: []string{"strategy:instructions"}, Listens: []string{"risk:calculated"}, Keys: []string{"strategy:rebalancing"}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("chain\n%+v\nwant\n%+v", got, want)
+	}
+}
+
+// TestRun_LiveChainWithTheEventLoggerMakesEveryChannelAndKeyHealthy runs
+// the sample engine (written on pkg/messaging) and the event logger on a
+// real redis-server and reads the health the operator would: all 6
+// channels have their subscribers, all 9 keys are there with the policy's
+// TTL, and the malformed messages are counted, not logged.
+func TestRun_LiveChainWithTheEventLoggerMakesEveryChannelAndKeyHealthy(t *testing.T) {
 	srv, err := redistest.Shared()
 	if err != nil {
 		t.Fatal(err)
@@ -29,18 +48,23 @@ func TestRun_ChainWithTheEventLoggerMakesEveryChannelAndKeyHealthy(t *testing.T)
 	defer srv.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cat := el.Standard(el.ModeLive)
+	cat := messaging.Standard(messaging.ModeLive)
 	cat.KeyPrefix = fmt.Sprintf("sample-%d:", os.Getpid())
-	newBus := func() *el.RedisBus {
-		return el.NewRedisBus(redis.NewClient(&redis.Options{Addr: srv.Addr}), el.RedisBusOptions{KeyPrefix: cat.KeyPrefix})
-	}
-	logger := el.NewService(el.ServiceConfig{Catalog: cat, Log: quiet, StatsInterval: 100 * time.Millisecond}, newBus())
+	logger := el.NewService(el.ServiceConfig{Catalog: cat, Log: quiet, StatsInterval: 100 * time.Millisecond},
+		messaging.NewRedisBus(redis.NewClient(&redis.Options{Addr: srv.Addr}), messaging.RedisBusOptions{KeyPrefix: cat.KeyPrefix}))
 	go func() { _ = logger.Run(ctx) }()
 	time.Sleep(200 * time.Millisecond) // the logger subscribes first, as in a rollout
-	go func() {
-		_ = Run(ctx, newBus(), cat, Options{Interval: 50 * time.Millisecond, MalformedEvery: 5, Log: quiet})
-	}()
+
+	c, err := messaging.Connect(ctx, messaging.Config{Mode: messaging.ModeLive, KeyPrefix: cat.KeyPrefix,
+		Redis: messaging.RedisConfig{Addrs: []string{srv.Addr}}}, messaging.Options{Log: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	if c.InMemory() {
+		t.Fatal("a Live client with Redis runs in memory")
+	}
+	go func() { _ = Run(ctx, c, Options{Interval: 50 * time.Millisecond, MalformedEvery: 20, Log: quiet}) }()
 
 	probeClient := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	defer probeClient.Close()
@@ -61,18 +85,68 @@ func TestRun_ChainWithTheEventLoggerMakesEveryChannelAndKeyHealthy(t *testing.T)
 				bad = append(bad, "key "+k.Name+": "+k.Reason)
 			}
 		}
-		var invalid, logged int64
+		var invalid, logged, windowed int64
 		for _, c := range h.Channels {
 			if c.Name == "position:updated" {
-				invalid, logged = c.Invalid, c.Messages
+				invalid, logged, windowed = c.Invalid, c.Messages, c.Window.LagSamples
 			}
 		}
-		if len(bad) == 0 && invalid > 0 && logged > 0 {
+		if len(bad) == 0 && invalid > 0 && logged > 0 && windowed > 0 {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("not healthy after 15s: %v (position:updated invalid %d, logged %d)", bad, invalid, logged)
+			t.Fatalf("not healthy after 15s: %v (position:updated invalid %d, logged %d, lag samples %d)", bad, invalid, logged, windowed)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestRun_BacktestWithoutRedisForwardsEveryEventToTheEventLogger runs the
+// same chain in a backtest with no Redis: the client falls back to the
+// in-process bus and forwards what it publishes to the logger's HTTP API,
+// so that the logger (itself on memory) has the whole chain.
+func TestRun_BacktestWithoutRedisForwardsEveryEventToTheEventLogger(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cat := messaging.Standard(messaging.ModeBacktest)
+	loggerBus := messaging.NewMemoryBus(nil)
+	logger := el.NewService(el.ServiceConfig{Catalog: cat, Log: quiet}, loggerBus)
+	go func() { _ = logger.Run(ctx) }()
+	api := httptest.NewServer(logger.Handler())
+	defer api.Close()
+
+	c, err := messaging.Connect(ctx, messaging.Config{Mode: messaging.ModeBacktest, EventLoggerURL: api.URL}, messaging.Options{Log: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.InMemory() {
+		t.Fatal("a backtest without Redis must run on the in-process bus")
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- Run(runCtx, c, Options{Interval: 20 * time.Millisecond, Log: quiet}) }()
+	seen := map[string]int{}
+	deadline := time.Now().Add(15 * time.Second)
+	for len(seen) < 5 || seen["position:updated"] < 5 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the logger saw only %v", seen)
+		}
+		time.Sleep(50 * time.Millisecond)
+		h, _ := loggerBus.History(ctx, 100_000)
+		seen = map[string]int{}
+		for _, e := range h {
+			seen[e.Channel]++
+			if e.Event.Component != cat.Publisher(e.Channel) || e.Event.Shape != messaging.ShapeEnvelope || e.Event.Nonconforming != "" {
+				t.Fatalf("forwarded event %+v", e.Event)
+			}
+		}
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// Close forwards what is still queued.
+	if err := c.Close(ctx); err != nil {
+		t.Fatal(err)
 	}
 }

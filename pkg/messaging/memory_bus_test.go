@@ -1,4 +1,4 @@
-package eventlogger
+package messaging
 
 import (
 	"context"
@@ -53,7 +53,7 @@ func TestMemoryBus_PubSubAndHistory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg := Message{Timestamp: clock.Now(), Component: "position_monitor", Event: "updated"}.Encode()
+	msg, _ := Envelope(clock.Now(), "position_monitor", "updated", nil)
 	if err := b.PublishState(ctx, "position:updated", msg, "position:snapshot", []byte(`{"timestamp":"2024-05-12T14:00:00Z"}`), time.Hour); err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package eventlogger
+package messaging
 
 import (
 	"context"
@@ -45,16 +45,13 @@ func NewRedisBus(client redis.UniversalClient, opts RedisBusOptions) *RedisBus {
 	return &RedisBus{client: client, prefix: opts.KeyPrefix, historyTTL: opts.HistoryTTL, maxLen: opts.HistoryMaxLen}
 }
 
-// Client is the underlying go-redis client.
-func (b *RedisBus) Client() redis.UniversalClient { return b.client }
-
 func (b *RedisBus) Kind() string { return "redis" }
 
 func (b *RedisBus) name(n string) string { return b.prefix + n }
 
 func (b *RedisBus) Publish(ctx context.Context, channel string, payload []byte) error {
 	if err := b.client.Publish(ctx, b.name(channel), payload).Err(); err != nil {
-		return fmt.Errorf("eventlogger: publish %s: %w", channel, err)
+		return fmt.Errorf("messaging: publish %s: %w", channel, err)
 	}
 	return nil
 }
@@ -66,14 +63,14 @@ func (b *RedisBus) PublishState(ctx context.Context, channel string, msg []byte,
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("eventlogger: publish %s and set %s: %w", channel, key, err)
+		return fmt.Errorf("messaging: publish %s and set %s: %w", channel, key, err)
 	}
 	return nil
 }
 
 func (b *RedisBus) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
 	if err := b.client.Set(ctx, b.name(key), value, ttl).Err(); err != nil {
-		return fmt.Errorf("eventlogger: set %s: %w", key, err)
+		return fmt.Errorf("messaging: set %s: %w", key, err)
 	}
 	return nil
 }
@@ -90,7 +87,7 @@ func (b *RedisBus) Get(ctx context.Context, key string) ([]byte, time.Duration, 
 		return nil, 0, ErrKeyNotFound
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("eventlogger: get %s: %w", key, err)
+		return nil, 0, fmt.Errorf("messaging: get %s: %w", key, err)
 	}
 	v, _ := get.Bytes()
 	d := ttl.Val()
@@ -100,9 +97,9 @@ func (b *RedisBus) Get(ctx context.Context, key string) ([]byte, time.Duration, 
 	return v, d, nil
 }
 
-// Record writes the batch in one MULTI/EXEC: all of it or none of it, so
-// that a failure leaves nothing half-written (a lost reply is covered by
-// RecentIDs).
+// Record writes the batch in one MULTI/EXEC, so no other client's
+// commands come between its entries (a lost reply is covered by
+// RecentIDs). The history entry carries the payload as it came.
 func (b *RedisBus) Record(ctx context.Context, entries []LogEntry) error {
 	if len(entries) == 0 {
 		return nil
@@ -113,7 +110,7 @@ func (b *RedisBus) Record(ctx context.Context, entries []LogEntry) error {
 		for _, e := range entries {
 			p.XAdd(ctx, &redis.XAddArgs{
 				Stream: hist, MaxLen: b.maxLen, Approx: true,
-				Values: []any{"id", e.ID, "channel", e.Channel, "logged_at", e.LoggedAt.UnixMilli(), "message", e.Message.Encode()},
+				Values: streamValues(e),
 			})
 			p.Publish(ctx, logged, loggedNotification(e))
 		}
@@ -121,15 +118,29 @@ func (b *RedisBus) Record(ctx context.Context, entries []LogEntry) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("eventlogger: record %d events: %w", len(entries), err)
+		return fmt.Errorf("messaging: record %d events: %w", len(entries), err)
 	}
 	return nil
+}
+
+// streamValues are a history entry's fields: what the logger derived from
+// the event, and the payload as it came.
+func streamValues(e LogEntry) []any {
+	v := []any{
+		"id", e.ID, "channel", e.Channel, "logged_at", e.LoggedAt.UnixMilli(),
+		"timestamp", FormatTimestamp(e.Event.Timestamp), "component", e.Event.Component,
+		"event", e.Event.Event, "shape", string(e.Event.Shape),
+	}
+	if e.Event.Nonconforming != "" {
+		v = append(v, "nonconforming", e.Event.Nonconforming)
+	}
+	return append(v, "message", []byte(e.Event.Payload))
 }
 
 func (b *RedisBus) RecentIDs(ctx context.Context, n int) (map[string]bool, error) {
 	msgs, err := b.client.XRevRangeN(ctx, b.name(KeyEventsHistory), "+", "-", int64(n)).Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("eventlogger: read history: %w", err)
+		return nil, fmt.Errorf("messaging: read history: %w", err)
 	}
 	ids := make(map[string]bool, len(msgs))
 	for _, m := range msgs {
@@ -143,7 +154,7 @@ func (b *RedisBus) RecentIDs(ctx context.Context, n int) (map[string]bool, error
 func (b *RedisBus) History(ctx context.Context, n int) ([]LogEntry, error) {
 	msgs, err := b.client.XRevRangeN(ctx, b.name(KeyEventsHistory), "+", "-", int64(n)).Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("eventlogger: read history: %w", err)
+		return nil, fmt.Errorf("messaging: read history: %w", err)
 	}
 	out := make([]LogEntry, 0, len(msgs))
 	for i := len(msgs) - 1; i >= 0; i-- {
@@ -156,51 +167,55 @@ func (b *RedisBus) History(ctx context.Context, n int) ([]LogEntry, error) {
 	return out, nil
 }
 
+// entryFromStream reads what streamValues wrote.
 func entryFromStream(v map[string]any) (LogEntry, error) {
-	var e LogEntry
-	e.ID, _ = v["id"].(string)
-	e.Channel, _ = v["channel"].(string)
-	if ms, ok := v["logged_at"].(string); ok {
-		n, _ := strconv.ParseInt(ms, 10, 64)
+	str := func(k string) string { s, _ := v[k].(string); return s }
+	e := LogEntry{ID: str("id"), Channel: str("channel")}
+	if n, err := strconv.ParseInt(str("logged_at"), 10, 64); err == nil {
 		e.LoggedAt = time.UnixMilli(n).UTC()
 	}
-	raw, _ := v["message"].(string)
-	m, err := DecodeMessage([]byte(raw), 0)
+	ts, err := ParseTimestamp(str("timestamp"))
 	if err != nil {
-		return LogEntry{}, fmt.Errorf("eventlogger: history entry %s: %w", e.ID, err)
+		return LogEntry{}, fmt.Errorf("messaging: history entry %s: timestamp %q: %w", e.ID, str("timestamp"), err)
 	}
-	e.Message = m
+	e.Event = Event{
+		Channel: e.Channel, Component: str("component"), Event: str("event"), Timestamp: ts,
+		Shape: Shape(str("shape")), Nonconforming: str("nonconforming"), Payload: json.RawMessage(str("message")),
+	}
+	if e.Event.Shape == ShapeEnvelope {
+		e.Event.Metadata = scanTopLevel(e.Event.Payload).metadata
+	}
 	return e, nil
 }
 
-func (b *RedisBus) AddStats(ctx context.Context, stats map[string]ChannelStats) error {
-	if len(stats) == 0 {
+func (b *RedisBus) WriteStats(ctx context.Context, u StatsUpdate) error {
+	incr, set := u.counterFields()
+	if len(incr) == 0 && len(set) == 0 {
 		return nil
 	}
 	key := b.name(KeyChannelStats)
 	_, err := b.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for ch, s := range stats {
-			if s.Messages != 0 {
-				p.HIncrBy(ctx, key, StatsField(ch, statMessages), s.Messages)
+		for f, n := range incr {
+			p.HIncrBy(ctx, key, f, n)
+		}
+		if len(set) > 0 {
+			args := make([]any, 0, 2*len(set))
+			for f, n := range set {
+				args = append(args, f, n)
 			}
-			if s.Invalid != 0 {
-				p.HIncrBy(ctx, key, StatsField(ch, statInvalid), s.Invalid)
-			}
-			if !s.LastMessageTime.IsZero() {
-				p.HSet(ctx, key, StatsField(ch, statLastMS), s.LastMessageTime.UnixMilli())
-			}
+			p.HSet(ctx, key, args...)
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("eventlogger: write channel stats: %w", err)
+		return fmt.Errorf("messaging: write channel stats: %w", err)
 	}
 	return nil
 }
 
 func (b *RedisBus) Ping(ctx context.Context) error {
 	if err := b.client.Ping(ctx).Err(); err != nil {
-		return fmt.Errorf("eventlogger: ping: %w", err)
+		return fmt.Errorf("messaging: ping: %w", err)
 	}
 	return nil
 }
@@ -218,11 +233,11 @@ func (b *RedisBus) Subscribe(ctx context.Context, channels ...string) (Subscript
 		msg, err := ps.Receive(ctx)
 		if err != nil {
 			_ = ps.Close()
-			return nil, fmt.Errorf("eventlogger: subscribe: %w", err)
+			return nil, fmt.Errorf("messaging: subscribe: %w", err)
 		}
 		if _, ok := msg.(*redis.Subscription); !ok {
 			_ = ps.Close()
-			return nil, fmt.Errorf("eventlogger: subscribe: unexpected reply %T", msg)
+			return nil, fmt.Errorf("messaging: subscribe: unexpected reply %T", msg)
 		}
 	}
 	s := &redisSubscription{ps: ps, out: make(chan Delivery, 1024)}
@@ -245,11 +260,4 @@ type redisSubscription struct {
 func (s *redisSubscription) C() <-chan Delivery { return s.out }
 func (s *redisSubscription) Close() error       { return s.ps.Close() }
 
-// ensure RedisBus is a Bus.
 var _ Bus = (*RedisBus)(nil)
-
-// marshalEntry is used by the file sink and stdout.
-func marshalEntry(e LogEntry) []byte {
-	b, _ := json.Marshal(e)
-	return b
-}

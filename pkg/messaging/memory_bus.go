@@ -1,9 +1,8 @@
-package eventlogger
+package messaging
 
 import (
 	"context"
 	"errors"
-	"maps"
 	"sync"
 	"time"
 )
@@ -31,7 +30,6 @@ type MemoryBus struct {
 	history []LogEntry
 	histExp time.Time
 	subs    map[string][]*memSubscription
-	stats   map[string]ChannelStats
 	closed  bool
 }
 
@@ -47,11 +45,11 @@ func NewMemoryBus(clock Clock) *MemoryBus {
 	}
 	return &MemoryBus{
 		clock: clock, historyTTL: history, maxLen: DefaultHistoryMaxLen,
-		keys: map[string]memValue{}, subs: map[string][]*memSubscription{}, stats: map[string]ChannelStats{},
+		keys: map[string]memValue{}, subs: map[string][]*memSubscription{},
 	}
 }
 
-var errClosed = errors.New("eventlogger: bus closed")
+var errClosed = errors.New("messaging: bus closed")
 
 func (b *MemoryBus) Kind() string { return "memory" }
 
@@ -173,23 +171,10 @@ func (b *MemoryBus) History(_ context.Context, n int) ([]LogEntry, error) {
 	return append([]LogEntry(nil), b.history[start:]...), nil
 }
 
-func (b *MemoryBus) AddStats(_ context.Context, stats map[string]ChannelStats) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for ch, s := range stats {
-		cur := b.stats[ch]
-		cur.Add(s)
-		b.stats[ch] = cur
-	}
-	return nil
-}
-
-// Stats returns the per-channel counters written so far.
-func (b *MemoryBus) Stats() map[string]ChannelStats {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return maps.Clone(b.stats)
-}
+// WriteStats does nothing: the stats hash is for the operator, which reads
+// it from Redis and never from a process's memory; a logger on memory
+// reports the same counters in its metrics.
+func (b *MemoryBus) WriteStats(context.Context, StatsUpdate) error { return nil }
 
 func (b *MemoryBus) Ping(context.Context) error {
 	b.mu.Lock()

@@ -1,4 +1,4 @@
-package eventlogger
+package messaging
 
 import (
 	"strings"

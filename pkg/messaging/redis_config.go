@@ -1,4 +1,4 @@
-package eventlogger
+package messaging
 
 import (
 	"crypto/tls"
@@ -11,26 +11,32 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// RedisConfig says how to reach Redis: what the operator hands a pod
-// through the STRATOPS_REDIS_* environment variables.
+// RedisConfig says how to reach Redis: what a pod reads from the
+// STRATOPS_REDIS_* environment, and what the operator resolves for its own
+// probes. Every field's zero value means its default.
 type RedisConfig struct {
 	// Topology is Standalone, Sentinel or Cluster. default: Standalone.
 	Topology string
 	// Addrs: the server (Standalone), the Sentinels, or Cluster seeds.
+	// default: none, which means no Redis.
 	Addrs []string
-	// MasterName is the Sentinel master set name.
+	// MasterName is the Sentinel master set. default: none.
 	MasterName string
 	// DB is the database number. default: 0.
 	DB int
-	// Username is the ACL user; Password its password. Never logged.
+	// Username is the ACL user. default: none (the default user).
 	Username string
+	// Password of the user. Never logged. default: none.
 	Password string
-	// TLS turns TLS on; CAFile (or CAPEM) is a PEM bundle (default:
-	// system roots).
-	TLS                bool
-	CAFile             string
-	CAPEM              []byte
-	ServerName         string
+	// TLS turns TLS on. default: false.
+	TLS bool
+	// CAFile (or CAPEM) is a PEM CA bundle. default: the system roots.
+	CAFile string
+	CAPEM  []byte
+	// ServerName is checked against the server's certificate. default:
+	// the address's host.
+	ServerName string
+	// InsecureSkipVerify skips certificate verification. default: false.
 	InsecureSkipVerify bool
 	// DialTimeout bounds connecting. default: 2s.
 	DialTimeout time.Duration
@@ -39,56 +45,65 @@ type RedisConfig struct {
 	WriteTimeout time.Duration
 }
 
+// Defaults of RedisConfig.
+const (
+	DefaultDialTimeout  = 2 * time.Second
+	DefaultReadTimeout  = 3 * time.Second
+	DefaultWriteTimeout = 3 * time.Second
+)
+
+// withDefaults fills in what is unset; the one place defaults are set.
+func (c RedisConfig) withDefaults() RedisConfig {
+	if c.Topology == "" {
+		c.Topology = "Standalone"
+	}
+	if c.DialTimeout <= 0 {
+		c.DialTimeout = DefaultDialTimeout
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = DefaultReadTimeout
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
+	return c
+}
+
 // Configured reports whether any Redis address was given.
 func (c RedisConfig) Configured() bool { return len(c.Addrs) > 0 }
 
 // String describes the endpoint without credentials.
 func (c RedisConfig) String() string {
-	return fmt.Sprintf("%s %v db=%d tls=%t", topologyOr(c.Topology), c.Addrs, c.DB, c.TLS)
-}
-
-func topologyOr(t string) string {
-	if t == "" {
-		return "Standalone"
-	}
-	return t
+	return fmt.Sprintf("%s %v db=%d tls=%t", c.withDefaults().Topology, c.Addrs, c.DB, c.TLS)
 }
 
 // UniversalOptions turns the config into go-redis options.
 func (c RedisConfig) UniversalOptions() (*redis.UniversalOptions, error) {
 	if !c.Configured() {
-		return nil, errors.New("eventlogger: no Redis address")
+		return nil, errors.New("messaging: no Redis address")
 	}
+	c = c.withDefaults()
 	o := &redis.UniversalOptions{
 		Addrs: c.Addrs, DB: c.DB, Username: c.Username, Password: c.Password,
 		DialTimeout: c.DialTimeout, ReadTimeout: c.ReadTimeout, WriteTimeout: c.WriteTimeout,
 		// Fail fast rather than retrying a dead server for long.
 		MaxRetries: 1, DialerRetries: 2, DialerRetryTimeout: 100 * time.Millisecond,
 	}
-	if o.DialTimeout <= 0 {
-		o.DialTimeout = 2 * time.Second
-	}
-	if o.ReadTimeout <= 0 {
-		o.ReadTimeout = 3 * time.Second
-	}
-	if o.WriteTimeout <= 0 {
-		o.WriteTimeout = 3 * time.Second
-	}
-	switch topologyOr(c.Topology) {
+	switch c.Topology {
 	case "Standalone":
 		if len(c.Addrs) != 1 {
-			return nil, fmt.Errorf("eventlogger: Standalone needs exactly one address, got %d", len(c.Addrs))
+			return nil, fmt.Errorf("messaging: Standalone needs exactly one address, got %d", len(c.Addrs))
 		}
 	case "Sentinel":
 		if c.MasterName == "" {
-			return nil, errors.New("eventlogger: Sentinel needs a master name")
+			return nil, errors.New("messaging: Sentinel needs a master name")
 		}
 		o.MasterName = c.MasterName
 	case "Cluster":
 		o.IsClusterMode = true
 		o.DB = 0
 	default:
-		return nil, fmt.Errorf("eventlogger: unknown topology %q", c.Topology)
+		return nil, fmt.Errorf("messaging: unknown topology %q", c.Topology)
 	}
 	if c.TLS {
 		cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.ServerName, InsecureSkipVerify: c.InsecureSkipVerify} //nolint:gosec // only when the Strategy asks for it
@@ -97,12 +112,12 @@ func (c RedisConfig) UniversalOptions() (*redis.UniversalOptions, error) {
 			if len(pem) == 0 {
 				var err error
 				if pem, err = os.ReadFile(c.CAFile); err != nil {
-					return nil, fmt.Errorf("eventlogger: reading Redis CA: %w", err)
+					return nil, fmt.Errorf("messaging: reading Redis CA: %w", err)
 				}
 			}
 			pool := x509.NewCertPool()
 			if !pool.AppendCertsFromPEM(pem) {
-				return nil, errors.New("eventlogger: the Redis CA holds no PEM certificate")
+				return nil, errors.New("messaging: the Redis CA holds no PEM certificate")
 			}
 			cfg.RootCAs = pool
 		}

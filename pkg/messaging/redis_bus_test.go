@@ -1,8 +1,9 @@
-package eventlogger
+package messaging
 
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -58,7 +59,7 @@ func TestRedisBus_PublishStateSetsTheKeyWithItsTTLInOneRoundTrip(t *testing.T) {
 	bus := NewRedisBus(c, RedisBusOptions{KeyPrefix: prefix})
 	var calls int
 	c.AddHook(countHook{&calls})
-	msg := Message{Timestamp: time.Now(), Component: "position_monitor", Event: "updated"}.Encode()
+	msg, _ := Envelope(time.Now(), "position_monitor", "updated", nil)
 	if err := bus.PublishState(ctx, "position:updated", msg, "position:snapshot", []byte(`{"timestamp":"2024-05-12T14:00:00Z"}`), time.Hour); err != nil {
 		t.Fatal(err)
 	}
@@ -82,16 +83,35 @@ func TestRedisBus_RecordAppendsHistoryWithTTLAndNotifies(t *testing.T) {
 	}
 	defer sub.Close()
 	now := time.Now().UTC()
-	entries := []LogEntry{
-		{ID: "x-1", Channel: "position:updated", LoggedAt: now, Message: Message{Timestamp: now, Component: "position_monitor", Event: "updated", Metadata: map[string]any{"n": 1.0}}},
-		{ID: "x-2", Channel: "risk:calculated", LoggedAt: now, Message: Message{Timestamp: now, Component: "risk_monitor", Event: "calculated", Metadata: map[string]any{}}},
+	cat := Standard(ModeLive)
+	envelope, _ := Envelope(now, "position_monitor", "updated", map[string]any{"n": 1})
+	// A flat payload as Python writes it: a naive timestamp, an integer
+	// too large for a float64, fields in an order of its own.
+	flat := []byte(`{"timestamp": "2024-05-12T14:00:00.123456", "z": 123456789012345678901234, "a": [1, 2]}`)
+	var entries []LogEntry
+	for i, in := range []struct {
+		channel string
+		payload []byte
+	}{{"position:updated", envelope}, {"risk:calculated", flat}} {
+		e, err := cat.DecodeEvent(in.channel, in.payload, DecodeOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries = append(entries, LogEntry{ID: fmt.Sprintf("x-%d", i+1), Channel: in.channel, LoggedAt: now, Event: e})
 	}
 	if err := bus.Record(ctx, entries); err != nil {
 		t.Fatal(err)
 	}
 	h, err := bus.History(ctx, 10)
-	if err != nil || len(h) != 2 || h[0].ID != "x-1" || h[1].ID != "x-2" || h[0].Message.Metadata["n"] != 1.0 {
+	if err != nil || len(h) != 2 || h[0].ID != "x-1" || h[1].ID != "x-2" {
 		t.Fatalf("history %+v, %v", h, err)
+	}
+	if string(h[0].Event.Metadata) != `{"n":1}` || h[0].Event.Shape != ShapeEnvelope {
+		t.Fatalf("envelope entry %+v", h[0].Event)
+	}
+	if string(h[1].Event.Payload) != string(flat) || h[1].Event.Component != "risk_monitor" || h[1].Event.Event != "calculated" ||
+		!h[1].Event.Timestamp.Equal(time.Date(2024, 5, 12, 14, 0, 0, 123456000, time.UTC)) {
+		t.Fatalf("flat entry %+v: the payload must come back byte for byte", h[1].Event)
 	}
 	ttl := c.TTL(ctx, prefix+KeyEventsHistory).Val()
 	if ttl <= 23*time.Hour || ttl > 24*time.Hour {
@@ -100,8 +120,10 @@ func TestRedisBus_RecordAppendsHistoryWithTTLAndNotifies(t *testing.T) {
 	for i := range 2 {
 		select {
 		case d := <-sub.C():
-			m, err := DecodeMessage(d.Payload, 0)
-			if err != nil || m.Component != ComponentEventLogger || m.Metadata["id"] != entries[i].ID {
+			m, err := cat.DecodeEvent(d.Channel, d.Payload, DecodeOptions{})
+			var md struct{ ID string }
+			_ = m.Decode(&md)
+			if err != nil || m.Component != ComponentEventLogger || m.Shape != ShapeEnvelope || md.ID != entries[i].ID {
 				t.Fatalf("notification %d: %s (%v)", i, d.Payload, err)
 			}
 		case <-time.After(time.Second):

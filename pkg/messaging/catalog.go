@@ -1,4 +1,4 @@
-package eventlogger
+package messaging
 
 import (
 	"bytes"
@@ -42,9 +42,26 @@ const (
 	KeyEventsHistory    = "events:history"
 	// KeyChannelStats is the hash of per-channel counters the logger keeps
 	// and the operator reads. It is the logger's bookkeeping, not a key of
-	// the standard, so it is not in the catalog's Keys.
+	// the standard, so it is not in the catalog's Keys, and no Strategy may
+	// declare it.
 	KeyChannelStats = "events:channel_stats"
+	// ReservedComponent is the component of the operator's own keys (its
+	// probe keys are stratops:probe:*). No Strategy may declare a channel or
+	// key of it.
+	ReservedComponent = "stratops"
 )
+
+// Reserved reports why a channel or key name is the operator's or the
+// logger's and not a Strategy's to declare, or "" when it is free.
+func Reserved(name string) string {
+	switch {
+	case strings.HasPrefix(name, ReservedComponent+":"):
+		return "the " + ReservedComponent + ": component is reserved for the operator"
+	case name == KeyChannelStats:
+		return KeyChannelStats + " is reserved for the event logger's channel stats"
+	}
+	return ""
+}
 
 // Channel is one pub/sub channel of the catalog.
 type Channel struct {
@@ -61,6 +78,56 @@ type Channel struct {
 	// MaxSilence is how long the channel may stay without a message.
 	// default: 0, silence is never unhealthy.
 	MaxSilence Duration `json:"maxSilence,omitempty"`
+	// MaxLag is the highest p99 lag (from an event's timestamp to the
+	// event logger receiving it) over the health window before the channel
+	// is Lagging. default: 0, lag is never unhealthy.
+	MaxLag Duration `json:"maxLag,omitempty"`
+	// MaxInvalidRatio is the share of invalid messages over the health
+	// window above which the channel is unhealthy (InvalidMessages); 0
+	// allows none. default: nil, DefaultMaxInvalidRatio.
+	MaxInvalidRatio *float64 `json:"maxInvalidRatio,omitempty"`
+}
+
+// DefaultMaxInvalidRatio is a channel's MaxInvalidRatio when none is set:
+// one message in ten may be skipped as invalid before the channel is
+// unhealthy.
+const DefaultMaxInvalidRatio = 0.1
+
+// InvalidRatioLimit is the channel's MaxInvalidRatio, or the default.
+func (c Channel) InvalidRatioLimit() float64 {
+	if c.MaxInvalidRatio != nil {
+		return *c.MaxInvalidRatio
+	}
+	return DefaultMaxInvalidRatio
+}
+
+// Publisher returns the component that publishes on a channel: the
+// catalog's publisher, or for a channel the catalog does not know (or
+// gives no publisher), the channel's {component} part.
+func (c *Catalog) Publisher(channel string) string {
+	for i := range c.Channels {
+		if c.Channels[i].Name == channel && c.Channels[i].Publisher != "" {
+			return c.Channels[i].Publisher
+		}
+	}
+	component, _ := SplitName(channel)
+	return component
+}
+
+// SplitName splits a channel or key name into its {component} and its
+// {event_type} or {data_type}. A name without a colon is all component.
+func SplitName(name string) (component, kind string) {
+	if i := strings.IndexByte(name, ':'); i >= 0 {
+		return name[:i], name[i+1:]
+	}
+	return name, ""
+}
+
+// EventType is the {event_type} of a channel name: "updated" for
+// "position:updated".
+func EventType(channel string) string {
+	_, t := SplitName(channel)
+	return t
 }
 
 // Key is one state key of the catalog.
@@ -80,7 +147,9 @@ func (k Key) Persistent() bool { return k.TTL.Duration <= 0 }
 
 // Catalog is what a strategy's components agree on: channels, keys, TTL
 // policies, the key prefix and the mode. The operator writes it as JSON into
-// a ConfigMap; the event logger and the engine read it from there.
+// a ConfigMap and mounts it in every pod of the Strategy (the file named by
+// STRATOPS_CATALOG_FILE); the event logger and the engine read it from
+// there.
 type Catalog struct {
 	// Mode is Backtest or Live.
 	Mode Mode `json:"mode"`
@@ -237,8 +306,17 @@ func (c *Catalog) Validate() error {
 		if ch.MinSubscribers < 0 {
 			errs = append(errs, fmt.Errorf("channels[%d].minSubscribers must not be negative", i))
 		}
+		if r := Reserved(ch.Name); r != "" {
+			errs = append(errs, fmt.Errorf("channels[%d].name %q: %s", i, ch.Name, r))
+		}
 		if ch.MaxSilence.Duration < 0 {
 			errs = append(errs, fmt.Errorf("channels[%d].maxSilence must not be negative", i))
+		}
+		if ch.MaxLag.Duration < 0 {
+			errs = append(errs, fmt.Errorf("channels[%d].maxLag must not be negative", i))
+		}
+		if r := ch.MaxInvalidRatio; r != nil && (*r < 0 || *r > 1) {
+			errs = append(errs, fmt.Errorf("channels[%d].maxInvalidRatio %v must be between 0 and 1", i, *r))
 		}
 	}
 	seen = map[string]bool{}
@@ -250,6 +328,9 @@ func (c *Catalog) Validate() error {
 			errs = append(errs, fmt.Errorf("keys[%d].name %q is listed twice", i, k.Name))
 		}
 		seen[k.Name] = true
+		if r := Reserved(k.Name); r != "" {
+			errs = append(errs, fmt.Errorf("keys[%d].name %q: %s", i, k.Name, r))
+		}
 		if k.TTL.Duration < 0 || (k.TTL.Duration > 0 && k.TTL.Duration < time.Second) {
 			errs = append(errs, fmt.Errorf("keys[%d].ttl %s must be at least 1s, or 0 for persistent", i, k.TTL))
 		}
@@ -258,7 +339,7 @@ func (c *Catalog) Validate() error {
 		}
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("eventlogger: invalid catalog: %w", errors.Join(errs...))
+		return fmt.Errorf("messaging: invalid catalog: %w", errors.Join(errs...))
 	}
 	return nil
 }
@@ -270,7 +351,7 @@ func (c *Catalog) Marshal() ([]byte, error) {
 	enc := json.NewEncoder(&buf)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(c); err != nil {
-		return nil, fmt.Errorf("eventlogger: encode catalog: %w", err)
+		return nil, fmt.Errorf("messaging: encode catalog: %w", err)
 	}
 	return buf.Bytes(), nil
 }
@@ -282,7 +363,7 @@ func ParseCatalog(data []byte) (Catalog, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
-		return Catalog{}, fmt.Errorf("eventlogger: decode catalog: %w", err)
+		return Catalog{}, fmt.Errorf("messaging: decode catalog: %w", err)
 	}
 	if err := c.Validate(); err != nil {
 		return Catalog{}, err
@@ -298,7 +379,7 @@ func LoadCatalog(path string, mode Mode) (Catalog, error) {
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return Catalog{}, fmt.Errorf("eventlogger: read catalog: %w", err)
+		return Catalog{}, fmt.Errorf("messaging: read catalog: %w", err)
 	}
 	return ParseCatalog(data)
 }
