@@ -51,12 +51,15 @@ func (r *StrategyReconciler) reconcileHealth(ctx context.Context, st *reconcileS
 	var badCh []string
 	for _, c := range h.Channels {
 		cs := stratv1.ChannelStatus{Name: c.Name, Subscribers: c.Subscribers, Messages: c.Messages,
-			InvalidMessages: c.Invalid, Healthy: c.Healthy, Reason: c.Reason}
+			InvalidMessages: c.Invalid, NonconformingMessages: c.Nonconforming, Healthy: c.Healthy, Reason: c.Reason}
 		if !c.LastMessageTime.IsZero() {
 			cs.LastMessageTime = ptr.To(metav1.NewTime(c.LastMessageTime))
 		}
+		if c.WindowOK && c.Window.LagSamples > 0 {
+			cs.LagP50, cs.LagP99 = lagString(c.Window.LagP50), lagString(c.Window.LagP99)
+		}
 		if !c.Healthy {
-			badCh = append(badCh, fmt.Sprintf("%s (%s: %d/%d subscribers)", c.Name, c.Reason, c.Subscribers, minSubscribers(st, c.Name)))
+			badCh = append(badCh, fmt.Sprintf("%s (%s)", c.Name, channelProblem(st, c)))
 		}
 		chs = append(chs, cs)
 		channelSubscribers.WithLabelValues(ns, name, c.Name).Set(float64(c.Subscribers))
@@ -94,9 +97,35 @@ func (r *StrategyReconciler) reconcileHealth(ctx context.Context, st *reconcileS
 	return nil
 }
 
-func minSubscribers(st *reconcileState, channel string) int {
-	c, _ := st.catalog.Channel(channel)
-	return c.MinSubscribers
+// channelProblem says in a few words why a channel is unhealthy, with the
+// figures that made it so.
+func channelProblem(st *reconcileState, c redisprobe.ChannelHealth) string {
+	pol, _ := st.catalog.Channel(c.Name)
+	switch c.Reason {
+	case redisprobe.ReasonTooFewSubscribers:
+		return fmt.Sprintf("%s: %d/%d subscribers", c.Reason, c.Subscribers, pol.MinSubscribers)
+	case redisprobe.ReasonSilent:
+		return fmt.Sprintf("%s: no message for more than %s", c.Reason, pol.MaxSilence.Duration)
+	case redisprobe.ReasonInvalidMessages:
+		return fmt.Sprintf("%s: %d of %d messages invalid in the health window, more than %.0f%%",
+			c.Reason, c.Window.Invalid, c.Window.Invalid+c.Window.Messages, 100*pol.InvalidRatioLimit())
+	case redisprobe.ReasonLagging:
+		return fmt.Sprintf("%s: p99 lag %s over maxLag %s", c.Reason, lagString(c.Window.LagP99), pol.MaxLag.Duration)
+	}
+	return c.Reason
+}
+
+// lagString rounds a lag for status: three significant figures are what
+// the logger's histogram holds.
+func lagString(d time.Duration) string {
+	switch {
+	case d >= 10*time.Second:
+		return d.Round(time.Second).String()
+	case d >= 10*time.Millisecond:
+		return d.Round(time.Millisecond).String()
+	default:
+		return d.Round(time.Microsecond).String()
+	}
 }
 
 // setHealth sets a health condition and emits an event when it flips.

@@ -351,6 +351,7 @@ type ChannelStatus struct {
 	// window; empty when no event with a timestamp arrived in it.
 	// +optional
 	LagP50 string `json:"lagP50,omitempty"`
+	// lagP99: see lagP50.
 	// +optional
 	LagP99 string `json:"lagP99,omitempty"`
 	// lastMessageTime is when the event logger last saw a message.

@@ -72,3 +72,35 @@ func TestParseCatalog_RoundTripsAndRejectsWhatBreaksTheStandard(t *testing.T) {
 		}
 	}
 }
+
+func TestCatalog_ReservesTheOperatorsAndTheLoggersNames(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{`{"mode":"Live","channels":[{"name":"stratops:probe"}],"keys":[]}`, "channels[0].name \"stratops:probe\": the stratops: component is reserved"},
+		{`{"mode":"Live","channels":[],"keys":[{"name":"events:channel_stats"}]}`, "keys[0].name \"events:channel_stats\": events:channel_stats is reserved"},
+		{`{"mode":"Live","channels":[{"name":"a:b","maxInvalidRatio":2}],"keys":[]}`, "channels[0].maxInvalidRatio 2 must be between 0 and 1"},
+	} {
+		if _, err := ParseCatalog([]byte(tc.in)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("ParseCatalog(%s) = %v, want an error with %q", tc.in, err, tc.want)
+		}
+	}
+	if Reserved("events:history") != "" || Reserved("position:snapshot") != "" {
+		t.Fatal("a name of the standard is reserved")
+	}
+}
+
+func TestCatalog_PublisherOfAChannel(t *testing.T) {
+	c := Standard(ModeLive)
+	for ch, want := range map[string]string{
+		"risk:calculated": "risk_monitor", "events:logged": "event_logger", "hedger:filled": "hedger",
+	} {
+		if got := c.Publisher(ch); got != want {
+			t.Errorf("Publisher(%s) = %s, want %s", ch, got, want)
+		}
+	}
+	if r := (Channel{}).InvalidRatioLimit(); r != DefaultMaxInvalidRatio {
+		t.Fatalf("default limit %v", r)
+	}
+	if r := (Channel{MaxInvalidRatio: new(0.0)}).InvalidRatioLimit(); r != 0 {
+		t.Fatalf("an explicit 0 is %v, want 0 (no invalid message allowed)", r)
+	}
+}
