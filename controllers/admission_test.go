@@ -84,16 +84,16 @@ func TestAdmission_RejectsInvalidStrategiesNamingTheField(t *testing.T) {
 		}, "spec.messaging.keys[0].ttl"},
 		{"a key ttl under one second, which would become no TTL", func(s *stratv1.Strategy) {
 			s.Spec.Messaging = &stratv1.MessagingSpec{Keys: []stratv1.KeySpec{{Name: "position:snapshot", TTL: dur(500 * time.Millisecond)}}}
-		}, "spec.messaging.keys[0].ttl: Invalid value: \"string\": ttl must be at least 1s"},
+		}, "spec.messaging.keys[0].ttl: Invalid value: \"500ms\": ttl must be at least 1s"},
 		{"a channel of the operator's reserved component", func(s *stratv1.Strategy) {
 			s.Spec.Messaging = &stratv1.MessagingSpec{Channels: []stratv1.ChannelSpec{{Name: "stratops:probe"}}}
-		}, "spec.messaging.channels[0].name: Invalid value: \"string\": channel name: the stratops: component is reserved"},
+		}, "spec.messaging.channels[0].name: Invalid value: \"stratops:probe\": channel name: the stratops: component is reserved"},
 		{"a key of the operator's reserved component", func(s *stratv1.Strategy) {
 			s.Spec.Messaging = &stratv1.MessagingSpec{Keys: []stratv1.KeySpec{{Name: "stratops:probe"}}}
 		}, "spec.messaging.keys[0].name"},
 		{"the logger's stats hash as a key", func(s *stratv1.Strategy) {
 			s.Spec.Messaging = &stratv1.MessagingSpec{Keys: []stratv1.KeySpec{{Name: "events:channel_stats"}}}
-		}, "spec.messaging.keys[0].name: Invalid value: \"string\": key name: the stratops: component and events:channel_stats are reserved"},
+		}, "spec.messaging.keys[0].name: Invalid value: \"events:channel_stats\": key name: the stratops: component and events:channel_stats are reserved"},
 		{"an invalid ratio above one", func(s *stratv1.Strategy) {
 			s.Spec.Messaging = &stratv1.MessagingSpec{Channels: []stratv1.ChannelSpec{{Name: "position:updated", MaxInvalidRatio: new(1.5)}}}
 		}, "spec.messaging.channels[0].maxInvalidRatio"},

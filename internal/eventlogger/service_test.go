@@ -344,3 +344,58 @@ func grep(s, sub string) string {
 }
 
 func discardLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// TestService_LogsBothShapesAsTheyCameAndCountsNonconformingApart: flat
+// payloads of the standard's components, with Python's timestamps, reach
+// events:history and the log line byte for byte; one without a timestamp
+// is logged and counted as nonconforming, not invalid; the window in the
+// stats hash carries the lag the logger saw.
+func TestService_LogsBothShapesAsTheyCameAndCountsNonconformingApart(t *testing.T) {
+	ctx := context.Background()
+	c := newClient(t, redisServer.Addr)
+	cat := liveCatalog(t)
+	bus := messaging.NewRedisBus(c, messaging.RedisBusOptions{KeyPrefix: cat.KeyPrefix})
+	r := startService(t, bus, ServiceConfig{Catalog: cat})
+	naive := time.Now().UTC().Add(-2 * time.Second).Format("2006-01-02T15:04:05.000000")
+	payloads := []struct{ channel, payload string }{
+		{"position:updated", `{"timestamp": "` + naive + `", "trigger": "GAS_FEE_PAID"}`},
+		{"exposure:calculated", `{"timestamp": "` + naive + `+00:00", "net_delta_eth": -5.12, "wei": 123456789012345678901234}`},
+		{"pnl:calculated", `{"pnl_cumulative": 1238.45}`},
+	}
+	for _, p := range payloads {
+		if err := c.Publish(ctx, cat.ChannelName(p.channel), p.payload).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var h []messaging.LogEntry
+	eventually(t, "the three events are in events:history", func() bool {
+		h, _ = bus.History(ctx, 10)
+		return len(h) == 3
+	})
+	for i, e := range h {
+		if string(e.Event.Payload) != payloads[i].payload || e.Event.Shape != messaging.ShapeFlat || e.Event.Component != cat.Publisher(payloads[i].channel) {
+			t.Errorf("history[%d] = %+v, want %s as it came", i, e.Event, payloads[i].payload)
+		}
+		if !strings.Contains(r.out.String(), `"message":`+strings.ReplaceAll(payloads[i].payload, " ", "")) {
+			t.Errorf("the log line of %s does not carry its payload", payloads[i].channel)
+		}
+	}
+	if h[2].Event.Nonconforming != messaging.ReasonMissingTimestamp || h[0].Event.Nonconforming != "" {
+		t.Fatalf("nonconforming: %q %q", h[0].Event.Nonconforming, h[2].Event.Nonconforming)
+	}
+	eventually(t, "the stats hash counts the nonconforming event and the window's lag", func() bool {
+		st := messaging.ParseStats(c.HGetAll(ctx, cat.KeyName(messaging.KeyChannelStats)).Val())
+		w, ok := st.Window("position:updated", time.Now())
+		return st.Channels["pnl:calculated"].Nonconforming == 1 && st.Channels["pnl:calculated"].Invalid == 0 &&
+			st.Channels["position:updated"].Nonconforming == 0 && ok && w.LagSamples == 1 && w.LagP50 >= 2*time.Second
+	})
+	_, metrics := do(t, "GET", r.http.URL+"/metrics", nil)
+	for _, want := range []string{
+		`stratops_eventlogger_nonconforming_messages_total{channel="pnl:calculated",reason="missing_timestamp"} 1`,
+		`stratops_eventlogger_event_lag_seconds_count{channel="position:updated"} 1`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}

@@ -32,6 +32,8 @@ type Kubelet struct {
 	Binary string
 	// Dir holds each process's catalog file and logs.
 	Dir string
+	// Namespace limits it to one namespace. default: all of them.
+	Namespace string
 	Log logr.Logger
 
 	mu    sync.Mutex
@@ -78,7 +80,7 @@ func (k *Kubelet) Run(ctx context.Context) {
 
 func (k *Kubelet) sync(ctx context.Context) error {
 	var list appsv1.DeploymentList
-	if err := k.Client.List(ctx, &list, client.MatchingLabels{
+	if err := k.Client.List(ctx, &list, client.InNamespace(k.Namespace), client.MatchingLabels{
 		"app.kubernetes.io/managed-by": "stratops", "app.kubernetes.io/component": "event-logger",
 	}); err != nil {
 		return err

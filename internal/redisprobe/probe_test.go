@@ -73,6 +73,10 @@ func TestReadHealth_ReasonsForKeysAndChannels(t *testing.T) {
 		Channels: []messaging.Channel{
 			{Name: "a:quiet", MinSubscribers: 0, MaxSilence: messaging.Duration{Duration: time.Minute}},
 			{Name: "a:fine", MinSubscribers: 0},
+			{Name: "a:garbled", MinSubscribers: 0},
+			{Name: "a:strict", MinSubscribers: 0, MaxInvalidRatio: new(0.0)},
+			{Name: "a:slow", MinSubscribers: 0, MaxLag: messaging.Duration{Duration: 500 * time.Millisecond}},
+			{Name: "a:quick", MinSubscribers: 0, MaxLag: messaging.Duration{Duration: 500 * time.Millisecond}},
 		},
 		Keys: []messaging.Key{
 			{Name: "k:stale", TTL: messaging.Duration{Duration: time.Hour}, MaxAge: messaging.Duration{Duration: time.Minute}},
@@ -81,27 +85,61 @@ func TestReadHealth_ReasonsForKeysAndChannels(t *testing.T) {
 			{Name: "k:fresh", TTL: messaging.Duration{Duration: time.Hour}, MaxAge: messaging.Duration{Duration: time.Minute}},
 			{Name: "k:config"},
 			{Name: "k:gone", TTL: messaging.Duration{Duration: time.Hour}},
+			{Name: "k:python", TTL: messaging.Duration{Duration: time.Hour}, MaxAge: messaging.Duration{Duration: time.Minute}},
+			{Name: "k:untimed", TTL: messaging.Duration{Duration: time.Hour}, MaxAge: messaging.Duration{Duration: time.Minute}},
 		},
 	}
 	now := time.Now()
+	// What the event logger reports of the last health window: a channel
+	// of mostly invalid messages (51 of 81, as a user saw it), one invalid
+	// message where none is allowed, and a p99 lag above and below maxLag.
+	bus := messaging.NewRedisBus(c, messaging.RedisBusOptions{KeyPrefix: cat.KeyPrefix})
+	if err := bus.WriteStats(ctx, messaging.StatsUpdate{
+		Counters: map[string]messaging.ChannelStats{"a:garbled": {Messages: 30, Invalid: 51, LastMessageTime: now}},
+		Windows: map[string]messaging.WindowStats{
+			"a:garbled": {Messages: 30, Invalid: 51}, "a:fine": {Messages: 100, Invalid: 5},
+			"a:strict": {Messages: 100, Invalid: 1},
+			"a:slow":   {Messages: 10, LagSamples: 10, LagP50: 100 * time.Millisecond, LagP99: 800 * time.Millisecond},
+			"a:quick":  {Messages: 10, LagSamples: 10, LagP50: 100 * time.Millisecond, LagP99: 400 * time.Millisecond},
+		},
+		WindowLength: time.Minute, At: now,
+	}); err != nil {
+		t.Fatal(err)
+	}
 	old := now.Add(-time.Hour).UTC().Format(time.RFC3339)
 	c.Set(ctx, "health-test:k:stale", `{"timestamp":"`+old+`"}`, time.Hour)
 	c.Set(ctx, "health-test:k:long", `{}`, 2*time.Hour)
 	c.Set(ctx, "health-test:k:bloat", `{}`, 0)
 	c.Set(ctx, "health-test:k:fresh", `{"timestamp":"`+now.UTC().Format(time.RFC3339)+`"}`, time.Hour)
 	c.Set(ctx, "health-test:k:config", `{}`, 0)
+	c.Set(ctx, "health-test:k:python", `{"timestamp": "`+now.UTC().Format("2006-01-02T15:04:05.000000")+`", "wallet": {}}`, time.Hour)
+	c.Set(ctx, "health-test:k:untimed", `{"wallet": {}}`, time.Hour)
 	h, err := ReadHealth(ctx, c, cat, now)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := map[string]string{"k:stale": ReasonStale, "k:long": ReasonTTLExceedsPolicy, "k:bloat": ReasonNoExpiry,
-		"k:fresh": "", "k:config": "", "k:gone": ReasonMissing}
+		"k:fresh": "", "k:config": "", "k:gone": ReasonMissing, "k:python": "", "k:untimed": ReasonInvalidValue}
 	for _, k := range h.Keys {
 		if k.Reason != want[k.Name] || k.Healthy != (want[k.Name] == "") {
 			t.Errorf("key %s: healthy %t reason %q, want %q", k.Name, k.Healthy, k.Reason, want[k.Name])
 		}
 	}
-	if h.Channels[0].Reason != ReasonSilent || !h.Channels[1].Healthy {
-		t.Errorf("channels: %+v", h.Channels)
+	wantCh := map[string]string{"a:quiet": ReasonSilent, "a:fine": "", "a:garbled": ReasonInvalidMessages,
+		"a:strict": ReasonInvalidMessages, "a:slow": ReasonLagging, "a:quick": ""}
+	for _, ch := range h.Channels {
+		if ch.Reason != wantCh[ch.Name] || ch.Healthy != (wantCh[ch.Name] == "") {
+			t.Errorf("channel %s: healthy %t reason %q, want %q (%+v)", ch.Name, ch.Healthy, ch.Reason, wantCh[ch.Name], ch.Window)
+		}
+	}
+	// A window the logger stopped updating long ago decides nothing.
+	h, err = ReadHealth(ctx, c, cat, now.Add(10*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range h.Channels {
+		if ch.WindowOK || ch.Reason == ReasonInvalidMessages || ch.Reason == ReasonLagging {
+			t.Errorf("channel %s judged on a stale window: %+v", ch.Name, ch)
+		}
 	}
 }
