@@ -56,7 +56,7 @@ lint: golangci-lint ## Run golangci-lint.
 .PHONY: test
 # -count=1: the tests talk to processes (redis-server, kube-apiserver) whose
 # behaviour Go's test cache cannot see, so every run runs them.
-test: manifests generate vet envtest redis ## Run all tests against a real kube-apiserver, etcd and redis-server.
+test: manifests generate vet envtest test-packages ## Run all tests against a real kube-apiserver, etcd, redis-server and redis-py.
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test -count=1 ./... $(GO_TEST_FLAGS)
 
 .PHONY: e2e
@@ -120,7 +120,11 @@ envtest: ## Build kube-apiserver and etcd for envtest from source into bin/ (onc
 
 .PHONY: redis
 redis: ## Make sure redis-server is installed (apt-get when root).
-	hack/ensure-redis.sh
+	hack/ensure-packages.sh redis-server
+
+.PHONY: test-packages
+test-packages: ## Make sure the Debian packages the tests use are installed (apt-get when root).
+	hack/ensure-packages.sh redis-server python3-redis
 
 .PHONY: controller-gen
 controller-gen: $(CONTROLLER_GEN) ## Build controller-gen into bin/.

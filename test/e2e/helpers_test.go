@@ -19,7 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	stratopsv1 "github.com/stratops/stratops/api/v1"
-	el "github.com/stratops/stratops/internal/eventlogger"
+	"github.com/stratops/stratops/pkg/messaging"
 	"github.com/stratops/stratops/internal/redistest"
 	"github.com/stratops/stratops/test/e2e/cluster"
 )
@@ -161,6 +161,9 @@ type observer struct {
 	done chan struct{}
 }
 
+// standard is the catalog the witness decodes with.
+var standard = messaging.Standard(messaging.ModeLive)
+
 var chainChannels = []string{"position:updated", "exposure:calculated", "risk:calculated", "pnl:calculated", "strategy:instructions"}
 
 func observe(t *testing.T, rdb *redis.Client, prefix string) *observer {
@@ -177,12 +180,12 @@ func observe(t *testing.T, rdb *redis.Client, prefix string) *observer {
 	go func() {
 		defer close(o.done)
 		for m := range ch {
-			msg, err := el.DecodeMessage([]byte(m.Payload), 0)
-			if err != nil {
+			channel := strings.TrimPrefix(m.Channel, prefix)
+			if _, err := standard.DecodeEvent(channel, []byte(m.Payload), messaging.DecodeOptions{}); err != nil {
 				continue // malformed on purpose: the logger skips and counts it
 			}
 			o.mu.Lock()
-			o.seen[strings.TrimPrefix(m.Channel, prefix)+" "+string(msg.Encode())]++
+			o.seen[channel+" "+m.Payload]++
 			o.mu.Unlock()
 		}
 	}()
@@ -210,11 +213,11 @@ func history(ctx context.Context, rdb *redis.Client, prefix string) (map[string]
 		raw, _ := m.Values["message"].(string)
 		ch, _ := m.Values["channel"].(string)
 		id, _ := m.Values["id"].(string)
-		msg, err := el.DecodeMessage([]byte(raw), 0)
-		if err != nil {
+		if _, err := standard.DecodeEvent(ch, []byte(raw), messaging.DecodeOptions{}); err != nil {
 			return nil, nil, fmt.Errorf("history entry %s does not decode: %w", m.ID, err)
 		}
-		byMsg[ch+" "+string(msg.Encode())]++
+		// The logger keeps payloads as they came: compared byte for byte.
+		byMsg[ch+" "+raw]++
 		byID[id]++
 	}
 	return byMsg, byID, nil

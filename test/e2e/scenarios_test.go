@@ -34,7 +34,7 @@ func sampleEngine() *stratopsv1.EngineSpec {
 			Image:           image,
 			ImagePullPolicy: corev1.PullIfNotPresent,
 			Command:         []string{"/sampleengine"},
-			Args:            []string{"--interval=500ms", "--malformed-every=10"},
+			Args:            []string{"--interval=500ms", "--malformed-every=20"},
 			SecurityContext: &corev1.SecurityContext{
 				AllowPrivilegeEscalation: ptr.To(false),
 				ReadOnlyRootFilesystem:   ptr.To(true),

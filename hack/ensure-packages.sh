@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Makes sure the Debian packages the tests use are installed, installing the
+# missing ones with apt-get when run as root. Each package is checked by
+# what the tests use of it, not by dpkg alone:
+#   redis-server   the redis-server binary (tests start their own on free ports)
+#   python3-redis  redis-py for Debian's /usr/bin/python3 (the interop test
+#                  runs the standard's Python components with it; another
+#                  python3 may come first on PATH)
+set -euo pipefail
+
+present() {
+	case "$1" in
+	redis-server) command -v redis-server >/dev/null 2>&1 ;;
+	python3-redis) [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import redis' >/dev/null 2>&1 ;;
+	*) dpkg -s "$1" >/dev/null 2>&1 ;;
+	esac
+}
+
+missing=()
+for p in "$@"; do
+	present "$p" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+	echo "[ensure-packages] installing ${missing[*]} with apt-get" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq >/dev/null
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	# redis-server's package starts a system service; tests never use it,
+	# so stop it and let it hold no port.
+	(command -v systemctl >/dev/null && systemctl stop redis-server) >/dev/null 2>&1 || true
+	(command -v service >/dev/null && service redis-server stop) >/dev/null 2>&1 || true
+	still=()
+	for p in "${missing[@]}"; do
+		present "$p" || still+=("$p")
+	done
+	[ ${#still[@]} -eq 0 ] && exit 0
+	missing=("${still[@]}")
+fi
+echo "The tests need these Debian packages, which are missing: ${missing[*]}" >&2
+echo "Install them (apt-get install ${missing[*]}), or run make test as root to let it install them." >&2
+exit 1
