@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/stratops/stratops/pkg/messaging"
 )
 
 // Probe names, in the order they run.
@@ -138,7 +140,7 @@ func Run(ctx context.Context, c redis.UniversalClient, o Options) Report {
 			return "master", nil
 		}},
 		{ProbeWriteTTL, func(ctx context.Context) (string, error) {
-			key := o.Prefix + "stratops:probe:" + randomSuffix()
+			key := o.Prefix + messaging.ProbeNamePrefix + randomSuffix()
 			var ttl *redis.DurationCmd
 			_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
 				p.Set(ctx, key, "1", probeKeyTTL)
@@ -154,7 +156,7 @@ func Run(ctx context.Context, c redis.UniversalClient, o Options) Report {
 			return fmt.Sprintf("SET %s EX %d, TTL read back", key, int(probeKeyTTL.Seconds())), nil
 		}},
 		{ProbePubSub, func(ctx context.Context) (string, error) {
-			ch := o.Prefix + "stratops:probe:" + randomSuffix()
+			ch := o.Prefix + messaging.ProbeNamePrefix + randomSuffix()
 			ps := c.Subscribe(ctx, ch)
 			defer ps.Close()
 			if _, err := ps.ReceiveTimeout(ctx, o.Timeout); err != nil {

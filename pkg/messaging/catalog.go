@@ -49,6 +49,10 @@ const (
 	// probe keys are stratops:probe:*). No Strategy may declare a channel or
 	// key of it.
 	ReservedComponent = "stratops"
+	// ProbeNamePrefix starts the names of the keys and channels the
+	// operator's probes write (with the Strategy's key prefix before it);
+	// they expire on their own.
+	ProbeNamePrefix = ReservedComponent + ":probe:"
 )
 
 // Reserved reports why a channel or key name is the operator's or the
