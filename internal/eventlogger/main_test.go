@@ -1,8 +1,6 @@
 package eventlogger
 
 import (
-	"context"
-	"fmt"
 	"os"
 	"testing"
 
@@ -15,29 +13,9 @@ import (
 // started here). Tests that stop Redis start their own.
 var redisServer *redistest.Server
 
-func TestMain(m *testing.M) {
-	s, err := redistest.Shared()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	redisServer = s
-	code := m.Run()
-	s.Close()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(redistest.Main(m, &redisServer)) }
 
-// newClient connects to addr; each test uses its own key prefix so that
-// tests never see each other's keys.
-func newClient(t testing.TB, addr string) redis.UniversalClient {
-	t.Helper()
-	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: 1})
-	t.Cleanup(func() { _ = c.Close() })
-	if err := c.Ping(context.Background()).Err(); err != nil {
-		t.Fatalf("redis at %s: %v", addr, err)
-	}
-	return c
-}
+func newClient(t testing.TB, addr string) *redis.Client { return redistest.Client(t, addr) }
 
 // prefixFor gives each test its own key prefix.
-func prefixFor(t testing.TB) string { return "test-" + fmt.Sprint(os.Getpid()) + "-" + t.Name() + ":" }
+func prefixFor(t testing.TB) string { return redistest.KeyPrefix(t) }

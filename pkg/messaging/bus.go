@@ -16,7 +16,8 @@ var ErrKeyNotFound = errors.New("messaging: key not found")
 // Bus is where a strategy's messages travel and its state is kept: Redis in
 // live (and in a backtest that has it), memory otherwise. Names given to a
 // Bus are catalog names; the bus adds the key prefix, so that nothing it
-// does leaves the strategy's prefix.
+// does leaves the strategy's prefix. Components use it through a Client;
+// Record, RecentIDs, History and WriteStats are the event logger's.
 type Bus interface {
 	// Kind is "redis" or "memory".
 	Kind() string
@@ -33,7 +34,7 @@ type Bus interface {
 	Set(ctx context.Context, key string, value []byte, ttl time.Duration) error
 	// Get returns a key's value and remaining TTL (negative: no expiry).
 	Get(ctx context.Context, key string) ([]byte, time.Duration, error)
-	// Record writes logged events in order: a notification on
+	// Record (the event logger's) writes logged events in order: a notification on
 	// events:logged and an entry in the events:history stream for each,
 	// and the history's TTL, in one round trip for the whole batch.
 	Record(ctx context.Context, entries []LogEntry) error

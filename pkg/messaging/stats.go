@@ -101,8 +101,8 @@ const (
 	statWinAtMS       = "at_ms"
 )
 
-// StatsField is the stats hash field of a channel's stat.
-func StatsField(channel, stat string) string { return channel + "|" + stat }
+// statsField is the stats hash field of a channel's stat.
+func statsField(channel, stat string) string { return channel + "|" + stat }
 
 // counterFields lists the HINCRBY increments of an update's counters.
 func (u StatsUpdate) counterFields() (incr map[string]int64, set map[string]int64) {
@@ -110,23 +110,23 @@ func (u StatsUpdate) counterFields() (incr map[string]int64, set map[string]int6
 	for ch, s := range u.Counters {
 		for stat, n := range map[string]int64{statMessages: s.Messages, statInvalid: s.Invalid, statNonconforming: s.Nonconforming} {
 			if n != 0 {
-				incr[StatsField(ch, stat)] = n
+				incr[statsField(ch, stat)] = n
 			}
 		}
 		if !s.LastMessageTime.IsZero() {
-			set[StatsField(ch, statLastMS)] = s.LastMessageTime.UnixMilli()
+			set[statsField(ch, statLastMS)] = s.LastMessageTime.UnixMilli()
 		}
 	}
 	if u.Windows != nil {
 		for ch, w := range u.Windows {
-			set[StatsField(ch, statWinMessages)] = w.Messages
-			set[StatsField(ch, statWinInvalid)] = w.Invalid
-			set[StatsField(ch, statWinLagSamples)] = w.LagSamples
-			set[StatsField(ch, statWinLagP50)] = w.LagP50.Microseconds()
-			set[StatsField(ch, statWinLagP99)] = w.LagP99.Microseconds()
+			set[statsField(ch, statWinMessages)] = w.Messages
+			set[statsField(ch, statWinInvalid)] = w.Invalid
+			set[statsField(ch, statWinLagSamples)] = w.LagSamples
+			set[statsField(ch, statWinLagP50)] = w.LagP50.Microseconds()
+			set[statsField(ch, statWinLagP99)] = w.LagP99.Microseconds()
 		}
-		set[StatsField(windowField, statWinLengthMS)] = u.WindowLength.Milliseconds()
-		set[StatsField(windowField, statWinAtMS)] = u.At.UnixMilli()
+		set[statsField(windowField, statWinLengthMS)] = u.WindowLength.Milliseconds()
+		set[statsField(windowField, statWinAtMS)] = u.At.UnixMilli()
 	}
 	return incr, set
 }
