@@ -34,7 +34,7 @@ type Kubelet struct {
 	Dir string
 	// Namespace limits it to one namespace. default: all of them.
 	Namespace string
-	Log logr.Logger
+	Log       logr.Logger
 
 	mu    sync.Mutex
 	procs map[types.NamespacedName]*proc

@@ -19,8 +19,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	stratopsv1 "github.com/stratops/stratops/api/v1"
-	"github.com/stratops/stratops/pkg/messaging"
 	"github.com/stratops/stratops/internal/redistest"
+	"github.com/stratops/stratops/pkg/messaging"
 	"github.com/stratops/stratops/test/e2e/cluster"
 )
 
