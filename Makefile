@@ -64,8 +64,8 @@ e2e: ## End-to-end tests on a real single-node cluster built here (root; see hac
 	hack/e2e/run.sh
 
 .PHONY: bench
-bench: envtest redis ## Run the benchmarks (event logger throughput and latency, reconcile cost, 200 Strategies to Ready).
-	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test ./internal/... -run '^$$' -bench . -benchmem
+bench: envtest redis ## Run the benchmarks (decoding, event logger throughput and latency, reconcile cost, 200 Strategies to Ready).
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test ./pkg/... ./internal/... -run '^$$' -bench . -benchmem
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test ./controllers/ -run '^$$' -bench 'Reconcile_' -benchmem
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test ./controllers/ -run '^$$' -bench 'Ready_' -benchtime=1x
 

@@ -27,7 +27,7 @@ func benchEntries(n int) []LogEntry {
 func rawRecord(ctx context.Context, c redis.UniversalClient, prefix string, entries []LogEntry) error {
 	_, err := c.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		for _, e := range entries {
-			msg := e.Event.Payload
+			msg := []byte(e.Event.Payload)
 			p.XAdd(ctx, &redis.XAddArgs{Stream: prefix + KeyEventsHistory, MaxLen: DefaultHistoryMaxLen, Approx: true,
 				Values: []any{"id", e.ID, "channel", e.Channel, "logged_at", e.LoggedAt.UnixMilli(),
 					"timestamp", e.Event.Timestamp.Format(time.RFC3339Nano), "component", e.Event.Component,
