@@ -10,10 +10,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	stratv1 "github.com/stratops/stratops/api/v1"
+	"github.com/stratops/stratops/internal/lifecycle"
 )
 
 // ensure makes the cluster hold desired, owned by s. It reads the current
@@ -44,7 +46,7 @@ func (r *StrategyReconciler) ensure(ctx context.Context, s *stratv1.Strategy, de
 		if err != nil {
 			return nil, fmt.Errorf("creating %s %q: %w", kind, desired.GetName(), err)
 		}
-		ctrlLog(ctx).Info("Created "+kind, "name", desired.GetName())
+		ctrl.LoggerFrom(ctx).Info("Created "+kind, "name", desired.GetName())
 		r.eventAbout(s, desired, corev1.EventTypeNormal, "Created", "Create", "Created %s %s", kind, desired.GetName())
 		return desired, nil
 	}
@@ -57,7 +59,7 @@ func (r *StrategyReconciler) ensure(ctx context.Context, s *stratv1.Strategy, de
 // update brings current in line with desired, if it is ours and needs it.
 func (r *StrategyReconciler) update(ctx context.Context, s *stratv1.Strategy, kind string, desired, current client.Object) (client.Object, error) {
 	if !metav1IsControlledBy(current, s) {
-		return nil, stalled(stratv1.ReasonNameConflict,
+		return nil, lifecycle.Stalled(stratv1.ReasonNameConflict,
 			"%s %q exists and is not owned by this Strategy; rename or delete it", kind, desired.GetName())
 	}
 	if inShape(desired, current) {
@@ -67,7 +69,7 @@ func (r *StrategyReconciler) update(ctx context.Context, s *stratv1.Strategy, ki
 	if err := r.Update(ctx, current); err != nil {
 		return nil, fmt.Errorf("updating %s %q: %w", kind, desired.GetName(), err)
 	}
-	ctrlLog(ctx).Info("Updated "+kind, "name", desired.GetName())
+	ctrl.LoggerFrom(ctx).Info("Updated "+kind, "name", desired.GetName())
 	r.eventAbout(s, current, corev1.EventTypeNormal, "Updated", "Update", "Updated %s %s to match the Strategy", kind, desired.GetName())
 	return current, nil
 }

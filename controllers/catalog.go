@@ -2,6 +2,7 @@ package controllers
 
 import (
 	stratv1 "github.com/stratops/stratops/api/v1"
+	"github.com/stratops/stratops/internal/lifecycle"
 	"github.com/stratops/stratops/pkg/messaging"
 )
 
@@ -58,7 +59,7 @@ func catalogFor(s *stratv1.Strategy) (messaging.Catalog, error) {
 		}
 	}
 	if err := c.Validate(); err != nil {
-		return messaging.Catalog{}, stalled(stratv1.ReasonInvalidSpec, "spec.messaging: %v", err)
+		return messaging.Catalog{}, lifecycle.Stalled(stratv1.ReasonInvalidSpec, "spec.messaging: %v", err)
 	}
 	return c, nil
 }

@@ -12,9 +12,11 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	stratv1 "github.com/stratops/stratops/api/v1"
+	"github.com/stratops/stratops/internal/lifecycle"
 )
 
 // enginePodTemplate is the user's template with the strategy's wiring
@@ -52,41 +54,41 @@ func enginePodTemplate(s *stratv1.Strategy, w wiring, hash string) corev1.PodTem
 // once an event logger replica is available: pub/sub keeps nothing for a
 // subscriber that is not there yet, so what an engine published before its
 // logger listened would never be logged.
-func (r *StrategyReconciler) reconcileEngine(ctx context.Context, st *reconcileState) error {
-	s := st.strategy
+func (r *StrategyReconciler) reconcileEngine(ctx context.Context, sc *scope) (ctrl.Result, error) {
+	s := sc.strategy
 	if s.Spec.Engine == nil {
 		meta.RemoveStatusCondition(&s.Status.Conditions, stratv1.ConditionEngineReady)
 		s.Status.Engine = nil
-		return nil
+		return ctrl.Result{}, nil
 	}
-	if st.gated {
-		setCondition(s, stratv1.ConditionEngineReady, false, stratv1.ReasonGated, "The engine waits for Redis to pass its probes")
-		return nil
+	if sc.redisState == lifecycle.RedisGated {
+		lifecycle.SetCondition(s, stratv1.ConditionEngineReady, false, stratv1.ReasonGated, "The engine waits for Redis to pass its probes")
+		return ctrl.Result{}, nil
 	}
-	env := podEnvFor(s, st.redis != nil)
+	env := podEnvFor(s, sc.redis != nil)
 	if env.Redis == nil {
 		// A backtest on the in-process bus forwards its events to the
 		// logger, so that its audit trail is complete.
 		env.EventLoggerURL = eventLoggerURL(s)
 	}
-	tmpl := enginePodTemplate(s, podWiring(env), st.configHash)
+	tmpl := enginePodTemplate(s, podWiring(env), sc.configHash)
 	waitMsg := "The engine starts once an event logger replica is available, so that everything it publishes is logged"
 	if s.Spec.Mode == stratv1.ModeBacktest {
-		if !st.loggerListening {
+		if !sc.loggerListening {
 			job := &batchv1.Job{}
 			if err := r.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: engineName(s)}, job); apierrors.IsNotFound(err) {
 				s.Status.Engine = &stratv1.WorkloadStatus{Replicas: 0}
-				setCondition(s, stratv1.ConditionEngineReady, false, stratv1.ReasonWaitingForEventLogger, waitMsg)
-				return nil
+				lifecycle.SetCondition(s, stratv1.ConditionEngineReady, false, stratv1.ReasonWaitingForEventLogger, waitMsg)
+				return ctrl.Result{}, nil
 			} else if err != nil {
-				return err
+				return ctrl.Result{}, err
 			}
 		}
-		return r.reconcileBacktestJob(ctx, st, tmpl)
+		return ctrl.Result{}, r.reconcileBacktestJob(ctx, sc, tmpl)
 	}
 
 	replicas := int32(1)
-	halted := st.redisLost && s.Spec.RedisLossPolicy != stratv1.RedisLossAlert
+	halted := lifecycle.Halted(sc.redisState, s.Spec.RedisLossPolicy)
 	if halted {
 		replicas = 0
 	}
@@ -96,12 +98,12 @@ func (r *StrategyReconciler) reconcileEngine(ctx context.Context, st *reconcileS
 	}
 	// Not started yet, or at zero after a Halt: wait for the logger. A
 	// running engine is never stopped for this.
-	waiting := !halted && !st.loggerListening && (before == nil || ptr.Deref(before.Spec.Replicas, 1) == 0)
+	waiting := !halted && !sc.loggerListening && (before == nil || ptr.Deref(before.Spec.Replicas, 1) == 0)
 	if waiting {
 		if before == nil {
 			s.Status.Engine = &stratv1.WorkloadStatus{Replicas: 0}
-			setCondition(s, stratv1.ConditionEngineReady, false, stratv1.ReasonWaitingForEventLogger, waitMsg)
-			return nil
+			lifecycle.SetCondition(s, stratv1.ConditionEngineReady, false, stratv1.ReasonWaitingForEventLogger, waitMsg)
+			return ctrl.Result{}, nil
 		}
 		replicas = 0
 	}
@@ -124,7 +126,7 @@ func (r *StrategyReconciler) reconcileEngine(ctx context.Context, st *reconcileS
 	}
 	live, err := r.ensure(ctx, s, desired)
 	if err != nil {
-		return err
+		return ctrl.Result{}, err
 	}
 	dep := live.(*appsv1.Deployment)
 	if before != nil {
@@ -139,15 +141,15 @@ func (r *StrategyReconciler) reconcileEngine(ctx context.Context, st *reconcileS
 	s.Status.Engine = &stratv1.WorkloadStatus{Replicas: replicas, ReadyReplicas: dep.Status.AvailableReplicas}
 	switch ready, msg := deploymentAvailable(dep, replicas); {
 	case waiting:
-		setCondition(s, stratv1.ConditionEngineReady, false, stratv1.ReasonWaitingForEventLogger, waitMsg)
+		lifecycle.SetCondition(s, stratv1.ConditionEngineReady, false, stratv1.ReasonWaitingForEventLogger, waitMsg)
 	case halted:
-		setCondition(s, stratv1.ConditionEngineReady, false, stratv1.ReasonEngineHalted, "Engine scaled to 0: Redis is lost and redisLossPolicy is Halt")
+		lifecycle.SetCondition(s, stratv1.ConditionEngineReady, false, stratv1.ReasonEngineHalted, "Engine scaled to 0: Redis is lost and redisLossPolicy is Halt")
 	case ready:
-		setCondition(s, stratv1.ConditionEngineReady, true, stratv1.ReasonEngineRunning, fmt.Sprintf("Deployment %s has %d/%d replicas available", dep.Name, dep.Status.AvailableReplicas, replicas))
+		lifecycle.SetCondition(s, stratv1.ConditionEngineReady, true, stratv1.ReasonEngineRunning, fmt.Sprintf("Deployment %s has %d/%d replicas available", dep.Name, dep.Status.AvailableReplicas, replicas))
 	default:
-		setCondition(s, stratv1.ConditionEngineReady, false, stratv1.ReasonEngineStarting, msg)
+		lifecycle.SetCondition(s, stratv1.ConditionEngineReady, false, stratv1.ReasonEngineStarting, msg)
 	}
-	return nil
+	return ctrl.Result{}, nil
 }
 
 // defaultProbe fills in what the API server would, so that comparing the
@@ -173,8 +175,8 @@ func defaultProbe(p *corev1.Probe) {
 
 // reconcileBacktestJob runs the backtest once. A Job's template cannot be
 // changed: a changed spec does not rerun it (delete the Job to rerun).
-func (r *StrategyReconciler) reconcileBacktestJob(ctx context.Context, st *reconcileState, tmpl corev1.PodTemplateSpec) error {
-	s := st.strategy
+func (r *StrategyReconciler) reconcileBacktestJob(ctx context.Context, sc *scope, tmpl corev1.PodTemplateSpec) error {
+	s := sc.strategy
 	if tmpl.Spec.RestartPolicy == "" || tmpl.Spec.RestartPolicy == corev1.RestartPolicyAlways {
 		tmpl.Spec.RestartPolicy = corev1.RestartPolicyNever
 	}
@@ -194,14 +196,14 @@ func (r *StrategyReconciler) reconcileBacktestJob(ctx context.Context, st *recon
 		}
 		switch c.Type {
 		case batchv1.JobComplete:
-			st.backtestDone = stratv1.PhaseSucceeded
-			setCondition(s, stratv1.ConditionEngineReady, true, stratv1.ReasonBacktestSucceeded, "Backtest Job "+job.Name+" completed")
+			sc.backtestDone = stratv1.PhaseSucceeded
+			lifecycle.SetCondition(s, stratv1.ConditionEngineReady, true, stratv1.ReasonBacktestSucceeded, "Backtest Job "+job.Name+" completed")
 			return nil
 		case batchv1.JobFailed:
-			st.backtestDone = stratv1.PhaseFailed
-			return stalled(stratv1.ReasonBacktestFailed, "Backtest Job %s failed: %s: %s", job.Name, c.Reason, c.Message)
+			sc.backtestDone = stratv1.PhaseFailed
+			return lifecycle.Stalled(stratv1.ReasonBacktestFailed, "Backtest Job %s failed: %s: %s", job.Name, c.Reason, c.Message)
 		}
 	}
-	setCondition(s, stratv1.ConditionEngineReady, true, stratv1.ReasonEngineRunning, "Backtest Job "+job.Name+" is running")
+	lifecycle.SetCondition(s, stratv1.ConditionEngineReady, true, stratv1.ReasonEngineRunning, "Backtest Job "+job.Name+" is running")
 	return nil
 }

@@ -10,39 +10,38 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
 
 	stratv1 "github.com/stratops/stratops/api/v1"
+	"github.com/stratops/stratops/internal/lifecycle"
 	"github.com/stratops/stratops/internal/redisprobe"
 )
 
 // reconcileHealth reads the channels' and keys' health from Redis and puts
 // it in status, conditions, events and metrics. It never changes Ready.
-func (r *StrategyReconciler) reconcileHealth(ctx context.Context, st *reconcileState) error {
-	s := st.strategy
-	if st.redis == nil || st.gated || st.redisLost {
-		why := "Redis is not usable"
-		switch {
-		case s.Status.Redis != nil && s.Status.Redis.InMemoryFallback:
+func (r *StrategyReconciler) reconcileHealth(ctx context.Context, sc *scope) (ctrl.Result, error) {
+	s := sc.strategy
+	if sc.redisState != lifecycle.RedisOK && sc.redisState != lifecycle.RedisFailing {
+		why := "Redis has not passed its probes"
+		switch sc.redisState {
+		case lifecycle.RedisInMemory:
 			why = "the backtest runs on the in-memory bus: channel and key health is read from Redis only"
 			s.Status.Channels, s.Status.Keys, s.Status.ChannelsSummary, s.Status.KeysSummary = nil, nil, "", ""
-		case st.gated:
-			why = "Redis has not passed its probes"
-		case st.redisLost:
+		case lifecycle.RedisLost:
 			why = "Redis is lost; the last read-out stays in status"
 		}
 		for _, t := range []string{stratv1.ConditionChannelsHealthy, stratv1.ConditionKeysHealthy} {
 			meta.SetStatusCondition(&s.Status.Conditions, metav1.Condition{Type: t, Status: metav1.ConditionUnknown,
 				Reason: stratv1.ReasonRedisUnavailable, Message: why, ObservedGeneration: s.Generation})
 		}
-		return nil
+		return ctrl.Result{}, nil
 	}
-	h := st.health
+	h := sc.health
 	if h == nil {
-		read, err := redisprobe.ReadHealth(ctx, st.redis, st.catalog, time.Now())
+		read, err := redisprobe.ReadHealth(ctx, sc.redis, sc.catalog, time.Now())
 		if err != nil {
 			// Not a reconcile error: Redis trouble is the probes' to report.
-			st.requeueAfter = min(2*time.Second, healthCheckInterval(s))
-			return nil
+			return ctrl.Result{RequeueAfter: min(2*time.Second, healthCheckInterval(s))}, nil
 		}
 		h = &read
 	}
@@ -59,7 +58,7 @@ func (r *StrategyReconciler) reconcileHealth(ctx context.Context, st *reconcileS
 			cs.LagP50, cs.LagP99 = lagString(c.Window.LagP50), lagString(c.Window.LagP99)
 		}
 		if !c.Healthy {
-			badCh = append(badCh, fmt.Sprintf("%s (%s)", c.Name, channelProblem(st, c)))
+			badCh = append(badCh, fmt.Sprintf("%s (%s)", c.Name, channelProblem(sc, c)))
 		}
 		chs = append(chs, cs)
 		channelSubscribers.WithLabelValues(ns, name, c.Name).Set(float64(c.Subscribers))
@@ -94,13 +93,13 @@ func (r *StrategyReconciler) reconcileHealth(ctx context.Context, st *reconcileS
 	totalCount.WithLabelValues(ns, name, "keys").Set(float64(len(ks)))
 	r.setHealth(s, stratv1.ConditionChannelsHealthy, "channels", badCh, len(chs))
 	r.setHealth(s, stratv1.ConditionKeysHealthy, "keys", badKeys, len(ks))
-	return nil
+	return ctrl.Result{}, nil
 }
 
 // channelProblem says in a few words why a channel is unhealthy, with the
 // figures that made it so.
-func channelProblem(st *reconcileState, c redisprobe.ChannelHealth) string {
-	pol, _ := st.catalog.Channel(c.Name)
+func channelProblem(sc *scope, c redisprobe.ChannelHealth) string {
+	pol, _ := sc.catalog.Channel(c.Name)
 	switch c.Reason {
 	case redisprobe.ReasonTooFewSubscribers:
 		return fmt.Sprintf("%s: %d/%d subscribers", c.Reason, c.Subscribers, pol.MinSubscribers)
@@ -130,16 +129,16 @@ func lagString(d time.Duration) string {
 
 // setHealth sets a health condition and emits an event when it flips.
 func (r *StrategyReconciler) setHealth(s *stratv1.Strategy, t, what string, bad []string, total int) {
-	prev := conditionCopy(s, t)
+	prev := lifecycle.ConditionCopy(s, t)
 	if len(bad) == 0 {
-		setCondition(s, t, true, stratv1.ReasonAllHealthy, fmt.Sprintf("All %d %s are healthy", total, what))
+		lifecycle.SetCondition(s, t, true, stratv1.ReasonAllHealthy, fmt.Sprintf("All %d %s are healthy", total, what))
 		if prev != nil && prev.Status == metav1.ConditionFalse {
 			r.event(s, corev1.EventTypeNormal, t, "HealthCheck", "All %d %s are healthy again", total, what)
 		}
 		return
 	}
 	msg := fmt.Sprintf("%d/%d %s unhealthy: %s", len(bad), total, what, strings.Join(bad, ", "))
-	setCondition(s, t, false, stratv1.ReasonUnhealthy, msg)
+	lifecycle.SetCondition(s, t, false, stratv1.ReasonUnhealthy, msg)
 	if prev == nil || prev.Status != metav1.ConditionFalse {
 		r.event(s, corev1.EventTypeWarning, t, "HealthCheck", "%s", msg)
 	}

@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	stratv1 "github.com/stratops/stratops/api/v1"
+	"github.com/stratops/stratops/internal/lifecycle"
 	"github.com/stratops/stratops/internal/redistest"
 )
 
@@ -428,7 +429,7 @@ func TestReconcile_BacktestKeepsTheBusItRolledOutWith(t *testing.T) {
 	key := client.ObjectKey{Namespace: ns, Name: "sticky-eventlogger"}
 	d := &appsv1.Deployment{}
 	g.Expect(k8sClient.Get(ctx, key, d)).To(Succeed())
-	g.Expect(usesRedis(d)).To(BeTrue())
+	g.Expect(busOf(d)).To(Equal(lifecycle.BusRedis))
 	generation := d.Generation
 
 	g.Expect(srv.Kill()).To(Succeed())

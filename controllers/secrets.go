@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	stratv1 "github.com/stratops/stratops/api/v1"
+	"github.com/stratops/stratops/internal/lifecycle"
 )
 
 // secretRefIndex indexes Strategies by the names of the Secrets they
@@ -78,7 +79,7 @@ func (r *StrategyReconciler) resolveSecrets(ctx context.Context, s *stratv1.Stra
 		var sec corev1.Secret
 		err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: s.Namespace, Name: ref.Name}, &sec)
 		if apierrors.IsNotFound(err) {
-			return nil, stalled(stratv1.ReasonSecretNotFound,
+			return nil, lifecycle.Stalled(stratv1.ReasonSecretNotFound,
 				"Secret %q referenced by %s does not exist in namespace %q", ref.Name, refField(s, ref), s.Namespace)
 		}
 		if err != nil {
@@ -86,7 +87,7 @@ func (r *StrategyReconciler) resolveSecrets(ctx context.Context, s *stratv1.Stra
 		}
 		v, ok := sec.Data[ref.Key]
 		if !ok {
-			return nil, stalled(stratv1.ReasonSecretKeyNotFound,
+			return nil, lifecycle.Stalled(stratv1.ReasonSecretKeyNotFound,
 				"Secret %q has no key %q (referenced by %s)", ref.Name, ref.Key, refField(s, ref))
 		}
 		out = append(out, resolvedSecret{ref: ref, value: v, resourceVersion: sec.ResourceVersion})

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/go-logr/logr"
 	"github.com/redis/go-redis/v9"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -23,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	stratv1 "github.com/stratops/stratops/api/v1"
+	"github.com/stratops/stratops/internal/lifecycle"
 	"github.com/stratops/stratops/internal/redisprobe"
 	"github.com/stratops/stratops/pkg/messaging"
 )
@@ -46,38 +46,40 @@ type StrategyReconciler struct {
 	NewRedisClient func(messaging.RedisConfig) (redis.UniversalClient, error)
 }
 
-// reconcileState is what one reconcile of one Strategy learns on its way
-// and hands from one step to the next.
-type reconcileState struct {
-	strategy    *stratv1.Strategy
+// scope is one reconcile of one Strategy: what each step learns, for the
+// steps after it and for the summary. Each field says which step sets it.
+type scope struct {
+	// strategy is the Strategy; the steps write its status. base is the
+	// Strategy as read, for the status patch.
+	strategy, base *stratv1.Strategy
+
+	// Set by reconcileSpec.
 	catalog     messaging.Catalog
 	catalogJSON []byte
 	secrets     []resolvedSecret
 	configHash  string
 
-	// redis is the client to the Strategy's Redis, nil when the strategy
-	// runs without Redis (a backtest on memory).
-	redis redis.UniversalClient
-	// health is the read-out, when reconcileRedis already made it.
-	health *redisprobe.Health
-	// redisOK: Redis can be used; gated: Live, not rolled out, Redis not
-	// proven; redisLost: Live, rolled out, Redis failed its probes
-	// redisLossThreshold times in a row.
-	redisOK, gated, redisLost bool
-	// loggerListening: at least one event logger replica is available, so
-	// what an engine publishes is logged.
+	// Set by reconcileRedis. redis is the client to the Strategy's Redis,
+	// nil when it runs without Redis (a backtest on memory); health is the
+	// read-out when the check made one.
+	redisState lifecycle.RedisState
+	redis      redis.UniversalClient
+	health     *redisprobe.Health
+
+	// Set by reconcileEventLogger: at least one logger replica is
+	// available, so what an engine publishes is logged.
 	loggerListening bool
-	// backtestDone is Succeeded or Failed once the backtest Job finished.
+
+	// Set by reconcileEngine: Succeeded or Failed once the backtest Job
+	// finished.
 	backtestDone stratv1.StrategyPhase
-	// requeueAfter, when set, asks for the next reconcile sooner than the
-	// health check interval.
-	requeueAfter time.Duration
 }
 
-// step is one sub-reconciler: it does one thing and sets only its own
-// condition. A stalledError stops the steps and stalls the Strategy; any
-// other error stops them and is retried with backoff.
-type step func(ctx context.Context, st *reconcileState) error
+// step is one sub-reconciler: it does one thing, sets only its own
+// condition, and says when it wants to run again. A StalledError stops the
+// steps and stalls the Strategy; any other error stops them and is retried
+// with backoff.
+type step func(ctx context.Context, sc *scope) (ctrl.Result, error)
 
 // +kubebuilder:rbac:groups=stratops.dev,resources=strategies,verbs=get;list;watch
 // +kubebuilder:rbac:groups=stratops.dev,resources=strategies/status,verbs=get;update;patch
@@ -87,8 +89,10 @@ type step func(ctx context.Context, st *reconcileState) error
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
-// Reconcile brings one Strategy's children in line with its spec and
-// patches its status once, at the end, if it changed.
+// Reconcile brings one Strategy's children in line with its spec. The
+// whole flow: read the Strategy; the steps in order (spec, Redis, event
+// logger, engine, health), each returning when it wants to run again; then,
+// on every way out, one summary of the conditions and one status patch.
 func (r *StrategyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	s := &stratv1.Strategy{}
 	if err := r.Get(ctx, req.NamespacedName, s); err != nil {
@@ -102,132 +106,86 @@ func (r *StrategyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	if !s.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil
 	}
-
-	base := s.DeepCopy()
-	defer func() {
-		err := r.patchStatus(ctx, base, s)
-		if apierrors.IsConflict(err) {
-			// This reconcile worked from a stale copy; its status must not
-			// overwrite a newer one. The next reconcile starts afresh.
-			result, retErr = ctrl.Result{RequeueAfter: 200 * time.Millisecond}, nil
-			return
-		}
-		if err != nil {
-			retErr = kerrors.NewAggregate([]error{retErr, err})
-		}
-	}()
+	sc := &scope{strategy: s, base: s.DeepCopy()}
+	defer func() { result, retErr = r.finish(ctx, sc, result, retErr) }()
 
 	if s.Spec.Suspend {
 		r.suspend(s)
 		return ctrl.Result{}, nil
 	}
-
-	st := &reconcileState{strategy: s}
-	var err error
 	for _, run := range []step{r.reconcileSpec, r.reconcileRedis, r.reconcileEventLogger, r.reconcileEngine, r.reconcileHealth} {
-		if err = run(ctx, st); err != nil {
-			break
+		res, err := run(ctx, sc)
+		result = soonest(result, res)
+		if err != nil {
+			return result, err
 		}
 	}
-	if apierrors.IsConflict(err) {
+	return result, nil
+}
+
+// finish summarizes what the steps did into the conditions and patches
+// the status, on every way out of Reconcile, and turns the steps' error
+// into the result the controller acts on.
+func (r *StrategyReconciler) finish(ctx context.Context, sc *scope, result ctrl.Result, err error) (ctrl.Result, error) {
+	s := sc.strategy
+	conflict := apierrors.IsConflict(err)
+	if conflict {
 		// The cache was behind a write; the next reconcile sees it. Not an
 		// error worth a condition or an event.
+		err, result = nil, ctrl.Result{RequeueAfter: 200 * time.Millisecond}
+	}
+	if !s.Spec.Suspend {
+		r.summarize(s, sc, err)
+	}
+	if perr := r.patchStatus(ctx, sc.base, s); apierrors.IsConflict(perr) {
+		// This reconcile worked from a stale copy; its status must not
+		// overwrite a newer one. The next reconcile starts afresh.
 		return ctrl.Result{RequeueAfter: 200 * time.Millisecond}, nil
+	} else if perr != nil {
+		return ctrl.Result{}, kerrors.NewAggregate([]error{err, perr})
 	}
-	r.summarize(s, st, err)
-	if _, ok := asStalled(err); ok {
-		// Retrying cannot help: a watch on the Strategy or the Secret brings
-		// the next reconcile.
+	switch _, stalled := lifecycle.AsStalled(err); {
+	case stalled:
+		// Retrying cannot help: a watch on the Strategy or the Secret
+		// brings the next reconcile.
 		return ctrl.Result{}, nil
-	}
-	if err != nil {
+	case err != nil:
 		return ctrl.Result{}, err
-	}
-	// Redis and the channels and keys are checked at least every
-	// healthCheckInterval, sooner while Redis is failing.
-	after := healthCheckInterval(s)
-	if st.requeueAfter > 0 {
-		after = min(after, st.requeueAfter)
-	}
-	if s.Spec.Redis == nil || st.backtestDone != "" {
+	case conflict:
+		return result, nil
+	case sc.backtestDone != "":
+		// A finished backtest has nothing left to check.
 		return ctrl.Result{}, nil
 	}
-	return ctrl.Result{RequeueAfter: after}, nil
+	return result, nil
+}
+
+// soonest merges two results into the one that runs first.
+func soonest(a, b ctrl.Result) ctrl.Result {
+	switch {
+	case a.RequeueAfter == 0:
+		return b
+	case b.RequeueAfter == 0:
+		return a
+	}
+	return ctrl.Result{RequeueAfter: min(a.RequeueAfter, b.RequeueAfter)}
 }
 
 // reconcileSpec turns the spec into the catalog and resolves the Secrets
 // it references.
-func (r *StrategyReconciler) reconcileSpec(ctx context.Context, st *reconcileState) error {
+func (r *StrategyReconciler) reconcileSpec(ctx context.Context, sc *scope) (ctrl.Result, error) {
 	var err error
-	if st.catalog, err = catalogFor(st.strategy); err != nil {
-		return err
+	if sc.catalog, err = catalogFor(sc.strategy); err != nil {
+		return ctrl.Result{}, err
 	}
-	if st.catalogJSON, err = st.catalog.Marshal(); err != nil {
-		return err
+	if sc.catalogJSON, err = sc.catalog.Marshal(); err != nil {
+		return ctrl.Result{}, err
 	}
-	if st.secrets, err = r.resolveSecrets(ctx, st.strategy); err != nil {
-		return err
+	if sc.secrets, err = r.resolveSecrets(ctx, sc.strategy); err != nil {
+		return ctrl.Result{}, err
 	}
-	st.configHash = configHash(st.catalogJSON, st.secrets)
-	return nil
-}
-
-// reconcileEventLogger provisions the event logger and sets
-// EventLoggerReady from its Deployment.
-func (r *StrategyReconciler) reconcileEventLogger(ctx context.Context, st *reconcileState) error {
-	s := st.strategy
-	image := s.Spec.EventLogger.Image
-	if image == "" {
-		image = r.EventLoggerImage
-	}
-	replicas := eventLoggerReplicas(s)
-	objs := []client.Object{desiredCatalogConfigMap(s, st.catalogJSON), desiredServiceAccount(s), desiredEventLoggerService(s)}
-	if !st.gated {
-		// The gate: a Live strategy's logger rolls out only once Redis
-		// proved itself.
-		objs = append(objs, desiredEventLoggerDeployment(s, image, replicas, st.configHash, st.redis != nil))
-	}
-	var dep *appsv1.Deployment
-	for _, obj := range objs {
-		live, err := r.ensure(ctx, s, obj)
-		if err != nil {
-			return err
-		}
-		if d, ok := live.(*appsv1.Deployment); ok {
-			dep = d
-		}
-	}
-	if dep == nil {
-		s.Status.EventLogger = &stratv1.WorkloadStatus{Replicas: 0}
-		setCondition(s, stratv1.ConditionEventLoggerReady, false, stratv1.ReasonGated, "The event logger waits for Redis to pass its probes")
-		return nil
-	}
-	st.loggerListening = dep.Status.AvailableReplicas > 0
-	ready, msg := deploymentAvailable(dep, replicas)
-	s.Status.EventLogger = &stratv1.WorkloadStatus{Replicas: replicas, ReadyReplicas: dep.Status.AvailableReplicas}
-	if ready {
-		setCondition(s, stratv1.ConditionEventLoggerReady, true, stratv1.ReasonEventLoggerAvailable,
-			fmt.Sprintf("Deployment %s has %d/%d replicas available", dep.Name, dep.Status.AvailableReplicas, replicas))
-	} else {
-		setCondition(s, stratv1.ConditionEventLoggerReady, false, stratv1.ReasonEventLoggerNotReady, msg)
-	}
-	return nil
-}
-
-// deploymentAvailable reports whether a Deployment has rolled out its
-// current template with every replica available, and if not, why.
-func deploymentAvailable(d *appsv1.Deployment, want int32) (bool, string) {
-	switch {
-	case d.Status.ObservedGeneration < d.Generation:
-		return false, fmt.Sprintf("Deployment %s: waiting for the deployment controller to observe generation %d", d.Name, d.Generation)
-	case d.Status.UpdatedReplicas < want:
-		return false, fmt.Sprintf("Deployment %s: %d/%d replicas updated", d.Name, d.Status.UpdatedReplicas, want)
-	case d.Status.AvailableReplicas < want:
-		return false, fmt.Sprintf("Deployment %s: %d/%d replicas available", d.Name, d.Status.AvailableReplicas, want)
-	case d.Status.Replicas > d.Status.UpdatedReplicas:
-		return false, fmt.Sprintf("Deployment %s: %d old replicas pending termination", d.Name, d.Status.Replicas-d.Status.UpdatedReplicas)
-	}
-	return true, ""
+	sc.configHash = configHash(sc.catalogJSON, sc.secrets)
+	return ctrl.Result{}, nil
 }
 
 // patchStatus patches the status once, and only when it changed. Figures
@@ -271,8 +229,6 @@ func (r *StrategyReconciler) eventAbout(s *stratv1.Strategy, related runtime.Obj
 		r.Recorder.Eventf(s, related, eventType, reason, action, note, args...)
 	}
 }
-
-func ctrlLog(ctx context.Context) logr.Logger { return ctrl.LoggerFrom(ctx) }
 
 // SetupWithManager registers the controller: it watches Strategies, the
 // children they own, and the Secrets they reference (metadata only; the

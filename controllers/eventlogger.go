@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 
@@ -9,10 +10,71 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	stratv1 "github.com/stratops/stratops/api/v1"
+	"github.com/stratops/stratops/internal/lifecycle"
 	"github.com/stratops/stratops/pkg/messaging"
 )
+
+// reconcileEventLogger provisions the event logger and sets
+// EventLoggerReady from its Deployment.
+func (r *StrategyReconciler) reconcileEventLogger(ctx context.Context, sc *scope) (ctrl.Result, error) {
+	s := sc.strategy
+	image := s.Spec.EventLogger.Image
+	if image == "" {
+		image = r.EventLoggerImage
+	}
+	replicas := eventLoggerReplicas(s)
+	objs := []client.Object{desiredCatalogConfigMap(s, sc.catalogJSON), desiredServiceAccount(s), desiredEventLoggerService(s)}
+	if sc.redisState != lifecycle.RedisGated {
+		// The gate: a Live strategy's logger rolls out only once Redis
+		// proved itself.
+		objs = append(objs, desiredEventLoggerDeployment(s, image, replicas, sc.configHash, sc.redis != nil))
+	}
+	var dep *appsv1.Deployment
+	for _, obj := range objs {
+		live, err := r.ensure(ctx, s, obj)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		if d, ok := live.(*appsv1.Deployment); ok {
+			dep = d
+		}
+	}
+	if dep == nil {
+		s.Status.EventLogger = &stratv1.WorkloadStatus{Replicas: 0}
+		lifecycle.SetCondition(s, stratv1.ConditionEventLoggerReady, false, stratv1.ReasonGated, "The event logger waits for Redis to pass its probes")
+		return ctrl.Result{}, nil
+	}
+	sc.loggerListening = dep.Status.AvailableReplicas > 0
+	ready, msg := deploymentAvailable(dep, replicas)
+	s.Status.EventLogger = &stratv1.WorkloadStatus{Replicas: replicas, ReadyReplicas: dep.Status.AvailableReplicas}
+	if ready {
+		lifecycle.SetCondition(s, stratv1.ConditionEventLoggerReady, true, stratv1.ReasonEventLoggerAvailable,
+			fmt.Sprintf("Deployment %s has %d/%d replicas available", dep.Name, dep.Status.AvailableReplicas, replicas))
+	} else {
+		lifecycle.SetCondition(s, stratv1.ConditionEventLoggerReady, false, stratv1.ReasonEventLoggerNotReady, msg)
+	}
+	return ctrl.Result{}, nil
+}
+
+// deploymentAvailable reports whether a Deployment has rolled out its
+// current template with every replica available, and if not, why.
+func deploymentAvailable(d *appsv1.Deployment, want int32) (bool, string) {
+	switch {
+	case d.Status.ObservedGeneration < d.Generation:
+		return false, fmt.Sprintf("Deployment %s: waiting for the deployment controller to observe generation %d", d.Name, d.Generation)
+	case d.Status.UpdatedReplicas < want:
+		return false, fmt.Sprintf("Deployment %s: %d/%d replicas updated", d.Name, d.Status.UpdatedReplicas, want)
+	case d.Status.AvailableReplicas < want:
+		return false, fmt.Sprintf("Deployment %s: %d/%d replicas available", d.Name, d.Status.AvailableReplicas, want)
+	case d.Status.Replicas > d.Status.UpdatedReplicas:
+		return false, fmt.Sprintf("Deployment %s: %d old replicas pending termination", d.Name, d.Status.Replicas-d.Status.UpdatedReplicas)
+	}
+	return true, ""
+}
 
 // eventLoggerBinary is the event logger's path in the operator's image.
 const eventLoggerBinary = "/eventlogger"

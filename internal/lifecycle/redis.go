@@ -1,0 +1,170 @@
+package lifecycle
+
+import (
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	stratv1 "github.com/stratops/stratops/api/v1"
+	"github.com/stratops/stratops/internal/redisprobe"
+)
+
+// RedisLossThreshold is how many probe rounds in a row must fail before a
+// rolled-out Live strategy's Redis is declared lost: one passing error
+// must not halt trading.
+const RedisLossThreshold = 3
+
+// RedisState is the Redis verdict on a Strategy: what its Redis means for
+// it now. The names are the verdict's, not the phases' (a Strategy whose
+// Redis is Lost is in phase Halted or Degraded, by its policy).
+type RedisState string
+
+const (
+	// RedisInMemory: a backtest on the event logger's in-memory bus.
+	RedisInMemory RedisState = "InMemory"
+	// RedisOK: Redis passed its last check.
+	RedisOK RedisState = "OK"
+	// RedisFailing: the last check failed, but nothing is decided on it
+	// yet: a Live strategy below the loss threshold, or a backtest on Redis
+	// whose logger keeps its events until Redis returns.
+	RedisFailing RedisState = "Failing"
+	// RedisGated: Live, not rolled out, and Redis has not passed every
+	// probe: nothing of the strategy rolls out.
+	RedisGated RedisState = "Gated"
+	// RedisLost: Live, rolled out, and RedisLossThreshold rounds in a row
+	// failed: the loss policy applies.
+	RedisLost RedisState = "Lost"
+)
+
+// RedisFacts is what the verdict is decided from: the spec, what runs, and
+// what the last check of Redis said.
+type RedisFacts struct {
+	Mode       stratv1.StrategyMode
+	LossPolicy stratv1.RedisLossPolicy
+	HasEngine  bool
+	// Configured is false when the spec has no redis.
+	Configured bool
+	// LoggerRolledOut: the event logger Deployment exists; the gate
+	// applies until it does.
+	LoggerRolledOut bool
+	// BacktestBus is the bus a backtest's logger rolled out with for the
+	// current generation ("redis" or "memory"), "" when it has not yet: a
+	// backtest keeps its bus, since switching would restart the logger and
+	// lose what it holds.
+	BacktestBus string
+	// Failed is the check that failed this round; nil when Redis passed.
+	Failed *redisprobe.Result
+	// ConsecutiveFailures counts failed rounds in a row, this one included.
+	ConsecutiveFailures int32
+	// Interval is the health check interval, which bounds every requeue.
+	Interval time.Duration
+	// Prev is the RedisReady condition as it was, for the events that mark
+	// a change.
+	Prev *metav1.Condition
+}
+
+// RedisVerdict is the decision: the state, the RedisReady condition, the
+// event that marks a change (if any), and when to look again.
+type RedisVerdict struct {
+	State   RedisState
+	Ready   bool
+	Reason  string
+	Message string
+	Event   *Event
+	// RequeueAfter is when Redis should be checked again.
+	RequeueAfter time.Duration
+}
+
+// Event is an event a decision asks the reconciler to record about the
+// Strategy.
+type Event struct{ Type, Reason, Note string }
+
+// DecideRedis is the Redis policy of the README's behaviour sections, in
+// one function of values: the Live gate, losing Redis after rollout under
+// Halt or Alert, a backtest's in-memory fallback.
+func DecideRedis(f RedisFacts) RedisVerdict {
+	soon := min(2*time.Second, f.Interval)
+	failure := ""
+	if f.Failed != nil {
+		failure = fmt.Sprintf("Redis probe %s failed (%s): %s", f.Failed.Name, f.Failed.Reason, f.Failed.Message)
+	}
+	if !f.Configured {
+		return RedisVerdict{State: RedisInMemory, Reason: stratv1.ReasonInMemoryFallback,
+			Message: "No spec.redis: the backtest runs on the event logger's in-memory bus"}
+	}
+	if f.Mode == stratv1.ModeBacktest {
+		onMemory := f.Failed != nil
+		if f.BacktestBus != "" {
+			onMemory = f.BacktestBus == BusMemory
+		}
+		switch {
+		case onMemory && f.Failed != nil:
+			return RedisVerdict{State: RedisInMemory, Reason: stratv1.ReasonInMemoryFallback, RequeueAfter: f.Interval,
+				Message: failure + "; the backtest runs on the in-memory bus"}
+		case onMemory:
+			return RedisVerdict{State: RedisInMemory, Reason: stratv1.ReasonInMemoryFallback, RequeueAfter: f.Interval,
+				Message: "the backtest runs on the in-memory bus, chosen at rollout because Redis failed its probes"}
+		case f.Failed == nil:
+			return RedisVerdict{State: RedisOK, Ready: true, Reason: stratv1.ReasonSucceeded, Message: "Redis passed every probe", RequeueAfter: f.Interval}
+		default:
+			return RedisVerdict{State: RedisFailing, Reason: stratv1.ReasonRedisNotReady, RequeueAfter: soon,
+				Message: failure + "; the backtest's logger keeps its events until Redis returns"}
+		}
+	}
+
+	// Live.
+	switch {
+	case f.Failed == nil:
+		v := RedisVerdict{State: RedisOK, Ready: true, Reason: stratv1.ReasonSucceeded, Message: "Redis passed every probe", RequeueAfter: f.Interval}
+		if !f.LoggerRolledOut {
+			v.Event = &Event{corev1.EventTypeNormal, "GatePassed", "Redis passed every probe: rolling out"}
+		} else if f.Prev != nil && f.Prev.Reason == stratv1.ReasonRedisLost {
+			v.Event = &Event{corev1.EventTypeNormal, "RedisRecovered", "Redis passed every probe again"}
+		}
+		return v
+	case !f.LoggerRolledOut:
+		// The gate, from the very first rollout; retried with backoff.
+		v := RedisVerdict{State: RedisGated, Reason: stratv1.ReasonRedisNotReady, Message: "Live strategy gated: " + failure,
+			RequeueAfter: min(time.Duration(1<<min(f.ConsecutiveFailures, 6))*time.Second, f.Interval)}
+		if f.Prev == nil || f.Prev.Message != v.Message {
+			v.Event = &Event{corev1.EventTypeWarning, "GateFailed", v.Message}
+		}
+		return v
+	case f.ConsecutiveFailures < RedisLossThreshold:
+		// Not lost yet: one failure is not an outage.
+		return RedisVerdict{State: RedisFailing, Ready: true, Reason: stratv1.ReasonSucceeded, RequeueAfter: soon,
+			Message: fmt.Sprintf("%s: %d of %d failed rounds before Redis is declared lost", failure, f.ConsecutiveFailures, RedisLossThreshold)}
+	default:
+		// The message stays the same for the whole outage (the running
+		// count is status.redis.consecutiveFailures), so alerts see one
+		// change.
+		v := RedisVerdict{State: RedisLost, Reason: stratv1.ReasonRedisLost, RequeueAfter: soon,
+			Message: fmt.Sprintf("Redis lost after %d consecutive failed probe rounds: probe %s failed (%s): %s",
+				RedisLossThreshold, f.Failed.Name, f.Failed.Reason, f.Failed.Message)}
+		if f.Prev == nil || f.Prev.Reason != stratv1.ReasonRedisLost {
+			action := "policy Halt: the engine is scaled to zero"
+			if f.LossPolicy == stratv1.RedisLossAlert {
+				action = "policy Alert: the engine keeps running"
+			}
+			if !f.HasEngine {
+				action = "policy " + string(f.LossPolicy) + " (no engine to act on)"
+			}
+			v.Event = &Event{corev1.EventTypeWarning, stratv1.ReasonRedisLost, v.Message + "; " + action}
+		}
+		return v
+	}
+}
+
+// Buses a backtest's logger can roll out with.
+const (
+	BusRedis  = "redis"
+	BusMemory = "memory"
+)
+
+// Halted is whether the verdict stops a Live engine: Redis lost under
+// policy Halt.
+func Halted(state RedisState, policy stratv1.RedisLossPolicy) bool {
+	return state == RedisLost && policy != stratv1.RedisLossAlert
+}
