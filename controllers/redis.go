@@ -60,11 +60,7 @@ func (r *StrategyReconciler) reconcileRedis(ctx context.Context, sc *scope) (ctr
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	build := r.NewRedisClient
-	if build == nil {
-		build = messaging.NewRedisClient
-	}
-	c, err := r.Clients.Acquire(key, cfg, build)
+	c, err := r.Clients.Acquire(key, cfg, r.NewRedisClient)
 	if err != nil {
 		return ctrl.Result{}, lifecycle.Stalled(stratv1.ReasonInvalidSpec, "spec.redis: %v", err)
 	}

@@ -6,20 +6,13 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	appsv1 "k8s.io/api/apps/v1"
-	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
-	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	stratv1 "github.com/stratops/stratops/api/v1"
 	"github.com/stratops/stratops/internal/lifecycle"
@@ -27,23 +20,17 @@ import (
 	"github.com/stratops/stratops/pkg/messaging"
 )
 
-// StrategyReconciler reconciles Strategy objects.
+// StrategyReconciler reconciles Strategy objects. Setup makes it.
 type StrategyReconciler struct {
 	client.Client
 	// APIReader reads from the API server, bypassing the cache: Secrets are
 	// read through it, and children the cache does not hold.
-	APIReader client.Reader
-	Scheme    *runtime.Scheme
-	Recorder  events.EventRecorder
-	// EventLoggerImage is the event logger image used when a Strategy does
-	// not name one: the operator's own image.
+	APIReader        client.Reader
+	Scheme           *runtime.Scheme
+	Recorder         events.EventRecorder
 	EventLoggerImage string
-	// MaxConcurrentReconciles bounds parallel reconciles. default: 4.
-	MaxConcurrentReconciles int
-	// Clients caches Redis clients across Strategies.
-	Clients *redisprobe.Clients
-	// NewRedisClient builds a Redis client. default: messaging.NewRedisClient.
-	NewRedisClient func(messaging.RedisConfig) (redis.UniversalClient, error)
+	Clients          *redisprobe.Clients
+	NewRedisClient   func(messaging.RedisConfig) (redis.UniversalClient, error)
 }
 
 // scope is one reconcile of one Strategy: what each step learns, for the
@@ -228,31 +215,4 @@ func (r *StrategyReconciler) eventAbout(s *stratv1.Strategy, related runtime.Obj
 	if r.Recorder != nil {
 		r.Recorder.Eventf(s, related, eventType, reason, action, note, args...)
 	}
-}
-
-// SetupWithManager registers the controller: it watches Strategies, the
-// children they own, and the Secrets they reference (metadata only; the
-// contents are read when needed, never cached).
-func (r *StrategyReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
-	if err := mgr.GetFieldIndexer().IndexField(ctx, &stratv1.Strategy{}, secretRefIndex, indexSecretRefs); err != nil {
-		return fmt.Errorf("indexing Strategies by Secret: %w", err)
-	}
-	if r.Clients == nil {
-		r.Clients = NewRedisClients()
-	}
-	workers := r.MaxConcurrentReconciles
-	if workers <= 0 {
-		workers = 4
-	}
-	return ctrl.NewControllerManagedBy(mgr).
-		For(&stratv1.Strategy{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Owns(&corev1.ConfigMap{}).
-		Owns(&corev1.ServiceAccount{}).
-		Owns(&corev1.Service{}).
-		Owns(&appsv1.Deployment{}).
-		Owns(&batchv1.Job{}).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.strategiesForSecret), builder.OnlyMetadata).
-		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
-		Named("strategy").
-		Complete(r)
 }

@@ -21,8 +21,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -47,7 +45,7 @@ const (
 
 var (
 	k8sClient  client.Client
-	testScheme = runtime.NewScheme()
+	testScheme = Scheme()
 	restConfig *rest.Config
 	reconciler *StrategyReconciler
 	// redisOpen needs no password; redisAuth needs testPassword (default
@@ -73,8 +71,6 @@ func runSuite(m *testing.M) int {
 	// no secret is ever logged; errors also go to stderr.
 	ctrl.SetLogger(zap.New(zap.WriteTo(io.MultiWriter(managerLogs, levelFilter{os.Stderr})), zap.UseDevMode(false), zap.Level(zapcore.Level(-10))))
 	redisprobe.RouteLogs(ctrl.Log)
-	utilruntime.Must(clientgoscheme.AddToScheme(testScheme))
-	utilruntime.Must(stratv1.AddToScheme(testScheme))
 
 	env := &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
@@ -91,13 +87,10 @@ func runSuite(m *testing.M) int {
 		}
 	}()
 
-	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
-		Scheme:                 testScheme,
+	mgr, err := ctrl.NewManager(restConfig, ManagerOptions(ctrl.Options{
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		Cache:                  CacheOptions(),
-		Client:                 client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
-	})
+	}))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "creating manager:", err)
 		return 1
@@ -127,16 +120,7 @@ func runSuite(m *testing.M) int {
 	}
 	_ = admin.Close()
 
-	reconciler = &StrategyReconciler{
-		Clients:          NewRedisClients(),
-		NewRedisClient:   countingRedisClient,
-		Client:           mgr.GetClient(),
-		APIReader:        mgr.GetAPIReader(),
-		Scheme:           mgr.GetScheme(),
-		Recorder:         mgr.GetEventRecorder("stratops"),
-		EventLoggerImage: testImage,
-	}
-	if err := reconciler.SetupWithManager(ctx, mgr); err != nil {
+	if reconciler, err = Setup(ctx, mgr, Options{EventLoggerImage: testImage, NewRedisClient: countingRedisClient}); err != nil {
 		fmt.Fprintln(os.Stderr, "setting up controller:", err)
 		return 1
 	}

@@ -7,17 +7,11 @@ import (
 	"fmt"
 	"os"
 
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	stratv1 "github.com/stratops/stratops/api/v1"
 	"github.com/stratops/stratops/controllers"
 	"github.com/stratops/stratops/internal/redisprobe"
 )
@@ -54,14 +48,8 @@ func run() error {
 	log := ctrl.Log.WithName("setup")
 	redisprobe.RouteLogs(ctrl.Log)
 
-	scheme := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(stratv1.AddToScheme(scheme))
-
-	metricsOpts := metricsserver.Options{BindAddress: metricsAddr}
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
-		Scheme:                  scheme,
-		Metrics:                 metricsOpts,
+	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), controllers.ManagerOptions(ctrl.Options{
+		Metrics:                 metricsserver.Options{BindAddress: metricsAddr},
 		HealthProbeBindAddress:  probeAddr,
 		LeaderElection:          leaderElect,
 		LeaderElectionID:        "stratops.stratops.dev",
@@ -69,27 +57,13 @@ func run() error {
 		// The Lease is released on shutdown so a new leader takes over at
 		// once instead of after the lease expires.
 		LeaderElectionReleaseOnCancel: true,
-		Cache:                         controllers.CacheOptions(),
-		Client: client.Options{Cache: &client.CacheOptions{
-			// Secrets are read when needed, never kept in memory.
-			DisableFor: []client.Object{&corev1.Secret{}},
-		}},
-	})
+	}))
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
 	}
 
 	ctx := ctrl.SetupSignalHandler()
-	r := &controllers.StrategyReconciler{
-		Client:                  mgr.GetClient(),
-		APIReader:               mgr.GetAPIReader(),
-		Scheme:                  mgr.GetScheme(),
-		Recorder:                mgr.GetEventRecorder("stratops"),
-		EventLoggerImage:        image,
-		MaxConcurrentReconciles: workers,
-		Clients:                 controllers.NewRedisClients(),
-	}
-	if err := r.SetupWithManager(ctx, mgr); err != nil {
+	if _, err := controllers.Setup(ctx, mgr, controllers.Options{EventLoggerImage: image, MaxConcurrentReconciles: workers}); err != nil {
 		return fmt.Errorf("setting up the Strategy controller: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

@@ -24,11 +24,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -149,22 +145,13 @@ func run(root, dir string, tableEvery time.Duration) error {
 	say("API server %s; kubeconfig %s", cfg.Host, kubeconfig)
 	say("use it:  kubectl --kubeconfig %s get strat -A", kubeconfig)
 
-	scheme := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(stratv1.AddToScheme(scheme))
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
-		Cache:  controllers.CacheOptions(),
-		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
-	})
+	mgr, err := ctrl.NewManager(cfg, controllers.ManagerOptions(ctrl.Options{
+		Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
+	}))
 	if err != nil {
 		return err
 	}
-	r := &controllers.StrategyReconciler{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(),
-		Recorder: mgr.GetEventRecorder("stratops"), EventLoggerImage: "local", Clients: controllers.NewRedisClients(),
-	}
-	if err := r.SetupWithManager(ctx, mgr); err != nil {
+	if _, err := controllers.Setup(ctx, mgr, controllers.Options{EventLoggerImage: "local"}); err != nil {
 		return err
 	}
 	mgrCtx, stopMgr := context.WithCancel(context.WithoutCancel(ctx))
@@ -177,7 +164,7 @@ func run(root, dir string, tableEvery time.Duration) error {
 		}
 	}()
 
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	c, err := client.New(cfg, client.Options{Scheme: controllers.Scheme()})
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,111 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/redis/go-redis/v9"
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	stratv1 "github.com/stratops/stratops/api/v1"
+	"github.com/stratops/stratops/internal/redisprobe"
+	"github.com/stratops/stratops/pkg/messaging"
+)
+
+// Options configure the Strategy controller. Every field's zero value
+// means its default.
+type Options struct {
+	// EventLoggerImage is the event logger image for Strategies that name
+	// none: the operator's own image. Required.
+	EventLoggerImage string
+	// MaxConcurrentReconciles bounds parallel reconciles. default: 4.
+	MaxConcurrentReconciles int
+	// Clients caches Redis clients across Strategies. default: a new cache.
+	Clients *redisprobe.Clients
+	// NewRedisClient builds a Redis client. default: messaging.NewRedisClient.
+	NewRedisClient func(messaging.RedisConfig) (redis.UniversalClient, error)
+}
+
+// Scheme is what the controller reads and writes: the core kinds and
+// Strategy.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(stratv1.AddToScheme(s))
+	return s
+}
+
+// ManagerOptions completes a manager's options for the controller: its
+// scheme, a cache that holds only the objects stratops made (of the kinds
+// it owns, those labelled managed-by stratops, however many others the
+// cluster has), and a client that never caches Secrets (they are read when
+// needed, never kept in memory).
+func ManagerOptions(o ctrl.Options) ctrl.Options {
+	o.Scheme = Scheme()
+	ours := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{labelManagedBy: managerName})}
+	o.Cache = cache.Options{ByObject: map[client.Object]cache.ByObject{
+		&corev1.ConfigMap{}:      ours,
+		&corev1.ServiceAccount{}: ours,
+		&corev1.Service{}:        ours,
+		&appsv1.Deployment{}:     ours,
+		&batchv1.Job{}:           ours,
+	}}
+	o.Client = client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}}
+	return o
+}
+
+// Setup registers the Strategy controller with a manager made with
+// ManagerOptions: the index of Strategies by the Secrets they reference,
+// and the reconciler, which watches Strategies, the children they own, and
+// those Secrets (metadata only; their contents are read when needed, never
+// cached).
+func Setup(ctx context.Context, mgr ctrl.Manager, o Options) (*StrategyReconciler, error) {
+	if o.EventLoggerImage == "" {
+		return nil, fmt.Errorf("controllers: Options.EventLoggerImage is required")
+	}
+	if o.MaxConcurrentReconciles <= 0 {
+		o.MaxConcurrentReconciles = 4
+	}
+	if o.Clients == nil {
+		o.Clients = NewRedisClients()
+	}
+	if o.NewRedisClient == nil {
+		o.NewRedisClient = messaging.NewRedisClient
+	}
+	r := &StrategyReconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(),
+		Recorder: mgr.GetEventRecorder(managerName), EventLoggerImage: o.EventLoggerImage,
+		Clients: o.Clients, NewRedisClient: o.NewRedisClient,
+	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &stratv1.Strategy{}, secretRefIndex, indexSecretRefs); err != nil {
+		return nil, fmt.Errorf("indexing Strategies by Secret: %w", err)
+	}
+	err := ctrl.NewControllerManagedBy(mgr).
+		For(&stratv1.Strategy{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Owns(&corev1.ConfigMap{}).
+		Owns(&corev1.ServiceAccount{}).
+		Owns(&corev1.Service{}).
+		Owns(&appsv1.Deployment{}).
+		Owns(&batchv1.Job{}).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.strategiesForSecret), builder.OnlyMetadata).
+		WithOptions(controller.Options{MaxConcurrentReconciles: o.MaxConcurrentReconciles}).
+		Named("strategy").
+		Complete(r)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
