@@ -62,6 +62,12 @@ func (r *StrategyReconciler) reconcileHealth(ctx context.Context, sc *scope) (ct
 		}
 		chs = append(chs, cs)
 		channelSubscribers.WithLabelValues(ns, name, c.Name).Set(float64(c.Subscribers))
+		if c.WindowOK && c.Window.LagSamples > 0 {
+			channelLagP99.WithLabelValues(ns, name, c.Name).Set(c.Window.LagP99.Seconds())
+		}
+		if !c.LastMessageTime.IsZero() {
+			channelLastMessage.WithLabelValues(ns, name, c.Name).Set(float64(c.LastMessageTime.UnixMilli()) / 1000)
+		}
 	}
 	var ks []stratv1.KeyStatus
 	var badKeys []string
@@ -96,8 +102,10 @@ func (r *StrategyReconciler) reconcileHealth(ctx context.Context, sc *scope) (ct
 	return ctrl.Result{}, nil
 }
 
-// channelProblem says in a few words why a channel is unhealthy, with the
-// figures that made it so.
+// channelProblem says in a few words why a channel is unhealthy. It names
+// the policy it breaks, not figures that move with traffic (those are in
+// status.channels and the metrics), so that the condition changes only
+// when the verdict does.
 func channelProblem(sc *scope, c redisprobe.ChannelHealth) string {
 	pol, _ := sc.catalog.Channel(c.Name)
 	switch c.Reason {
@@ -106,10 +114,9 @@ func channelProblem(sc *scope, c redisprobe.ChannelHealth) string {
 	case redisprobe.ReasonSilent:
 		return fmt.Sprintf("%s: no message for more than %s", c.Reason, pol.MaxSilence.Duration)
 	case redisprobe.ReasonInvalidMessages:
-		return fmt.Sprintf("%s: %d of %d messages invalid in the health window, more than %.0f%%",
-			c.Reason, c.Window.Invalid, c.Window.Invalid+c.Window.Messages, 100*pol.InvalidRatioLimit())
+		return fmt.Sprintf("%s: more than %g%% of the messages in the health window are invalid", c.Reason, 100*pol.InvalidRatioLimit())
 	case redisprobe.ReasonLagging:
-		return fmt.Sprintf("%s: p99 lag %s over maxLag %s", c.Reason, lagString(c.Window.LagP99), pol.MaxLag.Duration)
+		return fmt.Sprintf("%s: p99 lag over maxLag %s in the health window", c.Reason, pol.MaxLag.Duration)
 	}
 	return c.Reason
 }

@@ -23,6 +23,12 @@ var (
 	channelSubscribers = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "stratops_channel_subscribers", Help: "PUBSUB NUMSUB of each channel of each Strategy.",
 	}, []string{"namespace", "strategy", "channel"})
+	channelLagP99 = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "stratops_channel_lag_p99_seconds", Help: "p99 lag of each channel over the event logger's health window (from an event's timestamp to the logger receiving it).",
+	}, []string{"namespace", "strategy", "channel"})
+	channelLastMessage = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "stratops_channel_last_message_timestamp_seconds", Help: "When the event logger last logged a message of each channel (Unix time).",
+	}, []string{"namespace", "strategy", "channel"})
 	keyTTL = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "stratops_key_ttl_seconds", Help: "Remaining TTL of each key of each Strategy (-1: none, -2: missing).",
 	}, []string{"namespace", "strategy", "key"})
@@ -35,13 +41,16 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(probeLatency, probeFailures, redisClientsOpen, channelSubscribers, keyTTL, healthyCount, totalCount)
+	metrics.Registry.MustRegister(probeLatency, probeFailures, redisClientsOpen, channelSubscribers, channelLagP99, channelLastMessage,
+		keyTTL, healthyCount, totalCount)
 }
 
 // forgetMetrics drops a deleted Strategy's series.
 func forgetMetrics(namespace, name string) {
 	l := prometheus.Labels{"namespace": namespace, "strategy": name}
 	channelSubscribers.DeletePartialMatch(l)
+	channelLagP99.DeletePartialMatch(l)
+	channelLastMessage.DeletePartialMatch(l)
 	keyTTL.DeletePartialMatch(l)
 	healthyCount.DeletePartialMatch(l)
 	totalCount.DeletePartialMatch(l)

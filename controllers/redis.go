@@ -78,7 +78,14 @@ func (r *StrategyReconciler) reconcileRedis(ctx context.Context, sc *scope) (ctr
 		rs = s.Status.Redis.DeepCopy()
 	}
 	rs.Endpoint = cfg.String()
-	due := rs.LastProbeTime == nil || time.Since(rs.LastProbeTime.Time) >= facts.Interval ||
+	lastProbe := time.Time{}
+	if rs.LastProbeTime != nil {
+		lastProbe = rs.LastProbeTime.Time
+	}
+	if t, ok := r.probes.Load(key); ok && t.(time.Time).After(lastProbe) {
+		lastProbe = t.(time.Time)
+	}
+	due := lastProbe.IsZero() || time.Since(lastProbe) >= facts.Interval ||
 		rs.ConsecutiveFailures > 0 || !facts.LoggerRolledOut ||
 		!meta.IsStatusConditionTrue(s.Status.Conditions, stratv1.ConditionRedisReady) ||
 		s.Status.ObservedGeneration != s.Generation
@@ -95,6 +102,7 @@ func (r *StrategyReconciler) reconcileRedis(ctx context.Context, sc *scope) (ctr
 		})
 		now := metav1.Now()
 		rs.LastProbeTime = &now
+		r.probes.Store(key, now.Time)
 		rs.ServerVersion, rs.Role = rep.ServerVersion, rep.Role
 		rs.Probes = nil
 		for _, p := range rep.Probes {

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	appsv1 "k8s.io/api/apps/v1"
@@ -37,6 +38,9 @@ type Options struct {
 	Clients *redisprobe.Clients
 	// NewRedisClient builds a Redis client. default: messaging.NewRedisClient.
 	NewRedisClient func(messaging.RedisConfig) (redis.UniversalClient, error)
+	// StatusRefreshInterval bounds how often figures alone are written to
+	// a Strategy's status. default: DefaultStatusRefreshInterval.
+	StatusRefreshInterval time.Duration
 }
 
 // Scheme is what the controller reads and writes: the core kinds and
@@ -88,7 +92,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) (*StrategyReconcile
 	r := &StrategyReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(),
 		Recorder: mgr.GetEventRecorder(managerName), EventLoggerImage: o.EventLoggerImage,
-		Clients: o.Clients, NewRedisClient: o.NewRedisClient,
+		Clients: o.Clients, NewRedisClient: o.NewRedisClient, StatusRefreshInterval: o.StatusRefreshInterval,
 	}
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &stratv1.Strategy{}, secretRefIndex, indexSecretRefs); err != nil {
 		return nil, fmt.Errorf("indexing Strategies by Secret: %w", err)

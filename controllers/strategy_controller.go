@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -31,6 +32,13 @@ type StrategyReconciler struct {
 	EventLoggerImage string
 	Clients          *redisprobe.Clients
 	NewRedisClient   func(messaging.RedisConfig) (redis.UniversalClient, error)
+	// StatusRefreshInterval: see DefaultStatusRefreshInterval.
+	StatusRefreshInterval time.Duration
+
+	// statusWrites and probes hold, per Strategy, when this process last
+	// wrote its status and last probed its Redis: a probe time that is not
+	// written yet still counts.
+	statusWrites, probes sync.Map
 }
 
 // scope is one reconcile of one Strategy: what each step learns, for the
@@ -85,6 +93,8 @@ func (r *StrategyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	if err := r.Get(ctx, req.NamespacedName, s); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.Clients.Release(req.String())
+			r.statusWrites.Delete(req.String())
+			r.probes.Delete(req.String())
 			forgetMetrics(req.Namespace, req.Name)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -175,15 +185,26 @@ func (r *StrategyReconciler) reconcileSpec(ctx context.Context, sc *scope) (ctrl
 	return ctrl.Result{}, nil
 }
 
-// patchStatus patches the status once, and only when it changed. Figures
-// that change on every read (a key's remaining TTL, a probe's time) are
-// not a change on their own: they are refreshed when the probes run, every
-// healthCheckInterval, or along with a change that matters.
+// DefaultStatusRefreshInterval bounds how often figures alone (message
+// counts, lags, the last message and probe times, TTLs) are written to a
+// Strategy's status; metrics carry them always.
+const DefaultStatusRefreshInterval = 5 * time.Minute
+
+// patchStatus patches the status once, and only when it should: at once
+// when its meaning changed (phase, a condition, a reason, a channel's or
+// key's health, a probe result, the failure count), and when only figures
+// changed, at most once per StatusRefreshInterval. An idle Strategy costs
+// no write; one with steady traffic one write per interval.
 func (r *StrategyReconciler) patchStatus(ctx context.Context, base, s *stratv1.Strategy) error {
-	if equality.Semantic.DeepEqual(withoutVolatile(&base.Status), withoutVolatile(&s.Status)) &&
-		(s.Status.Redis == nil || base.Status.Redis == nil ||
-			equality.Semantic.DeepEqual(s.Status.Redis.LastProbeTime, base.Status.Redis.LastProbeTime)) {
-		return nil
+	key := client.ObjectKeyFromObject(s).String()
+	meaningful := !equality.Semantic.DeepEqual(withoutFigures(&base.Status), withoutFigures(&s.Status))
+	if !meaningful {
+		if equality.Semantic.DeepEqual(base.Status, s.Status) {
+			return nil
+		}
+		if last, ok := r.statusWrites.Load(key); ok && time.Since(last.(time.Time)) < r.statusRefreshInterval() {
+			return nil
+		}
 	}
 	// Optimistic lock: conditions are a list a merge patch replaces whole,
 	// so a patch computed from a stale copy must fail, not win.
@@ -191,12 +212,29 @@ func (r *StrategyReconciler) patchStatus(ctx context.Context, base, s *stratv1.S
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("patching status: %w", err)
 	}
+	r.statusWrites.Store(key, time.Now())
 	return nil
 }
 
-// withoutVolatile is the status without the figures that tick on their own.
-func withoutVolatile(st *stratv1.StrategyStatus) *stratv1.StrategyStatus {
+func (r *StrategyReconciler) statusRefreshInterval() time.Duration {
+	if r.StatusRefreshInterval > 0 {
+		return r.StatusRefreshInterval
+	}
+	return DefaultStatusRefreshInterval
+}
+
+// withoutFigures is the status without the figures that tick on their own
+// or with traffic: what is left is its meaning.
+func withoutFigures(st *stratv1.StrategyStatus) *stratv1.StrategyStatus {
 	c := st.DeepCopy()
+	if c.Redis != nil {
+		c.Redis.LastProbeTime = nil
+	}
+	for i := range c.Channels {
+		ch := &c.Channels[i]
+		ch.Messages, ch.InvalidMessages, ch.NonconformingMessages = 0, 0, 0
+		ch.LastMessageTime, ch.LagP50, ch.LagP99 = nil, "", ""
+	}
 	for i := range c.Keys {
 		c.Keys[i].TTLSeconds = nil
 	}

@@ -38,9 +38,14 @@ import (
 const (
 	// timeout bounds every Eventually: generous, since two cores run the
 	// API server, Redis and several test packages at once.
-	timeout   = 60 * time.Second
-	interval  = 100 * time.Millisecond
-	testImage = "stratops:test"
+	timeout = 60 * time.Second
+	// testStatusRefresh bounds how often figures alone are written to
+	// status in the tests: long enough to see that an idle Strategy costs
+	// no write over several probe rounds, short enough for tests that read
+	// counters from status.
+	testStatusRefresh = 10 * time.Second
+	interval          = 100 * time.Millisecond
+	testImage         = "stratops:test"
 )
 
 var (
@@ -120,7 +125,9 @@ func runSuite(m *testing.M) int {
 	}
 	_ = admin.Close()
 
-	if reconciler, err = Setup(ctx, mgr, Options{EventLoggerImage: testImage, NewRedisClient: countingRedisClient}); err != nil {
+	if reconciler, err = Setup(ctx, mgr, Options{
+		EventLoggerImage: testImage, NewRedisClient: countingRedisClient, StatusRefreshInterval: testStatusRefresh,
+	}); err != nil {
 		fmt.Fprintln(os.Stderr, "setting up controller:", err)
 		return 1
 	}

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -33,6 +34,7 @@ func run() error {
 		leaderElect                   bool
 		leaderElectionNamespace       string
 		workers                       int
+		statusRefresh                 time.Duration
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
@@ -40,6 +42,8 @@ func run() error {
 	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease; default: the pod's namespace.")
 	flag.StringVar(&image, "eventlogger-image", envOr("STRATOPS_EVENTLOGGER_IMAGE", defaultImage), "Event logger image for Strategies that name none (default: the operator's own image).")
 	flag.IntVar(&workers, "max-concurrent-reconciles", 4, "How many Strategies are reconciled in parallel.")
+	flag.DurationVar(&statusRefresh, "status-refresh-interval", controllers.DefaultStatusRefreshInterval,
+		"How often figures alone (message counts, lags, last message and probe times, TTLs) are written to a Strategy's status; a change of meaning is written at once, and metrics are always current.")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -63,7 +67,9 @@ func run() error {
 	}
 
 	ctx := ctrl.SetupSignalHandler()
-	if _, err := controllers.Setup(ctx, mgr, controllers.Options{EventLoggerImage: image, MaxConcurrentReconciles: workers}); err != nil {
+	if _, err := controllers.Setup(ctx, mgr, controllers.Options{
+		EventLoggerImage: image, MaxConcurrentReconciles: workers, StatusRefreshInterval: statusRefresh,
+	}); err != nil {
 		return fmt.Errorf("setting up the Strategy controller: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

@@ -151,7 +151,10 @@ func run(root, dir string, tableEvery time.Duration) error {
 	if err != nil {
 		return err
 	}
-	if _, err := controllers.Setup(ctx, mgr, controllers.Options{EventLoggerImage: "local"}); err != nil {
+	if _, err := controllers.Setup(ctx, mgr, controllers.Options{
+		// The live table shows traffic as it flows.
+		EventLoggerImage: "local", StatusRefreshInterval: 5 * time.Second,
+	}); err != nil {
 		return err
 	}
 	mgrCtx, stopMgr := context.WithCancel(context.WithoutCancel(ctx))

@@ -153,7 +153,9 @@ func Run(ctx context.Context, c redis.UniversalClient, o Options) Report {
 			if d := ttl.Val(); d <= 0 || d > probeKeyTTL {
 				return "", &replyError{fmt.Sprintf("SET with EX %s read back TTL %s", probeKeyTTL, d)}
 			}
-			return fmt.Sprintf("SET %s EX %d, TTL read back", key, int(probeKeyTTL.Seconds())), nil
+			// The key's random part stays out of the message, so that a
+			// passing round reads the same as the last one.
+			return fmt.Sprintf("SET %s%s<random> EX %d, TTL read back", o.Prefix, messaging.ProbeNamePrefix, int(probeKeyTTL.Seconds())), nil
 		}},
 		{ProbePubSub, func(ctx context.Context) (string, error) {
 			ch := o.Prefix + messaging.ProbeNamePrefix + randomSuffix()
@@ -172,7 +174,7 @@ func Run(ctx context.Context, c redis.UniversalClient, o Options) Report {
 			if m, ok := msg.(*redis.Message); !ok || m.Payload != "probe" {
 				return "", &replyError{fmt.Sprintf("received %v instead of the probe message", msg)}
 			}
-			return "published and received on " + ch, nil
+			return "published and received on " + o.Prefix + messaging.ProbeNamePrefix + "<random>", nil
 		}},
 	}
 	failed := ""
