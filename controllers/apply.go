@@ -3,187 +3,150 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"maps"
 
-	appsv1 "k8s.io/api/apps/v1"
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/client-go/util/csaupgrade"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 
 	stratv1 "github.com/stratops/stratops/api/v1"
+	"github.com/stratops/stratops/internal/children"
 	"github.com/stratops/stratops/internal/lifecycle"
 )
 
-// ensure makes the cluster hold desired, owned by s. It reads the current
-// object from the cache and writes only when a field the operator sets
-// differs (equality.Semantic.DeepDerivative ignores what the API server
-// defaulted), so a reconcile of a Strategy whose children are in shape
-// sends no write. A child that was deleted is created again; one that was
-// edited by hand is put back. It returns the object as the API server
-// holds it, status included.
-func (r *StrategyReconciler) ensure(ctx context.Context, s *stratv1.Strategy, desired client.Object) (client.Object, error) {
-	if err := controllerutil.SetControllerReference(s, desired, r.Scheme); err != nil {
-		return nil, err
-	}
-	kind := kindOf(desired)
-	current := desired.DeepCopyObject().(client.Object)
-	err := r.Get(ctx, client.ObjectKeyFromObject(desired), current)
+// fieldManager is the operator's name in the children's managed fields:
+// it owns the fields it applies, and only those.
+const fieldManager = children.ManagerName
+
+// DefaultLegacyFieldManagers are the field managers of the operator's
+// releases that wrote children with Update (the binaries' names): their
+// fields move to fieldManager the first time this operator applies a
+// child, so that fields it no longer sets are pruned.
+var DefaultLegacyFieldManagers = []string{"manager", "stratops-local"}
+
+// applied is what ensure found and did.
+type applied[T client.Object, A any] struct {
+	// current is the object as the cache held it before the apply (its
+	// status is what the controller reads); the zero object when created.
+	current T
+	// owned is what the operator owned of it before the apply; nil when
+	// created.
+	owned            A
+	created, updated bool
+}
+
+// ensure makes the cluster hold desired, by server-side apply under
+// fieldManager: the operator owns the fields it sets and nothing else, so
+// a rollout-restart annotation, a label a policy engine adds or fields
+// another controller owns stay. It reads the current object from the cache
+// and applies only when what the operator owns differs from desired, so a
+// Strategy whose children are in shape costs no write. A child someone else
+// made under the same name stalls the Strategy. extract nil means create
+// only (a Job, whose template cannot change). before, when set, runs just
+// before an update is applied.
+func ensure[T client.Object, A runtime.ApplyConfiguration](ctx context.Context, r *StrategyReconciler, s *stratv1.Strategy,
+	name string, current T, desired A, extract func(T, string) (A, error), before func(owned A) error,
+) (applied[T, A], error) {
+	res := applied[T, A]{current: current}
+	kind := kindOf(r.Scheme, current)
+	key := client.ObjectKey{Namespace: s.Namespace, Name: name}
+	err := r.Get(ctx, key, current)
 	if apierrors.IsNotFound(err) {
-		err = r.Create(ctx, desired)
-		if apierrors.IsAlreadyExists(err) {
-			// The cache only holds objects labelled as ours: this one was
-			// made by someone else, or lost its labels. Read it directly.
-			err = r.APIReader.Get(ctx, client.ObjectKeyFromObject(desired), current)
-			if err != nil {
-				return nil, fmt.Errorf("reading %s %q: %w", kind, desired.GetName(), err)
+		// The cache holds only objects labelled as ours: one of that name
+		// without the label would be taken over by an apply. Look first.
+		err = r.APIReader.Get(ctx, key, current)
+		if apierrors.IsNotFound(err) {
+			if err := r.Apply(ctx, desired, client.FieldOwner(fieldManager), client.ForceOwnership); err != nil {
+				return res, fmt.Errorf("creating %s %q: %w", kind, name, err)
 			}
-			return r.update(ctx, s, kind, desired, current)
+			ctrl.LoggerFrom(ctx).Info("Created "+kind, "name", name)
+			current.SetName(name)
+			current.SetNamespace(s.Namespace)
+			r.eventAbout(s, current, corev1.EventTypeNormal, "Created", "Create", "Created %s %s", kind, name)
+			res.created = true
+			return res, nil
 		}
-		if err != nil {
-			return nil, fmt.Errorf("creating %s %q: %w", kind, desired.GetName(), err)
-		}
-		ctrl.LoggerFrom(ctx).Info("Created "+kind, "name", desired.GetName())
-		r.eventAbout(s, desired, corev1.EventTypeNormal, "Created", "Create", "Created %s %s", kind, desired.GetName())
-		return desired, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading %s %q: %w", kind, desired.GetName(), err)
+		return res, fmt.Errorf("reading %s %q: %w", kind, name, err)
 	}
-	return r.update(ctx, s, kind, desired, current)
-}
-
-// update brings current in line with desired, if it is ours and needs it.
-func (r *StrategyReconciler) update(ctx context.Context, s *stratv1.Strategy, kind string, desired, current client.Object) (client.Object, error) {
-	if !metav1IsControlledBy(current, s) {
-		return nil, lifecycle.Stalled(stratv1.ReasonNameConflict,
-			"%s %q exists and is not owned by this Strategy; rename or delete it", kind, desired.GetName())
+	if !metav1.IsControlledBy(current, s) {
+		return res, lifecycle.Stalled(stratv1.ReasonNameConflict,
+			"%s %q exists and is not owned by this Strategy; rename or delete it", kind, name)
 	}
-	if inShape(desired, current) {
-		return current, nil
+	if extract == nil {
+		return res, nil
 	}
-	merge(desired, current)
-	if err := r.Update(ctx, current); err != nil {
-		return nil, fmt.Errorf("updating %s %q: %w", kind, desired.GetName(), err)
+	if err := r.adoptLegacyFields(ctx, current); err != nil {
+		return res, fmt.Errorf("moving the managed fields of %s %q to server-side apply: %w", kind, name, err)
 	}
-	ctrl.LoggerFrom(ctx).Info("Updated "+kind, "name", desired.GetName())
-	r.eventAbout(s, current, corev1.EventTypeNormal, "Updated", "Update", "Updated %s %s to match the Strategy", kind, desired.GetName())
-	return current, nil
-}
-
-func metav1IsControlledBy(o client.Object, s *stratv1.Strategy) bool {
-	for _, ref := range o.GetOwnerReferences() {
-		if ref.Controller != nil && *ref.Controller && ref.UID == s.UID {
-			return true
+	if res.owned, err = extract(current, fieldManager); err != nil {
+		return res, fmt.Errorf("reading what the operator owns of %s %q: %w", kind, name, err)
+	}
+	if equality.Semantic.DeepEqual(res.owned, desired) {
+		return res, nil
+	}
+	if before != nil {
+		if err := before(res.owned); err != nil {
+			return res, err
 		}
 	}
-	return false
+	// Forced: a field someone else changed (an image set by hand) is taken
+	// back; fields only others own are left alone.
+	if err := r.Apply(ctx, desired, client.FieldOwner(fieldManager), client.ForceOwnership); err != nil {
+		return res, fmt.Errorf("applying %s %q: %w", kind, name, err)
+	}
+	ctrl.LoggerFrom(ctx).Info("Applied "+kind, "name", name)
+	r.eventAbout(s, current, corev1.EventTypeNormal, "Updated", "Update", "Updated %s %s to match the Strategy", kind, name)
+	res.updated = true
+	return res, nil
 }
 
-// inShape reports whether current carries every field desired sets.
-func inShape(desired, current client.Object) bool {
-	if !subset(desired.GetLabels(), current.GetLabels()) ||
-		!subset(desired.GetAnnotations(), current.GetAnnotations()) {
-		return false
-	}
-	switch d := desired.(type) {
-	case *corev1.ConfigMap:
-		c := current.(*corev1.ConfigMap)
-		return equality.Semantic.DeepEqual(d.Data, c.Data) && equality.Semantic.DeepEqual(d.BinaryData, c.BinaryData)
-	case *corev1.ServiceAccount:
-		c := current.(*corev1.ServiceAccount)
-		return equality.Semantic.DeepEqual(d.AutomountServiceAccountToken, c.AutomountServiceAccountToken)
-	case *corev1.Service:
-		c := current.(*corev1.Service)
-		return equality.Semantic.DeepDerivative(d.Spec, c.Spec)
-	case *batchv1.Job:
-		// A Job's template is immutable: it runs as it was created.
-		return true
-	case *appsv1.Deployment:
-		c := current.(*appsv1.Deployment)
-		return equality.Semantic.DeepDerivative(d.Spec, c.Spec) &&
-			// DeepDerivative takes an empty list in desired as "unset"; an
-			// engine or logger with fewer env vars or volumes than before
-			// must still shrink.
-			sameLengths(d.Spec.Template.Spec, c.Spec.Template.Spec)
-	}
-	return equality.Semantic.DeepDerivative(desired, current)
-}
-
-func sameLengths(d, c corev1.PodSpec) bool {
-	if len(d.Containers) != len(c.Containers) || len(d.Volumes) != len(c.Volumes) ||
-		len(d.InitContainers) != len(c.InitContainers) {
-		return false
-	}
-	for i := range d.Containers {
-		if len(d.Containers[i].Env) != len(c.Containers[i].Env) ||
-			len(d.Containers[i].VolumeMounts) != len(c.Containers[i].VolumeMounts) ||
-			!equality.Semantic.DeepEqual(d.Containers[i].Resources, c.Containers[i].Resources) {
-			return false
+// adoptLegacyFields moves what a release that wrote children with Update
+// owns to fieldManager, once: on an object the operator has never applied.
+// Without it, a field the operator stops setting would stay, held by its
+// old manager.
+func (r *StrategyReconciler) adoptLegacyFields(ctx context.Context, obj client.Object) error {
+	legacy := sets.New(r.legacyFieldManagers()...)
+	found := false
+	for _, m := range obj.GetManagedFields() {
+		if m.Manager == fieldManager && m.Operation == metav1.ManagedFieldsOperationApply {
+			return nil
+		}
+		if legacy.Has(m.Manager) && m.Operation == metav1.ManagedFieldsOperationUpdate {
+			found = true
 		}
 	}
-	return true
+	if !found {
+		return nil
+	}
+	patch, err := csaupgrade.UpgradeManagedFieldsPatch(obj, legacy, fieldManager)
+	if err != nil || patch == nil {
+		return err
+	}
+	// The patch tests the managedFields it replaces: it fails, and is
+	// retried, if they changed since the cache read them.
+	return r.Patch(ctx, obj, client.RawPatch(types.JSONPatchType, patch))
 }
 
-// merge copies the fields the operator owns from desired onto current,
-// keeping what others own (the Service's cluster IP, labels added by other
-// tools, the Deployment's immutable selector).
-func merge(desired, current client.Object) {
-	labels := current.GetLabels()
-	if labels == nil {
-		labels = map[string]string{}
+func (r *StrategyReconciler) legacyFieldManagers() []string {
+	if r.LegacyFieldManagers != nil {
+		return r.LegacyFieldManagers
 	}
-	maps.Copy(labels, desired.GetLabels())
-	current.SetLabels(labels)
-	if len(desired.GetAnnotations()) > 0 {
-		ann := current.GetAnnotations()
-		if ann == nil {
-			ann = map[string]string{}
-		}
-		maps.Copy(ann, desired.GetAnnotations())
-		current.SetAnnotations(ann)
-	}
-	current.SetOwnerReferences(desired.GetOwnerReferences())
-	switch d := desired.(type) {
-	case *corev1.ConfigMap:
-		c := current.(*corev1.ConfigMap)
-		c.Data, c.BinaryData = d.Data, d.BinaryData
-	case *corev1.ServiceAccount:
-		c := current.(*corev1.ServiceAccount)
-		c.AutomountServiceAccountToken = d.AutomountServiceAccountToken
-	case *corev1.Service:
-		c := current.(*corev1.Service)
-		c.Spec.Type, c.Spec.Selector, c.Spec.Ports = d.Spec.Type, d.Spec.Selector, d.Spec.Ports
-	case *appsv1.Deployment:
-		c := current.(*appsv1.Deployment)
-		c.Spec.Replicas, c.Spec.Template, c.Spec.Strategy = d.Spec.Replicas, d.Spec.Template, d.Spec.Strategy
-	}
+	return DefaultLegacyFieldManagers
 }
 
-func subset(want, have map[string]string) bool {
-	for k, v := range want {
-		if hv, ok := have[k]; !ok || hv != v {
-			return false
-		}
+func kindOf(scheme *runtime.Scheme, o client.Object) string {
+	gvk, err := apiutil.GVKForObject(o, scheme)
+	if err != nil {
+		return fmt.Sprintf("%T", o)
 	}
-	return true
-}
-
-func kindOf(o client.Object) string {
-	switch o.(type) {
-	case *corev1.ConfigMap:
-		return "ConfigMap"
-	case *corev1.ServiceAccount:
-		return "ServiceAccount"
-	case *corev1.Service:
-		return "Service"
-	case *appsv1.Deployment:
-		return "Deployment"
-	case *batchv1.Job:
-		return "Job"
-	}
-	return fmt.Sprintf("%T", o)
+	return gvk.Kind
 }

@@ -13,6 +13,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	stratv1 "github.com/stratops/stratops/api/v1"
+	"github.com/stratops/stratops/internal/children"
 	"github.com/stratops/stratops/internal/lifecycle"
 	"github.com/stratops/stratops/internal/redisprobe"
 )
@@ -41,7 +42,7 @@ func (r *StrategyReconciler) reconcileHealth(ctx context.Context, sc *scope) (ct
 		read, err := redisprobe.ReadHealth(ctx, sc.redis, sc.catalog, time.Now())
 		if err != nil {
 			// Not a reconcile error: Redis trouble is the probes' to report.
-			return ctrl.Result{RequeueAfter: min(2*time.Second, healthCheckInterval(s))}, nil
+			return ctrl.Result{RequeueAfter: min(2*time.Second, children.HealthCheckInterval(s))}, nil
 		}
 		h = &read
 	}

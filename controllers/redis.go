@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	stratv1 "github.com/stratops/stratops/api/v1"
+	"github.com/stratops/stratops/internal/children"
 	"github.com/stratops/stratops/internal/lifecycle"
 	"github.com/stratops/stratops/internal/redisprobe"
 	"github.com/stratops/stratops/pkg/messaging"
@@ -21,7 +22,7 @@ import (
 // redisConfigFor is the operator's connection to a Strategy's Redis: the
 // pods' settings (redisEnvFor), resolved with the Secrets' values.
 func redisConfigFor(s *stratv1.Strategy, secrets []resolvedSecret) (messaging.RedisConfig, error) {
-	return redisEnvFor(s).Config(func(ref messaging.SecretKeyRef) ([]byte, error) {
+	return children.RedisEnv(s).Config(func(ref messaging.SecretKeyRef) ([]byte, error) {
 		for _, sec := range secrets {
 			if sec.ref.Name == ref.Name && sec.ref.Key == ref.Key {
 				return sec.value, nil
@@ -29,13 +30,6 @@ func redisConfigFor(s *stratv1.Strategy, secrets []resolvedSecret) (messaging.Re
 		}
 		return nil, fmt.Errorf("secret %s key %s was not resolved", ref.Name, ref.Key)
 	})
-}
-
-func healthCheckInterval(s *stratv1.Strategy) time.Duration {
-	if s.Spec.Redis != nil && s.Spec.Redis.HealthCheckInterval != nil && s.Spec.Redis.HealthCheckInterval.Duration > 0 {
-		return s.Spec.Redis.HealthCheckInterval.Duration
-	}
-	return 30 * time.Second
 }
 
 // reconcileRedis checks the Strategy's Redis and applies the verdict
@@ -48,7 +42,7 @@ func (r *StrategyReconciler) reconcileRedis(ctx context.Context, sc *scope) (ctr
 	key := client.ObjectKeyFromObject(s).String()
 	facts := lifecycle.RedisFacts{
 		Mode: s.Spec.Mode, LossPolicy: s.Spec.RedisLossPolicy, HasEngine: s.Spec.Engine != nil,
-		Configured: s.Spec.Redis != nil, Interval: healthCheckInterval(s),
+		Configured: s.Spec.Redis != nil, Interval: children.HealthCheckInterval(s),
 		Prev: lifecycle.ConditionCopy(s, stratv1.ConditionRedisReady),
 	}
 	if s.Spec.Redis == nil {
@@ -69,7 +63,7 @@ func (r *StrategyReconciler) reconcileRedis(ctx context.Context, sc *scope) (ctr
 		return ctrl.Result{}, err
 	}
 	facts.LoggerRolledOut = logger != nil
-	if logger != nil && logger.Annotations[annotationStrategyGeneration] == fmt.Sprint(s.Generation) {
+	if logger != nil && logger.Annotations[children.AnnotationStrategyGeneration] == fmt.Sprint(s.Generation) {
 		facts.BacktestBus = busOf(logger)
 	}
 
@@ -150,7 +144,7 @@ func (r *StrategyReconciler) applyRedisVerdict(sc *scope, v lifecycle.RedisVerdi
 // nil when it was not rolled out yet (the gate applies until it is).
 func (r *StrategyReconciler) eventLoggerDeployment(ctx context.Context, s *stratv1.Strategy) (*appsv1.Deployment, error) {
 	d := &appsv1.Deployment{}
-	err := r.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: eventLoggerName(s)}, d)
+	err := r.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: children.EventLoggerName(s)}, d)
 	if apierrors.IsNotFound(err) {
 		return nil, nil
 	}

@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -22,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	stratv1 "github.com/stratops/stratops/api/v1"
+	"github.com/stratops/stratops/internal/children"
 	"github.com/stratops/stratops/internal/redisprobe"
 	"github.com/stratops/stratops/pkg/messaging"
 )
@@ -41,6 +43,10 @@ type Options struct {
 	// StatusRefreshInterval bounds how often figures alone are written to
 	// a Strategy's status. default: DefaultStatusRefreshInterval.
 	StatusRefreshInterval time.Duration
+	// LegacyFieldManagers are the field managers whose Update-owned fields
+	// on children move to server-side apply. default:
+	// DefaultLegacyFieldManagers.
+	LegacyFieldManagers []string
 }
 
 // Scheme is what the controller reads and writes: the core kinds and
@@ -59,7 +65,7 @@ func Scheme() *runtime.Scheme {
 // needed, never kept in memory).
 func ManagerOptions(o ctrl.Options) ctrl.Options {
 	o.Scheme = Scheme()
-	ours := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{labelManagedBy: managerName})}
+	ours := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{children.LabelManagedBy: children.ManagerName})}
 	o.Cache = cache.Options{ByObject: map[client.Object]cache.ByObject{
 		&corev1.ConfigMap{}:      ours,
 		&corev1.ServiceAccount{}: ours,
@@ -89,15 +95,21 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) (*StrategyReconcile
 	if o.NewRedisClient == nil {
 		o.NewRedisClient = messaging.NewRedisClient
 	}
+	cs, err := kubernetes.NewForConfig(mgr.GetConfig())
+	if err != nil {
+		return nil, fmt.Errorf("controllers: a clientset: %w", err)
+	}
 	r := &StrategyReconciler{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(),
-		Recorder: mgr.GetEventRecorder(managerName), EventLoggerImage: o.EventLoggerImage,
+		Clientset: cs,
+		Client:    mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(),
+		Recorder: mgr.GetEventRecorder(children.ManagerName), EventLoggerImage: o.EventLoggerImage,
 		Clients: o.Clients, NewRedisClient: o.NewRedisClient, StatusRefreshInterval: o.StatusRefreshInterval,
+		LegacyFieldManagers: o.LegacyFieldManagers,
 	}
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &stratv1.Strategy{}, secretRefIndex, indexSecretRefs); err != nil {
 		return nil, fmt.Errorf("indexing Strategies by Secret: %w", err)
 	}
-	err := ctrl.NewControllerManagedBy(mgr).
+	err = ctrl.NewControllerManagedBy(mgr).
 		For(&stratv1.Strategy{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Owns(&corev1.ConfigMap{}).
 		Owns(&corev1.ServiceAccount{}).

@@ -11,11 +11,13 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	stratv1 "github.com/stratops/stratops/api/v1"
+	"github.com/stratops/stratops/internal/children"
 	"github.com/stratops/stratops/internal/lifecycle"
 	"github.com/stratops/stratops/internal/redisprobe"
 	"github.com/stratops/stratops/pkg/messaging"
@@ -26,7 +28,10 @@ type StrategyReconciler struct {
 	client.Client
 	// APIReader reads from the API server, bypassing the cache: Secrets are
 	// read through it, and children the cache does not hold.
-	APIReader        client.Reader
+	APIReader client.Reader
+	// Clientset runs what controller-runtime's client does not return: a
+	// dry-run apply's result.
+	Clientset        kubernetes.Interface
 	Scheme           *runtime.Scheme
 	Recorder         events.EventRecorder
 	EventLoggerImage string
@@ -34,6 +39,8 @@ type StrategyReconciler struct {
 	NewRedisClient   func(messaging.RedisConfig) (redis.UniversalClient, error)
 	// StatusRefreshInterval: see DefaultStatusRefreshInterval.
 	StatusRefreshInterval time.Duration
+	// LegacyFieldManagers: see DefaultLegacyFieldManagers.
+	LegacyFieldManagers []string
 
 	// statusWrites and probes hold, per Strategy, when this process last
 	// wrote its status and last probed its Redis: a probe time that is not
@@ -78,9 +85,11 @@ type step func(ctx context.Context, sc *scope) (ctrl.Result, error)
 
 // +kubebuilder:rbac:groups=stratops.dev,resources=strategies,verbs=get;list;watch
 // +kubebuilder:rbac:groups=stratops.dev,resources=strategies/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups="",resources=configmaps;services;serviceaccounts,verbs=get;list;watch;create;update
-// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update
-// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create
+// Children are written by server-side apply (patch), which also creates
+// them.
+// +kubebuilder:rbac:groups="",resources=configmaps;services;serviceaccounts,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
@@ -172,8 +181,8 @@ func soonest(a, b ctrl.Result) ctrl.Result {
 // it references.
 func (r *StrategyReconciler) reconcileSpec(ctx context.Context, sc *scope) (ctrl.Result, error) {
 	var err error
-	if sc.catalog, err = catalogFor(sc.strategy); err != nil {
-		return ctrl.Result{}, err
+	if sc.catalog, err = children.Catalog(sc.strategy); err != nil {
+		return ctrl.Result{}, lifecycle.Stalled(stratv1.ReasonInvalidSpec, "%v", err)
 	}
 	if sc.catalogJSON, err = sc.catalog.Marshal(); err != nil {
 		return ctrl.Result{}, err
@@ -181,7 +190,11 @@ func (r *StrategyReconciler) reconcileSpec(ctx context.Context, sc *scope) (ctrl
 	if sc.secrets, err = r.resolveSecrets(ctx, sc.strategy); err != nil {
 		return ctrl.Result{}, err
 	}
-	sc.configHash = configHash(sc.catalogJSON, sc.secrets)
+	versions := make([]string, len(sc.secrets))
+	for i, sec := range sc.secrets {
+		versions[i] = sec.ref.Name + "/" + sec.resourceVersion
+	}
+	sc.configHash = children.ConfigHash(sc.catalogJSON, versions)
 	return ctrl.Result{}, nil
 }
 

@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	stratv1 "github.com/stratops/stratops/api/v1"
+	"github.com/stratops/stratops/internal/children"
 	"github.com/stratops/stratops/pkg/messaging"
 )
 
@@ -134,7 +135,7 @@ func TestReconcile_ProvisionsEventLoggerChildrenWithOwnerRefsLabelsAndRestricted
 
 	// The catalog is mounted, the config hash rolls pods on a change.
 	g.Expect(c.VolumeMounts).To(ContainElement(HaveField("MountPath", "/etc/stratops")))
-	g.Expect(dep.Spec.Template.Annotations).To(HaveKey(annotationConfigHash))
+	g.Expect(dep.Spec.Template.Annotations).To(HaveKey(children.AnnotationConfigHash))
 
 	// Nothing the operator wrote holds the password.
 	for _, o := range []any{dep, cm, sa, svc, getStrategy(g, ns, "eth-basis")} {
@@ -154,14 +155,14 @@ func TestReconcile_ConfigChangeRollsThePodTemplate(t *testing.T) {
 	key := client.ObjectKey{Namespace: ns, Name: "roll-eventlogger"}
 	dep := &appsv1.Deployment{}
 	g.Eventually(func() error { return k8sClient.Get(ctx, key, dep) }, timeout, interval).Should(Succeed())
-	before := dep.Spec.Template.Annotations[annotationConfigHash]
+	before := dep.Spec.Template.Annotations[children.AnnotationConfigHash]
 
 	updateStrategy(g, ns, "roll", func(s *stratv1.Strategy) {
 		s.Spec.Messaging = &stratv1.MessagingSpec{Channels: []stratv1.ChannelSpec{{Name: "position:updated"}}}
 	})
 	g.Eventually(func(g Gomega) {
 		g.Expect(k8sClient.Get(ctx, key, dep)).To(Succeed())
-		g.Expect(dep.Spec.Template.Annotations[annotationConfigHash]).NotTo(Equal(before))
+		g.Expect(dep.Spec.Template.Annotations[children.AnnotationConfigHash]).NotTo(Equal(before))
 	}, timeout, interval).Should(Succeed())
 	cm := &corev1.ConfigMap{}
 	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "roll-catalog"}, cm)).To(Succeed())
@@ -320,7 +321,7 @@ func TestReconcile_NoOpReconcileWritesNothing(t *testing.T) {
 				name = "noop-catalog"
 			}
 			g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, o)).To(Succeed())
-			out[kindOf(o)+"/"+name] = o.GetResourceVersion()
+			out[kindOf(testScheme, o)+"/"+name] = o.GetResourceVersion()
 		}
 		return out
 	}

@@ -1,17 +1,18 @@
-package controllers
+package children
 
 import (
+	"fmt"
+
 	stratv1 "github.com/stratops/stratops/api/v1"
-	"github.com/stratops/stratops/internal/lifecycle"
 	"github.com/stratops/stratops/pkg/messaging"
 )
 
-// catalogFor is the catalog a Strategy's components share: the standard's,
+// Catalog is the catalog a Strategy's components share: the standard's,
 // narrowed or extended by spec.messaging. A channel or key of the standard
 // keeps the standard's publisher, subscribers and TTL unless the spec says
 // otherwise; one outside the standard is persistent and needs no subscriber
 // unless the spec says otherwise.
-func catalogFor(s *stratv1.Strategy) (messaging.Catalog, error) {
+func Catalog(s *stratv1.Strategy) (messaging.Catalog, error) {
 	mode := messaging.Mode(s.Spec.Mode)
 	c := messaging.Standard(mode)
 	if s.Spec.Redis != nil {
@@ -59,7 +60,7 @@ func catalogFor(s *stratv1.Strategy) (messaging.Catalog, error) {
 		}
 	}
 	if err := c.Validate(); err != nil {
-		return messaging.Catalog{}, lifecycle.Stalled(stratv1.ReasonInvalidSpec, "spec.messaging: %v", err)
+		return messaging.Catalog{}, fmt.Errorf("spec.messaging: %w", err)
 	}
 	return c, nil
 }

@@ -1,0 +1,117 @@
+package children
+
+import (
+	"encoding/json"
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	batchv1ac "k8s.io/client-go/applyconfigurations/batch/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
+
+	stratv1 "github.com/stratops/stratops/api/v1"
+	"github.com/stratops/stratops/pkg/messaging"
+)
+
+// EnginePodTemplate is the user's template with the Strategy's wiring
+// added to every container, exactly as the event logger gets it: the
+// messaging contract's environment (the password through a secretKeyRef)
+// and files (the catalog, the CA), the standard labels, and the config
+// hash that rolls the pods when the catalog or a Secret changes.
+func EnginePodTemplate(s *stratv1.Strategy, env messaging.PodEnv, configHash string) (*corev1ac.PodTemplateSpecApplyConfiguration, error) {
+	t, err := podTemplate(s.Spec.Engine.Template)
+	if err != nil {
+		return nil, fmt.Errorf("spec.engine.template: %w", err)
+	}
+	w := podWiring(env)
+	t.WithLabels(ObjectLabels(s, ComponentEngine)).WithAnnotations(map[string]string{AnnotationConfigHash: configHash})
+	if t.Spec == nil {
+		t.WithSpec(corev1ac.PodSpec())
+	}
+	for i := range t.Spec.Containers {
+		c := &t.Spec.Containers[i]
+		c.Env = append(append([]corev1ac.EnvVarApplyConfiguration(nil), deref(w.env)...), c.Env...)
+		c.WithVolumeMounts(w.mounts...)
+	}
+	t.Spec.WithVolumes(w.volumes...)
+	return t, nil
+}
+
+// EngineDeployment runs a Live engine. Recreate: the old pod stops before
+// the new one starts, so two engines never trade at once.
+func EngineDeployment(s *stratv1.Strategy, template *corev1ac.PodTemplateSpecApplyConfiguration, replicas int32) *appsv1ac.DeploymentApplyConfiguration {
+	return appsv1ac.Deployment(EngineName(s), s.Namespace).
+		WithLabels(ObjectLabels(s, ComponentEngine)).WithOwnerReferences(owner(s)).
+		WithSpec(appsv1ac.DeploymentSpec().
+			WithReplicas(replicas).
+			WithSelector(metav1ac.LabelSelector().WithMatchLabels(SelectorLabels(s, ComponentEngine))).
+			WithStrategy(appsv1ac.DeploymentStrategy().WithType(appsv1.RecreateDeploymentStrategyType)).
+			WithTemplate(template))
+}
+
+// BacktestJob runs a backtest engine once: restartPolicy Never unless the
+// template says OnFailure, two retries.
+func BacktestJob(s *stratv1.Strategy, template *corev1ac.PodTemplateSpecApplyConfiguration) *batchv1ac.JobApplyConfiguration {
+	if p := template.Spec.RestartPolicy; p == nil || *p == corev1.RestartPolicyAlways {
+		template.Spec.WithRestartPolicy(corev1.RestartPolicyNever)
+	}
+	return batchv1ac.Job(EngineName(s), s.Namespace).
+		WithLabels(ObjectLabels(s, ComponentEngine)).WithOwnerReferences(owner(s)).
+		WithSpec(batchv1ac.JobSpec().WithTemplate(template).WithBackoffLimit(2))
+}
+
+// podTemplate turns the user's typed template into an apply configuration
+// holding exactly the fields the user set: zero values that encoding/json
+// writes for Go's sake (a null creationTimestamp, an empty resources) are
+// not claimed.
+func podTemplate(t corev1.PodTemplateSpec) (*corev1ac.PodTemplateSpecApplyConfiguration, error) {
+	b, err := json.Marshal(t)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	prune(m)
+	if b, err = json.Marshal(m); err != nil {
+		return nil, err
+	}
+	ac := &corev1ac.PodTemplateSpecApplyConfiguration{}
+	if err := json.Unmarshal(b, ac); err != nil {
+		return nil, err
+	}
+	return ac, nil
+}
+
+// prune drops nulls and empty objects, but an empty emptyDir, which means
+// something.
+func prune(m map[string]any) {
+	for k, v := range m {
+		switch x := v.(type) {
+		case nil:
+			delete(m, k)
+		case map[string]any:
+			prune(x)
+			if len(x) == 0 && k != "emptyDir" {
+				delete(m, k)
+			}
+		case []any:
+			for _, e := range x {
+				if em, ok := e.(map[string]any); ok {
+					prune(em)
+				}
+			}
+		}
+	}
+}
+
+func deref[T any](ps []*T) []T {
+	out := make([]T, len(ps))
+	for i, p := range ps {
+		out[i] = *p
+	}
+	return out
+}

@@ -1,0 +1,120 @@
+package children
+
+import (
+	"strconv"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
+
+	stratv1 "github.com/stratops/stratops/api/v1"
+	"github.com/stratops/stratops/pkg/messaging"
+)
+
+// EventLoggerBinary is the event logger's path in the operator's image.
+const EventLoggerBinary = "/eventlogger"
+
+// CatalogConfigMap holds the catalog the Strategy's pods mount.
+func CatalogConfigMap(s *stratv1.Strategy, catalogJSON []byte) *corev1ac.ConfigMapApplyConfiguration {
+	return corev1ac.ConfigMap(CatalogName(s), s.Namespace).
+		WithLabels(ObjectLabels(s, ComponentCatalog)).WithOwnerReferences(owner(s)).
+		WithData(map[string]string{messaging.CatalogFileName: string(catalogJSON)})
+}
+
+// EventLoggerServiceAccount is the logger's own ServiceAccount, with no
+// token: the logger never talks to the API server.
+func EventLoggerServiceAccount(s *stratv1.Strategy) *corev1ac.ServiceAccountApplyConfiguration {
+	return corev1ac.ServiceAccount(EventLoggerName(s), s.Namespace).
+		WithLabels(ObjectLabels(s, ComponentEventLogger)).WithOwnerReferences(owner(s)).
+		WithAutomountServiceAccountToken(false)
+}
+
+// EventLoggerService is the logger's address in the cluster.
+func EventLoggerService(s *stratv1.Strategy) *corev1ac.ServiceApplyConfiguration {
+	return corev1ac.Service(EventLoggerName(s), s.Namespace).
+		WithLabels(ObjectLabels(s, ComponentEventLogger)).WithOwnerReferences(owner(s)).
+		WithSpec(corev1ac.ServiceSpec().
+			WithType(corev1.ServiceTypeClusterIP).
+			WithSelector(SelectorLabels(s, ComponentEventLogger)).
+			WithPorts(corev1ac.ServicePort().WithName(EventLoggerPortName).WithPort(messaging.EventLoggerPort).
+				WithTargetPort(intstr.FromString(EventLoggerPortName)).WithProtocol(corev1.ProtocolTCP)))
+}
+
+// EventLoggerDeployment is the logger's Deployment. withRedis false runs
+// it on its in-memory bus (a backtest without Redis).
+func EventLoggerDeployment(s *stratv1.Strategy, image string, configHash string, withRedis bool) *appsv1ac.DeploymentApplyConfiguration {
+	pe := PodEnv(s, withRedis)
+	pe.LogLevel = string(LogLevel(s))
+	pe.HealthInterval = HealthCheckInterval(s)
+	w := podWiring(pe)
+	probe := func(path string, period int32) *corev1ac.ProbeApplyConfiguration {
+		return corev1ac.Probe().
+			WithHTTPGet(corev1ac.HTTPGetAction().WithPath(path).WithPort(intstr.FromString(EventLoggerPortName)).WithScheme(corev1.URISchemeHTTP)).
+			WithPeriodSeconds(period).WithTimeoutSeconds(2).WithFailureThreshold(3).WithSuccessThreshold(1)
+	}
+	c := corev1ac.Container().WithName("eventlogger").WithImage(image).WithImagePullPolicy(corev1.PullIfNotPresent).
+		WithCommand(EventLoggerBinary).WithEnv(w.env...).
+		WithPorts(corev1ac.ContainerPort().WithName(EventLoggerPortName).WithContainerPort(messaging.EventLoggerPort).WithProtocol(corev1.ProtocolTCP)).
+		WithLivenessProbe(probe("/healthz", 10)).WithReadinessProbe(probe("/readyz", 5)).
+		WithSecurityContext(restrictedContainerSecurity()).
+		WithVolumeMounts(w.mounts...).WithVolumeMounts(corev1ac.VolumeMount().WithName("tmp").WithMountPath("/tmp"))
+	if rr := resources(s.Spec.EventLogger.Resources); rr != nil {
+		c.WithResources(rr)
+	}
+	labels := ObjectLabels(s, ComponentEventLogger)
+	return appsv1ac.Deployment(EventLoggerName(s), s.Namespace).
+		WithLabels(labels).WithOwnerReferences(owner(s)).
+		WithAnnotations(map[string]string{AnnotationStrategyGeneration: strconv.FormatInt(s.Generation, 10)}).
+		WithSpec(appsv1ac.DeploymentSpec().
+			WithReplicas(EventLoggerReplicas(s)).
+			WithSelector(metav1ac.LabelSelector().WithMatchLabels(SelectorLabels(s, ComponentEventLogger))).
+			WithStrategy(appsv1ac.DeploymentStrategy().WithType(appsv1.RollingUpdateDeploymentStrategyType)).
+			WithTemplate(corev1ac.PodTemplateSpec().
+				WithLabels(labels).WithAnnotations(map[string]string{AnnotationConfigHash: configHash}).
+				WithSpec(corev1ac.PodSpec().
+					WithServiceAccountName(EventLoggerName(s)).WithAutomountServiceAccountToken(false).
+					WithSecurityContext(restrictedPodSecurity()).
+					// Gives the logger time to flush stats and queued events.
+					WithTerminationGracePeriodSeconds(30).
+					WithContainers(c).
+					WithVolumes(w.volumes...).
+					WithVolumes(corev1ac.Volume().WithName("tmp").WithEmptyDir(corev1ac.EmptyDirVolumeSource())))))
+}
+
+// resources is the spec's resource requirements as an apply
+// configuration, nil when none is set.
+func resources(r corev1.ResourceRequirements) *corev1ac.ResourceRequirementsApplyConfiguration {
+	if len(r.Limits) == 0 && len(r.Requests) == 0 && len(r.Claims) == 0 {
+		return nil
+	}
+	ac := corev1ac.ResourceRequirements()
+	if len(r.Limits) > 0 {
+		ac.WithLimits(r.Limits)
+	}
+	if len(r.Requests) > 0 {
+		ac.WithRequests(r.Requests)
+	}
+	for _, c := range r.Claims {
+		ac.WithClaims(corev1ac.ResourceClaim().WithName(c.Name).WithRequest(c.Request))
+	}
+	return ac
+}
+
+// LogLevel is the logger's log level, info when unset.
+func LogLevel(s *stratv1.Strategy) stratv1.LogLevel {
+	if s.Spec.EventLogger.LogLevel == "" {
+		return "info"
+	}
+	return s.Spec.EventLogger.LogLevel
+}
+
+// EventLoggerReplicas is the spec's replica count, 1 when unset.
+func EventLoggerReplicas(s *stratv1.Strategy) int32 {
+	if s.Spec.EventLogger.Replicas == nil {
+		return 1
+	}
+	return *s.Spec.EventLogger.Replicas
+}
