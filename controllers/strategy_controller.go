@@ -85,11 +85,11 @@ type step func(ctx context.Context, sc *scope) (ctrl.Result, error)
 
 // +kubebuilder:rbac:groups=stratops.dev,resources=strategies,verbs=get;list;watch
 // +kubebuilder:rbac:groups=stratops.dev,resources=strategies/status,verbs=get;update;patch
-// Children are written by server-side apply (patch), which also creates
-// them.
-// +kubebuilder:rbac:groups="",resources=configmaps;services;serviceaccounts,verbs=get;list;watch;patch
-// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;patch
-// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;patch
+// Children are written by server-side apply: a patch, and a create when
+// the apply makes the object.
+// +kubebuilder:rbac:groups="",resources=configmaps;services;serviceaccounts,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 

@@ -39,11 +39,11 @@ func TestManagerRBAC(t *testing.T) {
 	allowed := map[string][]string{
 		"strategies.stratops.dev":        {"get", "list", "watch"},
 		"strategies.stratops.dev/status": {"get", "update", "patch"},
-		"configmaps":                     {"get", "list", "watch", "patch"},
-		"services":                       {"get", "list", "watch", "patch"},
-		"serviceaccounts":                {"get", "list", "watch", "patch"},
-		"deployments.apps":               {"get", "list", "watch", "patch"},
-		"jobs.batch":                     {"get", "list", "watch", "patch"},
+		"configmaps":                     {"get", "list", "watch", "create", "patch"},
+		"services":                       {"get", "list", "watch", "create", "patch"},
+		"serviceaccounts":                {"get", "list", "watch", "create", "patch"},
+		"deployments.apps":               {"get", "list", "watch", "create", "patch"},
+		"jobs.batch":                     {"get", "list", "watch", "create", "patch"},
 		"secrets":                        {"get", "list", "watch"},
 		"events.events.k8s.io":           {"create", "patch"},
 	}
