@@ -445,9 +445,12 @@ func TestManagerFailover(t *testing.T) {
 	timings["failover: new leader"] = time.Since(start)
 	t.Logf("new leader %s after %s", newLeader, time.Since(start).Round(time.Second))
 
-	// The new leader reconciles: it probes Redis again and keeps the
-	// status current.
-	takeover := time.Now()
+	// The new leader reconciles: it probes Redis again and reports it. Its
+	// first probe round is written at once (a new leader has written
+	// nothing yet; after that, probe times alone are refreshed every
+	// --status-refresh-interval), so it may come before the lease change
+	// was seen here: it counts from the deletion of the old leader.
+	takeover := start
 	eventually(t, 60*time.Second, "the new leader probes Redis and reports it", func() error {
 		s, err := getStrategy(ns, "failover")
 		if err != nil {
