@@ -449,14 +449,15 @@ func TestManagerFailover(t *testing.T) {
 	// first probe round is written at once (a new leader has written
 	// nothing yet; after that, probe times alone are refreshed every
 	// --status-refresh-interval), so it may come before the lease change
-	// was seen here: it counts from the deletion of the old leader.
-	takeover := start
+	// was seen here: it counts from the deletion of the old leader, to the
+	// second (status times are written to the second).
+	takeover := start.Truncate(time.Second)
 	eventually(t, 60*time.Second, "the new leader probes Redis and reports it", func() error {
 		s, err := getStrategy(ns, "failover")
 		if err != nil {
 			return err
 		}
-		if s.Status.Redis == nil || s.Status.Redis.LastProbeTime == nil || !s.Status.Redis.LastProbeTime.After(takeover) {
+		if s.Status.Redis == nil || s.Status.Redis.LastProbeTime == nil || s.Status.Redis.LastProbeTime.Time.Before(takeover) {
 			return fmt.Errorf("no probe since the takeover at %s", takeover.Format(time.RFC3339))
 		}
 		if c := condition(s, stratopsv1.ConditionReady); c == nil || c.Status != metav1.ConditionTrue {
