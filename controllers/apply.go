@@ -2,6 +2,8 @@ package controllers
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
@@ -84,6 +86,18 @@ func ensure[T client.Object, A runtime.ApplyConfiguration](ctx context.Context, 
 	if extract == nil {
 		return res, nil
 	}
+	// Reading what the operator owns parses the managed fields, which
+	// costs more than the rest of a reconcile: an object already found in
+	// shape at this resourceVersion, for the same desired state, is not
+	// read again.
+	shapeKey := client.ObjectKeyFromObject(s).String() + "|" + kind + "/" + name
+	desiredSum, err := digest(desired)
+	if err != nil {
+		return res, err
+	}
+	if seen, ok := r.inShape.Load(shapeKey); ok && seen == (shapeMark{current.GetResourceVersion(), desiredSum}) {
+		return res, nil
+	}
 	if err := r.adoptLegacyFields(ctx, current); err != nil {
 		return res, fmt.Errorf("moving the managed fields of %s %q to server-side apply: %w", kind, name, err)
 	}
@@ -91,6 +105,7 @@ func ensure[T client.Object, A runtime.ApplyConfiguration](ctx context.Context, 
 		return res, fmt.Errorf("reading what the operator owns of %s %q: %w", kind, name, err)
 	}
 	if equality.Semantic.DeepEqual(res.owned, desired) {
+		r.inShape.Store(shapeKey, shapeMark{current.GetResourceVersion(), desiredSum})
 		return res, nil
 	}
 	if before != nil {
@@ -107,6 +122,21 @@ func ensure[T client.Object, A runtime.ApplyConfiguration](ctx context.Context, 
 	r.eventAbout(s, current, corev1.EventTypeNormal, "Updated", "Update", "Updated %s %s to match the Strategy", kind, name)
 	res.updated = true
 	return res, nil
+}
+
+// shapeMark records that an object, at a resourceVersion, held what the
+// operator wants, as digested.
+type shapeMark struct {
+	resourceVersion string
+	desired         [sha256.Size]byte
+}
+
+func digest(ac any) ([sha256.Size]byte, error) {
+	b, err := json.Marshal(ac)
+	if err != nil {
+		return [sha256.Size]byte{}, fmt.Errorf("encoding an apply configuration: %w", err)
+	}
+	return sha256.Sum256(b), nil
 }
 
 // adoptLegacyFields moves what a release that wrote children with Update

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,8 +44,9 @@ type StrategyReconciler struct {
 
 	// statusWrites and probes hold, per Strategy, when this process last
 	// wrote its status and last probed its Redis: a probe time that is not
-	// written yet still counts.
-	statusWrites, probes sync.Map
+	// written yet still counts. inShape holds, per child, the
+	// resourceVersion at which it was last found in shape (see ensure).
+	statusWrites, probes, inShape sync.Map
 }
 
 // scope is one reconcile of one Strategy: what each step learns, for the
@@ -103,6 +105,12 @@ func (r *StrategyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 			r.Clients.Release(req.String())
 			r.statusWrites.Delete(req.String())
 			r.probes.Delete(req.String())
+			r.inShape.Range(func(k, _ any) bool {
+				if strings.HasPrefix(k.(string), req.String()+"|") {
+					r.inShape.Delete(k)
+				}
+				return true
+			})
 			forgetMetrics(req.Namespace, req.Name)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
