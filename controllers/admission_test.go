@@ -76,6 +76,15 @@ func TestAdmission_RejectsInvalidStrategiesNamingTheField(t *testing.T) {
 		{"zero dial timeout", func(s *stratv1.Strategy) {
 			s.Spec.Redis = redis(func(r *stratv1.RedisSpec) { r.DialTimeout = dur(0) })
 		}, "spec.redis.dialTimeout"},
+		{"a dial timeout over 10s, which would hold a worker", func(s *stratv1.Strategy) {
+			s.Spec.Redis = redis(func(r *stratv1.RedisSpec) { r.DialTimeout = dur(11 * time.Second) })
+		}, "spec.redis.dialTimeout: Invalid value: \"11s\": spec.redis.dialTimeout must be a positive duration of at most 10s"},
+		{"a health check interval under 1s, which would hot-loop probes", func(s *stratv1.Strategy) {
+			s.Spec.Redis = redis(func(r *stratv1.RedisSpec) { r.HealthCheckInterval = dur(time.Nanosecond) })
+		}, "spec.redis.healthCheckInterval must be between 1s and 1h"},
+		{"a health check interval over 1h", func(s *stratv1.Strategy) {
+			s.Spec.Redis = redis(func(r *stratv1.RedisSpec) { r.HealthCheckInterval = dur(2 * time.Hour) })
+		}, "spec.redis.healthCheckInterval must be between 1s and 1h"},
 		{"negative health check interval", func(s *stratv1.Strategy) {
 			s.Spec.Redis = redis(func(r *stratv1.RedisSpec) { r.HealthCheckInterval = dur(-time.Second) })
 		}, "spec.redis.healthCheckInterval"},

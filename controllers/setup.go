@@ -9,6 +9,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -73,8 +74,26 @@ func ManagerOptions(o ctrl.Options) ctrl.Options {
 		&appsv1.Deployment{}:     ours,
 		&batchv1.Job{}:           ours,
 	}}
+	// kubectl apply keeps a whole copy of an object in this annotation: for
+	// a Secret created that way, its data. The operator never reads it, so
+	// nothing it caches (the Secrets' metadata included) keeps it.
+	o.Cache.DefaultTransform = dropLastApplied
 	o.Client = client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}}
 	return o
+}
+
+const lastAppliedAnnotation = "kubectl.kubernetes.io/last-applied-configuration"
+
+func dropLastApplied(obj any) (any, error) {
+	if o, ok := obj.(metav1.Object); ok {
+		if a := o.GetAnnotations(); a != nil {
+			if _, has := a[lastAppliedAnnotation]; has {
+				delete(a, lastAppliedAnnotation)
+				o.SetAnnotations(a)
+			}
+		}
+	}
+	return obj, nil
 }
 
 // Setup registers the Strategy controller with a manager made with

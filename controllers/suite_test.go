@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/rest"
 	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -53,6 +54,8 @@ var (
 	testScheme = Scheme()
 	restConfig *rest.Config
 	reconciler *StrategyReconciler
+	// managerCache is what the manager keeps in memory.
+	managerCache cache.Cache
 	// redisOpen needs no password; redisAuth needs testPassword (default
 	// user, ACL user "trader", and "reader" who may not SET).
 	redisOpen, redisAuth *redistest.Server
@@ -125,6 +128,7 @@ func runSuite(m *testing.M) int {
 	}
 	_ = admin.Close()
 
+	managerCache = mgr.GetCache()
 	if reconciler, err = Setup(ctx, mgr, Options{
 		EventLoggerImage: testImage, NewRedisClient: countingRedisClient, StatusRefreshInterval: testStatusRefresh,
 	}); err != nil {

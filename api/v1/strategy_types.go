@@ -148,16 +148,17 @@ type RedisSpec struct {
 	// +kubebuilder:validation:MaxLength=128
 	// +kubebuilder:validation:XValidation:rule="!self.matches('\\\\s')",message="spec.redis.keyPrefix must not contain whitespace"
 	KeyPrefix string `json:"keyPrefix,omitempty"`
-	// dialTimeout bounds connecting to Redis.
+	// dialTimeout bounds connecting to Redis, at most 10s: a slow Redis
+	// must not hold the operator's workers, which serve every tenant.
 	// +optional
 	// +kubebuilder:default="2s"
-	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="spec.redis.dialTimeout must be a positive duration"
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s') && duration(self) <= duration('10s')",message="spec.redis.dialTimeout must be a positive duration of at most 10s"
 	DialTimeout *metav1.Duration `json:"dialTimeout,omitempty"`
 	// healthCheckInterval is how often Redis and the channel and key health
-	// are probed.
+	// are probed, between 1s and 1h.
 	// +optional
 	// +kubebuilder:default="30s"
-	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="spec.redis.healthCheckInterval must be a positive duration"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('1h')",message="spec.redis.healthCheckInterval must be between 1s and 1h"
 	HealthCheckInterval *metav1.Duration `json:"healthCheckInterval,omitempty"`
 }
 
