@@ -2,12 +2,21 @@ package controllers
 
 import (
 	"context"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
+	"github.com/redis/go-redis/v9"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	stratv1 "github.com/stratops/stratops/api/v1"
+	"github.com/stratops/stratops/internal/redistest"
 )
 
 // TestCache_SecretMetadataHoldsNoLastAppliedCopy: a Secret made with
@@ -18,11 +27,13 @@ func TestCache_SecretMetadataHoldsNoLastAppliedCopy(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t)
 	sec := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "applied", Annotations: map[string]string{
-			lastAppliedAnnotation: `{"apiVersion":"v1","kind":"Secret","data":{"password":"` + testPassword + `"}}`,
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "applied", Labels: map[string]string{stratv1.CredentialsLabel: "true"}, Annotations: map[string]string{
+			// Not the suite's password: at the tests' log level (-10), REST
+			// request and response bodies are logged, this one included.
+			lastAppliedAnnotation: `{"apiVersion":"v1","kind":"Secret","stringData":{"password":"applied-secret-value"}}`,
 			"team":                "desk-a",
 		}},
-		Data: map[string][]byte{"password": []byte(testPassword)},
+		Data: map[string][]byte{"password": []byte("applied-secret-value")},
 	}
 	g.Expect(k8sClient.Create(ctx, sec)).To(Succeed())
 	g.Expect(k8sClient.Create(ctx, liveWithPassword(ns, "cached", "applied"))).To(Succeed())
@@ -33,4 +44,105 @@ func TestCache_SecretMetadataHoldsNoLastAppliedCopy(t *testing.T) {
 		g.Expect(m.Annotations).To(HaveKeyWithValue("team", "desk-a"), "the Secret is in the cache")
 		g.Expect(m.Annotations).NotTo(HaveKey(lastAppliedAnnotation))
 	}, timeout, interval).Should(Succeed())
+}
+
+// connectionsTo is how many connections a redis-server has accepted.
+func connectionsTo(g Gomega, addr string) int64 {
+	rc := redis.NewClient(&redis.Options{Addr: addr, Password: testPassword})
+	defer rc.Close()
+	for _, l := range strings.Split(rc.Info(context.Background(), "stats").Val(), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "total_connections_received:"); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			g.Expect(err).NotTo(HaveOccurred())
+			return n
+		}
+	}
+	g.Expect("total_connections_received").To(BeEmpty(), "INFO stats lacks it")
+	return 0
+}
+
+// TestConsent_ASecretWithoutTheLabelIsNotReadUntilItsOwnerConsents: a
+// Strategy may not make the operator read any Secret of its namespace. A
+// new one that references an unlabelled Secret is Stalled before anything
+// connects to Redis, and recovers when the label is added.
+func TestConsent_ASecretWithoutTheLabelIsNotReadUntilItsOwnerConsents(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	srv, err := redistest.Start(redistest.Options{Args: []string{"--requirepass", testPassword}})
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(srv.Close)
+	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "db-creds"}, Data: map[string][]byte{"password": []byte(testPassword)}}
+	g.Expect(k8sClient.Create(ctx, sec)).To(Succeed())
+	before := connectionsTo(g, srv.Addr)
+	s := liveWithPassword(ns, "consent", "db-creds")
+	s.Spec.Redis.Address, s.Spec.Redis.Username = srv.Addr, ""
+	g.Expect(k8sClient.Create(ctx, s)).To(Succeed())
+
+	g.Eventually(func(g Gomega) {
+		s := getStrategy(g, ns, "consent")
+		st := condition(s, stratv1.ConditionStalled)
+		g.Expect(st).NotTo(BeNil())
+		g.Expect(st.Reason).To(Equal(stratv1.ReasonSecretNotPermitted))
+		g.Expect(st.Message).To(ContainSubstring(`Secret "db-creds" (referenced by spec.redis.passwordSecretRef) lacks the label stratops.dev/redis-credentials: "true"`))
+		g.Expect(hasEvent(g, ns, "consent", corev1.EventTypeWarning, stratv1.ReasonSecretNotPermitted)).To(BeTrue())
+	}, timeout, interval).Should(Succeed())
+	time.Sleep(2 * time.Second) // several reconciles' worth
+	g.Expect(connectionsTo(g, srv.Addr)-before).To(Equal(int64(1)), "only this test's own INFO reached Redis: the operator sent it nothing")
+	err = k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "consent-eventlogger"}, &appsv1.Deployment{})
+	g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "nothing rolled out")
+
+	// The owner consents: the Strategy goes on by itself.
+	sec.Labels = map[string]string{stratv1.CredentialsLabel: "true"}
+	g.Expect(k8sClient.Update(ctx, sec)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		s := getStrategy(g, ns, "consent")
+		g.Expect(condition(s, stratv1.ConditionStalled)).To(BeNil())
+		g.Expect(condition(s, stratv1.ConditionRedisReady).Status).To(Equal(metav1.ConditionTrue))
+	}, timeout, interval).Should(Succeed())
+}
+
+// TestConsent_ARunningStrategyKeepsRunningWhenTheLabelIsMissing: consent
+// is asked before a rollout, never by stopping what runs (an upgrade from
+// a release that did not ask for it): a Warning says which label to add.
+func TestConsent_ARunningStrategyKeepsRunningWhenTheLabelIsMissing(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	createSecret(t, ns, "redis-auth", testPassword)
+	g.Expect(k8sClient.Create(ctx, liveWithPassword(ns, "running", "redis-auth"))).To(Succeed())
+	g.Eventually(func() error {
+		return k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "running-eventlogger"}, &appsv1.Deployment{})
+	}, timeout, interval).Should(Succeed())
+	markAvailable(g, ns, "running-eventlogger")
+	g.Eventually(func() stratv1.StrategyPhase { return getStrategy(g, ns, "running").Status.Phase }, timeout, interval).
+		Should(Equal(stratv1.PhaseRunning))
+	g.Expect(hasEvent(g, ns, "running", corev1.EventTypeWarning, stratv1.ReasonPasswordWithoutTLS)).To(BeTrue(),
+		"a password without TLS is warned about, not refused")
+
+	sec := &corev1.Secret{}
+	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "redis-auth"}, sec)).To(Succeed())
+	sec.Labels = nil
+	g.Expect(k8sClient.Update(ctx, sec)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		var note string
+		for _, e := range eventsFor(g, ns, "running") {
+			if e.Type == corev1.EventTypeWarning && e.Reason == stratv1.ReasonSecretNotPermitted {
+				note = e.Note
+			}
+		}
+		g.Expect(note).To(ContainSubstring("stratops.dev/redis-credentials"))
+		g.Expect(note).To(ContainSubstring("keeps running"))
+	}, timeout, interval).Should(Succeed())
+	// Editing the Secret rolls the logger today (the config hash follows
+	// the Secret's version); play the kubelet for the new template.
+	g.Eventually(func(g Gomega) {
+		markAvailable(g, ns, "running-eventlogger")
+		g.Expect(getStrategy(g, ns, "running").Status.Phase).To(Equal(stratv1.PhaseRunning))
+	}, timeout, interval).Should(Succeed())
+	g.Consistently(func(g Gomega) {
+		s := getStrategy(g, ns, "running")
+		g.Expect(s.Status.Phase).To(Equal(stratv1.PhaseRunning))
+		g.Expect(condition(s, stratv1.ConditionStalled)).To(BeNil())
+	}, "2s", interval).Should(Succeed())
 }

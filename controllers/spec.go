@@ -2,6 +2,10 @@ package controllers
 
 import (
 	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 
@@ -22,6 +26,15 @@ func (r *StrategyReconciler) reconcileSpec(ctx context.Context, sc *scope) (ctrl
 	}
 	if sc.secrets, err = r.resolveSecrets(ctx, sc.strategy); err != nil {
 		return ctrl.Result{}, err
+	}
+	if rs := sc.strategy.Spec.Redis; rs != nil && rs.PasswordSecretRef != nil && (rs.TLS == nil || !rs.TLS.Enabled) {
+		// Said once per generation: not a refusal, a Redis inside the
+		// cluster's network may be fine without TLS.
+		key := fmt.Sprintf("%s|plaintext@%d", client.ObjectKeyFromObject(sc.strategy), sc.strategy.Generation)
+		if _, seen := r.consentWarnings.LoadOrStore(key, true); !seen {
+			r.event(sc.strategy, corev1.EventTypeWarning, stratv1.ReasonPasswordWithoutTLS, "Consent",
+				"spec.redis sends the password from %s over a connection without TLS (spec.redis.tls.enabled is false)", rs.PasswordSecretRef.Name)
+		}
 	}
 	versions := make([]string, len(sc.secrets))
 	for i, sec := range sc.secrets {

@@ -47,6 +47,8 @@ type StrategyReconciler struct {
 	// written yet still counts. inShape holds, per child, the
 	// resourceVersion at which it was last found in shape (see ensure).
 	statusWrites, probes, inShape sync.Map
+	// consentWarnings holds the unlabelled Secrets already warned about.
+	consentWarnings sync.Map
 }
 
 // scope is one reconcile of one Strategy: what each step learns, for the

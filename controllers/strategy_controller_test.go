@@ -47,7 +47,7 @@ func liveWithPassword(ns, name, secret string) *stratv1.Strategy {
 func createSecret(t *testing.T, ns, name, password string) {
 	t.Helper()
 	sec := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{stratv1.CredentialsLabel: "true"}},
 		Data:       map[string][]byte{"password": []byte(password)},
 	}
 	if err := k8sClient.Create(context.Background(), sec); err != nil {
@@ -244,7 +244,8 @@ func TestReconcile_MissingSecretStallsAndRecoversWhenCreated(t *testing.T) {
 	g.Expect(apierrors.IsNotFound(err)).To(BeTrue())
 
 	// A Secret without the key is still stalled, with its own reason.
-	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "redis-auth"}, Data: map[string][]byte{"other": []byte("x")}}
+	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "redis-auth", Labels: map[string]string{stratv1.CredentialsLabel: "true"}},
+		Data: map[string][]byte{"other": []byte("x")}}
 	g.Expect(k8sClient.Create(ctx, sec)).To(Succeed())
 	g.Eventually(func(g Gomega) {
 		st := condition(getStrategy(g, ns, "stall"), stratv1.ConditionStalled)

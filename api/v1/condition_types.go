@@ -42,6 +42,12 @@ const (
 	ReasonSecretNotFound = "SecretNotFound"
 	// ReasonSecretKeyNotFound: a referenced Secret lacks the referenced key.
 	ReasonSecretKeyNotFound = "SecretKeyNotFound"
+	// ReasonSecretNotPermitted: a referenced Secret lacks the consent label
+	// (CredentialsLabel), so the operator does not read it.
+	ReasonSecretNotPermitted = "SecretNotPermitted"
+	// ReasonPasswordWithoutTLS (an event, not a refusal): the spec sends a
+	// Redis password over a connection without TLS.
+	ReasonPasswordWithoutTLS = "PasswordWithoutTLS"
 	// ReasonInvalidSpec: the spec cannot be acted on (admission let it in,
 	// but it cannot work, e.g. a messaging override that is not valid).
 	ReasonInvalidSpec = "InvalidSpec"
@@ -87,3 +93,10 @@ const (
 	// ReasonRedisUnavailable: health is unknown because Redis is not usable.
 	ReasonRedisUnavailable = "RedisUnavailable"
 )
+
+// CredentialsLabel, set to "true" on a Secret, is its owner's consent that
+// stratops read it as a Strategy's Redis credentials (password, CA). A
+// Strategy that references a Secret without it is Stalled with reason
+// SecretNotPermitted: writing a Strategy must not let its author make the
+// operator read, and send to Redis, any Secret of the namespace.
+const CredentialsLabel = "stratops.dev/redis-credentials"

@@ -105,7 +105,7 @@ func TestLiveRedisGateLossAndRecovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	secret := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "redis-auth"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "redis-auth", Labels: map[string]string{stratopsv1.CredentialsLabel: "true"}},
 		StringData: map[string]string{"password": redisPassword},
 	}
 	if err := k8s.Create(ctx, secret); err != nil {
