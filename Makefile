@@ -91,11 +91,13 @@ docker-build: ## Build the image with $(CONTAINER_TOOL).
 ##@ Deployment
 
 .PHONY: install
-install: manifests kustomize ## Install the CRD into the current kubeconfig's cluster.
+install: manifests kustomize ## Install the CRD and the engine admission policy into the current kubeconfig's cluster.
 	$(KUSTOMIZE) build config/crd | kubectl apply --server-side -f -
+	$(KUSTOMIZE) build config/policy | kubectl apply --server-side -f -
 
 .PHONY: uninstall
-uninstall: manifests kustomize ## Remove the CRD (and every Strategy) from the cluster.
+uninstall: manifests kustomize ## Remove the CRD (and every Strategy) and the admission policy from the cluster.
+	$(KUSTOMIZE) build config/policy | kubectl delete --ignore-not-found -f -
 	$(KUSTOMIZE) build config/crd | kubectl delete --ignore-not-found -f -
 
 .PHONY: deploy
@@ -103,10 +105,12 @@ uninstall: manifests kustomize ## Remove the CRD (and every Strategy) from the c
 deploy: manifests kustomize ## Deploy the operator with kustomize (config/default) using IMG.
 	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && cp -r config "$$tmp/" && \
 	(cd "$$tmp/config/manager" && $(KUSTOMIZE) edit set image controller=$(IMG)) && \
-	$(KUSTOMIZE) build "$$tmp/config/default" | kubectl apply --server-side -f -
+	$(KUSTOMIZE) build "$$tmp/config/default" | kubectl apply --server-side -f - && \
+	$(KUSTOMIZE) build "$$tmp/config/policy" | kubectl apply --server-side -f -
 
 .PHONY: undeploy
 undeploy: kustomize ## Remove the operator deployed by make deploy.
+	$(KUSTOMIZE) build config/policy | kubectl delete --ignore-not-found -f -
 	$(KUSTOMIZE) build config/default | kubectl delete --ignore-not-found -f -
 
 ##@ Dependencies

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -20,6 +21,10 @@ func (r *StrategyReconciler) reconcileSpec(ctx context.Context, sc *scope) (ctrl
 	var err error
 	if sc.catalog, err = children.Catalog(sc.strategy); err != nil {
 		return ctrl.Result{}, lifecycle.Stalled(stratv1.ReasonInvalidSpec, "%v", err)
+	}
+	if problems := children.EngineTemplateProblems(sc.strategy); len(problems) > 0 {
+		// What already runs is left as it is; nothing new rolls out.
+		return ctrl.Result{}, lifecycle.Stalled(stratv1.ReasonEngineTemplateNotPermitted, "%s", strings.Join(problems, "; "))
 	}
 	if sc.catalogJSON, err = sc.catalog.Marshal(); err != nil {
 		return ctrl.Result{}, err

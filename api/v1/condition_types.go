@@ -48,6 +48,11 @@ const (
 	// ReasonPasswordWithoutTLS (an event, not a refusal): the spec sends a
 	// Redis password over a connection without TLS.
 	ReasonPasswordWithoutTLS = "PasswordWithoutTLS"
+	// ReasonEngineTemplateNotPermitted: the engine template asks for what
+	// an ordinary workload of the namespace may not have (host namespaces,
+	// privilege, added capabilities, hostPath, host ports, another
+	// ServiceAccount).
+	ReasonEngineTemplateNotPermitted = "EngineTemplateNotPermitted"
 	// ReasonInvalidSpec: the spec cannot be acted on (admission let it in,
 	// but it cannot work, e.g. a messaging override that is not valid).
 	ReasonInvalidSpec = "InvalidSpec"

@@ -115,3 +115,66 @@ func deref[T any](ps []*T) []T {
 	}
 	return out
 }
+
+// EngineTemplateProblems lists what an engine template asks for that an
+// ordinary workload of the namespace may not have, each naming its field:
+// host namespaces, privileged or privilege-escalating containers, added
+// capabilities, hostPath volumes, host ports, or a ServiceAccount other
+// than the engine's own. Creating a Strategy must give its author nothing
+// they could not have as a Deployment of their own; the shipped
+// ValidatingAdmissionPolicy says the same at admission.
+func EngineTemplateProblems(s *stratv1.Strategy) []string {
+	if s.Spec.Engine == nil {
+		return nil
+	}
+	const base = "spec.engine.template.spec"
+	p := s.Spec.Engine.Template.Spec
+	var out []string
+	add := func(field, what string) { out = append(out, base+"."+field+": "+what) }
+	if p.HostNetwork {
+		add("hostNetwork", "host namespaces are not permitted")
+	}
+	if p.HostPID {
+		add("hostPID", "host namespaces are not permitted")
+	}
+	if p.HostIPC {
+		add("hostIPC", "host namespaces are not permitted")
+	}
+	if p.ServiceAccountName != "" && p.ServiceAccountName != EngineName(s) {
+		add("serviceAccountName", fmt.Sprintf("the engine runs as its own ServiceAccount %q; %q is not permitted", EngineName(s), p.ServiceAccountName))
+	}
+	if p.DeprecatedServiceAccount != "" && p.DeprecatedServiceAccount != EngineName(s) {
+		add("serviceAccount", "the engine runs as its own ServiceAccount")
+	}
+	for i, v := range p.Volumes {
+		if v.HostPath != nil {
+			add(fmt.Sprintf("volumes[%d].hostPath", i), "hostPath volumes are not permitted")
+		}
+	}
+	check := func(kind string, i int, c corev1.Container) {
+		f := fmt.Sprintf("%s[%d]", kind, i)
+		if sc := c.SecurityContext; sc != nil {
+			if sc.Privileged != nil && *sc.Privileged {
+				add(f+".securityContext.privileged", "privileged containers are not permitted")
+			}
+			if sc.AllowPrivilegeEscalation != nil && *sc.AllowPrivilegeEscalation {
+				add(f+".securityContext.allowPrivilegeEscalation", "privilege escalation is not permitted")
+			}
+			if sc.Capabilities != nil && len(sc.Capabilities.Add) > 0 {
+				add(f+".securityContext.capabilities.add", "added capabilities are not permitted")
+			}
+		}
+		for j, port := range c.Ports {
+			if port.HostPort != 0 {
+				add(fmt.Sprintf("%s.ports[%d].hostPort", f, j), "host ports are not permitted")
+			}
+		}
+	}
+	for i, c := range p.InitContainers {
+		check("initContainers", i, c)
+	}
+	for i, c := range p.Containers {
+		check("containers", i, c)
+	}
+	return out
+}
