@@ -77,7 +77,10 @@ func (r *StrategyReconciler) reconcileRedis(ctx context.Context, sc *scope) (ctr
 		lastProbe = rs.LastProbeTime.Time
 	}
 	if t, ok := r.probes.Load(key); ok && t.(time.Time).After(lastProbe) {
+		// A round this process ran whose status write did not land (a
+		// conflict, say) still counts, and is what status reports.
 		lastProbe = t.(time.Time)
+		rs.LastProbeTime = &metav1.Time{Time: lastProbe}
 	}
 	due := lastProbe.IsZero() || time.Since(lastProbe) >= facts.Interval ||
 		rs.ConsecutiveFailures > 0 || !facts.LoggerRolledOut ||
