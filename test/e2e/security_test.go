@@ -12,6 +12,10 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	stratopsv1 "github.com/stratops/stratops/api/v1"
 
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -240,4 +244,26 @@ func rootReadOnly(pid int) (bool, error) {
 		return contains(strings.Split(opts, ","), "ro"), nil
 	}
 	return false, fmt.Errorf("no root mount in /proc/%d/mountinfo", pid)
+}
+
+// TestEngineTemplatePolicy: the admission policy that make deploy applies
+// refuses, on the real cluster, an engine that asks for the node's
+// network, naming the field, and lets an ordinary engine in.
+func TestEngineTemplatePolicy(t *testing.T) {
+	timed(t)
+	ctx := context.Background()
+	ns := namespace(t, "e2e-policy")
+	s := &stratopsv1.Strategy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "hostnet"},
+		Spec:       stratopsv1.StrategySpec{Mode: stratopsv1.ModeBacktest, Engine: sampleEngine()},
+	}
+	s.Spec.Engine.Template.Spec.HostNetwork = true
+	err := k8s.Create(ctx, s)
+	if err == nil || !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec.engine.template.spec.hostNetwork: host namespaces are not permitted") {
+		t.Fatalf("an engine on the host network: %v, want 422 naming spec.engine.template.spec.hostNetwork", err)
+	}
+	s.Spec.Engine.Template.Spec.HostNetwork = false
+	if err := k8s.Create(ctx, s); err != nil {
+		t.Fatalf("an ordinary engine is refused: %v", err)
+	}
 }
