@@ -222,3 +222,28 @@ func history(ctx context.Context, rdb *redis.Client, prefix string) (map[string]
 	}
 	return byMsg, byID, nil
 }
+
+// managerLogsOnFailure prints the managers' warnings and errors when the
+// test fails: what the operator said is the first thing to read.
+func managerLogsOnFailure(t *testing.T) {
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		pods, _ := kubectl("-n", operatorNS, "get", "pods", "-o", "name")
+		for _, p := range strings.Fields(pods) {
+			out, _ := kubectl("-n", operatorNS, "logs", p)
+			var lines []string
+			for _, l := range strings.Split(out, "\n") {
+				if strings.Contains(l, `"level":"error"`) || strings.Contains(l, `"level":"warn"`) || strings.Contains(l, "leader") ||
+					strings.Contains(l, "Applied") {
+					lines = append(lines, l)
+				}
+			}
+			if len(lines) > 40 {
+				lines = lines[len(lines)-40:]
+			}
+			t.Logf("%s:\n%s", p, strings.Join(lines, "\n"))
+		}
+	})
+}

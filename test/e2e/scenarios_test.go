@@ -400,6 +400,7 @@ func historyLen(t *testing.T, rdb *redis.Client, prefix string) int64 {
 // replica takes over, no child is duplicated, and the status goes on.
 func TestManagerFailover(t *testing.T) {
 	timed(t)
+	managerLogsOnFailure(t)
 	ctx := context.Background()
 	ns := namespace(t, "e2e-failover")
 	srv := hostRedis(t)
