@@ -82,7 +82,10 @@ func (r *StrategyReconciler) reconcileRedis(ctx context.Context, sc *scope) (ctr
 		lastProbe = t.(time.Time)
 		rs.LastProbeTime = &metav1.Time{Time: lastProbe}
 	}
-	due := lastProbe.IsZero() || time.Since(lastProbe) >= facts.Interval ||
+	// A process that has not written this Strategy's status yet (a new
+	// leader) probes first, so that its first write reports its own round.
+	_, written := r.statusWrites.Load(key)
+	due := !written || lastProbe.IsZero() || time.Since(lastProbe) >= facts.Interval ||
 		rs.ConsecutiveFailures > 0 || !facts.LoggerRolledOut ||
 		!meta.IsStatusConditionTrue(s.Status.Conditions, stratv1.ConditionRedisReady) ||
 		s.Status.ObservedGeneration != s.Generation
