@@ -47,7 +47,8 @@ type StrategyReconciler struct {
 	// written yet still counts. inShape holds, per child, the
 	// resourceVersion at which it was last found in shape (see ensure).
 	statusWrites, probes, inShape sync.Map
-	// consentWarnings holds the unlabelled Secrets already warned about.
+	// consentWarnings holds the warnings already given, once each:
+	// unlabelled Secrets, passwords without TLS.
 	consentWarnings sync.Map
 }
 
@@ -104,15 +105,7 @@ func (r *StrategyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	s := &stratv1.Strategy{}
 	if err := r.Get(ctx, req.NamespacedName, s); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.Clients.Release(req.String())
-			r.statusWrites.Delete(req.String())
-			r.probes.Delete(req.String())
-			r.inShape.Range(func(k, _ any) bool {
-				if strings.HasPrefix(k.(string), req.String()+"|") {
-					r.inShape.Delete(k)
-				}
-				return true
-			})
+			r.forget(req.String())
 			forgetMetrics(req.Namespace, req.Name)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -136,6 +129,21 @@ func (r *StrategyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		}
 	}
 	return result, nil
+}
+
+// forget drops what this process remembers of a deleted Strategy.
+func (r *StrategyReconciler) forget(key string) {
+	r.Clients.Release(key)
+	r.statusWrites.Delete(key)
+	r.probes.Delete(key)
+	for _, m := range []*sync.Map{&r.inShape, &r.consentWarnings} {
+		m.Range(func(k, _ any) bool {
+			if strings.HasPrefix(k.(string), key+"|") {
+				m.Delete(k)
+			}
+			return true
+		})
+	}
 }
 
 // finish summarizes what the steps did into the conditions and patches
