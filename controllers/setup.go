@@ -29,6 +29,11 @@ import (
 	"github.com/stratops/stratops/pkg/messaging"
 )
 
+// The manager's metrics are served to authenticated, authorized clients
+// only: it reviews each scraper's token and permission.
+// +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
+// +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
+
 // Options configure the Strategy controller. Every field's zero value
 // means its default.
 type Options struct {

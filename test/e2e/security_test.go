@@ -4,11 +4,15 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -50,6 +54,9 @@ func TestManagerRBAC(t *testing.T) {
 		"jobs.batch":                     {"get", "list", "watch", "create", "patch"},
 		"secrets":                        {"get", "list", "watch"},
 		"events.events.k8s.io":           {"create", "patch"},
+		// The metrics' authentication and authorization.
+		"tokenreviews.authentication.k8s.io":        {"create"},
+		"subjectaccessreviews.authorization.k8s.io": {"create"},
 	}
 	all := []string{"get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"}
 	for resource, verbs := range allowed {
@@ -266,4 +273,63 @@ func TestEngineTemplatePolicy(t *testing.T) {
 	if err := k8s.Create(ctx, s); err != nil {
 		t.Fatalf("an ordinary engine is refused: %v", err)
 	}
+}
+
+// TestManagerMetricsNeedAuthentication: the manager's metrics name every
+// tenant's Strategies, so they are served over HTTPS to clients whose
+// token the API server vouches for and who may get /metrics (the
+// metrics-reader ClusterRole), and to no one else.
+func TestManagerMetricsNeedAuthentication(t *testing.T) {
+	timed(t)
+	ip, err := kubectl("-n", operatorNS, "get", "pod", leaderPod(t), "-o", "jsonpath={.status.podIP}")
+	if err != nil || ip == "" {
+		t.Fatalf("the manager pod's IP: %q %v", ip, err)
+	}
+	url := "https://" + strings.TrimSpace(ip) + ":8443/metrics"
+	// The manager's certificate is its own self-signed one.
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // the test checks who may read, not the certificate
+	get := func(token string) (int, string) {
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s: %v", url, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := get(""); code != http.StatusUnauthorized {
+		t.Fatalf("without a token: %d, want 401", code)
+	}
+	ns := namespace(t, "e2e-metrics")
+	for _, args := range [][]string{
+		{"-n", ns, "create", "serviceaccount", "scraper"},
+		{"-n", ns, "create", "serviceaccount", "nosy"},
+		{"create", "clusterrolebinding", "e2e-scraper-metrics", "--clusterrole=stratops-metrics-reader", "--serviceaccount=" + ns + ":scraper"},
+	} {
+		if out, err := kubectl(args...); err != nil {
+			t.Fatalf("kubectl %v: %v\n%s", args, err, out)
+		}
+	}
+	t.Cleanup(func() { _, _ = kubectl("delete", "clusterrolebinding", "e2e-scraper-metrics") })
+	token := func(sa string) string {
+		out, err := kubectl("-n", ns, "create", "token", sa)
+		if err != nil {
+			t.Fatalf("a token for %s: %v", sa, err)
+		}
+		return strings.TrimSpace(out)
+	}
+	if code, _ := get(token("nosy")); code != http.StatusForbidden {
+		t.Fatalf("with a token not allowed to get /metrics: %d, want 403", code)
+	}
+	eventually(t, 30*time.Second, "the scraper reads the metrics", func() error {
+		code, body := get(token("scraper"))
+		if code != http.StatusOK || !strings.Contains(body, "stratops_redis_clients_open") {
+			return fmt.Errorf("with the metrics-reader's token: %d", code)
+		}
+		return nil
+	})
 }
