@@ -146,8 +146,21 @@ func TestEnginePodTemplate_AddsTheWiringAndKeepsWhatTheUserSet(t *testing.T) {
 	if c.Resources.Limits.Cpu().String() != "500m" {
 		t.Fatalf("resources %v", c.Resources)
 	}
-	// What the user did not set is not claimed: no empty objects.
+	// What the user did not set is not claimed; what they set empty stays.
+	s.Spec.Engine.Template.Spec.Volumes = []corev1.Volume{
+		{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+		{Name: "info", VolumeSource: corev1.VolumeSource{DownwardAPI: &corev1.DownwardAPIVolumeSource{}}},
+	}
+	tmpl, err = EnginePodTemplate(s, PodEnv(s, true), "h2")
+	if err != nil {
+		t.Fatal(err)
+	}
 	b, _ := json.Marshal(tmpl)
+	for _, kept := range []string{`"emptyDir":{}`, `"downwardAPI":{}`} {
+		if !strings.Contains(string(b), kept) {
+			t.Fatalf("the user's %s was dropped: %s", kept, b)
+		}
+	}
 	for _, noise := range []string{`"creationTimestamp"`, `"resources":{}`, `"securityContext":{}`} {
 		if strings.Contains(string(b), noise) {
 			t.Fatalf("the template claims %s: %s", noise, b)

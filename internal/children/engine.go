@@ -86,8 +86,14 @@ func podTemplate(t corev1.PodTemplateSpec) (*corev1ac.PodTemplateSpecApplyConfig
 	return ac, nil
 }
 
-// prune drops nulls and empty objects, but an empty emptyDir, which means
-// something.
+// valueStructs are the fields of a pod template that Go holds as values,
+// not pointers, so that encoding/json writes them empty when unset. An
+// empty object anywhere else was written by the user and may mean
+// something (an emptyDir, a downwardAPI volume).
+var valueStructs = map[string]bool{"metadata": true, "resources": true}
+
+// prune drops nulls, and the empty objects encoding/json writes for unset
+// value structs.
 func prune(m map[string]any) {
 	for k, v := range m {
 		switch x := v.(type) {
@@ -95,7 +101,7 @@ func prune(m map[string]any) {
 			delete(m, k)
 		case map[string]any:
 			prune(x)
-			if len(x) == 0 && k != "emptyDir" {
+			if len(x) == 0 && valueStructs[k] {
 				delete(m, k)
 			}
 		case []any:
