@@ -2,6 +2,8 @@ package children
 
 import (
 	"encoding/json"
+	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -223,5 +225,79 @@ func TestConfigHash_FollowsTheCatalogAndTheSecretVersions(t *testing.T) {
 	}
 	if a != ConfigHash([]byte("c"), []string{"redis-auth/1"}) {
 		t.Fatal("the hash is stable")
+	}
+}
+
+// TestCatalog_IsByteForByteWhatThePreviousReleaseWrote: the catalog's JSON
+// is in the config hash of every pod template, so a Strategy that sets
+// none of the new fields must get the very bytes the previous release
+// wrote (testdata, written by it): otherwise upgrading the operator would
+// restart every running engine.
+func TestCatalog_IsByteForByteWhatThePreviousReleaseWrote(t *testing.T) {
+	plain := &stratv1.Strategy{Spec: stratv1.StrategySpec{Mode: stratv1.ModeLive, Redis: &stratv1.RedisSpec{KeyPrefix: "eth-basis:"}}}
+	over := plain.DeepCopy()
+	two := int32(2)
+	over.Spec.Messaging = &stratv1.MessagingSpec{
+		Channels: []stratv1.ChannelSpec{{Name: "position:updated", MinSubscribers: &two, MaxSilence: &metav1.Duration{Duration: 2 * time.Hour}}, {Name: "hedger:filled"}},
+		Keys:     []stratv1.KeySpec{{Name: "position:snapshot", TTL: &metav1.Duration{Duration: time.Hour}, MaxAge: &metav1.Duration{Duration: 2 * time.Hour}}, {Name: "hedger:book"}},
+	}
+	for name, s := range map[string]*stratv1.Strategy{"standard": plain, "overrides": over} {
+		want, err := os.ReadFile("testdata/catalog-before-" + name + ".json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := Catalog(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := c.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != string(want) {
+			t.Errorf("%s: the catalog's JSON changed, and with it every pod's config hash:\n%s\nwant\n%s", name, got, want)
+		}
+	}
+}
+
+// TestEnginePodTemplate_IsWhatThePreviousReleaseRan: a Live engine's pod
+// template, for a Strategy with a password and a TLS CA, is the one the
+// previous release wrote (testdata, written by it), config hash included:
+// upgrading the operator restarts no running engine.
+func TestEnginePodTemplate_IsWhatThePreviousReleaseRan(t *testing.T) {
+	s := &stratv1.Strategy{
+		ObjectMeta: metav1.ObjectMeta{Name: "eth-basis", Namespace: "trading"},
+		Spec: stratv1.StrategySpec{Mode: stratv1.ModeLive, Redis: &stratv1.RedisSpec{
+			Address: "redis.trading.svc:6379", Topology: stratv1.TopologyStandalone, KeyPrefix: "eth-basis:", Username: "trader",
+			DialTimeout:       &metav1.Duration{Duration: 2 * time.Second},
+			PasswordSecretRef: &stratv1.SecretKeySelector{Name: "redis-auth", Key: "password"},
+			TLS:               &stratv1.RedisTLSSpec{Enabled: true, ServerName: "redis.internal", CASecretRef: &stratv1.SecretKeySelector{Name: "redis-ca", Key: "ca.crt"}},
+		},
+			Engine: &stratv1.EngineSpec{Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"desk": "a"}},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "engine", Image: "engine:1", Env: []corev1.EnvVar{{Name: "OWN", Value: "1"}}}}},
+			}}},
+	}
+	c, err := Catalog(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cj, _ := c.Marshal()
+	tmpl, err := EnginePodTemplate(s, PodEnv(s, true), ConfigHash(cj, []string{"redis-auth/11", "redis-ca/12"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := typed[corev1.PodTemplateSpec](t, tmpl)
+	raw, err := os.ReadFile("testdata/engine-template-before.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &corev1.PodTemplateSpec{}
+	if err := json.Unmarshal(raw, want); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		g, _ := json.MarshalIndent(got, "", "  ")
+		t.Fatalf("the engine's pod template changed, so upgrading would restart it:\n%s\nwant\n%s", g, raw)
 	}
 }

@@ -84,8 +84,10 @@ type Channel struct {
 	MaxSilence Duration `json:"maxSilence,omitempty"`
 	// MaxLag is the highest p99 lag (from an event's timestamp to the
 	// event logger receiving it) over the health window before the channel
-	// is Lagging. default: 0, lag is never unhealthy.
-	MaxLag Duration `json:"maxLag,omitempty"`
+	// is Lagging. default: 0, lag is never unhealthy. Left out of the JSON
+	// when unset, so that a catalog without it has the bytes (and the pods
+	// the config hash) it had before the field existed.
+	MaxLag Duration `json:"maxLag,omitzero"`
 	// MaxInvalidRatio is the share of invalid messages over the health
 	// window above which the channel is unhealthy (InvalidMessages); 0
 	// allows none. default: nil, DefaultMaxInvalidRatio.
