@@ -39,12 +39,10 @@ func (r *StrategyReconciler) reconcileHealth(ctx context.Context, sc *scope) (ct
 	}
 	h := sc.health
 	if h == nil {
-		read, err := redisprobe.ReadHealth(ctx, sc.redis, sc.catalog, time.Now())
-		if err != nil {
-			// Not a reconcile error: Redis trouble is the probes' to report.
-			return ctrl.Result{RequeueAfter: min(2*time.Second, children.HealthCheckInterval(s))}, nil
-		}
-		h = &read
+		// The last check made no read-out (Redis passed its round, then
+		// did not answer the read): the last one stays in status. Not a
+		// reconcile error: Redis trouble is the probes' to report.
+		return ctrl.Result{RequeueAfter: min(2*time.Second, children.HealthCheckInterval(s))}, nil
 	}
 	ns, name := s.Namespace, s.Name
 	var chs []stratv1.ChannelStatus

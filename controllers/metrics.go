@@ -20,6 +20,9 @@ var (
 	redisClientsOpen = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "stratops_redis_clients_open", Help: "Redis clients the operator holds open (one per distinct connection setting).",
 	})
+	checksInFlight = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "stratops_redis_checks_in_flight", Help: "Redis checks (probe rounds, health read-outs) running off the reconcile workers.",
+	})
 	channelSubscribers = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "stratops_channel_subscribers", Help: "PUBSUB NUMSUB of each channel of each Strategy.",
 	}, []string{"namespace", "strategy", "channel"})
@@ -41,7 +44,7 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(probeLatency, probeFailures, redisClientsOpen, channelSubscribers, channelLagP99, channelLastMessage,
+	metrics.Registry.MustRegister(probeLatency, probeFailures, redisClientsOpen, checksInFlight, channelSubscribers, channelLagP99, channelLastMessage,
 		keyTTL, healthyCount, totalCount)
 }
 

@@ -2,9 +2,11 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -33,10 +35,10 @@ func redisConfigFor(s *stratv1.Strategy, secrets []resolvedSecret) (messaging.Re
 }
 
 // reconcileRedis checks the Strategy's Redis and applies the verdict
-// (lifecycle.DecideRedis) to RedisReady, status.redis and events. A full probe round
-// runs when one is due (every healthCheckInterval, or at once while Redis
-// is failing or the gate is closed); in between, the health read-out is
-// the liveness check, so a healthy reconcile costs one round trip.
+// (lifecycle.DecideRedis) to RedisReady, status.redis and events. A full
+// probe round runs when one is due (see roundDue); in between, the health
+// read-out is the liveness check, so a healthy reconcile costs one round
+// trip. Either runs off the worker (checks.go).
 func (r *StrategyReconciler) reconcileRedis(ctx context.Context, sc *scope) (ctrl.Result, error) {
 	s := sc.strategy
 	key := client.ObjectKeyFromObject(s).String()
@@ -72,59 +74,38 @@ func (r *StrategyReconciler) reconcileRedis(ctx context.Context, sc *scope) (ctr
 		rs = s.Status.Redis.DeepCopy()
 	}
 	rs.Endpoint = cfg.String()
-	lastProbe := time.Time{}
-	if rs.LastProbeTime != nil {
-		lastProbe = rs.LastProbeTime.Time
-	}
-	if t, ok := r.probes.Load(key); ok && t.(time.Time).After(lastProbe) {
-		// A round this process ran whose status write did not land (a
-		// conflict, say) still counts, and is what status reports.
-		lastProbe = t.(time.Time)
-		rs.LastProbeTime = &metav1.Time{Time: lastProbe}
-	}
-	// A process that has not written this Strategy's status yet (a new
-	// leader) probes first, so that its first write reports its own round.
-	_, written := r.statusWrites.Load(key)
-	due := !written || lastProbe.IsZero() || time.Since(lastProbe) >= facts.Interval ||
-		rs.ConsecutiveFailures > 0 || !facts.LoggerRolledOut ||
-		!meta.IsStatusConditionTrue(s.Status.Conditions, stratv1.ConditionRedisReady) ||
-		s.Status.ObservedGeneration != s.Generation
-	if due {
-		rep := redisprobe.Run(ctx, c, redisprobe.Options{
-			Prefix: s.Spec.Redis.KeyPrefix, Timeout: cfg.DialTimeout + time.Second,
-			Cluster: s.Spec.Redis.Topology == stratv1.TopologyCluster,
-			Observe: func(res redisprobe.Result) {
-				probeLatency.WithLabelValues(res.Name).Observe(res.Latency.Seconds())
-				if !res.OK {
-					probeFailures.WithLabelValues(res.Name, res.Reason).Inc()
-				}
-			},
+
+	// The check runs off the worker (see checks.go); this reconcile uses
+	// what the last one found.
+	nn := client.ObjectKeyFromObject(s)
+	st := r.redisChecks().state(nn, redisprobe.SettingKey(cfg), rs.ConsecutiveFailures)
+	snap := st.snapshot()
+	if round, readOut := nextCheck(snap, s, facts); !snap.fresh && !snap.running && (round || readOut) {
+		catalog, cluster, prefix := sc.catalog, s.Spec.Redis.Topology == stratv1.TopologyCluster, s.Spec.Redis.KeyPrefix
+		probeTimeout := max(cfg.DialTimeout, time.Second) + time.Second
+		snap = r.redisChecks().start(nn, st, checkDeadline(probeTimeout), func(ctx context.Context) checkOutcome {
+			return runCheck(ctx, c, round, catalog, redisprobe.Options{Prefix: prefix, Timeout: probeTimeout, Cluster: cluster, Observe: observeProbe})
 		})
-		now := metav1.Now()
-		rs.LastProbeTime = &now
-		r.probes.Store(key, now.Time)
+	}
+	st.use()
+	if !snap.checked {
+		// The first check of this process has not ended: nothing to
+		// decide on yet. Its end brings the next reconcile.
+		return ctrl.Result{RequeueAfter: time.Second}, errAwaitingRedis
+	}
+	if rep := snap.round; rep != nil {
+		rs.LastProbeTime = &metav1.Time{Time: snap.roundAt}
 		rs.ServerVersion, rs.Role = rep.ServerVersion, rep.Role
 		rs.Probes = nil
 		for _, p := range rep.Probes {
 			rs.Probes = append(rs.Probes, stratv1.ProbeResult{Name: p.Name, OK: p.OK, Reason: p.Reason, Message: p.Message})
 		}
-		if failed, ok := rep.Failed(); ok {
-			facts.Failed = &failed
-		}
-	} else {
-		// Between probe rounds, the read-out says whether Redis answers.
-		h, err := redisprobe.ReadHealth(ctx, c, sc.catalog, time.Now())
-		if err != nil {
-			facts.Failed = &redisprobe.Result{Name: "health-read-out", Reason: redisprobe.Classify(err), Message: err.Error()}
-		} else {
-			sc.health = &h
-		}
 	}
-	if facts.Failed == nil {
-		rs.ConsecutiveFailures = 0
-	} else {
-		rs.ConsecutiveFailures++
+	facts.Failed = snap.failed
+	if snap.failed == nil {
+		sc.health = snap.health
 	}
+	rs.ConsecutiveFailures = snap.failures
 	facts.ConsecutiveFailures = rs.ConsecutiveFailures
 
 	v := lifecycle.DecideRedis(facts)
@@ -134,6 +115,71 @@ func (r *StrategyReconciler) reconcileRedis(ctx context.Context, sc *scope) (ctr
 		sc.redis = c
 	}
 	return r.applyRedisVerdict(sc, v), nil
+}
+
+// errAwaitingRedis stops a reconcile that has no check of its Strategy's
+// Redis to decide on yet; it writes nothing.
+var errAwaitingRedis = errors.New("awaiting the first Redis check")
+
+// nextCheck says which check is due: a full probe round every
+// healthCheckInterval, and a health read-out in between. While Redis
+// fails, the gate is closed or the spec changed, only a round can pass
+// Redis, so no read-out runs: a round at once, then backing off with the
+// failures (1s, 2s, 4s, ... up to the interval), so that a Redis that
+// fails slowly is not probed back to back.
+func nextCheck(snap checkSnapshot, s *stratv1.Strategy, f lifecycle.RedisFacts) (round, readOut bool) {
+	if snap.roundAt.IsZero() {
+		return true, false
+	}
+	urgent := snap.failures > 0 || !f.LoggerRolledOut ||
+		!meta.IsStatusConditionTrue(s.Status.Conditions, stratv1.ConditionRedisReady) ||
+		s.Status.ObservedGeneration != s.Generation
+	if !urgent {
+		due := time.Since(snap.roundAt) >= f.Interval
+		return due, !due
+	}
+	gap := time.Duration(0)
+	if snap.failures > 0 {
+		gap = min(time.Duration(1<<min(snap.failures-1, 6))*time.Second, f.Interval)
+	}
+	return time.Since(snap.roundAt) >= gap, false
+}
+
+// checkDeadline is a Strategy's deadline for one check: a probe round
+// whose first probe hangs (each probe has probeTimeout), then a read-out.
+func checkDeadline(probeTimeout time.Duration) time.Duration {
+	return 2*probeTimeout + 2*time.Second
+}
+
+// runCheck is one check: a probe round when round is set, then, if Redis
+// answered it, the health read-out.
+func runCheck(ctx context.Context, c redis.UniversalClient, round bool, cat messaging.Catalog, o redisprobe.Options) checkOutcome {
+	var out checkOutcome
+	if round {
+		rep := redisprobe.Run(ctx, c, o)
+		out.round = &rep
+		if failed, ok := rep.Failed(); ok {
+			out.failed = &failed
+			return out
+		}
+	}
+	h, err := redisprobe.ReadHealth(ctx, c, cat, time.Now())
+	switch {
+	case err == nil:
+		out.health = &h
+	case !round:
+		// Between rounds, the read-out is the liveness check. After a
+		// passing round, a failed read-out is not a failure of Redis.
+		out.failed = &redisprobe.Result{Name: "health-read-out", Reason: redisprobe.Classify(err), Message: err.Error()}
+	}
+	return out
+}
+
+func observeProbe(res redisprobe.Result) {
+	probeLatency.WithLabelValues(res.Name).Observe(res.Latency.Seconds())
+	if !res.OK {
+		probeFailures.WithLabelValues(res.Name, res.Reason).Inc()
+	}
 }
 
 // applyRedisVerdict puts the verdict in the scope, RedisReady and events.

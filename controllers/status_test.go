@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"k8s.io/apimachinery/pkg/types"
 	"testing"
 	"time"
 
@@ -34,11 +35,12 @@ func TestStatus_AnIdleStrategyCostsNoWriteAcrossProbeRounds(t *testing.T) {
 	ns := newNamespace(t)
 	runningLive(g, ns, "idle", redisOpen.Addr, nil) // probes every second
 	rv := settled(g, ns, "idle")
-	key := ns + "/idle"
-	first, _ := reconciler.probes.Load(key)
+	lastRound := func() time.Time {
+		return reconciler.redisChecks().peek(types.NamespacedName{Namespace: ns, Name: "idle"}).roundAt
+	}
+	first := lastRound()
 	time.Sleep(3500 * time.Millisecond)
-	last, _ := reconciler.probes.Load(key)
-	rounds := last.(time.Time).Sub(first.(time.Time))
+	rounds := lastRound().Sub(first)
 	g.Expect(rounds).To(BeNumerically(">=", 2*time.Second), "several probe rounds ran")
 	g.Expect(getStrategy(g, ns, "idle").ResourceVersion).To(Equal(rv), "no status write over %s of probe rounds", rounds)
 }

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -42,11 +43,13 @@ type StrategyReconciler struct {
 	// LegacyFieldManagers: see DefaultLegacyFieldManagers.
 	LegacyFieldManagers []string
 
-	// statusWrites and probes hold, per Strategy, when this process last
-	// wrote its status and last probed its Redis: a probe time that is not
-	// written yet still counts. inShape holds, per child, the
-	// resourceVersion at which it was last found in shape (see ensure).
-	statusWrites, probes, inShape sync.Map
+	// statusWrites holds, per Strategy, when this process last wrote its
+	// status. inShape holds, per child, the resourceVersion at which it was
+	// last found in shape (see ensure).
+	statusWrites, inShape sync.Map
+	// checks are the Strategies' Redis checks, run off the workers.
+	checks     *redisChecks
+	checksOnce sync.Once
 	// consentWarnings holds the warnings already given, once each:
 	// unlabelled Secrets, passwords without TLS.
 	consentWarnings sync.Map
@@ -65,9 +68,11 @@ type scope struct {
 	secrets     []resolvedSecret
 	configHash  string
 
-	// Set by reconcileRedis. redis is the client to the Strategy's Redis,
+	// Set by reconcileRedis. awaiting: no check of Redis ended yet, so
+	// the reconcile stopped and writes nothing. redis is the client to the Strategy's Redis,
 	// nil when it runs without Redis (a backtest on memory); health is the
 	// read-out when the check made one.
+	awaiting   bool
 	redisState lifecycle.RedisState
 	redis      redis.UniversalClient
 	health     *redisprobe.Health
@@ -124,6 +129,10 @@ func (r *StrategyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	for _, run := range []step{r.reconcileSpec, r.reconcileRedis, r.reconcileEventLogger, r.reconcileEngine, r.reconcileHealth} {
 		res, err := run(ctx, sc)
 		result = soonest(result, res)
+		if errors.Is(err, errAwaitingRedis) {
+			sc.awaiting = true
+			return result, nil
+		}
 		if err != nil {
 			return result, err
 		}
@@ -131,11 +140,21 @@ func (r *StrategyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	return result, nil
 }
 
+// redisChecks returns the reconciler's check state, made on first use.
+func (r *StrategyReconciler) redisChecks() *redisChecks {
+	r.checksOnce.Do(func() {
+		if r.checks == nil {
+			r.checks = newRedisChecks()
+		}
+	})
+	return r.checks
+}
+
 // forget drops what this process remembers of a deleted Strategy.
 func (r *StrategyReconciler) forget(key string) {
 	r.Clients.Release(key)
 	r.statusWrites.Delete(key)
-	r.probes.Delete(key)
+	r.redisChecks().forget(key)
 	for _, m := range []*sync.Map{&r.inShape, &r.consentWarnings} {
 		m.Range(func(k, _ any) bool {
 			if strings.HasPrefix(k.(string), key+"|") {
@@ -151,6 +170,9 @@ func (r *StrategyReconciler) forget(key string) {
 // into the result the controller acts on.
 func (r *StrategyReconciler) finish(ctx context.Context, sc *scope, result ctrl.Result, err error) (ctrl.Result, error) {
 	s := sc.strategy
+	if sc.awaiting {
+		return result, nil
+	}
 	conflict := apierrors.IsConflict(err)
 	if conflict {
 		// The cache was behind a write; the next reconcile sees it. Not an

@@ -35,9 +35,9 @@ func NewClients() *Clients {
 	return &Clients{clients: map[string]*sharedClient{}, users: map[string]string{}}
 }
 
-// settingKey hashes every field of the setting; the password is in the hash,
+// SettingKey hashes every field of the setting; the password is in the hash,
 // never in a string that could be logged.
-func settingKey(c messaging.RedisConfig) string {
+func SettingKey(c messaging.RedisConfig) string {
 	h := sha256.New()
 	addrs := append([]string(nil), c.Addrs...)
 	sort.Strings(addrs)
@@ -50,7 +50,7 @@ func settingKey(c messaging.RedisConfig) string {
 // Acquire returns the client for user's setting, creating it if needed.
 // A user that held a client for another setting releases that one.
 func (cs *Clients) Acquire(user string, c messaging.RedisConfig, build func(messaging.RedisConfig) (redis.UniversalClient, error)) (redis.UniversalClient, error) {
-	key := settingKey(c)
+	key := SettingKey(c)
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	if old, ok := cs.users[user]; ok && old != key {

@@ -228,3 +228,56 @@ func freePort() (int, error) {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
+
+// BlackHole is a listener that accepts connections and never answers: a
+// Redis, or a TLS endpoint, that hangs every client until its own
+// deadline.
+type BlackHole struct {
+	// Addr is host:port.
+	Addr string
+	l    net.Listener
+
+	mu       sync.Mutex
+	conns    []net.Conn
+	accepted int
+}
+
+// StartBlackHole listens on a free loopback port.
+func StartBlackHole() (*BlackHole, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("redistest: black hole: %w", err)
+	}
+	b := &BlackHole{Addr: l.Addr().String(), l: l}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			b.mu.Lock()
+			b.conns = append(b.conns, c)
+			b.accepted++
+			b.mu.Unlock()
+		}
+	}()
+	return b, nil
+}
+
+// Accepted is how many connections it accepted.
+func (b *BlackHole) Accepted() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.accepted
+}
+
+// Close stops listening and drops every connection.
+func (b *BlackHole) Close() {
+	_ = b.l.Close()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, c := range b.conns {
+		_ = c.Close()
+	}
+	b.conns = nil
+}

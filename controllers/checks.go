@@ -1,0 +1,218 @@
+package controllers
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+
+	stratv1 "github.com/stratops/stratops/api/v1"
+	"github.com/stratops/stratops/internal/redisprobe"
+)
+
+// A Strategy's Redis is checked off the reconcile workers: a probe round
+// or a health read-out runs in a goroutine of its own, under the
+// Strategy's own deadline, at most one at a time per Strategy. The
+// reconcile that starts a check waits for it a short while (checkWait);
+// a Redis that answers in time is used at once, as if the check ran
+// inline. One that does not (a listener that accepts and never answers)
+// holds no worker: the reconcile carries on with what the last check
+// found, and the check's end brings the next reconcile. So however many
+// Strategies point at a slow Redis, the workers stay free for the others.
+
+// checkWait is how long a reconcile waits for the check it started.
+const checkWait = 500 * time.Millisecond
+
+// checkOutcome is what one check found.
+type checkOutcome struct {
+	// round is the probe round, when the check ran one.
+	round *redisprobe.Report
+	// failed is the check's failure: the round's first failed probe, or
+	// the read-out's error. nil when Redis answered.
+	failed *redisprobe.Result
+	// health is the read-out, when Redis answered it.
+	health *redisprobe.Health
+}
+
+// checkState is one Strategy's checks: the one in flight, and what the
+// ones that ended found.
+type checkState struct {
+	mu sync.Mutex
+	// setting is the connection setting the state is about; a new one
+	// starts afresh.
+	setting string
+	// running is closed when the check in flight ends; nil when none runs.
+	running chan struct{}
+	checkSnapshot
+}
+
+// checkSnapshot is what the checks that ended found, as one reconcile
+// sees it.
+type checkSnapshot struct {
+	// checked: a check ended in this process.
+	checked bool
+	// running: a check is in flight.
+	running bool
+	// fresh: a check ended that no reconcile has used yet.
+	fresh bool
+	// failures counts the checks that failed in a row (seeded from status
+	// when this process first checks the Strategy).
+	failures int32
+	// failed is the last check's failure, nil when it passed.
+	failed *redisprobe.Result
+	// round is the last probe round, roundAt when it ended.
+	round   *redisprobe.Report
+	roundAt time.Time
+	// health is the last check's read-out, nil when it made none.
+	health *redisprobe.Health
+}
+
+// redisChecks holds every Strategy's check state.
+type redisChecks struct {
+	mu     sync.Mutex
+	states map[string]*checkState
+	// events receives a Strategy whose check ended after its reconcile
+	// stopped waiting; the controller watches it.
+	events chan event.GenericEvent
+	// wait: see checkWait.
+	wait time.Duration
+}
+
+func newRedisChecks() *redisChecks {
+	return &redisChecks{states: map[string]*checkState{}, events: make(chan event.GenericEvent, 1024), wait: checkWait}
+}
+
+// state returns the Strategy's check state for a connection setting,
+// starting afresh (with the failure count seeded from status) when there
+// is none or it was about another setting.
+func (rc *redisChecks) state(key types.NamespacedName, setting string, seedFailures int32) *checkState {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	st, ok := rc.states[key.String()]
+	if !ok || st.setting != setting {
+		st = &checkState{setting: setting, checkSnapshot: checkSnapshot{failures: seedFailures}}
+		rc.states[key.String()] = st
+	}
+	return st
+}
+
+// peek is what the Strategy's checks found, whatever the setting; the
+// zero snapshot when there are none.
+func (rc *redisChecks) peek(key types.NamespacedName) checkSnapshot {
+	rc.mu.Lock()
+	st, ok := rc.states[key.String()]
+	rc.mu.Unlock()
+	if !ok {
+		return checkSnapshot{}
+	}
+	return st.snapshot()
+}
+
+// forget drops a Strategy's state; a check in flight ends unseen.
+func (rc *redisChecks) forget(key string) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	delete(rc.states, key)
+}
+
+// current reports whether st is still the Strategy's state (it was not
+// forgotten nor replaced by a new setting's).
+func (rc *redisChecks) current(key types.NamespacedName, st *checkState) bool {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.states[key.String()] == st
+}
+
+// snapshot is what the ended checks found.
+func (st *checkState) snapshot() checkSnapshot {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	s := st.checkSnapshot
+	s.running = st.running != nil
+	return s
+}
+
+// use marks what the ended checks found as used by a reconcile.
+func (st *checkState) use() {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.fresh = false
+}
+
+// start runs a check in its own goroutine under timeout, unless one is in
+// flight, and waits for it up to rc.wait. It returns what the checks found
+// then.
+func (rc *redisChecks) start(key types.NamespacedName, st *checkState, timeout time.Duration, run func(ctx context.Context) checkOutcome) checkSnapshot {
+	st.mu.Lock()
+	if st.running != nil {
+		st.mu.Unlock()
+		return st.snapshot()
+	}
+	done := make(chan struct{})
+	st.running = done
+	st.mu.Unlock()
+	checksInFlight.Inc()
+
+	waited := make(chan struct{})
+	go func() {
+		defer checksInFlight.Dec()
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		out := run(ctx)
+		cancel()
+		st.mu.Lock()
+		st.record(out, time.Now())
+		st.running = nil
+		close(done)
+		st.mu.Unlock()
+		select {
+		case <-waited:
+			// The reconcile stopped waiting: bring the next one.
+			if rc.current(key, st) {
+				rc.notify(key)
+			}
+		default:
+		}
+	}()
+	t := time.NewTimer(rc.wait)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		close(waited)
+		// The check may have ended between the timer and the close.
+		select {
+		case <-done:
+		default:
+		}
+	}
+	return st.snapshot()
+}
+
+// record folds a check's outcome into the state; st.mu is held.
+func (st *checkState) record(out checkOutcome, at time.Time) {
+	st.checked, st.fresh = true, true
+	st.failed, st.health = out.failed, out.health
+	if out.round != nil {
+		st.round, st.roundAt = out.round, at
+	}
+	if out.failed == nil {
+		st.failures = 0
+	} else {
+		st.failures++
+	}
+}
+
+// notify enqueues the Strategy; it never blocks the check's goroutine for
+// long: a full queue hands the event to a goroutine of its own.
+func (rc *redisChecks) notify(key types.NamespacedName) {
+	ev := event.GenericEvent{Object: &stratv1.Strategy{}}
+	ev.Object.SetNamespace(key.Namespace)
+	ev.Object.SetName(key.Name)
+	select {
+	case rc.events <- ev:
+	default:
+		go func() { rc.events <- ev }()
+	}
+}
