@@ -56,6 +56,10 @@ func (r *StrategyReconciler) reconcileRedis(ctx context.Context, sc *scope) (ctr
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	if err := r.allowAddresses(ctx, s, &cfg); err != nil {
+		r.Clients.Release(key)
+		return ctrl.Result{}, err
+	}
 	c, err := r.Clients.Acquire(key, cfg, r.NewRedisClient)
 	if err != nil {
 		return ctrl.Result{}, lifecycle.Stalled(stratv1.ReasonInvalidSpec, "spec.redis: %v", err)
@@ -115,6 +119,29 @@ func (r *StrategyReconciler) reconcileRedis(ctx context.Context, sc *scope) (ctr
 		sc.redis = c
 	}
 	return r.applyRedisVerdict(sc, v), nil
+}
+
+// allowAddresses holds the Strategy's Redis to the operator's allow-list:
+// an address outside it stalls the Strategy before any connection, and
+// the client's dialer checks every address it dials (servers that
+// Sentinel or Cluster discovery returns too). An address whose name does
+// not resolve now is left to the probes, which report it.
+func (r *StrategyReconciler) allowAddresses(ctx context.Context, s *stratv1.Strategy, cfg *messaging.RedisConfig) error {
+	policy := r.allowedAddresses.Load()
+	if policy == nil {
+		return nil
+	}
+	field := "spec.redis.address"
+	if len(s.Spec.Redis.Addresses) > 0 {
+		field = "spec.redis.addresses"
+	}
+	for _, a := range cfg.Addrs {
+		if _, err := policy.Check(ctx, a); redisprobe.IsAddressNotAllowed(err) {
+			return lifecycle.Stalled(stratv1.ReasonAddressNotAllowed, "%s: %v", field, err)
+		}
+	}
+	cfg.Dialer = policy.Dialer(max(cfg.DialTimeout, time.Second))
+	return nil
 }
 
 // errAwaitingRedis stops a reconcile that has no check of its Strategy's

@@ -13,9 +13,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	stratv1 "github.com/stratops/stratops/api/v1"
+	"github.com/stratops/stratops/internal/redisprobe"
 	"github.com/stratops/stratops/internal/redistest"
 )
 
@@ -145,4 +147,50 @@ func TestConsent_ARunningStrategyKeepsRunningWhenTheLabelIsMissing(t *testing.T)
 		g.Expect(s.Status.Phase).To(Equal(stratv1.PhaseRunning))
 		g.Expect(condition(s, stratv1.ConditionStalled)).To(BeNil())
 	}, "2s", interval).Should(Succeed())
+}
+
+// TestAllowList_AStrategyPointedElsewhereStallsBeforeAnyConnection: with
+// --allowed-redis-addresses set, a Strategy whose Redis is outside it is
+// Stalled, AddressNotAllowed, naming the field and the list, and its Redis
+// sees no connection from the operator; once the list holds the address,
+// the next change of the Strategy brings it up.
+func TestAllowList_AStrategyPointedElsewhereStallsBeforeAnyConnection(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	srv := startRedis(t)
+	elsewhere, err := redisprobe.ParseAddressPolicy([]string{"*.redis.example.com", "10.0.0.0/8"})
+	g.Expect(err).NotTo(HaveOccurred())
+	reconciler.allowedAddresses.Store(elsewhere)
+	t.Cleanup(func() { reconciler.allowedAddresses.Store(nil) })
+
+	before := connectionsTo(g, srv.Addr)
+	s := liveOn(ns, "fenced", srv.Addr, stratv1.RedisLossHalt)
+	g.Expect(k8sClient.Create(ctx, s)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		s := getStrategy(g, ns, "fenced")
+		g.Expect(kstatusOf(g, s)).To(Equal(kstatus.FailedStatus))
+		c := condition(s, stratv1.ConditionReady)
+		g.Expect(c).NotTo(BeNil())
+		g.Expect(c.Reason).To(Equal(stratv1.ReasonAddressNotAllowed))
+		g.Expect(c.Message).To(ContainSubstring("spec.redis.address"))
+		g.Expect(c.Message).To(ContainSubstring(srv.Addr))
+		g.Expect(c.Message).To(ContainSubstring("*.redis.example.com,10.0.0.0/8"))
+		g.Expect(hasEvent(g, ns, "fenced", corev1.EventTypeWarning, stratv1.ReasonAddressNotAllowed)).To(BeTrue())
+	}, timeout, interval).Should(Succeed())
+	g.Consistently(func() int64 { return connectionsTo(g, srv.Addr) - before }, 2*time.Second, 500*time.Millisecond).
+		Should(BeNumerically("<=", 5), "only this test's own INFO connections")
+	g.Expect(notFound(ns, "fenced-eventlogger", &appsv1.Deployment{})).To(BeTrue())
+
+	allowed, err := redisprobe.ParseAddressPolicy([]string{"127.0.0.0/8"})
+	g.Expect(err).NotTo(HaveOccurred())
+	reconciler.allowedAddresses.Store(allowed)
+	g.Eventually(func() error {
+		s := getStrategy(g, ns, "fenced")
+		s.Spec.Redis.KeyPrefix = "fenced2:"
+		return k8sClient.Update(ctx, s)
+	}, timeout, interval).Should(Succeed())
+	g.Eventually(func() error {
+		return k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "fenced-eventlogger"}, &appsv1.Deployment{})
+	}, timeout, interval).Should(Succeed(), "an allowed address passes the gate")
 }

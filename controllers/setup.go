@@ -50,6 +50,9 @@ type Options struct {
 	// StatusRefreshInterval bounds how often figures alone are written to
 	// a Strategy's status. default: DefaultStatusRefreshInterval.
 	StatusRefreshInterval time.Duration
+	// AllowedRedisAddresses is the allow-list of the Redis addresses the
+	// operator connects to (--allowed-redis-addresses). default: nil, any.
+	AllowedRedisAddresses *redisprobe.AddressPolicy
 	// LegacyFieldManagers are the field managers whose Update-owned fields
 	// on children move to server-side apply. default:
 	// DefaultLegacyFieldManagers.
@@ -131,6 +134,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) (*StrategyReconcile
 		Clients: o.Clients, NewRedisClient: o.NewRedisClient, StatusRefreshInterval: o.StatusRefreshInterval,
 		LegacyFieldManagers: o.LegacyFieldManagers,
 	}
+	r.allowedAddresses.Store(o.AllowedRedisAddresses)
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &stratv1.Strategy{}, secretRefIndex, indexSecretRefs); err != nil {
 		return nil, fmt.Errorf("indexing Strategies by Secret: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -47,6 +48,8 @@ type StrategyReconciler struct {
 	// status. inShape holds, per child, the resourceVersion at which it was
 	// last found in shape (see ensure).
 	statusWrites, inShape sync.Map
+	// allowedAddresses is the allow-list of Redis addresses; nil: any.
+	allowedAddresses atomic.Pointer[redisprobe.AddressPolicy]
 	// checks are the Strategies' Redis checks, run off the workers.
 	checks     *redisChecks
 	checksOnce sync.Once

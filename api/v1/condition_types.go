@@ -45,6 +45,9 @@ const (
 	// ReasonSecretNotPermitted: a referenced Secret lacks the consent label
 	// (CredentialsLabel), so the operator does not read it.
 	ReasonSecretNotPermitted = "SecretNotPermitted"
+	// ReasonAddressNotAllowed: a Redis address of the spec is outside the
+	// operator's --allowed-redis-addresses, so it does not connect.
+	ReasonAddressNotAllowed = "AddressNotAllowed"
 	// ReasonPasswordWithoutTLS (an event, not a refusal): the spec sends a
 	// Redis password over a connection without TLS.
 	ReasonPasswordWithoutTLS = "PasswordWithoutTLS"

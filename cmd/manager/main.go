@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -36,6 +37,7 @@ func run() error {
 		leaderElectionNamespace       string
 		workers                       int
 		statusRefresh                 time.Duration
+		allowedRedis                  string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address of the Prometheus metrics endpoint (HTTPS; clients need a token allowed to get /metrics); 0 disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
@@ -45,6 +47,8 @@ func run() error {
 	flag.IntVar(&workers, "max-concurrent-reconciles", 4, "How many Strategies are reconciled in parallel.")
 	flag.DurationVar(&statusRefresh, "status-refresh-interval", controllers.DefaultStatusRefreshInterval,
 		"How often figures alone (message counts, lags, last message and probe times, TTLs) are written to a Strategy's status; a change of meaning is written at once, and metrics are always current.")
+	flag.StringVar(&allowedRedis, "allowed-redis-addresses", "",
+		"Comma-separated host globs and CIDRs of the Redis servers the operator may connect to for a Strategy (its probes send the Strategy's credentials there); a Strategy pointed elsewhere is Stalled, AddressNotAllowed. Empty: any.")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -52,6 +56,11 @@ func run() error {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 	log := ctrl.Log.WithName("setup")
 	redisprobe.RouteLogs(ctrl.Log)
+
+	allowed, err := redisprobe.ParseAddressPolicy(strings.Split(allowedRedis, ","))
+	if err != nil {
+		return fmt.Errorf("--allowed-redis-addresses: %w", err)
+	}
 
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), controllers.ManagerOptions(ctrl.Options{
 		// HTTPS with a self-signed certificate, and only for clients whose
@@ -76,6 +85,7 @@ func run() error {
 	ctx := ctrl.SetupSignalHandler()
 	if _, err := controllers.Setup(ctx, mgr, controllers.Options{
 		EventLoggerImage: image, MaxConcurrentReconciles: workers, StatusRefreshInterval: statusRefresh,
+		AllowedRedisAddresses: allowed,
 	}); err != nil {
 		return fmt.Errorf("setting up the Strategy controller: %w", err)
 	}
@@ -85,7 +95,7 @@ func run() error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return err
 	}
-	log.Info("Starting manager", "eventLoggerImage", image, "leaderElection", leaderElect)
+	log.Info("Starting manager", "eventLoggerImage", image, "leaderElection", leaderElect, "allowedRedisAddresses", allowed.String())
 	return mgr.Start(ctx)
 }
 

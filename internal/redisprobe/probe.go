@@ -28,15 +28,16 @@ const (
 
 // Failure reasons.
 const (
-	ReasonUnreachable      = "Unreachable"
-	ReasonAuthFailed       = "AuthFailed"
-	ReasonTLSError         = "TLSError"
-	ReasonTimeout          = "Timeout"
-	ReasonReadOnlyReplica  = "ReadOnlyReplica"
-	ReasonPermissionDenied = "PermissionDenied"
-	ReasonUnexpectedReply  = "UnexpectedReply"
-	ReasonError            = "Error"
-	ReasonSkipped          = "Skipped"
+	ReasonUnreachable       = "Unreachable"
+	ReasonAuthFailed        = "AuthFailed"
+	ReasonTLSError          = "TLSError"
+	ReasonTimeout           = "Timeout"
+	ReasonReadOnlyReplica   = "ReadOnlyReplica"
+	ReasonPermissionDenied  = "PermissionDenied"
+	ReasonUnexpectedReply   = "UnexpectedReply"
+	ReasonError             = "Error"
+	ReasonSkipped           = "Skipped"
+	ReasonAddressNotAllowed = "AddressNotAllowed"
 )
 
 // Result is one probe's outcome.
@@ -222,6 +223,8 @@ func Classify(err error) string {
 	var recordErr tls.RecordHeaderError
 	msg := err.Error()
 	switch {
+	case IsAddressNotAllowed(err):
+		return ReasonAddressNotAllowed
 	case errors.As(err, &re):
 		return ReasonReadOnlyReplica
 	case errors.As(err, &rp):

@@ -44,11 +44,18 @@ type Options struct {
 	// Persist keeps every acknowledged write across Stop/Kill and Restart
 	// (appendonly, fsync always). default: false, nothing is persisted.
 	Persist bool
+	// SentinelOf makes the server a Sentinel that monitors that server as
+	// master set SentinelMaster (quorum 1).
+	SentinelOf *Server
 	// Host is the address the server binds to. default: 127.0.0.1. The
 	// end-to-end tests bind it to the cluster bridge's gateway, where pods
 	// reach it as a Redis outside the cluster.
 	Host string
 }
+
+// SentinelMaster is the master set a Sentinel started with SentinelOf
+// monitors.
+const SentinelMaster = "stratops"
 
 // Start starts a redis-server on a free port (loopback unless opts.Host) and waits until it
 // answers PING.
@@ -74,9 +81,19 @@ func Start(opts Options) (*Server, error) {
 		"--logfile", filepath.Join(dir, "redis.log"),
 		"--protected-mode", "no",
 	}
-	if opts.Persist {
+	switch {
+	case opts.SentinelOf != nil:
+		conf := filepath.Join(dir, "sentinel.conf")
+		mhost, mport, _ := net.SplitHostPort(opts.SentinelOf.Addr)
+		if err := os.WriteFile(conf, []byte(fmt.Sprintf("sentinel monitor %s %s %s 1\n", SentinelMaster, mhost, mport)), 0o600); err != nil {
+			_ = os.RemoveAll(dir)
+			return nil, err
+		}
+		args = []string{conf, "--sentinel", "--port", strconv.Itoa(port), "--bind", host, "--dir", dir,
+			"--daemonize", "no", "--logfile", filepath.Join(dir, "redis.log"), "--protected-mode", "no"}
+	case opts.Persist:
 		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
-	} else {
+	default:
 		args = append(args, "--appendonly", "no")
 	}
 	if opts.ReplicaOf != nil {

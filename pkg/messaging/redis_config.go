@@ -1,10 +1,12 @@
 package messaging
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"time"
 
@@ -43,6 +45,11 @@ type RedisConfig struct {
 	// ReadTimeout and WriteTimeout bound each command. default: 3s.
 	ReadTimeout  time.Duration
 	WriteTimeout time.Duration
+	// Dialer, when set, opens every connection: to the server, the
+	// Sentinels and the masters they name, the Cluster nodes. TLS, when
+	// on, runs over the connection it returns, checked against ServerName
+	// or the host dialled. default: a plain net.Dialer.
+	Dialer func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Defaults of RedisConfig.
@@ -123,7 +130,38 @@ func (c RedisConfig) UniversalOptions() (*redis.UniversalOptions, error) {
 		}
 		o.TLSConfig = cfg
 	}
+	if c.Dialer != nil {
+		o.Dialer = withTLS(c.Dialer, o.TLSConfig, c.DialTimeout)
+	}
 	return o, nil
+}
+
+// withTLS runs TLS (when cfg is set) over what dial returns, the handshake
+// bounded by timeout.
+func withTLS(dial func(ctx context.Context, network, addr string) (net.Conn, error), cfg *tls.Config, timeout time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	if cfg == nil {
+		return dial
+	}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		c := cfg.Clone()
+		if c.ServerName == "" {
+			if host, _, err := net.SplitHostPort(addr); err == nil {
+				c.ServerName = host
+			}
+		}
+		hctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		tc := tls.Client(conn, c)
+		if err := tc.HandshakeContext(hctx); err != nil {
+			_ = conn.Close()
+			return nil, err
+		}
+		return tc, nil
+	}
 }
 
 // NewRedisClient makes a go-redis client for the config.
