@@ -150,7 +150,7 @@ func TestInterop_TheStandardsPythonComponentsAreLoggedWholeAndHealthy(t *testing
 	bus := messaging.NewRedisBus(rc, messaging.RedisBusOptions{})
 	cat := messaging.Standard(messaging.ModeLive)
 	g.Eventually(func(g Gomega) {
-		h, err := bus.History(ctx, 10_000)
+		h, _, err := bus.History(ctx, 10_000, "")
 		g.Expect(err).NotTo(HaveOccurred())
 		logged := map[string]int{}
 		for _, e := range h {

@@ -32,10 +32,11 @@ func main() {
 }
 
 type options struct {
-	mode, catalogFile, httpAddr, logLevel, eventLogFile string
-	maxMessageBytes, pendingLimit                       int
-	redis                                               messaging.RedisConfig
-	startupTimeout, healthInterval                      time.Duration
+	mode, catalogFile, httpAddr, healthAddr, logLevel string
+	eventLogFile, apiToken                            string
+	maxMessageBytes, pendingLimit                     int
+	redis                                             messaging.RedisConfig
+	startupTimeout, healthInterval                    time.Duration
 }
 
 func env(name, def string) string {
@@ -64,7 +65,9 @@ func parseFlags(args []string) (options, error) {
 	fs := flag.NewFlagSet("eventlogger", flag.ContinueOnError)
 	fs.StringVar(&o.mode, "mode", string(def.Mode), "Backtest or Live (default: the catalog's mode) [$"+messaging.EnvMode+"]")
 	fs.StringVar(&o.catalogFile, "catalog", def.CatalogFile, "catalog JSON file; empty: the standard's catalog [$"+messaging.EnvCatalogFile+"]")
-	fs.StringVar(&o.httpAddr, "http-addr", env(el.EnvHTTPAddr, ":"+strconv.Itoa(messaging.EventLoggerPort)), "HTTP listen address [$"+el.EnvHTTPAddr+"]")
+	fs.StringVar(&o.httpAddr, "http-addr", env(el.EnvHTTPAddr, ":"+strconv.Itoa(messaging.EventLoggerPort)), "listen address of the state and events API [$"+el.EnvHTTPAddr+"]")
+	fs.StringVar(&o.healthAddr, "health-addr", env(el.EnvHealthAddr, ":"+strconv.Itoa(messaging.EventLoggerHealthPort)),
+		"listen address of /healthz, /readyz and /metrics; empty: served on the API's address [$"+el.EnvHealthAddr+"]")
 	fs.StringVar(&o.logLevel, "log-level", cmp.Or(def.LogLevel, "info"), "debug, info, warn or error [$"+messaging.EnvLogLevel+"]")
 	fs.StringVar(&o.eventLogFile, "event-log-file", env(el.EnvEventLogFile, ""), "also append event lines to this file [$"+el.EnvEventLogFile+"]")
 	fs.IntVar(&o.maxMessageBytes, "max-message-bytes", envInt(el.EnvMaxMessageBytes, messaging.DefaultMaxMessageBytes), "largest accepted message [$"+el.EnvMaxMessageBytes+"]")
@@ -90,6 +93,9 @@ func parseFlags(args []string) (options, error) {
 		}
 	}
 	o.redis.Password = def.Redis.Password
+	// The API's token comes from the environment only (a Secret), never
+	// from a flag that ps would show.
+	o.apiToken = def.EventLoggerToken
 	return o, nil
 }
 
@@ -126,6 +132,7 @@ func run(args []string) int {
 	cfg := el.ServiceConfig{
 		Catalog: cat, MaxMessageBytes: o.maxMessageBytes, PendingLimit: o.pendingLimit,
 		Out: os.Stdout, Log: log, InMemoryFallback: fallback, HealthWindow: messaging.HealthWindow(o.healthInterval),
+		APIToken: o.apiToken,
 	}
 	if o.eventLogFile != "" {
 		f, err := os.OpenFile(o.eventLogFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
@@ -138,24 +145,41 @@ func run(args []string) int {
 	}
 	svc := el.NewService(cfg, bus)
 
-	ln, err := net.Listen("tcp", o.httpAddr)
-	if err != nil {
-		log.Error("Cannot listen", "addr", o.httpAddr, "error", err)
-		return 1
+	if o.apiToken == "" {
+		log.Warn("No API token (" + messaging.EnvEventLoggerToken + "): the state and events API serves anyone who reaches it")
 	}
-	srv := &http.Server{Handler: svc.Handler(), ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("HTTP server failed", "error", err)
-			stop()
+	servers := []struct {
+		addr, what string
+		h          http.Handler
+	}{{o.httpAddr, "api", svc.APIHandler()}, {o.healthAddr, "health", svc.HealthHandler()}}
+	if o.healthAddr == "" {
+		servers = servers[:1]
+		servers[0].h = svc.Handler()
+	}
+	var running []*http.Server
+	for _, sv := range servers {
+		ln, err := net.Listen("tcp", sv.addr)
+		if err != nil {
+			log.Error("Cannot listen", "addr", sv.addr, "error", err)
+			return 1
 		}
-	}()
-	log.Info("Event logger started", "http", ln.Addr().String(), "mode", cat.Mode, "bus", bus.Kind(), "redis", o.redis.String())
+		srv := el.NewServer(sv.h, el.Timeouts{})
+		running = append(running, srv)
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("HTTP server failed", "server", sv.what, "error", err)
+				stop()
+			}
+		}()
+	}
+	log.Info("Event logger started", "api", o.httpAddr, "health", o.healthAddr, "mode", cat.Mode, "bus", bus.Kind(), "redis", o.redis.String())
 
 	runErr := svc.Run(ctx)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_ = srv.Shutdown(shutdownCtx)
+	for _, srv := range running {
+		_ = srv.Shutdown(shutdownCtx)
+	}
 	if runErr != nil {
 		log.Error("Event logger stopped", "error", runErr)
 		return 1

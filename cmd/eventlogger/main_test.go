@@ -54,7 +54,7 @@ func TestLiveWithoutRedisExitsNonZeroSayingRedisIsRequired(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			cmd := exec.CommandContext(ctx, binary, "--startup-timeout=1s", "--http-addr=127.0.0.1:0")
+			cmd := exec.CommandContext(ctx, binary, "--startup-timeout=1s", "--http-addr=127.0.0.1:0", "--health-addr=")
 			cmd.Env = append(os.Environ(), env...)
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
@@ -77,7 +77,7 @@ func TestBacktestWithUnreachableRedisRunsOnMemoryAndSaysSo(t *testing.T) {
 	}
 	httpAddr := l.Addr().String()
 	l.Close()
-	cmd := exec.Command(binary, "--startup-timeout=500ms", "--http-addr="+httpAddr)
+	cmd := exec.Command(binary, "--startup-timeout=500ms", "--http-addr="+httpAddr, "--health-addr=")
 	cmd.Env = append(os.Environ(), messaging.EnvMode+"=Backtest", messaging.EnvRedisAddrs+"="+closedAddr(t),
 		messaging.EnvRedisDialTimeout+"=100ms", messaging.EnvRedisPassword+"=never-logged-secret")
 	var stdout, stderr bytes.Buffer

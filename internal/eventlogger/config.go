@@ -6,6 +6,7 @@ package eventlogger
 // package messaging.
 const (
 	EnvHTTPAddr          = "STRATOPS_HTTP_ADDR"
+	EnvHealthAddr        = "STRATOPS_HEALTH_ADDR"
 	EnvMaxMessageBytes   = "STRATOPS_MAX_MESSAGE_BYTES"
 	EnvEventLogFile      = "STRATOPS_EVENT_LOG_FILE"
 	EnvPendingQueueLimit = "STRATOPS_PENDING_QUEUE_LIMIT"

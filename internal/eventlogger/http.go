@@ -3,6 +3,7 @@ package eventlogger
 import (
 	"bytes"
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,17 +17,44 @@ import (
 	"github.com/stratops/stratops/pkg/messaging"
 )
 
-// Handler serves the logger's HTTP API:
+// HealthHandler serves what probes and Prometheus read, on the logger's
+// health port:
 //
 //	GET  /healthz          the process is alive
 //	GET  /readyz           it can do its job (Live: Redis reachable)
 //	GET  /metrics          Prometheus metrics
-//	GET  /state/{key}      a key's latest value and remaining TTL
+func (s *Service) HealthHandler() http.Handler {
+	mux := http.NewServeMux()
+	s.healthRoutes(mux)
+	return mux
+}
+
+// APIHandler serves the state and events API, on the logger's API port.
+// Every request needs the bearer token (ServiceConfig.APIToken): 401
+// without it. At most MaxConcurrentRequests are served at once: 429 with
+// Retry-After beyond. A request body is at most MaxMessageBytes: 413.
+//
+//	GET  /state/{key}      a key's latest value and remaining TTL;
+//	                       events:history is read in pages (?count=, at
+//	                       most 1000, and ?before= the page's "next")
 //	PUT  /state/{key}      store a key's value with the catalog's TTL
 //	POST /events           ingest one event (object) or a batch (array);
 //	                       ?channel= names the catalog channel it belongs to
+func (s *Service) APIHandler() http.Handler {
+	mux := http.NewServeMux()
+	s.apiRoutes(mux)
+	return mux
+}
+
+// Handler serves both on one port: for a logger run by hand, and tests.
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
+	s.healthRoutes(mux)
+	s.apiRoutes(mux)
+	return mux
+}
+
+func (s *Service) healthRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok\n")
 	})
@@ -39,10 +67,69 @@ func (s *Service) Handler() http.Handler {
 		_, _ = io.WriteString(w, msg+"\n")
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /state/{key}", s.getState)
-	mux.HandleFunc("PUT /state/{key}", s.putState)
-	mux.HandleFunc("POST /events", s.postEvents)
-	return mux
+}
+
+func (s *Service) apiRoutes(mux *http.ServeMux) {
+	mux.Handle("GET /state/{key}", s.guard(s.getState))
+	mux.Handle("PUT /state/{key}", s.guard(s.putState))
+	mux.Handle("POST /events", s.guard(s.postEvents))
+}
+
+// guard puts an API route behind the token and the concurrency bound,
+// and bounds its body.
+func (s *Service) guard(h http.HandlerFunc) http.Handler {
+	want := []byte("Bearer " + s.cfg.APIToken)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.cfg.APIToken != "" && subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			s.metrics.apiRefused.WithLabelValues("unauthorized").Inc()
+			w.Header().Set("WWW-Authenticate", `Bearer realm="stratops-eventlogger"`)
+			writeError(w, http.StatusUnauthorized, "the event logger's API needs the Strategy's token: Authorization: Bearer $"+messaging.EnvEventLoggerToken)
+			return
+		}
+		select {
+		case s.inFlight <- struct{}{}:
+			defer func() { <-s.inFlight }()
+		default:
+			s.metrics.apiRefused.WithLabelValues("too_many_requests").Inc()
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusTooManyRequests, fmt.Sprintf("the event logger serves at most %d API requests at once; retry later", cap(s.inFlight)))
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, int64(s.cfg.MaxMessageBytes))
+		h(w, r)
+	})
+}
+
+// Timeouts of the logger's HTTP servers: a client that sends its request
+// slowly, or reads the answer slowly, or idles, is cut off.
+type Timeouts struct {
+	// ReadHeader bounds reading a request's headers. default: 5s.
+	ReadHeader time.Duration
+	// Read bounds reading a whole request. default: 10s.
+	Read time.Duration
+	// Write bounds writing the answer. default: 15s.
+	Write time.Duration
+	// Idle bounds a kept-alive connection between requests. default: 60s.
+	Idle time.Duration
+}
+
+// NewServer is an HTTP server for h with the timeouts (zero fields: their
+// defaults).
+func NewServer(h http.Handler, t Timeouts) *http.Server {
+	def := func(d, v time.Duration) time.Duration {
+		if d > 0 {
+			return d
+		}
+		return v
+	}
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: def(t.ReadHeader, 5*time.Second),
+		ReadTimeout:       def(t.Read, 10*time.Second),
+		WriteTimeout:      def(t.Write, 15*time.Second),
+		IdleTimeout:       def(t.Idle, 60*time.Second),
+		MaxHeaderBytes:    16 << 10,
+	}
 }
 
 type stateResponse struct {
@@ -50,7 +137,16 @@ type stateResponse struct {
 	// TTLSeconds is the remaining TTL; -1 for a persistent key.
 	TTLSeconds int64           `json:"ttlSeconds"`
 	Value      json.RawMessage `json:"value"`
+	// Next, on a page of events:history, is the ?before= of the page of
+	// older entries; empty on the oldest page.
+	Next string `json:"next,omitempty"`
 }
+
+// History pages: ?count= entries each, at most maxHistoryPage.
+const (
+	defaultHistoryPage = 100
+	maxHistoryPage     = 1000
+)
 
 func (s *Service) getState(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("key")
@@ -63,11 +159,20 @@ func (s *Service) getState(w http.ResponseWriter, r *http.Request) {
 	var resp stateResponse
 	resp.Key = name
 	if name == messaging.KeyEventsHistory {
-		n := 100
-		if c, err := strconv.Atoi(r.URL.Query().Get("count")); err == nil && c > 0 && c <= 10_000 {
+		n := defaultHistoryPage
+		if q := r.URL.Query().Get("count"); q != "" {
+			c, err := strconv.Atoi(q)
+			if err != nil || c < 1 || c > maxHistoryPage {
+				writeError(w, http.StatusBadRequest, fmt.Sprintf("count %q: a page holds 1 to %d entries; page on with ?before=", q, maxHistoryPage))
+				return
+			}
 			n = c
 		}
-		entries, err := s.bus.History(ctx, n)
+		entries, next, err := s.bus.History(ctx, n, r.URL.Query().Get("before"))
+		if errors.Is(err, messaging.ErrBadCursor) {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
 		if err != nil {
 			writeError(w, http.StatusServiceUnavailable, err.Error())
 			return
@@ -79,6 +184,7 @@ func (s *Service) getState(w http.ResponseWriter, r *http.Request) {
 		_, ttl, _ := s.bus.Get(ctx, name)
 		resp.TTLSeconds = ttlSeconds(ttl)
 		resp.Value, _ = json.Marshal(entries)
+		resp.Next = next
 		writeJSON(w, http.StatusOK, resp)
 		return
 	}
@@ -155,8 +261,8 @@ func (s *Service) postEvents(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown channel %q: not in the strategy's catalog", channel))
 		return
 	}
-	// A batch may hold many events of up to the message limit each.
-	body, err := readBody(r, 64*s.cfg.MaxMessageBytes)
+	// A request, batch or single event, is at most the message limit.
+	body, err := readBody(r, s.cfg.MaxMessageBytes)
 	if err != nil {
 		writeError(w, http.StatusRequestEntityTooLarge, err.Error())
 		return
@@ -201,6 +307,10 @@ func (s *Service) postEvents(w http.ResponseWriter, r *http.Request) {
 
 func readBody(r *http.Request, limit int) ([]byte, error) {
 	b, err := io.ReadAll(io.LimitReader(r.Body, int64(limit)+1))
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return nil, fmt.Errorf("eventlogger: too_large: the request is over %d bytes", limit)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("reading the request: %w", err)
 	}

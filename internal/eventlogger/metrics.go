@@ -19,6 +19,7 @@ type metrics struct {
 	nonconforming  *prometheus.CounterVec
 	lag            *prometheus.HistogramVec
 	recordDuration prometheus.Histogram
+	apiRefused     *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -49,9 +50,11 @@ func newMetrics() *metrics {
 		recordDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub,
 			Name: "record_duration_seconds", Help: "Time to write one batch of events to the bus.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
+		apiRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "api_requests_refused_total", Help: "API requests refused before they were served, by reason (unauthorized, too_many_requests)."}, []string{"reason"}),
 	}
 	m.registry.MustRegister(m.messages, m.invalid, m.pending, m.overflow, m.writeErrors, m.statsErrors,
-		m.busUp, m.inMemory, m.nonconforming, m.lag, m.recordDuration,
+		m.busUp, m.inMemory, m.nonconforming, m.lag, m.recordDuration, m.apiRefused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

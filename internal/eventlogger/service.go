@@ -50,6 +50,13 @@ type ServiceConfig struct {
 	Log *slog.Logger
 	// InMemoryFallback says the bus is memory because Redis was unreachable.
 	InMemoryFallback bool
+	// APIToken, when set, is the bearer token every request to the state
+	// and events API must carry. The operator always sets it; a logger run
+	// by hand without one serves the API to anyone who reaches it.
+	APIToken string
+	// MaxConcurrentRequests bounds the API requests served at once; more
+	// are refused with 429. default: 16.
+	MaxConcurrentRequests int
 }
 
 // Service is the standard's Event Logger: it listens to every channel of
@@ -71,6 +78,9 @@ type Service struct {
 	// windowShown is whether the last stats write carried traffic in the
 	// window: an empty window is written once, then left alone.
 	windowShown bool
+
+	// inFlight holds a slot per API request being served.
+	inFlight chan struct{}
 
 	outMu      sync.Mutex
 	busUp      atomic.Bool
@@ -107,11 +117,15 @@ func NewService(cfg ServiceConfig, bus messaging.Bus) *Service {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
+	if cfg.MaxConcurrentRequests <= 0 {
+		cfg.MaxConcurrentRequests = 16
+	}
 	var id [4]byte
 	_, _ = rand.Read(id[:])
 	s := &Service{
 		cfg: cfg, bus: bus, metrics: newMetrics(), window: newWindow(cfg.HealthWindow), instance: hex.EncodeToString(id[:]),
 		stats: map[string]messaging.ChannelStats{}, notify: make(chan struct{}, 1),
+		inFlight: make(chan struct{}, cfg.MaxConcurrentRequests),
 	}
 	s.busUp.Store(true)
 	s.metrics.busUp.Set(1)

@@ -172,7 +172,7 @@ func TestService_InvalidMessagesAreSkippedAndCountedPerChannelAndTheLoggerKeepsG
 	pub("position:updated", event(42))
 
 	eventually(t, "the valid message is in events:history", func() bool {
-		h, _ := bus.History(ctx, 10)
+		h, _, _ := bus.History(ctx, 10, "")
 		return len(h) == 1 && seqOf(h[0]) == 42 && h[0].Channel == "position:updated"
 	})
 	eventually(t, "the stats hash counts the invalid messages per channel", func() bool {
@@ -247,7 +247,7 @@ func TestService_RedisKilledAndRestartedWhileIngestingLosesAndDuplicatesNothing(
 		code, _ := do(t, "GET", r.http.URL+"/readyz", nil)
 		return code == http.StatusOK
 	})
-	h, err := bus.History(ctx, 10*total)
+	h, _, err := bus.History(ctx, 10*total, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,7 +284,7 @@ func TestHTTP_StateAndEventsHappyAndErrorPaths(t *testing.T) {
 		{"a batch with a bad event is refused whole", "POST", "/events", "[" + string(event(4)) + `,[1]]`, 400, "event 1"},
 		{"not JSON", "POST", "/events", `hello`, 400, "invalid_json"},
 		{"unknown channel", "POST", "/events?channel=foo:bar", string(event(5)), 400, "unknown channel"},
-		{"too large", "POST", "/events", `{"timestamp":"2024-05-12T14:00:00Z","component":"a","event":"b","metadata":{"x":"` + strings.Repeat("y", 2000) + `"}}`, 400, "too_large"},
+		{"too large", "POST", "/events", `{"timestamp":"2024-05-12T14:00:00Z","component":"a","event":"b","metadata":{"x":"` + strings.Repeat("y", 2000) + `"}}`, 413, "too_large"},
 		{"history is read-only", "PUT", "/state/events:history", `{"timestamp":"2024-05-12T14:00:00Z"}`, 405, ""},
 	}
 	for _, tc := range cases {
@@ -369,7 +369,7 @@ func TestService_LogsBothShapesAsTheyCameAndCountsNonconformingApart(t *testing.
 	}
 	var h []messaging.LogEntry
 	eventually(t, "the three events are in events:history", func() bool {
-		h, _ = bus.History(ctx, 10)
+		h, _, _ = bus.History(ctx, 10, "")
 		return len(h) == 3
 	})
 	for i, e := range h {

@@ -143,7 +143,7 @@ func (k *Kubelet) start(ctx context.Context, d *appsv1.Deployment) (*proc, error
 			v = string(s.Data[ref.Key])
 		}
 		switch e.Name {
-		case el.EnvHTTPAddr:
+		case el.EnvHTTPAddr, el.EnvHealthAddr:
 			continue // set below, on a free port
 		case messaging.EnvCatalogFile:
 			path, err := k.writeCatalog(ctx, d)
@@ -154,7 +154,8 @@ func (k *Kubelet) start(ctx context.Context, d *appsv1.Deployment) (*proc, error
 		}
 		env = append(env, e.Name+"="+v)
 	}
-	env = append(env, el.EnvHTTPAddr+"=127.0.0.1:"+strconv.Itoa(port))
+	// One port serves the API and health: the process reports ready there.
+	env = append(env, el.EnvHTTPAddr+"=127.0.0.1:"+strconv.Itoa(port), el.EnvHealthAddr+"=")
 	base := filepath.Join(k.Dir, d.Namespace+"_"+d.Name)
 	stdout, err := os.Create(base + ".events.log")
 	if err != nil {

@@ -132,7 +132,7 @@ func TestRun_BacktestWithoutRedisForwardsEveryEventToTheEventLogger(t *testing.T
 			t.Fatalf("the logger saw only %v", seen)
 		}
 		time.Sleep(50 * time.Millisecond)
-		h, _ := loggerBus.History(ctx, 100_000)
+		h, _, _ := loggerBus.History(ctx, 100_000, "")
 		seen = map[string]int{}
 		for _, e := range h {
 			seen[e.Channel]++

@@ -13,6 +13,9 @@ import (
 // expired).
 var ErrKeyNotFound = errors.New("messaging: key not found")
 
+// ErrBadCursor is a history cursor that no page of History gave.
+var ErrBadCursor = errors.New("messaging: not a history cursor: pass the \"next\" of a page")
+
 // Bus is where a strategy's messages travel and its state is kept: Redis in
 // live (and in a backtest that has it), memory otherwise. Names given to a
 // Bus are catalog names; the bus adds the key prefix, so that nothing it
@@ -41,8 +44,11 @@ type Bus interface {
 	// RecentIDs returns the IDs of the newest n history entries, so that a
 	// batch whose fate is unknown after a failure is not written twice.
 	RecentIDs(ctx context.Context, n int) (map[string]bool, error)
-	// History returns up to n history entries, oldest first.
-	History(ctx context.Context, n int) ([]LogEntry, error)
+	// History returns a page of up to n history entries, oldest first:
+	// the newest when before is empty, else those older than the cursor
+	// before. next is the cursor of the page of older entries, empty when
+	// there are none. A cursor the bus did not give is ErrBadCursor.
+	History(ctx context.Context, n int, before string) (entries []LogEntry, next string, err error)
 	// WriteStats adds the counters of an update to the per-channel stats
 	// hash and replaces its window.
 	WriteStats(ctx context.Context, u StatsUpdate) error

@@ -89,7 +89,7 @@ func Connect(ctx context.Context, cfg Config, o Options) (*Client, error) {
 	}
 	c.bus = NewMemoryBus(o.Clock)
 	if cfg.EventLoggerURL != "" {
-		c.fwd = newForwarder(cfg.EventLoggerURL, o)
+		c.fwd = newForwarder(cfg.EventLoggerURL, cfg.EventLoggerToken, o)
 	}
 	return c, nil
 }

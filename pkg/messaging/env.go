@@ -32,6 +32,7 @@ const (
 	EnvRedisTLSInsecure = "STRATOPS_REDIS_TLS_INSECURE_SKIP_VERIFY"
 	EnvRedisDialTimeout = "STRATOPS_REDIS_DIAL_TIMEOUT"
 	EnvEventLoggerURL   = "STRATOPS_EVENT_LOGGER_URL"
+	EnvEventLoggerToken = "STRATOPS_EVENT_LOGGER_TOKEN"
 	EnvHealthInterval   = "STRATOPS_HEALTH_INTERVAL"
 	EnvLogLevel         = "STRATOPS_LOG_LEVEL"
 )
@@ -46,9 +47,13 @@ const (
 	RedisCAPath = "/etc/stratops/redis-ca/ca.crt"
 )
 
-// EventLoggerPort is the event logger's HTTP port: health, metrics, state
-// and ingest.
-const EventLoggerPort = 8080
+// The event logger's HTTP ports: EventLoggerPort serves the state and
+// events API (a bearer token, STRATOPS_EVENT_LOGGER_TOKEN, is needed);
+// EventLoggerHealthPort serves /healthz, /readyz and /metrics.
+const (
+	EventLoggerPort       = 8080
+	EventLoggerHealthPort = 8081
+)
 
 // SecretKeyRef names one key of a Secret in the pod's namespace.
 type SecretKeyRef struct {
@@ -92,6 +97,10 @@ type PodEnv struct {
 	// EventLoggerURL is the Strategy's event logger; an engine in a
 	// backtest without Redis forwards its events there. default: none.
 	EventLoggerURL string
+	// EventLoggerToken is the Secret key holding the bearer token of the
+	// logger's API: the logger requires it, a component sends it.
+	// default: none.
+	EventLoggerToken *SecretKeyRef
 	// HealthInterval is the Strategy's health check interval, from which
 	// the event logger sizes its health window. default: none.
 	HealthInterval time.Duration
@@ -170,6 +179,10 @@ func (p PodEnv) Env() []EnvVar {
 		}
 	}
 	add(EnvEventLoggerURL, p.EventLoggerURL)
+	if p.EventLoggerToken != nil {
+		ref := *p.EventLoggerToken
+		out = append(out, EnvVar{Name: EnvEventLoggerToken, Secret: &ref})
+	}
 	if p.HealthInterval > 0 {
 		add(EnvHealthInterval, p.HealthInterval.String())
 	}
@@ -226,6 +239,9 @@ type Config struct {
 	Redis RedisConfig
 	// EventLoggerURL is the Strategy's event logger. default: none.
 	EventLoggerURL string
+	// EventLoggerToken is the bearer token of the logger's API. Never
+	// logged. default: none.
+	EventLoggerToken string
 	// HealthInterval is the Strategy's health check interval. default: 0.
 	HealthInterval time.Duration
 	// LogLevel is debug, info, warn or error. default: "" (info).
@@ -250,6 +266,7 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
 	}
 	// The password is taken as it is: white space may be part of it.
 	c.Redis.Password, _ = lookup(EnvRedisPassword)
+	c.EventLoggerToken = get(EnvEventLoggerToken)
 	if c.Mode != "" && c.Mode != ModeBacktest && c.Mode != ModeLive {
 		errs = append(errs, fmt.Errorf("%s=%q: must be Backtest or Live", EnvMode, c.Mode))
 	}

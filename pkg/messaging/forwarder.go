@@ -19,6 +19,7 @@ import (
 // one channel, retrying while the logger is unreachable or busy.
 type forwarder struct {
 	url    string
+	token  string
 	client *http.Client
 	log    *slog.Logger
 	queue  chan forwarded
@@ -34,9 +35,14 @@ type forwarded struct {
 	msg     []byte
 }
 
-const forwardBatch = 256
+// A forwarded batch holds at most forwardBatch events and, as one
+// request, at most forwardBatchBytes: the logger's request limit.
+const (
+	forwardBatch      = 256
+	forwardBatchBytes = DefaultMaxMessageBytes
+)
 
-func newForwarder(base string, o Options) *forwarder {
+func newForwarder(base, token string, o Options) *forwarder {
 	if o.HTTPClient == nil {
 		o.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
@@ -44,7 +50,7 @@ func newForwarder(base string, o Options) *forwarder {
 		o.ForwardQueue = 10_000
 	}
 	f := &forwarder{
-		url: strings.TrimRight(base, "/") + "/events", client: o.HTTPClient, log: o.Log,
+		url: strings.TrimRight(base, "/") + "/events", token: token, client: o.HTTPClient, log: o.Log,
 		queue: make(chan forwarded, o.ForwardQueue), done: make(chan struct{}), stop: make(chan struct{}),
 	}
 	go f.run()
@@ -84,7 +90,7 @@ func (f *forwarder) run() {
 				return
 			}
 		}
-		batch := [][]byte{first.msg}
+		batch, size := [][]byte{first.msg}, len(first.msg)+2
 	fill:
 		for len(batch) < forwardBatch {
 			select {
@@ -92,11 +98,11 @@ func (f *forwarder) run() {
 				if !ok {
 					break fill
 				}
-				if e.channel != first.channel {
+				if e.channel != first.channel || size+len(e.msg)+1 > forwardBatchBytes {
 					next = &e
 					break fill
 				}
-				batch = append(batch, e.msg)
+				batch, size = append(batch, e.msg), size+len(e.msg)+1
 			default:
 				break fill
 			}
@@ -115,7 +121,16 @@ func (f *forwarder) send(channel string, batch [][]byte) bool {
 	u := f.url + "?channel=" + url.QueryEscape(channel)
 	backoff := 100 * time.Millisecond
 	for {
-		resp, err := f.client.Post(u, "application/json", bytes.NewReader(body))
+		req, err := http.NewRequest(http.MethodPost, u, bytes.NewReader(body))
+		if err != nil {
+			f.log.Error("Cannot forward events to the event logger", "error", err.Error())
+			return true
+		}
+		req.Header.Set("Content-Type", "application/json")
+		if f.token != "" {
+			req.Header.Set("Authorization", "Bearer "+f.token)
+		}
+		resp, err := f.client.Do(req)
 		if err == nil {
 			msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
 			_ = resp.Body.Close()

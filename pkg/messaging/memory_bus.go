@@ -3,6 +3,7 @@ package messaging
 import (
 	"context"
 	"errors"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -28,6 +29,9 @@ type MemoryBus struct {
 	mu      sync.Mutex
 	keys    map[string]memValue
 	history []LogEntry
+	// dropped counts the entries trimmed from the front of history, so
+	// that a history cursor names the same entry after a trim.
+	dropped int
 	histExp time.Time
 	subs    map[string][]*memSubscription
 	closed  bool
@@ -135,10 +139,12 @@ func (b *MemoryBus) Record(ctx context.Context, entries []LogEntry) error {
 	}
 	now := b.clock.Now()
 	if !b.histExp.IsZero() && !now.Before(b.histExp) {
+		b.dropped += len(b.history)
 		b.history = nil
 	}
 	b.history = append(b.history, entries...)
 	if over := len(b.history) - b.maxLen; over > 0 {
+		b.dropped += over
 		b.history = append([]LogEntry(nil), b.history[over:]...)
 	}
 	b.histExp = now.Add(b.historyTTL)
@@ -161,14 +167,28 @@ func (b *MemoryBus) RecentIDs(_ context.Context, n int) (map[string]bool, error)
 	return ids, nil
 }
 
-func (b *MemoryBus) History(_ context.Context, n int) ([]LogEntry, error) {
+// History pages with positions as cursors: the number of entries logged
+// before the page, counting those trimmed since.
+func (b *MemoryBus) History(_ context.Context, n int, before string) ([]LogEntry, string, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if !b.histExp.IsZero() && !b.clock.Now().Before(b.histExp) {
-		return nil, nil
+		return nil, "", nil
 	}
-	start := max(len(b.history)-n, 0)
-	return append([]LogEntry(nil), b.history[start:]...), nil
+	end := len(b.history)
+	if before != "" {
+		c, err := strconv.Atoi(before)
+		if err != nil || c < 0 || c-b.dropped > len(b.history) {
+			return nil, "", ErrBadCursor
+		}
+		end = max(c-b.dropped, 0)
+	}
+	start := max(end-n, 0)
+	next := ""
+	if start > 0 {
+		next = strconv.Itoa(b.dropped + start)
+	}
+	return append([]LogEntry(nil), b.history[start:end]...), next, nil
 }
 
 // WriteStats does nothing: the stats hash is for the operator, which reads

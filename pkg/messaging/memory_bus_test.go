@@ -67,12 +67,12 @@ func TestMemoryBus_PubSubAndHistory(t *testing.T) {
 	if d := <-sub.C(); d.Channel != ChannelEventsLogged {
 		t.Fatalf("want a notification on events:logged, got %+v", d)
 	}
-	h, _ := b.History(ctx, 10)
+	h, _, _ := b.History(ctx, 10, "")
 	if len(h) != 1 || h[0].ID != "a-1" {
 		t.Fatalf("history %+v", h)
 	}
 	clock.Advance(24 * time.Hour)
-	if h, _ := b.History(ctx, 10); len(h) != 0 {
+	if h, _, _ := b.History(ctx, 10, ""); len(h) != 0 {
 		t.Fatal("events:history outlived its 24h TTL in simulated time")
 	}
 	_ = sub.Close()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"strconv"
 	"time"
 
@@ -151,21 +152,39 @@ func (b *RedisBus) RecentIDs(ctx context.Context, n int) (map[string]bool, error
 	return ids, nil
 }
 
-func (b *RedisBus) History(ctx context.Context, n int) ([]LogEntry, error) {
-	msgs, err := b.client.XRevRangeN(ctx, b.name(KeyEventsHistory), "+", "-", int64(n)).Result()
+// History pages with the stream's IDs as cursors: XREVRANGE from just
+// below the cursor, one entry more than the page to know if another
+// follows.
+func (b *RedisBus) History(ctx context.Context, n int, before string) ([]LogEntry, string, error) {
+	end := "+"
+	if before != "" {
+		if !streamIDPattern.MatchString(before) {
+			return nil, "", ErrBadCursor
+		}
+		end = "(" + before
+	}
+	msgs, err := b.client.XRevRangeN(ctx, b.name(KeyEventsHistory), end, "-", int64(n)+1).Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("messaging: read history: %w", err)
+		return nil, "", fmt.Errorf("messaging: read history: %w", err)
+	}
+	next := ""
+	if len(msgs) > n {
+		msgs = msgs[:n]
+		next = msgs[n-1].ID
 	}
 	out := make([]LogEntry, 0, len(msgs))
 	for i := len(msgs) - 1; i >= 0; i-- {
 		e, err := entryFromStream(msgs[i].Values)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		out = append(out, e)
 	}
-	return out, nil
+	return out, next, nil
 }
+
+// streamIDPattern is a Redis stream entry ID.
+var streamIDPattern = regexp.MustCompile(`^[0-9]{1,20}-[0-9]{1,20}$`)
 
 // entryFromStream reads what streamValues wrote.
 func entryFromStream(v map[string]any) (LogEntry, error) {

@@ -102,7 +102,7 @@ func TestRedisBus_RecordAppendsHistoryWithTTLAndNotifies(t *testing.T) {
 	if err := bus.Record(ctx, entries); err != nil {
 		t.Fatal(err)
 	}
-	h, err := bus.History(ctx, 10)
+	h, _, err := bus.History(ctx, 10, "")
 	if err != nil || len(h) != 2 || h[0].ID != "x-1" || h[1].ID != "x-2" {
 		t.Fatalf("history %+v, %v", h, err)
 	}
