@@ -187,7 +187,7 @@ func TestAPI_SlowClientsAreCutOff(t *testing.T) {
 		start := time.Now()
 		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 		_, err = io.ReadAll(c)
-		c.Close()
+		_ = c.Close()
 		if took := time.Since(start); err != nil || took > 3*time.Second {
 			t.Errorf("%s: the server kept the connection %s (%v)", name, took, err)
 		}
