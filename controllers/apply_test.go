@@ -158,4 +158,18 @@ func TestApply_AnUpgradeFromUpdateRestartsNoEngineAndPrunesWhatIsNoLongerSet(t *
 	for _, e := range eventsFor(g, ns, "upgrade") {
 		g.Expect(e.Reason).NotTo(Equal("EngineRestarted"), "the upgrade must not restart the engine: %s", e.Note)
 	}
+	g.Expect(hasEvent(g, ns, "upgrade", corev1.EventTypeWarning, "EngineIdentityPending")).To(BeTrue(),
+		"a Warning says the engine keeps its old identity until its next rollout")
+
+	// The next change someone means rolls the engine, now as its own
+	// ServiceAccount and with the logger's token.
+	updateStrategy(g, ns, "upgrade", func(s *stratv1.Strategy) { s.Spec.Engine.Template.Spec.Containers[0].Image = "engine:v2" })
+	g.Eventually(func(g Gomega) {
+		d := &appsv1.Deployment{}
+		g.Expect(k8sClient.Get(ctx, engineKey, d)).To(Succeed())
+		g.Expect(d.Spec.Template.Spec.Containers[0].Image).To(Equal("engine:v2"))
+		g.Expect(d.Spec.Template.Spec.ServiceAccountName).To(Equal("upgrade-engine"))
+		_, hasToken := envValue(d.Spec.Template.Spec.Containers[0], messaging.EnvEventLoggerToken)
+		g.Expect(hasToken).To(BeTrue())
+	}, timeout, interval).Should(Succeed())
 }

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 
@@ -39,16 +40,22 @@ func (r *StrategyReconciler) reconcileEngine(ctx context.Context, sc *scope) (ct
 		lifecycle.SetCondition(s, stratv1.ConditionEngineReady, false, stratv1.ReasonGated, "The engine waits for Redis to pass its probes")
 		return ctrl.Result{}, nil
 	}
+	if err := r.ensureEngineServiceAccount(ctx, s); err != nil {
+		return ctrl.Result{}, err
+	}
 	env := children.PodEnv(s, sc.redis != nil)
 	if env.Redis == nil {
 		// A backtest on the in-process bus forwards its events to the
 		// logger, so that its audit trail is complete.
 		env.EventLoggerURL = children.EventLoggerURL(s)
 	}
-	tmpl, err := children.EnginePodTemplate(s, env, sc.configHash)
+	legacyEnv := env
+	env.EventLoggerToken = children.EventLoggerTokenRef(s)
+	tmpl, err := children.EnginePodTemplate(s, env, sc.podHash)
 	if err != nil {
 		return ctrl.Result{}, lifecycle.Stalled(stratv1.ReasonInvalidSpec, "%v", err)
 	}
+	children.WithEngineIdentity(s, tmpl)
 	waitMsg := "The engine starts once an event logger replica is available, so that everything it publishes is logged"
 	if s.Spec.Mode == stratv1.ModeBacktest {
 		if !sc.loggerListening {
@@ -85,6 +92,29 @@ func (r *StrategyReconciler) reconcileEngine(ctx context.Context, sc *scope) (ct
 		replicas = 0
 	}
 	desired := children.EngineDeployment(s, tmpl, replicas)
+	if before != nil && before.Spec.Template.Spec.ServiceAccountName != children.EngineName(s) {
+		// Running since before the engine had its own identity: it keeps
+		// its pod template, exactly as the previous release wrote it, until
+		// something else changes it. No restart for the upgrade alone.
+		legacyTmpl, err := children.EnginePodTemplate(s, legacyEnv, sc.configHash)
+		if err != nil {
+			return ctrl.Result{}, lifecycle.Stalled(stratv1.ReasonInvalidSpec, "%v", err)
+		}
+		legacy := children.EngineDeployment(s, legacyTmpl, replicas)
+		keep, err := r.keepsTemplate(ctx, s, before, legacy)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		if keep {
+			desired = legacy
+			key := client.ObjectKeyFromObject(s).String() + "|legacy-identity"
+			if _, seen := r.consentWarnings.LoadOrStore(key, true); !seen {
+				r.event(s, corev1.EventTypeWarning, "EngineIdentityPending", "Update",
+					"The engine keeps the pod template it ran with before the upgrade, so it is not restarted: until its next rollout it runs as ServiceAccount %q, not its own %q, and without the event logger's token",
+					cmp.Or(before.Spec.Template.Spec.ServiceAccountName, "default"), children.EngineName(s))
+			}
+		}
+	}
 	// Say what a change does to a running engine before doing it: a dry
 	// run of the apply tells whether the pod template really changes (an
 	// upgrade that only moves field ownership does not).
@@ -127,6 +157,47 @@ func (r *StrategyReconciler) reconcileEngine(ctx context.Context, sc *scope) (ct
 		lifecycle.SetCondition(s, stratv1.ConditionEngineReady, false, stratv1.ReasonEngineStarting, msg)
 	}
 	return ctrl.Result{}, nil
+}
+
+// keepsTemplate reports whether applying desired leaves the running
+// Deployment's pod template as it is: a dry run of the apply, which the
+// API server defaults and merges as it would the real one. The answer is
+// remembered for the Deployment's resourceVersion and desired.
+func (r *StrategyReconciler) keepsTemplate(ctx context.Context, s *stratv1.Strategy, before *appsv1.Deployment, desired *appsv1ac.DeploymentApplyConfiguration) (bool, error) {
+	sum, err := digest(desired)
+	if err != nil {
+		return false, err
+	}
+	key := client.ObjectKeyFromObject(s).String() + "|keeps-template"
+	mark := shapeMark{before.ResourceVersion, sum}
+	if v, ok := r.inShape.Load(key); ok && v.(keptMark).shapeMark == mark {
+		return v.(keptMark).keeps, nil
+	}
+	dry, err := r.Clientset.AppsV1().Deployments(s.Namespace).Apply(ctx, desired,
+		metav1.ApplyOptions{FieldManager: fieldManager, Force: true, DryRun: []string{metav1.DryRunAll}})
+	if err != nil {
+		return false, fmt.Errorf("dry run of the engine's apply: %w", err)
+	}
+	keeps := equality.Semantic.DeepEqual(dry.Spec.Template, before.Spec.Template)
+	r.inShape.Store(key, keptMark{mark, keeps})
+	return keeps, nil
+}
+
+type keptMark struct {
+	shapeMark
+	keeps bool
+}
+
+// ensureEngineServiceAccount provisions the engine's own ServiceAccount.
+// One of that name that someone else made (a team that named its engine's
+// account so before the operator did) is used as it is.
+func (r *StrategyReconciler) ensureEngineServiceAccount(ctx context.Context, s *stratv1.Strategy) error {
+	_, err := ensure(ctx, r, s, children.EngineName(s), &corev1.ServiceAccount{},
+		children.EngineServiceAccount(s), corev1ac.ExtractServiceAccount, nil)
+	if st, ok := lifecycle.AsStalled(err); ok && st.Reason == stratv1.ReasonNameConflict {
+		return nil
+	}
+	return err
 }
 
 // reconcileBacktestJob runs the backtest once. A Job's template cannot be

@@ -2,7 +2,17 @@ package controllers
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
+
+	"github.com/go-logr/logr"
+	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	networkingv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -36,6 +46,16 @@ func (r *StrategyReconciler) reconcileEventLogger(ctx context.Context, sc *scope
 		children.EventLoggerService(s), corev1ac.ExtractService, nil); err != nil {
 		return ctrl.Result{}, err
 	}
+	tokenUID, err := r.ensureLoggerToken(ctx, s)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	sc.podHash = children.ConfigHash(sc.catalogJSON, append(append([]string(nil), sc.secretVersions...), "token/"+string(tokenUID)))
+	if _, err := ensure(ctx, r, s, children.EventLoggerName(s), &networkingv1.NetworkPolicy{},
+		children.EventLoggerNetworkPolicy(s, sc.redisState != lifecycle.RedisInMemory, r.networkPolicyOptions()),
+		networkingv1ac.ExtractNetworkPolicy, nil); err != nil {
+		return ctrl.Result{}, err
+	}
 	if sc.redisState == lifecycle.RedisGated {
 		// The gate: a Live strategy's logger rolls out only once Redis
 		// proved itself.
@@ -44,7 +64,7 @@ func (r *StrategyReconciler) reconcileEventLogger(ctx context.Context, sc *scope
 		return ctrl.Result{}, nil
 	}
 	res, err := ensure(ctx, r, s, children.EventLoggerName(s), &appsv1.Deployment{},
-		children.EventLoggerDeployment(s, image, sc.configHash, sc.redis != nil), appsv1ac.ExtractDeployment, nil)
+		children.EventLoggerDeployment(s, image, sc.podHash, sc.redis != nil), appsv1ac.ExtractDeployment, nil)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -59,6 +79,40 @@ func (r *StrategyReconciler) reconcileEventLogger(ctx context.Context, sc *scope
 		lifecycle.SetCondition(s, stratv1.ConditionEventLoggerReady, false, stratv1.ReasonEventLoggerNotReady, msg)
 	}
 	return ctrl.Result{}, nil
+}
+
+// ensureLoggerToken makes the logger's API token once: a random 256-bit
+// value in an immutable Secret the Strategy owns, given to the logger and
+// the engine by reference. It returns the Secret's UID: a Secret deleted
+// and made anew carries a new token, and the pods roll to it.
+func (r *StrategyReconciler) ensureLoggerToken(ctx context.Context, s *stratv1.Strategy) (types.UID, error) {
+	name := children.EventLoggerTokenName(s)
+	sec := &corev1.Secret{}
+	err := r.APIReader.Get(logr.NewContext(ctx, logr.Discard()), client.ObjectKey{Namespace: s.Namespace, Name: name}, sec)
+	switch {
+	case apierrors.IsNotFound(err):
+		var b [32]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return "", err
+		}
+		ac := children.EventLoggerTokenSecret(s, hex.EncodeToString(b[:]))
+		if err := r.Apply(logr.NewContext(ctx, logr.Discard()), ac, client.FieldOwner(fieldManager), client.ForceOwnership); err != nil {
+			return "", fmt.Errorf("creating Secret %q: %w", name, err)
+		}
+		if err := r.APIReader.Get(logr.NewContext(ctx, logr.Discard()), client.ObjectKey{Namespace: s.Namespace, Name: name}, sec); err != nil {
+			return "", fmt.Errorf("reading Secret %q: %w", name, err)
+		}
+		r.eventAbout(s, sec, corev1.EventTypeNormal, "Created", "Create", "Created Secret %s (the event logger's API token)", name)
+	case err != nil:
+		return "", fmt.Errorf("reading Secret %q: %w", name, err)
+	case !metav1.IsControlledBy(sec, s):
+		return "", lifecycle.Stalled(stratv1.ReasonNameConflict,
+			"Secret %q exists and is not owned by this Strategy; rename or delete it", name)
+	case len(sec.Data[children.EventLoggerTokenKey]) < 32:
+		return "", lifecycle.Stalled(stratv1.ReasonInvalidSpec,
+			"Secret %q holds no usable token (key %q); delete it and the operator makes a new one", name, children.EventLoggerTokenKey)
+	}
+	return sec.UID, nil
 }
 
 // deploymentAvailable reports whether a Deployment has rolled out its

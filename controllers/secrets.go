@@ -7,6 +7,7 @@ import (
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -55,9 +56,14 @@ func (r *StrategyReconciler) strategiesForSecret(ctx context.Context, o client.O
 		client.MatchingFields{secretRefIndex: o.GetName()}); err != nil {
 		return nil
 	}
-	reqs := make([]reconcile.Request, 0, len(list.Items))
+	reqs := make([]reconcile.Request, 0, len(list.Items)+1)
 	for _, s := range list.Items {
 		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: s.Namespace, Name: s.Name}})
+	}
+	// A Secret a Strategy owns (its logger's token): deleted, it is made
+	// anew.
+	if ref := metav1.GetControllerOf(o); ref != nil && ref.Kind == "Strategy" && ref.APIVersion == stratv1.GroupVersion.String() {
+		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: ref.Name}})
 	}
 	return reqs
 }

@@ -9,6 +9,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -50,6 +51,10 @@ type Options struct {
 	// StatusRefreshInterval bounds how often figures alone are written to
 	// a Strategy's status. default: DefaultStatusRefreshInterval.
 	StatusRefreshInterval time.Duration
+	// NetworkPolicy: the cluster's facts the loggers' NetworkPolicies need
+	// (--eventlogger-metrics-cidrs, --eventlogger-metrics-namespace-label).
+	// default: the metrics port open to all.
+	NetworkPolicy children.NetworkPolicyOptions
 	// AllowedRedisAddresses is the allow-list of the Redis addresses the
 	// operator connects to (--allowed-redis-addresses). default: nil, any.
 	AllowedRedisAddresses *redisprobe.AddressPolicy
@@ -77,11 +82,12 @@ func ManagerOptions(o ctrl.Options) ctrl.Options {
 	o.Scheme = Scheme()
 	ours := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{children.LabelManagedBy: children.ManagerName})}
 	o.Cache = cache.Options{ByObject: map[client.Object]cache.ByObject{
-		&corev1.ConfigMap{}:      ours,
-		&corev1.ServiceAccount{}: ours,
-		&corev1.Service{}:        ours,
-		&appsv1.Deployment{}:     ours,
-		&batchv1.Job{}:           ours,
+		&corev1.ConfigMap{}:           ours,
+		&corev1.ServiceAccount{}:      ours,
+		&corev1.Service{}:             ours,
+		&appsv1.Deployment{}:          ours,
+		&batchv1.Job{}:                ours,
+		&networkingv1.NetworkPolicy{}: ours,
 	}}
 	// kubectl apply keeps a whole copy of an object in this annotation: for
 	// a Secret created that way, its data. The operator never reads it, so
@@ -135,6 +141,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) (*StrategyReconcile
 		LegacyFieldManagers: o.LegacyFieldManagers,
 	}
 	r.allowedAddresses.Store(o.AllowedRedisAddresses)
+	r.networkPolicy.Store(&o.NetworkPolicy)
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &stratv1.Strategy{}, secretRefIndex, indexSecretRefs); err != nil {
 		return nil, fmt.Errorf("indexing Strategies by Secret: %w", err)
 	}
@@ -145,6 +152,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) (*StrategyReconcile
 		Owns(&corev1.Service{}).
 		Owns(&appsv1.Deployment{}).
 		Owns(&batchv1.Job{}).
+		Owns(&networkingv1.NetworkPolicy{}).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.strategiesForSecret), builder.OnlyMetadata).
 		WatchesRawSource(source.Channel(r.redisChecks().events, &handler.EnqueueRequestForObject{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: o.MaxConcurrentReconciles}).

@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	stratv1 "github.com/stratops/stratops/api/v1"
+	"github.com/stratops/stratops/internal/children"
 	"github.com/stratops/stratops/internal/lifecycle"
 	"github.com/stratops/stratops/internal/redisprobe"
 	"github.com/stratops/stratops/pkg/messaging"
@@ -48,6 +49,9 @@ type StrategyReconciler struct {
 	// status. inShape holds, per child, the resourceVersion at which it was
 	// last found in shape (see ensure).
 	statusWrites, inShape sync.Map
+	// networkPolicy holds the cluster's facts the loggers' NetworkPolicies
+	// need (the manager's flags); nil: none.
+	networkPolicy atomic.Pointer[children.NetworkPolicyOptions]
 	// allowedAddresses is the allow-list of Redis addresses; nil: any.
 	allowedAddresses atomic.Pointer[redisprobe.AddressPolicy]
 	// checks are the Strategies' Redis checks, run off the workers.
@@ -69,7 +73,15 @@ type scope struct {
 	catalog     messaging.Catalog
 	catalogJSON []byte
 	secrets     []resolvedSecret
-	configHash  string
+	// configHash hashes the catalog and the referenced Secrets' versions,
+	// as the previous release did: what an engine that has not rolled
+	// since the upgrade carries.
+	configHash     string
+	secretVersions []string
+
+	// Set by reconcileEventLogger: podHash is configHash's successor, which
+	// also covers the logger token's Secret: a new token rolls the pods.
+	podHash string
 
 	// Set by reconcileRedis. awaiting: no check of Redis ended yet, so
 	// the reconcile stopped and writes nothing. redis is the client to the Strategy's Redis,
@@ -102,7 +114,10 @@ type step func(ctx context.Context, sc *scope) (ctrl.Result, error)
 // +kubebuilder:rbac:groups="",resources=configmaps;services;serviceaccounts,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;patch
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// Secrets: read when a Strategy references them (consent label required);
+// created once for each logger's API token, which the Strategy owns.
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile brings one Strategy's children in line with its spec. The
@@ -141,6 +156,14 @@ func (r *StrategyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		}
 	}
 	return result, nil
+}
+
+// networkPolicyOptions are the loggers' NetworkPolicy facts.
+func (r *StrategyReconciler) networkPolicyOptions() children.NetworkPolicyOptions {
+	if o := r.networkPolicy.Load(); o != nil {
+		return *o
+	}
+	return children.NetworkPolicyOptions{}
 }
 
 // redisChecks returns the reconciler's check state, made on first use.

@@ -122,12 +122,15 @@ func TestReconcile_ProvisionsEventLoggerChildrenWithOwnerRefsLabelsAndRestricted
 	g.Expect(*pod.AutomountServiceAccountToken).To(BeFalse())
 	g.Expect(pod.ServiceAccountName).To(Equal("eth-basis-eventlogger"))
 
-	// Probes on the logger's HTTP port.
+	// Probes on the logger's health port; the API on its own port.
 	g.Expect(c.LivenessProbe.HTTPGet.Path).To(Equal("/healthz"))
 	g.Expect(c.ReadinessProbe.HTTPGet.Path).To(Equal("/readyz"))
-	g.Expect(c.LivenessProbe.HTTPGet.Port.StrVal).To(Equal("http"))
+	g.Expect(c.LivenessProbe.HTTPGet.Port.StrVal).To(Equal("metrics"))
+	g.Expect(c.ReadinessProbe.HTTPGet.Port.StrVal).To(Equal("metrics"))
 	g.Expect(c.Ports[0].ContainerPort).To(Equal(int32(messaging.EventLoggerPort)))
+	g.Expect(c.Ports[1].ContainerPort).To(Equal(int32(messaging.EventLoggerHealthPort)))
 	g.Expect(svc.Spec.Ports[0].TargetPort.StrVal).To(Equal("http"))
+	g.Expect(svc.Spec.Ports[1].TargetPort.StrVal).To(Equal("metrics"))
 	for k, v := range svc.Spec.Selector {
 		g.Expect(dep.Spec.Template.Labels).To(HaveKeyWithValue(k, v), "the Service selects the logger pods")
 	}

@@ -5,6 +5,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -16,6 +17,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/stratops/stratops/controllers"
+	"github.com/stratops/stratops/internal/children"
 	"github.com/stratops/stratops/internal/redisprobe"
 )
 
@@ -38,6 +40,7 @@ func run() error {
 		workers                       int
 		statusRefresh                 time.Duration
 		allowedRedis                  string
+		metricsCIDRs, metricsNSLabel  string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address of the Prometheus metrics endpoint (HTTPS; clients need a token allowed to get /metrics); 0 disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
@@ -49,6 +52,10 @@ func run() error {
 		"How often figures alone (message counts, lags, last message and probe times, TTLs) are written to a Strategy's status; a change of meaning is written at once, and metrics are always current.")
 	flag.StringVar(&allowedRedis, "allowed-redis-addresses", "",
 		"Comma-separated host globs and CIDRs of the Redis servers the operator may connect to for a Strategy (its probes send the Strategy's credentials there); a Strategy pointed elsewhere is Stalled, AddressNotAllowed. Empty: any.")
+	flag.StringVar(&metricsCIDRs, "eventlogger-metrics-cidrs", "",
+		"Comma-separated CIDRs (the nodes') that may reach the event loggers' health and metrics port under their NetworkPolicies: kubelet probes come from there. With this and --eventlogger-metrics-namespace-label empty, that port is open to all.")
+	flag.StringVar(&metricsNSLabel, "eventlogger-metrics-namespace-label", "",
+		"key=value: pods of the namespaces with this label (Prometheus) may reach the event loggers' health and metrics port.")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -60,6 +67,11 @@ func run() error {
 	allowed, err := redisprobe.ParseAddressPolicy(strings.Split(allowedRedis, ","))
 	if err != nil {
 		return fmt.Errorf("--allowed-redis-addresses: %w", err)
+	}
+
+	np, err := networkPolicyOptions(metricsCIDRs, metricsNSLabel)
+	if err != nil {
+		return err
 	}
 
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), controllers.ManagerOptions(ctrl.Options{
@@ -85,7 +97,7 @@ func run() error {
 	ctx := ctrl.SetupSignalHandler()
 	if _, err := controllers.Setup(ctx, mgr, controllers.Options{
 		EventLoggerImage: image, MaxConcurrentReconciles: workers, StatusRefreshInterval: statusRefresh,
-		AllowedRedisAddresses: allowed,
+		AllowedRedisAddresses: allowed, NetworkPolicy: np,
 	}); err != nil {
 		return fmt.Errorf("setting up the Strategy controller: %w", err)
 	}
@@ -97,6 +109,29 @@ func run() error {
 	}
 	log.Info("Starting manager", "eventLoggerImage", image, "leaderElection", leaderElect, "allowedRedisAddresses", allowed.String())
 	return mgr.Start(ctx)
+}
+
+// networkPolicyOptions reads the loggers' NetworkPolicy flags.
+func networkPolicyOptions(cidrs, nsLabel string) (children.NetworkPolicyOptions, error) {
+	var o children.NetworkPolicyOptions
+	for _, c := range strings.Split(cidrs, ",") {
+		if c = strings.TrimSpace(c); c == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(c)
+		if err != nil {
+			return o, fmt.Errorf("--eventlogger-metrics-cidrs: %q is not a CIDR: %w", c, err)
+		}
+		o.MetricsCIDRs = append(o.MetricsCIDRs, p.Masked().String())
+	}
+	if nsLabel = strings.TrimSpace(nsLabel); nsLabel != "" {
+		k, v, ok := strings.Cut(nsLabel, "=")
+		if !ok || k == "" {
+			return o, fmt.Errorf("--eventlogger-metrics-namespace-label: %q is not key=value", nsLabel)
+		}
+		o.MetricsNamespaceLabels = map[string]string{k: v}
+	}
+	return o, nil
 }
 
 func envOr(name, def string) string {

@@ -39,6 +39,22 @@ func EnginePodTemplate(s *stratv1.Strategy, env messaging.PodEnv, configHash str
 	return t, nil
 }
 
+// EngineServiceAccount is the engine's own ServiceAccount: the engine
+// borrows no one's identity, and no API token is mounted unless its
+// template asks for one (automountServiceAccountToken: true). A team whose
+// engine needs the API binds a Role to it.
+func EngineServiceAccount(s *stratv1.Strategy) *corev1ac.ServiceAccountApplyConfiguration {
+	return corev1ac.ServiceAccount(EngineName(s), s.Namespace).
+		WithLabels(ObjectLabels(s, ComponentEngine)).WithOwnerReferences(owner(s)).
+		WithAutomountServiceAccountToken(false)
+}
+
+// WithEngineIdentity runs the engine's pods as its own ServiceAccount.
+func WithEngineIdentity(s *stratv1.Strategy, t *corev1ac.PodTemplateSpecApplyConfiguration) *corev1ac.PodTemplateSpecApplyConfiguration {
+	t.Spec.WithServiceAccountName(EngineName(s))
+	return t
+}
+
 // EngineDeployment runs a Live engine. Recreate: the old pod stops before
 // the new one starts, so two engines never trade at once.
 func EngineDeployment(s *stratv1.Strategy, template *corev1ac.PodTemplateSpecApplyConfiguration, replicas int32) *appsv1ac.DeploymentApplyConfiguration {

@@ -32,32 +32,49 @@ func EventLoggerServiceAccount(s *stratv1.Strategy) *corev1ac.ServiceAccountAppl
 		WithAutomountServiceAccountToken(false)
 }
 
-// EventLoggerService is the logger's address in the cluster.
+// EventLoggerTokenSecret holds the bearer token of the logger's API, which
+// the logger requires and the engine is given. Immutable: the token
+// changes only if the Secret is deleted, and then the pods roll with the
+// new one (its UID is in their config hash).
+func EventLoggerTokenSecret(s *stratv1.Strategy, token string) *corev1ac.SecretApplyConfiguration {
+	return corev1ac.Secret(EventLoggerTokenName(s), s.Namespace).
+		WithLabels(ObjectLabels(s, ComponentEventLogger)).WithOwnerReferences(owner(s)).
+		WithType(corev1.SecretTypeOpaque).WithImmutable(true).
+		WithData(map[string][]byte{EventLoggerTokenKey: []byte(token)})
+}
+
+// EventLoggerService is the logger's address in the cluster: the API
+// port and the health and metrics port.
 func EventLoggerService(s *stratv1.Strategy) *corev1ac.ServiceApplyConfiguration {
 	return corev1ac.Service(EventLoggerName(s), s.Namespace).
 		WithLabels(ObjectLabels(s, ComponentEventLogger)).WithOwnerReferences(owner(s)).
 		WithSpec(corev1ac.ServiceSpec().
 			WithType(corev1.ServiceTypeClusterIP).
 			WithSelector(SelectorLabels(s, ComponentEventLogger)).
-			WithPorts(corev1ac.ServicePort().WithName(EventLoggerPortName).WithPort(messaging.EventLoggerPort).
-				WithTargetPort(intstr.FromString(EventLoggerPortName)).WithProtocol(corev1.ProtocolTCP)))
+			WithPorts(
+				corev1ac.ServicePort().WithName(EventLoggerPortName).WithPort(messaging.EventLoggerPort).
+					WithTargetPort(intstr.FromString(EventLoggerPortName)).WithProtocol(corev1.ProtocolTCP),
+				corev1ac.ServicePort().WithName(EventLoggerHealthPortName).WithPort(messaging.EventLoggerHealthPort).
+					WithTargetPort(intstr.FromString(EventLoggerHealthPortName)).WithProtocol(corev1.ProtocolTCP)))
 }
 
 // EventLoggerDeployment is the logger's Deployment. withRedis false runs
 // it on its in-memory bus (a backtest without Redis).
 func EventLoggerDeployment(s *stratv1.Strategy, image string, configHash string, withRedis bool) *appsv1ac.DeploymentApplyConfiguration {
 	pe := PodEnv(s, withRedis)
+	pe.EventLoggerToken = EventLoggerTokenRef(s)
 	pe.LogLevel = string(LogLevel(s))
 	pe.HealthInterval = HealthCheckInterval(s)
 	w := podWiring(pe)
 	probe := func(path string, period int32) *corev1ac.ProbeApplyConfiguration {
 		return corev1ac.Probe().
-			WithHTTPGet(corev1ac.HTTPGetAction().WithPath(path).WithPort(intstr.FromString(EventLoggerPortName)).WithScheme(corev1.URISchemeHTTP)).
+			WithHTTPGet(corev1ac.HTTPGetAction().WithPath(path).WithPort(intstr.FromString(EventLoggerHealthPortName)).WithScheme(corev1.URISchemeHTTP)).
 			WithPeriodSeconds(period).WithTimeoutSeconds(2).WithFailureThreshold(3).WithSuccessThreshold(1)
 	}
 	c := corev1ac.Container().WithName("eventlogger").WithImage(image).WithImagePullPolicy(corev1.PullIfNotPresent).
 		WithCommand(EventLoggerBinary).WithEnv(w.env...).
-		WithPorts(corev1ac.ContainerPort().WithName(EventLoggerPortName).WithContainerPort(messaging.EventLoggerPort).WithProtocol(corev1.ProtocolTCP)).
+		WithPorts(corev1ac.ContainerPort().WithName(EventLoggerPortName).WithContainerPort(messaging.EventLoggerPort).WithProtocol(corev1.ProtocolTCP),
+			corev1ac.ContainerPort().WithName(EventLoggerHealthPortName).WithContainerPort(messaging.EventLoggerHealthPort).WithProtocol(corev1.ProtocolTCP)).
 		WithLivenessProbe(probe("/healthz", 10)).WithReadinessProbe(probe("/readyz", 5)).
 		WithSecurityContext(restrictedContainerSecurity()).
 		WithVolumeMounts(w.mounts...).WithVolumeMounts(corev1ac.VolumeMount().WithName("tmp").WithMountPath("/tmp"))

@@ -4,6 +4,7 @@ import (
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
 
 	stratv1 "github.com/stratops/stratops/api/v1"
+	"github.com/stratops/stratops/pkg/messaging"
 )
 
 // Label and annotation keys the operator puts on what it creates.
@@ -30,8 +31,15 @@ const (
 	ComponentEngine      = "engine"
 	ComponentCatalog     = "catalog"
 
-	// EventLoggerPortName names the logger's HTTP port.
-	EventLoggerPortName = "http"
+	// EventLoggerPortName names the logger's API port (state and events,
+	// behind the token); EventLoggerHealthPortName its health and metrics
+	// port.
+	EventLoggerPortName       = "http"
+	EventLoggerHealthPortName = "metrics"
+
+	// EventLoggerTokenKey is the key of the logger's API token in its
+	// Secret.
+	EventLoggerTokenKey = "token"
 )
 
 // SelectorLabels select one component of one Strategy. They go into
@@ -57,6 +65,14 @@ func ObjectLabels(s *stratv1.Strategy, component string) map[string]string {
 func EventLoggerName(s *stratv1.Strategy) string { return s.Name + "-eventlogger" }
 func CatalogName(s *stratv1.Strategy) string     { return s.Name + "-catalog" }
 func EngineName(s *stratv1.Strategy) string      { return s.Name + "-engine" }
+
+// EventLoggerTokenName is the Secret holding the logger's API token.
+func EventLoggerTokenName(s *stratv1.Strategy) string { return s.Name + "-eventlogger-token" }
+
+// EventLoggerTokenRef is the token's Secret key, as the pods get it.
+func EventLoggerTokenRef(s *stratv1.Strategy) *messaging.SecretKeyRef {
+	return &messaging.SecretKeyRef{Name: EventLoggerTokenName(s), Key: EventLoggerTokenKey}
+}
 
 // owner is the controller reference every child carries: deleting the
 // Strategy deletes them.
