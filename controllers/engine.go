@@ -3,7 +3,10 @@ package controllers
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -125,7 +128,7 @@ func (r *StrategyReconciler) reconcileEngine(ctx context.Context, sc *scope) (ct
 		dry, err := r.Clientset.AppsV1().Deployments(s.Namespace).Apply(ctx, desired,
 			metav1.ApplyOptions{FieldManager: fieldManager, Force: true, DryRun: []string{metav1.DryRunAll}})
 		if err != nil {
-			return fmt.Errorf("dry run of the engine's apply: %w", err)
+			return refusedTemplate("Deployment", fmt.Errorf("dry run of the engine's apply: %w", err))
 		}
 		if !equality.Semantic.DeepEqual(dry.Spec.Template, before.Spec.Template) {
 			r.event(s, corev1.EventTypeWarning, "EngineRestarted", "Update",
@@ -135,7 +138,7 @@ func (r *StrategyReconciler) reconcileEngine(ctx context.Context, sc *scope) (ct
 	}
 	res, err := ensure(ctx, r, s, children.EngineName(s), &appsv1.Deployment{}, desired, appsv1ac.ExtractDeployment, restartWarning)
 	if err != nil {
-		return ctrl.Result{}, err
+		return ctrl.Result{}, refusedTemplate("Deployment", err)
 	}
 	dep := res.current
 	if before != nil && ptr.Deref(before.Spec.Replicas, 1) != replicas {
@@ -146,7 +149,11 @@ func (r *StrategyReconciler) reconcileEngine(ctx context.Context, sc *scope) (ct
 		}
 	}
 	s.Status.Engine = &stratv1.WorkloadStatus{Replicas: replicas, ReadyReplicas: dep.Status.AvailableReplicas}
+	rejected := replicaFailure(dep)
 	switch ready, msg := deploymentAvailable(dep, replicas); {
+	case rejected != "" && !ready:
+		lifecycle.SetCondition(s, stratv1.ConditionEngineReady, false, stratv1.ReasonPodsRejected,
+			fmt.Sprintf("Deployment %s cannot create the engine's pods: %s", dep.Name, rejected))
 	case waiting:
 		lifecycle.SetCondition(s, stratv1.ConditionEngineReady, false, stratv1.ReasonWaitingForEventLogger, waitMsg)
 	case halted:
@@ -211,7 +218,7 @@ func (r *StrategyReconciler) reconcileBacktestJob(ctx context.Context, sc *scope
 	case apierrors.IsNotFound(err):
 		res, err := ensure(ctx, r, s, children.EngineName(s), &batchv1.Job{}, children.BacktestJob(s, tmpl), nil, nil)
 		if err != nil {
-			return err
+			return refusedTemplate("Job", err)
 		}
 		job = res.current
 	case err != nil:
@@ -234,6 +241,83 @@ func (r *StrategyReconciler) reconcileBacktestJob(ctx context.Context, sc *scope
 			return lifecycle.Stalled(stratv1.ReasonBacktestFailed, "Backtest Job %s failed: %s: %s", job.Name, c.Reason, c.Message)
 		}
 	}
+	if job.Status.Active == 0 && ptr.Deref(job.Status.Ready, 0) == 0 && job.Status.Succeeded == 0 && job.Status.Failed == 0 {
+		if msg, err := r.jobPodsRejected(ctx, job); err != nil {
+			return err
+		} else if msg != "" {
+			lifecycle.SetCondition(s, stratv1.ConditionEngineReady, false, stratv1.ReasonPodsRejected,
+				"Job "+job.Name+" cannot create the backtest's pod: "+msg)
+			return nil
+		}
+	}
 	lifecycle.SetCondition(s, stratv1.ConditionEngineReady, true, stratv1.ReasonEngineRunning, "Backtest Job "+job.Name+" is running")
 	return nil
+}
+
+// refusedTemplate turns the API server's refusal of the engine's workload
+// (422: what the template makes is invalid) into a stall that carries the
+// server's message: retrying cannot help, a change of the template can.
+func refusedTemplate(kind string, err error) error {
+	var se apierrors.APIStatus
+	if !errors.As(err, &se) {
+		return err
+	}
+	st := se.Status()
+	// 422 is a template that makes an invalid object; a server-side apply
+	// whose list holds one key twice (a volume named like ours) fails
+	// before validation, as a 500 that says so.
+	typedPatch := st.Code == 500 && strings.Contains(st.Message, "failed to create typed patch object")
+	if !apierrors.IsInvalid(err) && !typedPatch {
+		return err
+	}
+	msg := st.Message
+	return lifecycle.Stalled(stratv1.ReasonInvalidEngineTemplate,
+		"spec.engine.template: the API server refused the engine's %s: %s", kind, msg)
+}
+
+// replicaFailure is the refusal the deployment controller reports when
+// the engine's pods cannot be created (ReplicaFailure: Pod Security
+// admission, a quota), empty when there is none.
+func replicaFailure(d *appsv1.Deployment) string {
+	for _, c := range d.Status.Conditions {
+		if c.Type == appsv1.DeploymentReplicaFailure && c.Status == corev1.ConditionTrue {
+			return c.Message
+		}
+	}
+	return ""
+}
+
+// jobPodsRejected is the latest refusal the job controller recorded for
+// the Job's pod (a FailedCreate event), empty when there is none.
+func (r *StrategyReconciler) jobPodsRejected(ctx context.Context, job *batchv1.Job) (string, error) {
+	var list corev1.EventList
+	if err := r.APIReader.List(ctx, &list, client.InNamespace(job.Namespace), client.MatchingFields{
+		"involvedObject.kind": "Job", "involvedObject.name": job.Name, "reason": "FailedCreate",
+	}); err != nil {
+		return "", fmt.Errorf("reading the events of Job %s: %w", job.Name, err)
+	}
+	var latest *corev1.Event
+	for i := range list.Items {
+		e := &list.Items[i]
+		if e.InvolvedObject.UID != job.UID {
+			continue
+		}
+		if latest == nil || eventTime(e).After(eventTime(latest)) {
+			latest = e
+		}
+	}
+	if latest == nil {
+		return "", nil
+	}
+	return latest.Message, nil
+}
+
+func eventTime(e *corev1.Event) time.Time {
+	switch {
+	case !e.LastTimestamp.IsZero():
+		return e.LastTimestamp.Time
+	case !e.EventTime.IsZero():
+		return e.EventTime.Time
+	}
+	return e.CreationTimestamp.Time
 }

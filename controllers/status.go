@@ -6,9 +6,10 @@ import (
 )
 
 // summarize puts the outcome of the steps into the conditions and phase
-// (lifecycle.Summarize) and records the events that mark a change.
-func (r *StrategyReconciler) summarize(s *stratv1.Strategy, sc *scope, err error) {
-	r.record(s, lifecycle.Summarize(s, lifecycle.Outcome{Redis: sc.redisState, BacktestDone: sc.backtestDone, Err: err}), "Reconcile")
+// (lifecycle.Summarize) and returns the events that mark a change, which
+// finish records once the status that holds the change is written.
+func (r *StrategyReconciler) summarize(s *stratv1.Strategy, sc *scope, err error) []lifecycle.Event {
+	return lifecycle.Summarize(s, lifecycle.Outcome{Redis: sc.redisState, BacktestDone: sc.backtestDone, Err: err})
 }
 
 // suspend shows that reconciling stopped.

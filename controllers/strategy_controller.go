@@ -119,6 +119,8 @@ type step func(ctx context.Context, sc *scope) (ctrl.Result, error)
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// The job controller says a backtest's pod was refused only in an event.
+// +kubebuilder:rbac:groups="",resources=events,verbs=list
 
 // Reconcile brings one Strategy's children in line with its spec. The
 // whole flow: read the Strategy; the steps in order (spec, Redis, event
@@ -205,16 +207,19 @@ func (r *StrategyReconciler) finish(ctx context.Context, sc *scope, result ctrl.
 		// error worth a condition or an event.
 		err, result = nil, ctrl.Result{RequeueAfter: 200 * time.Millisecond}
 	}
+	var changes []lifecycle.Event
 	if !s.Spec.Suspend {
-		r.summarize(s, sc, err)
+		changes = r.summarize(s, sc, err)
 	}
 	if perr := r.patchStatus(ctx, sc.base, s); apierrors.IsConflict(perr) {
 		// This reconcile worked from a stale copy; its status must not
-		// overwrite a newer one. The next reconcile starts afresh.
+		// overwrite a newer one, nor its events repeat what the newer one
+		// said. The next reconcile starts afresh.
 		return ctrl.Result{RequeueAfter: 200 * time.Millisecond}, nil
 	} else if perr != nil {
 		return ctrl.Result{}, kerrors.NewAggregate([]error{err, perr})
 	}
+	r.record(s, changes, "Reconcile")
 	switch _, stalled := lifecycle.AsStalled(err); {
 	case stalled:
 		// Retrying cannot help: a watch on the Strategy or the Secret

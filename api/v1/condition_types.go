@@ -56,6 +56,13 @@ const (
 	// privilege, added capabilities, hostPath, host ports, another
 	// ServiceAccount).
 	ReasonEngineTemplateNotPermitted = "EngineTemplateNotPermitted"
+	// ReasonInvalidEngineTemplate: the API server refused the engine's
+	// Deployment or Job as the template makes it (a volume named like one
+	// of the operator's, bad resources); the message is the server's.
+	ReasonInvalidEngineTemplate = "InvalidEngineTemplate"
+	// ReasonPodsRejected: the engine's pods cannot be created (Pod
+	// Security admission, a quota); the message is the refusal.
+	ReasonPodsRejected = "PodsRejected"
 	// ReasonInvalidSpec: the spec cannot be acted on (admission let it in,
 	// but it cannot work, e.g. a messaging override that is not valid).
 	ReasonInvalidSpec = "InvalidSpec"
