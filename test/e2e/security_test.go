@@ -45,15 +45,18 @@ func TestManagerRBAC(t *testing.T) {
 		return strings.TrimSpace(out) == "yes"
 	}
 	allowed := map[string][]string{
-		"strategies.stratops.dev":        {"get", "list", "watch"},
-		"strategies.stratops.dev/status": {"get", "update", "patch"},
-		"configmaps":                     {"get", "list", "watch", "create", "patch"},
-		"services":                       {"get", "list", "watch", "create", "patch"},
-		"serviceaccounts":                {"get", "list", "watch", "create", "patch"},
-		"deployments.apps":               {"get", "list", "watch", "create", "patch"},
-		"jobs.batch":                     {"get", "list", "watch", "create", "patch"},
-		"secrets":                        {"get", "list", "watch"},
-		"events.events.k8s.io":           {"create", "patch"},
+		"strategies.stratops.dev":           {"get", "list", "watch"},
+		"strategies.stratops.dev/status":    {"get", "update", "patch"},
+		"configmaps":                        {"get", "list", "watch", "create", "patch"},
+		"services":                          {"get", "list", "watch", "create", "patch"},
+		"serviceaccounts":                   {"get", "list", "watch", "create", "patch"},
+		"deployments.apps":                  {"get", "list", "watch", "create", "patch"},
+		"jobs.batch":                        {"get", "list", "watch", "create", "patch"},
+		"secrets":                           {"get", "list", "watch", "create", "patch"},
+		"networkpolicies.networking.k8s.io": {"get", "list", "watch", "create", "patch"},
+		"events.events.k8s.io":              {"create", "patch"},
+		// A backtest's refused pod is said only in the Job's events.
+		"events": {"list"},
 		// The metrics' authentication and authorization.
 		"tokenreviews.authentication.k8s.io":        {"create"},
 		"subjectaccessreviews.authorization.k8s.io": {"create"},
