@@ -93,8 +93,11 @@ func (c RedisConfig) UniversalOptions() (*redis.UniversalOptions, error) {
 	o := &redis.UniversalOptions{
 		Addrs: c.Addrs, DB: c.DB, Username: c.Username, Password: c.Password,
 		DialTimeout: c.DialTimeout, ReadTimeout: c.ReadTimeout, WriteTimeout: c.WriteTimeout,
-		// Fail fast rather than retrying a dead server for long.
-		MaxRetries: 1, DialerRetries: 2, DialerRetryTimeout: 100 * time.Millisecond,
+		// A command is sent once: go-redis would send one again when its
+		// reply is late (a slow fsync, a busy network), and a PUBLISH or
+		// XADD sent twice is delivered or logged twice. The caller sees the
+		// error and decides. Dialling, which sends nothing, is retried.
+		MaxRetries: -1, DialerRetries: 2, DialerRetryTimeout: 100 * time.Millisecond,
 	}
 	switch c.Topology {
 	case "Standalone":

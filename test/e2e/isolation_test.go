@@ -143,7 +143,11 @@ func TestTenantIsolation(t *testing.T) {
 		}
 	}
 	canI := func(sa, verb, resource string) bool {
-		out, _ := kubectl("auth", "can-i", verb, resource, "-n", ns, "--as=system:serviceaccount:"+ns+":"+sa)
+		args := []string{"auth", "can-i", verb, resource}
+		if r, sub, ok := strings.Cut(resource, "/"); ok {
+			args = []string{"auth", "can-i", verb, r, "--subresource=" + sub}
+		}
+		out, _ := kubectl(append(args, "-n", ns, "--as=system:serviceaccount:"+ns+":"+sa)...)
 		return strings.TrimSpace(out) == "yes"
 	}
 	eventually(t, 30*time.Second, "edit and view carry Strategies", func() error {
