@@ -87,32 +87,44 @@ func (r *StrategyReconciler) reconcileEventLogger(ctx context.Context, sc *scope
 // and made anew carries a new token, and the pods roll to it.
 func (r *StrategyReconciler) ensureLoggerToken(ctx context.Context, s *stratv1.Strategy) (types.UID, error) {
 	name := children.EventLoggerTokenName(s)
-	sec := &corev1.Secret{}
-	err := r.APIReader.Get(logr.NewContext(ctx, logr.Discard()), client.ObjectKey{Namespace: s.Namespace, Name: name}, sec)
+	key := client.ObjectKey{Namespace: s.Namespace, Name: name}
+	// The Secrets' metadata is cached (the operator watches it): a
+	// reconcile of a Strategy whose token exists reads nothing from the
+	// API server. Its data was checked when the operator made it, and it
+	// is immutable.
+	meta := &metav1.PartialObjectMetadata{}
+	meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	cache := r.MetadataCache
+	if cache == nil {
+		cache = r.APIReader
+	}
+	err := cache.Get(ctx, key, meta)
+	if apierrors.IsNotFound(err) {
+		// The cache may not have seen it yet: ask the API server.
+		err = r.APIReader.Get(ctx, key, meta)
+	}
 	switch {
-	case apierrors.IsNotFound(err):
-		var b [32]byte
-		if _, err := rand.Read(b[:]); err != nil {
-			return "", err
-		}
-		ac := children.EventLoggerTokenSecret(s, hex.EncodeToString(b[:]))
-		if err := r.Apply(logr.NewContext(ctx, logr.Discard()), ac, client.FieldOwner(fieldManager), client.ForceOwnership); err != nil {
-			return "", fmt.Errorf("creating Secret %q: %w", name, err)
-		}
-		if err := r.APIReader.Get(logr.NewContext(ctx, logr.Discard()), client.ObjectKey{Namespace: s.Namespace, Name: name}, sec); err != nil {
-			return "", fmt.Errorf("reading Secret %q: %w", name, err)
-		}
-		r.eventAbout(s, sec, corev1.EventTypeNormal, "Created", "Create", "Created Secret %s (the event logger's API token)", name)
-	case err != nil:
-		return "", fmt.Errorf("reading Secret %q: %w", name, err)
-	case !metav1.IsControlledBy(sec, s):
+	case err == nil && !metav1.IsControlledBy(meta, s):
 		return "", lifecycle.Stalled(stratv1.ReasonNameConflict,
 			"Secret %q exists and is not owned by this Strategy; rename or delete it", name)
-	case len(sec.Data[children.EventLoggerTokenKey]) < 32:
-		return "", lifecycle.Stalled(stratv1.ReasonInvalidSpec,
-			"Secret %q holds no usable token (key %q); delete it and the operator makes a new one", name, children.EventLoggerTokenKey)
+	case err == nil:
+		return meta.UID, nil
+	case !apierrors.IsNotFound(err):
+		return "", fmt.Errorf("reading Secret %q: %w", name, err)
 	}
-	return sec.UID, nil
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	quiet := logr.NewContext(ctx, logr.Discard())
+	if err := r.Apply(quiet, children.EventLoggerTokenSecret(s, hex.EncodeToString(b[:])), client.FieldOwner(fieldManager), client.ForceOwnership); err != nil {
+		return "", fmt.Errorf("creating Secret %q: %w", name, err)
+	}
+	if err := r.APIReader.Get(ctx, key, meta); err != nil {
+		return "", fmt.Errorf("reading Secret %q: %w", name, err)
+	}
+	r.eventAbout(s, meta, corev1.EventTypeNormal, "Created", "Create", "Created Secret %s (the event logger's API token)", name)
+	return meta.UID, nil
 }
 
 // deploymentAvailable reports whether a Deployment has rolled out its

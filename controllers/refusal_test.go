@@ -108,7 +108,7 @@ func TestRefusal_ABacktestPodThatAdmissionRejectsShowsAsPodsRejected(t *testing.
 	}, timeout, interval).Should(Succeed())
 	now := metav1.Now()
 	g.Expect(k8sClient.Create(ctx, &corev1.Event{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "btpsa-engine.failedcreate"},
+		ObjectMeta:     metav1.ObjectMeta{Namespace: ns, Name: "btpsa-engine.failedcreate"},
 		InvolvedObject: corev1.ObjectReference{Kind: "Job", APIVersion: "batch/v1", Namespace: ns, Name: job.Name, UID: job.UID},
 		Reason:         "FailedCreate", Message: "Error creating: " + podSecurityRefusal, Type: corev1.EventTypeWarning,
 		Source: corev1.EventSource{Component: "job-controller"}, FirstTimestamp: now, LastTimestamp: now, Count: 1,

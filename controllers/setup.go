@@ -135,7 +135,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) (*StrategyReconcile
 	}
 	r := &StrategyReconciler{
 		Clientset: cs,
-		Client:    mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(),
+		Client:    mgr.GetClient(), APIReader: mgr.GetAPIReader(), MetadataCache: mgr.GetCache(), Scheme: mgr.GetScheme(),
 		Recorder: mgr.GetEventRecorder(children.ManagerName), EventLoggerImage: o.EventLoggerImage,
 		Clients: o.Clients, NewRedisClient: o.NewRedisClient, StatusRefreshInterval: o.StatusRefreshInterval,
 		LegacyFieldManagers: o.LegacyFieldManagers,

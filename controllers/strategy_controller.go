@@ -32,6 +32,10 @@ type StrategyReconciler struct {
 	// APIReader reads from the API server, bypassing the cache: Secrets are
 	// read through it, and children the cache does not hold.
 	APIReader client.Reader
+	// MetadataCache reads the Secrets' metadata the manager watches (the
+	// client reads Secrets from the API server, never from a cache).
+	// default: APIReader.
+	MetadataCache client.Reader
 	// Clientset runs what controller-runtime's client does not return: a
 	// dry-run apply's result.
 	Clientset        kubernetes.Interface
