@@ -34,6 +34,10 @@ import (
 // logger listened would never be logged.
 func (r *StrategyReconciler) reconcileEngine(ctx context.Context, sc *scope) (ctrl.Result, error) {
 	s := sc.strategy
+	// An engine of the other mode (or of none) is removed first.
+	if res, removing, err := r.removeEngine(ctx, s); err != nil || removing {
+		return res, err
+	}
 	if s.Spec.Engine == nil {
 		meta.RemoveStatusCondition(&s.Status.Conditions, stratv1.ConditionEngineReady)
 		s.Status.Engine = nil
@@ -164,6 +168,84 @@ func (r *StrategyReconciler) reconcileEngine(ctx context.Context, sc *scope) (ct
 		lifecycle.SetCondition(s, stratv1.ConditionEngineReady, false, stratv1.ReasonEngineStarting, msg)
 	}
 	return ctrl.Result{}, nil
+}
+
+// removeEngine removes an engine the spec no longer has: the Live
+// Deployment when spec.engine is gone or the mode is Backtest, the
+// backtest Job when spec.engine is gone or the mode is Live. A Deployment
+// is scaled to zero first and deleted once its pods have ended (within
+// their grace period: SIGTERM, then the pod's terminationGracePeriod); a
+// Job is deleted, which stops its pod the same way. Removal is said in a
+// Warning event before it starts. Only what the Strategy owns is deleted,
+// checked on the object and as a precondition of the delete. removing is
+// true while a removal is under way.
+func (r *StrategyReconciler) removeEngine(ctx context.Context, s *stratv1.Strategy) (ctrl.Result, bool, error) {
+	key := client.ObjectKey{Namespace: s.Namespace, Name: children.EngineName(s)}
+	why := "spec.engine was removed"
+	if s.Spec.Engine != nil {
+		why = "spec.mode is " + string(s.Spec.Mode)
+	}
+	if s.Spec.Engine == nil || s.Spec.Mode == stratv1.ModeBacktest {
+		d := &appsv1.Deployment{}
+		err := r.Get(ctx, key, d)
+		switch {
+		case apierrors.IsNotFound(err):
+		case err != nil:
+			return ctrl.Result{}, false, err
+		case !metav1.IsControlledBy(d, s):
+			// Not ours: never touched.
+		default:
+			return r.removeDeployment(ctx, s, d, why)
+		}
+	}
+	if s.Spec.Engine == nil || s.Spec.Mode == stratv1.ModeLive {
+		j := &batchv1.Job{}
+		err := r.Get(ctx, key, j)
+		switch {
+		case apierrors.IsNotFound(err):
+		case err != nil:
+			return ctrl.Result{}, false, err
+		case !metav1.IsControlledBy(j, s) || !j.DeletionTimestamp.IsZero():
+		default:
+			r.event(s, corev1.EventTypeWarning, "EngineRemoved", "Delete",
+				"%s: the backtest Job %s is deleted (its pod is stopped with SIGTERM and its grace period)", why, j.Name)
+			if err := r.Delete(ctx, j, client.PropagationPolicy(metav1.DeletePropagationBackground),
+				client.Preconditions{UID: &j.UID}); client.IgnoreNotFound(err) != nil {
+				return ctrl.Result{}, false, fmt.Errorf("deleting Job %s: %w", j.Name, err)
+			}
+		}
+	}
+	return ctrl.Result{}, false, nil
+}
+
+// removeDeployment scales the engine Deployment to zero, waits for its
+// pods to end, then deletes it.
+func (r *StrategyReconciler) removeDeployment(ctx context.Context, s *stratv1.Strategy, d *appsv1.Deployment, why string) (ctrl.Result, bool, error) {
+	if !d.DeletionTimestamp.IsZero() {
+		return ctrl.Result{RequeueAfter: time.Second}, true, nil
+	}
+	s.Status.Engine = &stratv1.WorkloadStatus{Replicas: 0, ReadyReplicas: d.Status.AvailableReplicas}
+	if ptr.Deref(d.Spec.Replicas, 1) != 0 {
+		r.event(s, corev1.EventTypeWarning, "EngineRemoving", "Scale",
+			"%s: the engine Deployment %s is scaled to 0 (its pod is stopped with SIGTERM and its grace period), then deleted", why, d.Name)
+		patch := client.MergeFromWithOptions(d.DeepCopy(), client.MergeFromWithOptimisticLock{})
+		d.Spec.Replicas = ptr.To[int32](0)
+		if err := r.Patch(ctx, d, patch, client.FieldOwner(fieldManager)); err != nil {
+			return ctrl.Result{}, false, fmt.Errorf("scaling Deployment %s to 0: %w", d.Name, err)
+		}
+		lifecycle.SetCondition(s, stratv1.ConditionEngineReady, false, stratv1.ReasonEngineRemoving, "The engine is being stopped: "+why)
+		return ctrl.Result{RequeueAfter: time.Second}, true, nil
+	}
+	if d.Status.ObservedGeneration < d.Generation || d.Status.Replicas > 0 || ptr.Deref(d.Status.TerminatingReplicas, 0) > 0 {
+		lifecycle.SetCondition(s, stratv1.ConditionEngineReady, false, stratv1.ReasonEngineRemoving,
+			fmt.Sprintf("The engine is being stopped (%s): %d pods, %d terminating", why, d.Status.Replicas, ptr.Deref(d.Status.TerminatingReplicas, 0)))
+		return ctrl.Result{RequeueAfter: time.Second}, true, nil
+	}
+	if err := r.Delete(ctx, d, client.Preconditions{UID: &d.UID}); client.IgnoreNotFound(err) != nil {
+		return ctrl.Result{}, false, fmt.Errorf("deleting Deployment %s: %w", d.Name, err)
+	}
+	r.event(s, corev1.EventTypeNormal, "EngineRemoved", "Delete", "%s: the engine's pods ended and Deployment %s is deleted", why, d.Name)
+	return ctrl.Result{RequeueAfter: time.Second}, true, nil
 }
 
 // keepsTemplate reports whether applying desired leaves the running

@@ -116,8 +116,10 @@ type step func(ctx context.Context, sc *scope) (ctrl.Result, error)
 // Children are written by server-side apply: a patch, and a create when
 // the apply makes the object.
 // +kubebuilder:rbac:groups="",resources=configmaps;services;serviceaccounts,verbs=get;list;watch;create;patch
-// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch
-// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;patch
+// The engine of a removed spec.engine (or of the other mode) is deleted,
+// once the owner reference says it is this Strategy's.
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;patch;delete
 // Secrets: read when a Strategy references them (consent label required);
 // created once for each logger's API token, which the Strategy owns.
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;patch

@@ -63,6 +63,9 @@ const (
 	// ReasonPodsRejected: the engine's pods cannot be created (Pod
 	// Security admission, a quota); the message is the refusal.
 	ReasonPodsRejected = "PodsRejected"
+	// ReasonEngineRemoving: spec.engine was removed (or the mode changed)
+	// and the engine of before is being stopped, then deleted.
+	ReasonEngineRemoving = "EngineRemoving"
 	// ReasonInvalidSpec: the spec cannot be acted on (admission let it in,
 	// but it cannot work, e.g. a messaging override that is not valid).
 	ReasonInvalidSpec = "InvalidSpec"

@@ -26,7 +26,7 @@ import (
 // serves one with it, while health stays open; the logger's NetworkPolicy
 // is in place (this cluster's bridge plugin does not enforce it); and a
 // namespace's editors and viewers get Strategies through the built-in
-// edit and view roles.
+// edit and view roles. Last, removing spec.engine leaves no engine pod.
 func TestTenantIsolation(t *testing.T) {
 	timed(t)
 	ctx := context.Background()
@@ -169,4 +169,25 @@ func TestTenantIsolation(t *testing.T) {
 		}
 		return nil
 	})
+
+	// Removing spec.engine stops the engine and deletes it.
+	if out, err := kubectl("-n", ns, "patch", "strategy", "iso", "--type=json", `-p=[{"op":"remove","path":"/spec/engine"}]`); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	eventually(t, 90*time.Second, "no engine pod and no engine Deployment", func() error {
+		pods, err := strategyPods(ns, "iso", "engine")
+		if err != nil {
+			return err
+		}
+		if len(pods) > 0 {
+			return fmt.Errorf("%d engine pods", len(pods))
+		}
+		if d, err := deployment(ns, "iso-engine"); err == nil {
+			return fmt.Errorf("Deployment %s still exists (replicas %d)", d.Name, *d.Spec.Replicas)
+		}
+		return nil
+	})
+	if ok, err := hasEvent(ns, "iso", corev1.EventTypeWarning, "EngineRemoving"); err != nil || !ok {
+		t.Errorf("no EngineRemoving Warning before the removal (%v)", err)
+	}
 }
