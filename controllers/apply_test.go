@@ -113,14 +113,14 @@ func TestApply_AnUpgradeFromUpdateRestartsNoEngineAndPrunesWhatIsNoLongerSet(t *
 	g.Expect(k8sClient.Create(ctx, typed[corev1.ConfigMap](g, children.CatalogConfigMap(s, catalogJSON)), old)).To(Succeed())
 	g.Expect(k8sClient.Create(ctx, typed[corev1.ServiceAccount](g, children.EventLoggerServiceAccount(s)), old)).To(Succeed())
 	g.Expect(k8sClient.Create(ctx, typed[corev1.Service](g, children.EventLoggerService(s)), old)).To(Succeed())
-	logger := typed[appsv1.Deployment](g, children.EventLoggerDeployment(s, testImage, hash, true))
+	logger := typed[appsv1.Deployment](g, children.EventLoggerDeployment(s, testImage, children.Revision{Name: "old", Catalog: children.CatalogName(s)}, true))
 	// The old operator also set the logger's listen address, which this
 	// one leaves to the logger's default.
 	c := &logger.Spec.Template.Spec.Containers[0]
 	c.Env = append(c.Env, corev1.EnvVar{Name: "STRATOPS_HTTP_ADDR", Value: ":8080"})
 	g.Expect(k8sClient.Create(ctx, logger, old)).To(Succeed())
 	markAvailable(g, ns, "upgrade-eventlogger")
-	tmpl, err := children.EnginePodTemplate(s, children.PodEnv(s, true), hash)
+	tmpl, err := children.EnginePodTemplate(s, children.PodEnv(s, true), map[string]string{children.AnnotationConfigHash: hash})
 	g.Expect(err).NotTo(HaveOccurred())
 	engine := typed[appsv1.Deployment](g, children.EngineDeployment(s, tmpl, 1))
 	g.Expect(k8sClient.Create(ctx, engine, old)).To(Succeed())

@@ -58,7 +58,13 @@ func (r *StrategyReconciler) reconcileEngine(ctx context.Context, sc *scope) (ct
 	}
 	legacyEnv := env
 	env.EventLoggerToken = children.EventLoggerTokenRef(s)
-	tmpl, err := children.EnginePodTemplate(s, env, sc.podHash)
+	rev, err := children.NewRevision(s, engineOwn{Mode: s.Spec.Mode, Template: s.Spec.Engine.Template, WithRedis: sc.redis != nil},
+		sc.catalogJSON, secretValues(sc), sc.tokenUID, r.revisionKey)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	env.Catalog.ConfigMap = rev.Catalog
+	tmpl, err := children.EnginePodTemplate(s, env, rev.Annotations())
 	if err != nil {
 		return ctrl.Result{}, lifecycle.Stalled(stratv1.ReasonInvalidSpec, "%v", err)
 	}
@@ -75,7 +81,7 @@ func (r *StrategyReconciler) reconcileEngine(ctx context.Context, sc *scope) (ct
 				return ctrl.Result{}, err
 			}
 		}
-		return ctrl.Result{}, r.reconcileBacktestJob(ctx, sc, tmpl)
+		return ctrl.Result{}, r.reconcileBacktestJob(ctx, sc, tmpl, rev.Name)
 	}
 
 	replicas := int32(1)
@@ -99,11 +105,26 @@ func (r *StrategyReconciler) reconcileEngine(ctx context.Context, sc *scope) (ct
 		replicas = 0
 	}
 	desired := children.EngineDeployment(s, tmpl, replicas)
-	if before != nil && before.Spec.Template.Spec.ServiceAccountName != children.EngineName(s) {
+	running := rev.Name
+	if before != nil {
+		running = before.Spec.Template.Annotations[children.AnnotationRevision]
+	}
+	held := false
+	if before != nil && running != rev.Name && s.Spec.Engine.UpdateStrategy == stratv1.UpdateManual {
+		if hold, err := r.holdRevision(s, before, rev, replicas); err != nil {
+			return ctrl.Result{}, err
+		} else if hold != nil {
+			desired, held = hold, true
+		}
+	}
+	if !held {
+		meta.RemoveStatusCondition(&s.Status.Conditions, stratv1.ConditionUpdatePending)
+	}
+	if !held && before != nil && running == "" {
 		// Running since before the engine had its own identity: it keeps
 		// its pod template, exactly as the previous release wrote it, until
 		// something else changes it. No restart for the upgrade alone.
-		legacyTmpl, err := children.EnginePodTemplate(s, legacyEnv, sc.configHash)
+		legacyTmpl, err := children.EnginePodTemplate(s, legacyEnv, map[string]string{children.AnnotationConfigHash: sc.configHash})
 		if err != nil {
 			return ctrl.Result{}, lifecycle.Stalled(stratv1.ReasonInvalidSpec, "%v", err)
 		}
@@ -113,7 +134,7 @@ func (r *StrategyReconciler) reconcileEngine(ctx context.Context, sc *scope) (ct
 			return ctrl.Result{}, err
 		}
 		if keep {
-			desired = legacy
+			desired, held = legacy, true
 			key := client.ObjectKeyFromObject(s).String() + "|legacy-identity"
 			if _, seen := r.consentWarnings.LoadOrStore(key, true); !seen {
 				r.event(s, corev1.EventTypeWarning, "EngineIdentityPending", "Update",
@@ -152,7 +173,10 @@ func (r *StrategyReconciler) reconcileEngine(ctx context.Context, sc *scope) (ct
 			r.event(s, corev1.EventTypeNormal, "EngineResumed", "Scale", "Redis is back: the engine is scaled to %d", replicas)
 		}
 	}
-	s.Status.Engine = &stratv1.WorkloadStatus{Replicas: replicas, ReadyReplicas: dep.Status.AvailableReplicas}
+	s.Status.Engine = &stratv1.WorkloadStatus{Replicas: replicas, ReadyReplicas: dep.Status.AvailableReplicas, UpdateRevision: rev.Name, Revision: rev.Name}
+	if held {
+		s.Status.Engine.Revision = running
+	}
 	rejected := replicaFailure(dep)
 	switch ready, msg := deploymentAvailable(dep, replicas); {
 	case rejected != "" && !ready:
@@ -168,6 +192,49 @@ func (r *StrategyReconciler) reconcileEngine(ctx context.Context, sc *scope) (ct
 		lifecycle.SetCondition(s, stratv1.ConditionEngineReady, false, stratv1.ReasonEngineStarting, msg)
 	}
 	return ctrl.Result{}, nil
+}
+
+// holdRevision holds a new revision of a running Live engine under
+// updateStrategy Manual: nil when it is approved (the annotation names
+// it), else the Deployment as it runs, its replicas as the Redis policy
+// wants them. UpdatePending says what differs and how to approve it.
+func (r *StrategyReconciler) holdRevision(s *stratv1.Strategy, before *appsv1.Deployment, rev children.Revision, replicas int32) (*appsv1ac.DeploymentApplyConfiguration, error) {
+	approved := s.Annotations[stratv1.AnnotationApproveRevision]
+	if approved == rev.Name {
+		return nil, nil
+	}
+	owned, err := appsv1ac.ExtractDeployment(before, fieldManager)
+	if err != nil {
+		return nil, fmt.Errorf("reading what the operator owns of Deployment %s: %w", before.Name, err)
+	}
+	if owned.Spec == nil || owned.Spec.Template == nil {
+		// Nothing of the template is the operator's (never applied):
+		// nothing to hold.
+		return nil, nil
+	}
+	owned.WithSpec(owned.Spec.WithReplicas(replicas))
+	running := before.Spec.Template.Annotations[children.AnnotationRevision]
+	differs := children.Differences(children.ParseParts(before.Spec.Template.Annotations[children.AnnotationRevisionParts]), rev.Parts)
+	what := strings.Join(differs, ", ")
+	if running == "" {
+		running, what = "(from before revisions)", "the whole pod template, written by the release before revisions"
+	}
+	cmd := fmt.Sprintf("kubectl annotate strat/%s %s=%s --overwrite", s.Name, stratv1.AnnotationApproveRevision, rev.Name)
+	lifecycle.SetCondition(s, stratv1.ConditionUpdatePending, true, stratv1.ReasonAwaitingApproval,
+		fmt.Sprintf("Revision %s is held (updateStrategy Manual); the engine runs %s. It differs in %s. Approve it with: %s", rev.Name, running, what, cmd))
+	key := client.ObjectKeyFromObject(s).String() + "|held|" + rev.Name
+	if _, seen := r.consentWarnings.LoadOrStore(key, true); !seen {
+		r.event(s, corev1.EventTypeNormal, "UpdateHeld", "Update", "Revision %s (%s) is held until approved: %s", rev.Name, what, cmd)
+	}
+	if approved != "" && approved != running {
+		key := client.ObjectKeyFromObject(s).String() + "|stale|" + approved + "|" + rev.Name
+		if _, seen := r.consentWarnings.LoadOrStore(key, true); !seen {
+			r.event(s, corev1.EventTypeWarning, "ApprovalStale", "Update",
+				"%s=%s approves no revision the spec asks for: the desired revision is %s; approve it with: %s",
+				stratv1.AnnotationApproveRevision, approved, rev.Name, cmd)
+		}
+	}
+	return owned, nil
 }
 
 // removeEngine removes an engine the spec no longer has: the Live
@@ -292,7 +359,7 @@ func (r *StrategyReconciler) ensureEngineServiceAccount(ctx context.Context, s *
 // reconcileBacktestJob runs the backtest once. A Job's template cannot be
 // changed: a changed spec does not rerun it (delete the Job to rerun), so
 // an existing Job is left as it is.
-func (r *StrategyReconciler) reconcileBacktestJob(ctx context.Context, sc *scope, tmpl *corev1ac.PodTemplateSpecApplyConfiguration) error {
+func (r *StrategyReconciler) reconcileBacktestJob(ctx context.Context, sc *scope, tmpl *corev1ac.PodTemplateSpecApplyConfiguration, updateRevision string) error {
 	s := sc.strategy
 	job := &batchv1.Job{}
 	err := r.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: children.EngineName(s)}, job)
@@ -308,7 +375,8 @@ func (r *StrategyReconciler) reconcileBacktestJob(ctx context.Context, sc *scope
 	case !metav1.IsControlledBy(job, s):
 		return lifecycle.Stalled(stratv1.ReasonNameConflict, "Job %q exists and is not owned by this Strategy; rename or delete it", job.Name)
 	}
-	s.Status.Engine = &stratv1.WorkloadStatus{Replicas: 1, ReadyReplicas: job.Status.Active}
+	s.Status.Engine = &stratv1.WorkloadStatus{Replicas: 1, ReadyReplicas: job.Status.Active,
+		Revision: job.Spec.Template.Annotations[children.AnnotationRevision], UpdateRevision: updateRevision}
 	for _, c := range job.Status.Conditions {
 		if c.Status != corev1.ConditionTrue {
 			continue

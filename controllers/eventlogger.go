@@ -34,10 +34,6 @@ func (r *StrategyReconciler) reconcileEventLogger(ctx context.Context, sc *scope
 		image = r.EventLoggerImage
 	}
 	replicas := children.EventLoggerReplicas(s)
-	if _, err := ensure(ctx, r, s, children.CatalogName(s), &corev1.ConfigMap{},
-		children.CatalogConfigMap(s, sc.catalogJSON), corev1ac.ExtractConfigMap, nil); err != nil {
-		return ctrl.Result{}, err
-	}
 	if _, err := ensure(ctx, r, s, children.EventLoggerName(s), &corev1.ServiceAccount{},
 		children.EventLoggerServiceAccount(s), corev1ac.ExtractServiceAccount, nil); err != nil {
 		return ctrl.Result{}, err
@@ -50,7 +46,18 @@ func (r *StrategyReconciler) reconcileEventLogger(ctx context.Context, sc *scope
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	sc.podHash = children.ConfigHash(sc.catalogJSON, append(append([]string(nil), sc.secretVersions...), "token/"+string(tokenUID)))
+	sc.tokenUID = string(tokenUID)
+	rev, err := children.NewRevision(s, loggerOwn{Image: image, LogLevel: children.LogLevel(s), Resources: s.Spec.EventLogger.Resources, WithRedis: sc.redis != nil},
+		sc.catalogJSON, secretValues(sc), sc.tokenUID, r.revisionKey)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	// The catalog of the revision: made once, never changed.
+	sc.catalogCM = rev.Catalog
+	if _, err := ensure(ctx, r, s, rev.Catalog, &corev1.ConfigMap{},
+		children.RevisionCatalogConfigMap(s, rev.Catalog, sc.catalogJSON), nil, nil); err != nil {
+		return ctrl.Result{}, err
+	}
 	if _, err := ensure(ctx, r, s, children.EventLoggerName(s), &networkingv1.NetworkPolicy{},
 		children.EventLoggerNetworkPolicy(s, sc.redisState != lifecycle.RedisInMemory, r.networkPolicyOptions()),
 		networkingv1ac.ExtractNetworkPolicy, nil); err != nil {
@@ -64,14 +71,15 @@ func (r *StrategyReconciler) reconcileEventLogger(ctx context.Context, sc *scope
 		return ctrl.Result{}, nil
 	}
 	res, err := ensure(ctx, r, s, children.EventLoggerName(s), &appsv1.Deployment{},
-		children.EventLoggerDeployment(s, image, sc.podHash, sc.redis != nil), appsv1ac.ExtractDeployment, nil)
+		children.EventLoggerDeployment(s, image, rev, sc.redis != nil), appsv1ac.ExtractDeployment, nil)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 	dep := res.current
 	sc.loggerListening = dep.Status.AvailableReplicas > 0
 	ready, msg := deploymentAvailable(dep, replicas)
-	s.Status.EventLogger = &stratv1.WorkloadStatus{Replicas: replicas, ReadyReplicas: dep.Status.AvailableReplicas}
+	s.Status.EventLogger = &stratv1.WorkloadStatus{Replicas: replicas, ReadyReplicas: dep.Status.AvailableReplicas,
+		Revision: rev.Name, UpdateRevision: rev.Name}
 	if ready {
 		lifecycle.SetCondition(s, stratv1.ConditionEventLoggerReady, true, stratv1.ReasonEventLoggerAvailable,
 			fmt.Sprintf("Deployment %s has %d/%d replicas available", dep.Name, dep.Status.AvailableReplicas, replicas))
@@ -79,6 +87,15 @@ func (r *StrategyReconciler) reconcileEventLogger(ctx context.Context, sc *scope
 		lifecycle.SetCondition(s, stratv1.ConditionEventLoggerReady, false, stratv1.ReasonEventLoggerNotReady, msg)
 	}
 	return ctrl.Result{}, nil
+}
+
+// reconcileCatalogs deletes the catalogs of past revisions that no pod
+// mounts any more.
+func (r *StrategyReconciler) reconcileCatalogs(ctx context.Context, sc *scope) (ctrl.Result, error) {
+	if sc.catalogCM == "" {
+		return ctrl.Result{}, nil
+	}
+	return ctrl.Result{}, r.pruneCatalogs(ctx, sc.strategy, sc.catalogCM)
 }
 
 // ensureLoggerToken makes the logger's API token once: a random 256-bit

@@ -53,7 +53,7 @@ func TestIsolation_TheLoggerTokenIsMadeOnceOwnedAndRenewedWhenDeleted(t *testing
 			}
 			g.Expect(ref).NotTo(BeNil(), "%s gets the token", name)
 			g.Expect(ref.Name).To(Equal("tok-eventlogger-token"))
-			*h = d.Spec.Template.Annotations[children.AnnotationConfigHash]
+			*h = d.Spec.Template.Annotations[children.AnnotationRevision]
 		}
 		return logger, engine
 	}

@@ -55,6 +55,9 @@ type Options struct {
 	// (--eventlogger-metrics-cidrs, --eventlogger-metrics-namespace-label).
 	// default: the metrics port open to all.
 	NetworkPolicy children.NetworkPolicyOptions
+	// RevisionKeyNamespace is where the revision key's Secret lives
+	// (RevisionKeySecret): the manager's namespace. default: "default".
+	RevisionKeyNamespace string
 	// AllowedRedisAddresses is the allow-list of the Redis addresses the
 	// operator connects to (--allowed-redis-addresses). default: nil, any.
 	AllowedRedisAddresses *redisprobe.AddressPolicy
@@ -140,13 +143,20 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) (*StrategyReconcile
 		Clients: o.Clients, NewRedisClient: o.NewRedisClient, StatusRefreshInterval: o.StatusRefreshInterval,
 		LegacyFieldManagers: o.LegacyFieldManagers,
 	}
+	if o.RevisionKeyNamespace == "" {
+		o.RevisionKeyNamespace = "default"
+	}
+	if r.revisionKey, err = revisionKey(ctx, mgr.GetAPIReader(), mgr.GetClient(), o.RevisionKeyNamespace); err != nil {
+		return nil, fmt.Errorf("controllers: the revision key: %w", err)
+	}
 	r.allowedAddresses.Store(o.AllowedRedisAddresses)
 	r.networkPolicy.Store(&o.NetworkPolicy)
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &stratv1.Strategy{}, secretRefIndex, indexSecretRefs); err != nil {
 		return nil, fmt.Errorf("indexing Strategies by Secret: %w", err)
 	}
 	err = ctrl.NewControllerManagedBy(mgr).
-		For(&stratv1.Strategy{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		// A spec change, or an annotation (an approved revision).
+		For(&stratv1.Strategy{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Owns(&corev1.ConfigMap{}).
 		Owns(&corev1.ServiceAccount{}).
 		Owns(&corev1.Service{}).

@@ -58,6 +58,9 @@ type StrategyReconciler struct {
 	networkPolicy atomic.Pointer[children.NetworkPolicyOptions]
 	// allowedAddresses is the allow-list of Redis addresses; nil: any.
 	allowedAddresses atomic.Pointer[redisprobe.AddressPolicy]
+	// revisionKey keys the HMACs of Secret values in revisions
+	// (RevisionKeySecret).
+	revisionKey []byte
 	// checks are the Strategies' Redis checks, run off the workers.
 	checks     *redisChecks
 	checksOnce sync.Once
@@ -83,9 +86,10 @@ type scope struct {
 	configHash     string
 	secretVersions []string
 
-	// Set by reconcileEventLogger: podHash is configHash's successor, which
-	// also covers the logger token's Secret: a new token rolls the pods.
-	podHash string
+	// Set by reconcileEventLogger: the logger token's Secret UID (a new
+	// token is a new revision), and the current revision's catalog.
+	tokenUID  string
+	catalogCM string
 
 	// Set by reconcileRedis. awaiting: no check of Redis ended yet, so
 	// the reconcile stopped and writes nothing. redis is the client to the Strategy's Redis,
@@ -116,6 +120,10 @@ type step func(ctx context.Context, sc *scope) (ctrl.Result, error)
 // Children are written by server-side apply: a patch, and a create when
 // the apply makes the object.
 // +kubebuilder:rbac:groups="",resources=configmaps;services;serviceaccounts,verbs=get;list;watch;create;patch
+// Catalog ConfigMaps of past revisions that no pod mounts are deleted (only
+// the Strategy's own); the ReplicaSets say which ones still run pods.
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=delete
+// +kubebuilder:rbac:groups=apps,resources=replicasets,verbs=get;list
 // The engine of a removed spec.engine (or of the other mode) is deleted,
 // once the owner reference says it is this Strategy's.
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch;delete
@@ -152,7 +160,7 @@ func (r *StrategyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		r.suspend(s)
 		return ctrl.Result{}, nil
 	}
-	for _, run := range []step{r.reconcileSpec, r.reconcileRedis, r.reconcileEventLogger, r.reconcileEngine, r.reconcileHealth} {
+	for _, run := range []step{r.reconcileSpec, r.reconcileRedis, r.reconcileEventLogger, r.reconcileEngine, r.reconcileCatalogs, r.reconcileHealth} {
 		res, err := run(ctx, sc)
 		result = soonest(result, res)
 		if errors.Is(err, errAwaitingRedis) {

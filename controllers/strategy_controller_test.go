@@ -69,7 +69,9 @@ func TestReconcile_ProvisionsEventLoggerChildrenWithOwnerRefsLabelsAndRestricted
 	dep := &appsv1.Deployment{}
 	g.Eventually(func() error { return k8sClient.Get(ctx, key, dep) }, timeout, interval).Should(Succeed())
 	cm := &corev1.ConfigMap{}
-	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "eth-basis-catalog"}, cm)).To(Succeed())
+	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: catalogOf(g, ns, "eth-basis-eventlogger")}, cm)).To(Succeed())
+	g.Expect(cm.Name).To(HavePrefix("eth-basis-catalog-"), "named for its catalog")
+	g.Expect(*cm.Immutable).To(BeTrue())
 	sa := &corev1.ServiceAccount{}
 	g.Eventually(func() error { return k8sClient.Get(ctx, key, sa) }, timeout, interval).Should(Succeed())
 	svc := &corev1.Service{}
@@ -136,9 +138,10 @@ func TestReconcile_ProvisionsEventLoggerChildrenWithOwnerRefsLabelsAndRestricted
 	}
 	g.Expect(svc.Spec.Selector).To(Equal(dep.Spec.Selector.MatchLabels))
 
-	// The catalog is mounted, the config hash rolls pods on a change.
+	// The catalog is mounted, the revision rolls pods on a change.
 	g.Expect(c.VolumeMounts).To(ContainElement(HaveField("MountPath", "/etc/stratops")))
-	g.Expect(dep.Spec.Template.Annotations).To(HaveKey(children.AnnotationConfigHash))
+	g.Expect(dep.Spec.Template.Annotations).To(HaveKey(children.AnnotationRevision))
+	g.Expect(dep.Spec.Template.Annotations).To(HaveKey(children.AnnotationRevisionParts))
 
 	// Nothing the operator wrote holds the password.
 	for _, o := range []any{dep, cm, sa, svc, getStrategy(g, ns, "eth-basis")} {
@@ -158,17 +161,24 @@ func TestReconcile_ConfigChangeRollsThePodTemplate(t *testing.T) {
 	key := client.ObjectKey{Namespace: ns, Name: "roll-eventlogger"}
 	dep := &appsv1.Deployment{}
 	g.Eventually(func() error { return k8sClient.Get(ctx, key, dep) }, timeout, interval).Should(Succeed())
-	before := dep.Spec.Template.Annotations[children.AnnotationConfigHash]
+	before := dep.Spec.Template.Annotations[children.AnnotationRevision]
+	oldCatalog := catalogOf(g, ns, "roll-eventlogger")
 
 	updateStrategy(g, ns, "roll", func(s *stratv1.Strategy) {
 		s.Spec.Messaging = &stratv1.MessagingSpec{Channels: []stratv1.ChannelSpec{{Name: "position:updated"}}}
 	})
 	g.Eventually(func(g Gomega) {
 		g.Expect(k8sClient.Get(ctx, key, dep)).To(Succeed())
-		g.Expect(dep.Spec.Template.Annotations[children.AnnotationConfigHash]).NotTo(Equal(before))
+		g.Expect(dep.Spec.Template.Annotations[children.AnnotationRevision]).NotTo(Equal(before))
+		g.Expect(children.Differences(children.ParseParts(""), children.ParseParts(dep.Spec.Template.Annotations[children.AnnotationRevisionParts]))).
+			To(ContainElement("the catalog"))
 	}, timeout, interval).Should(Succeed())
+	newCatalog := catalogOf(g, ns, "roll-eventlogger")
+	g.Expect(newCatalog).NotTo(Equal(oldCatalog), "a new catalog is a new ConfigMap, not an edit")
+	g.Eventually(func() bool { return notFound(ns, oldCatalog, &corev1.ConfigMap{}) }, timeout, interval).
+		Should(BeTrue(), "the old catalog goes once no pod mounts it")
 	cm := &corev1.ConfigMap{}
-	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "roll-catalog"}, cm)).To(Succeed())
+	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: newCatalog}, cm)).To(Succeed())
 	cat, err := messaging.ParseCatalog([]byte(cm.Data[messaging.CatalogFileName]))
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(cat.Channels).To(HaveLen(1))
@@ -183,9 +193,9 @@ func TestReconcile_RestoresDeletedDeploymentAndEditedConfigMap(t *testing.T) {
 	g.Expect(k8sClient.Create(ctx, backtest(ns, "drift"))).To(Succeed())
 
 	depKey := client.ObjectKey{Namespace: ns, Name: "drift-eventlogger"}
-	cmKey := client.ObjectKey{Namespace: ns, Name: "drift-catalog"}
 	dep := &appsv1.Deployment{}
 	g.Eventually(func() error { return k8sClient.Get(ctx, depKey, dep) }, timeout, interval).Should(Succeed())
+	cmKey := client.ObjectKey{Namespace: ns, Name: catalogOf(g, ns, "drift-eventlogger")}
 	cm := &corev1.ConfigMap{}
 	g.Expect(k8sClient.Get(ctx, cmKey, cm)).To(Succeed())
 	want := cm.Data[messaging.CatalogFileName]
@@ -197,9 +207,12 @@ func TestReconcile_RestoresDeletedDeploymentAndEditedConfigMap(t *testing.T) {
 		g.Expect(dep.UID).NotTo(Equal(oldUID))
 	}, timeout, interval).Should(Succeed())
 
+	// The catalog cannot be edited (immutable); deleted, it is made again.
 	cm.Data[messaging.CatalogFileName] = `{"mode":"Live","channels":[],"keys":[]}`
-	g.Expect(k8sClient.Update(ctx, cm)).To(Succeed())
+	g.Expect(k8sClient.Update(ctx, cm)).NotTo(Succeed(), "the catalog ConfigMap is immutable")
+	g.Expect(k8sClient.Delete(ctx, cm)).To(Succeed())
 	g.Eventually(func(g Gomega) {
+		cm = &corev1.ConfigMap{}
 		g.Expect(k8sClient.Get(ctx, cmKey, cm)).To(Succeed())
 		g.Expect(cm.Data[messaging.CatalogFileName]).To(Equal(want))
 	}, timeout, interval).Should(Succeed())
@@ -295,7 +308,10 @@ func TestReconcile_KstatusInProgressUntilEventLoggerAvailableThenCurrent(t *test
 		g.Expect(condition(s, stratv1.ConditionEventLoggerReady).Status).To(Equal(metav1.ConditionTrue))
 		g.Expect(condition(s, stratv1.ConditionReconciling)).To(BeNil())
 		g.Expect(s.Status.Phase).To(Equal(stratv1.PhaseRunning))
-		g.Expect(s.Status.EventLogger).To(Equal(&stratv1.WorkloadStatus{Replicas: 1, ReadyReplicas: 1}))
+		g.Expect(s.Status.EventLogger.Replicas).To(Equal(int32(1)))
+		g.Expect(s.Status.EventLogger.ReadyReplicas).To(Equal(int32(1)))
+		g.Expect(s.Status.EventLogger.Revision).NotTo(BeEmpty())
+		g.Expect(s.Status.EventLogger.UpdateRevision).To(Equal(s.Status.EventLogger.Revision))
 		g.Expect(kstatusOf(g, s)).To(Equal(kstatus.CurrentStatus))
 	}, timeout, interval).Should(Succeed())
 }
@@ -336,7 +352,7 @@ func TestReconcile_NoOpReconcileWritesNothing(t *testing.T) {
 			case *stratv1.Strategy:
 				name = "noop"
 			case *corev1.ConfigMap:
-				name = "noop-catalog"
+				name = catalogOf(g, ns, "noop-eventlogger")
 			}
 			if i == 2 {
 				name = "noop-engine"
@@ -391,4 +407,13 @@ func TestReconcile_SuspendStopsReconcilingAndShowsSuspended(t *testing.T) {
 
 	updateStrategy(g, ns, "susp", func(s *stratv1.Strategy) { s.Spec.Suspend = false })
 	g.Eventually(func() error { return k8sClient.Get(ctx, key, &appsv1.Deployment{}) }, timeout, interval).Should(Succeed())
+}
+
+// catalogOf is the catalog ConfigMap a Deployment's pods mount.
+func catalogOf(g Gomega, ns, deployment string) string {
+	d := &appsv1.Deployment{}
+	g.Expect(k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: deployment}, d)).To(Succeed())
+	names := children.CatalogsIn(d.Spec.Template.Spec)
+	g.Expect(names).To(HaveLen(1))
+	return names[0]
 }

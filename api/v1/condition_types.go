@@ -26,6 +26,10 @@ const (
 	// ConditionKeysHealthy is True when every key is present with a TTL that
 	// follows the policy. It never changes Ready.
 	ConditionKeysHealthy = "KeysHealthy"
+	// ConditionUpdatePending is True, only while it is, when a new
+	// revision of a running Live engine is held (updateStrategy Manual).
+	// It never changes Ready.
+	ConditionUpdatePending = "UpdatePending"
 )
 
 // Condition reasons: stable CamelCase words that alerts and GitOps tools
@@ -63,6 +67,9 @@ const (
 	// ReasonPodsRejected: the engine's pods cannot be created (Pod
 	// Security admission, a quota); the message is the refusal.
 	ReasonPodsRejected = "PodsRejected"
+	// ReasonAwaitingApproval: a new revision of the engine waits for
+	// stratops.dev/approve-revision (UpdatePending).
+	ReasonAwaitingApproval = "AwaitingApproval"
 	// ReasonEngineRemoving: spec.engine was removed (or the mode changed)
 	// and the engine of before is being stopped, then deleted.
 	ReasonEngineRemoving = "EngineRemoving"

@@ -259,7 +259,27 @@ type EngineSpec struct {
 	// Deployment (created only after the Redis gate).
 	// +required
 	Template corev1.PodTemplateSpec `json:"template"`
+	// updateStrategy says how a new revision reaches a running Live
+	// engine: Auto rolls it at once; Manual holds it (condition
+	// UpdatePending) until the Strategy is annotated
+	// stratops.dev/approve-revision=<the revision>.
+	// +optional
+	// +kubebuilder:default=Auto
+	UpdateStrategy UpdateStrategy `json:"updateStrategy,omitempty"`
 }
+
+// UpdateStrategy is how a new revision reaches a running Live engine.
+// +kubebuilder:validation:Enum=Auto;Manual
+type UpdateStrategy string
+
+const (
+	UpdateAuto   UpdateStrategy = "Auto"
+	UpdateManual UpdateStrategy = "Manual"
+)
+
+// AnnotationApproveRevision on a Strategy approves a held revision of its
+// engine (updateStrategy Manual): its value is the revision's name.
+const AnnotationApproveRevision = "stratops.dev/approve-revision"
 
 // StrategySpec is the desired state of a Strategy.
 // +kubebuilder:validation:XValidation:rule="self.mode != 'Live' || has(self.redis)",message="spec.redis is required when spec.mode is Live: Redis is required for live trading",fieldPath=".redis"
@@ -391,6 +411,13 @@ type WorkloadStatus struct {
 	Replicas int32 `json:"replicas"`
 	// readyReplicas available.
 	ReadyReplicas int32 `json:"readyReplicas"`
+	// revision the pods run (the pod template's stratops.dev/revision).
+	// +optional
+	Revision string `json:"revision,omitempty"`
+	// updateRevision is the revision the spec asks for; it differs from
+	// revision while a rollout is under way or held (UpdatePending).
+	// +optional
+	UpdateRevision string `json:"updateRevision,omitempty"`
 }
 
 // StrategyStatus is the observed state of a Strategy.

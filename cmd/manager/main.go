@@ -41,6 +41,7 @@ func run() error {
 		statusRefresh                 time.Duration
 		allowedRedis                  string
 		metricsCIDRs, metricsNSLabel  string
+		revisionKeyNamespace          string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address of the Prometheus metrics endpoint (HTTPS; clients need a token allowed to get /metrics); 0 disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
@@ -56,6 +57,8 @@ func run() error {
 		"Comma-separated CIDRs (the nodes') that may reach the event loggers' health and metrics port under their NetworkPolicies: kubelet probes come from there. With this and --eventlogger-metrics-namespace-label empty, that port is open to all.")
 	flag.StringVar(&metricsNSLabel, "eventlogger-metrics-namespace-label", "",
 		"key=value: pods of the namespaces with this label (Prometheus) may reach the event loggers' health and metrics port.")
+	flag.StringVar(&revisionKeyNamespace, "revision-key-namespace", envOr("POD_NAMESPACE", "default"),
+		"Namespace of the Secret "+controllers.RevisionKeySecret+", the key of the HMACs by which revisions cover Secret values (made once): the manager's own.")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -97,7 +100,7 @@ func run() error {
 	ctx := ctrl.SetupSignalHandler()
 	if _, err := controllers.Setup(ctx, mgr, controllers.Options{
 		EventLoggerImage: image, MaxConcurrentReconciles: workers, StatusRefreshInterval: statusRefresh,
-		AllowedRedisAddresses: allowed, NetworkPolicy: np,
+		AllowedRedisAddresses: allowed, NetworkPolicy: np, RevisionKeyNamespace: revisionKeyNamespace,
 	}); err != nil {
 		return fmt.Errorf("setting up the Strategy controller: %w", err)
 	}

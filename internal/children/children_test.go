@@ -66,7 +66,7 @@ func env(c corev1.Container) map[string]corev1.EnvVar {
 
 func TestEventLoggerDeployment_IsWiredRestrictedOwnedAndLabelled(t *testing.T) {
 	s := live()
-	d := typed[appsv1.Deployment](t, EventLoggerDeployment(s, "stratops:1", "h1", true))
+	d := typed[appsv1.Deployment](t, EventLoggerDeployment(s, "stratops:1", Revision{Name: "h1", Catalog: "eth-basis-catalog-c1"}, true))
 	if d.Name != "eth-basis-eventlogger" || d.Namespace != "trading" || d.Kind != "Deployment" || d.APIVersion != "apps/v1" {
 		t.Fatalf("identity %s/%s %s %s", d.Namespace, d.Name, d.APIVersion, d.Kind)
 	}
@@ -74,7 +74,7 @@ func TestEventLoggerDeployment_IsWiredRestrictedOwnedAndLabelled(t *testing.T) {
 		t.Fatalf("owner %+v", d.OwnerReferences)
 	}
 	if d.Labels[LabelManagedBy] != ManagerName || d.Spec.Template.Labels[LabelComponent] != ComponentEventLogger ||
-		d.Annotations[AnnotationStrategyGeneration] != "3" || d.Spec.Template.Annotations[AnnotationConfigHash] != "h1" {
+		d.Annotations[AnnotationStrategyGeneration] != "3" || d.Spec.Template.Annotations[AnnotationRevision] != "h1" {
 		t.Fatalf("labels %v, annotations %v / %v", d.Labels, d.Annotations, d.Spec.Template.Annotations)
 	}
 	for k, v := range d.Spec.Selector.MatchLabels {
@@ -118,7 +118,7 @@ func TestEventLoggerDeployment_IsWiredRestrictedOwnedAndLabelled(t *testing.T) {
 func TestEventLoggerDeployment_ABacktestOnMemoryGetsNoRedis(t *testing.T) {
 	s := live()
 	s.Spec.Mode = stratv1.ModeBacktest
-	c := typed[appsv1.Deployment](t, EventLoggerDeployment(s, "stratops:1", "h", false)).Spec.Template.Spec.Containers[0]
+	c := typed[appsv1.Deployment](t, EventLoggerDeployment(s, "stratops:1", Revision{Name: "h", Catalog: "c"}, false)).Spec.Template.Spec.Containers[0]
 	for name := range env(c) {
 		if strings.HasPrefix(name, "STRATOPS_REDIS_") || name == messaging.EnvKeyPrefix {
 			t.Fatalf("%s set for a logger on memory", name)
@@ -128,7 +128,7 @@ func TestEventLoggerDeployment_ABacktestOnMemoryGetsNoRedis(t *testing.T) {
 
 func TestEnginePodTemplate_AddsTheWiringAndKeepsWhatTheUserSet(t *testing.T) {
 	s := live()
-	tmpl, err := EnginePodTemplate(s, PodEnv(s, true), "h2")
+	tmpl, err := EnginePodTemplate(s, PodEnv(s, true), map[string]string{AnnotationConfigHash: "h2"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +153,7 @@ func TestEnginePodTemplate_AddsTheWiringAndKeepsWhatTheUserSet(t *testing.T) {
 		{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 		{Name: "info", VolumeSource: corev1.VolumeSource{DownwardAPI: &corev1.DownwardAPIVolumeSource{}}},
 	}
-	tmpl, err = EnginePodTemplate(s, PodEnv(s, true), "h2")
+	tmpl, err = EnginePodTemplate(s, PodEnv(s, true), map[string]string{AnnotationConfigHash: "h2"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func TestEnginePodTemplate_AddsTheWiringAndKeepsWhatTheUserSet(t *testing.T) {
 		}
 	}
 	// A backtest Job runs once.
-	tmpl, _ = EnginePodTemplate(s, PodEnv(s, false), "h3")
+	tmpl, _ = EnginePodTemplate(s, PodEnv(s, false), map[string]string{AnnotationConfigHash: "h3"})
 	j := BacktestJob(s, tmpl)
 	if *j.Spec.Template.Spec.RestartPolicy != corev1.RestartPolicyNever || *j.Spec.BackoffLimit != 2 {
 		t.Fatalf("job %+v", j.Spec)
@@ -283,7 +283,7 @@ func TestEnginePodTemplate_IsWhatThePreviousReleaseRan(t *testing.T) {
 		t.Fatal(err)
 	}
 	cj, _ := c.Marshal()
-	tmpl, err := EnginePodTemplate(s, PodEnv(s, true), ConfigHash(cj, []string{"redis-auth/11", "redis-ca/12"}))
+	tmpl, err := EnginePodTemplate(s, PodEnv(s, true), map[string]string{AnnotationConfigHash: ConfigHash(cj, []string{"redis-auth/11", "redis-ca/12"})})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,15 +18,15 @@ import (
 // EnginePodTemplate is the user's template with the Strategy's wiring
 // added to every container, exactly as the event logger gets it: the
 // messaging contract's environment (the password through a secretKeyRef)
-// and files (the catalog, the CA), the standard labels, and the config
-// hash that rolls the pods when the catalog or a Secret changes.
-func EnginePodTemplate(s *stratv1.Strategy, env messaging.PodEnv, configHash string) (*corev1ac.PodTemplateSpecApplyConfiguration, error) {
+// and files (the catalog, the CA), the standard labels, and the
+// revision's annotations (which roll the pods when the revision changes).
+func EnginePodTemplate(s *stratv1.Strategy, env messaging.PodEnv, annotations map[string]string) (*corev1ac.PodTemplateSpecApplyConfiguration, error) {
 	t, err := podTemplate(s.Spec.Engine.Template)
 	if err != nil {
 		return nil, fmt.Errorf("spec.engine.template: %w", err)
 	}
 	w := podWiring(env)
-	t.WithLabels(ObjectLabels(s, ComponentEngine)).WithAnnotations(map[string]string{AnnotationConfigHash: configHash})
+	t.WithLabels(ObjectLabels(s, ComponentEngine)).WithAnnotations(annotations)
 	if t.Spec == nil {
 		t.WithSpec(corev1ac.PodSpec())
 	}

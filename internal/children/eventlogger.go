@@ -60,8 +60,9 @@ func EventLoggerService(s *stratv1.Strategy) *corev1ac.ServiceApplyConfiguration
 
 // EventLoggerDeployment is the logger's Deployment. withRedis false runs
 // it on its in-memory bus (a backtest without Redis).
-func EventLoggerDeployment(s *stratv1.Strategy, image string, configHash string, withRedis bool) *appsv1ac.DeploymentApplyConfiguration {
+func EventLoggerDeployment(s *stratv1.Strategy, image string, rev Revision, withRedis bool) *appsv1ac.DeploymentApplyConfiguration {
 	pe := PodEnv(s, withRedis)
+	pe.Catalog.ConfigMap = rev.Catalog
 	pe.EventLoggerToken = EventLoggerTokenRef(s)
 	pe.LogLevel = string(LogLevel(s))
 	pe.HealthInterval = HealthCheckInterval(s)
@@ -90,7 +91,7 @@ func EventLoggerDeployment(s *stratv1.Strategy, image string, configHash string,
 			WithSelector(metav1ac.LabelSelector().WithMatchLabels(SelectorLabels(s, ComponentEventLogger))).
 			WithStrategy(appsv1ac.DeploymentStrategy().WithType(appsv1.RollingUpdateDeploymentStrategyType)).
 			WithTemplate(corev1ac.PodTemplateSpec().
-				WithLabels(labels).WithAnnotations(map[string]string{AnnotationConfigHash: configHash}).
+				WithLabels(labels).WithAnnotations(rev.Annotations()).
 				WithSpec(corev1ac.PodSpec().
 					WithServiceAccountName(EventLoggerName(s)).WithAutomountServiceAccountToken(false).
 					WithSecurityContext(restrictedPodSecurity()).

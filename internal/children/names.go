@@ -16,7 +16,9 @@ const (
 	LabelPartOf    = "app.kubernetes.io/part-of"
 	LabelStrategy  = "stratops.dev/strategy"
 
-	// AnnotationConfigHash on a pod template changes whenever the catalog
+	// AnnotationConfigHash is what the release before revisions put on a
+	// pod template (AnnotationRevision replaced it): an engine that has
+	// not rolled since the upgrade still carries it. It changed whenever the catalog
 	// or a referenced Secret changes, so that the pods roll.
 	AnnotationConfigHash = "stratops.dev/config-hash"
 	// AnnotationStrategyGeneration on the logger Deployment is the

@@ -1,0 +1,140 @@
+package controllers
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	stratv1 "github.com/stratops/stratops/api/v1"
+	"github.com/stratops/stratops/internal/children"
+)
+
+// RevisionKeySecret holds the key of the HMACs by which a revision covers
+// the values of the Secret keys it references: in the manager's namespace,
+// made once, read by the operator only.
+const RevisionKeySecret = "stratops-revision-key"
+
+// revisionKey reads the revision key, making it on first use. Replicas
+// that start together read the one that was made first.
+func revisionKey(ctx context.Context, reader client.Reader, writer client.Client, namespace string) ([]byte, error) {
+	key := client.ObjectKey{Namespace: namespace, Name: RevisionKeySecret}
+	for range 2 {
+		sec := &corev1.Secret{}
+		err := reader.Get(ctx, key, sec)
+		if err == nil {
+			if k := sec.Data["key"]; len(k) >= 32 {
+				return k, nil
+			}
+			return nil, fmt.Errorf("Secret %s/%s holds no usable key (key \"key\", 32 bytes or more)", namespace, RevisionKeySecret)
+		}
+		if !apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("reading Secret %s/%s: %w", namespace, RevisionKeySecret, err)
+		}
+		var k [32]byte
+		if _, err := rand.Read(k[:]); err != nil {
+			return nil, err
+		}
+		sec = &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: RevisionKeySecret,
+				Labels: map[string]string{children.LabelManagedBy: children.ManagerName}},
+			Immutable: ptr.To(true),
+			Data:      map[string][]byte{"key": k[:]},
+		}
+		if err := writer.Create(ctx, sec, client.FieldOwner(fieldManager)); err == nil {
+			return k[:], nil
+		} else if !apierrors.IsAlreadyExists(err) {
+			return nil, fmt.Errorf("creating Secret %s/%s: %w", namespace, RevisionKeySecret, err)
+		}
+	}
+	return nil, fmt.Errorf("Secret %s/%s: made and not found", namespace, RevisionKeySecret)
+}
+
+// secretValues are the referenced Secret keys' values, for a revision.
+func secretValues(sc *scope) []children.SecretValue {
+	out := make([]children.SecretValue, len(sc.secrets))
+	for i, sec := range sc.secrets {
+		out[i] = children.SecretValue{Name: sec.ref.Name, Key: sec.ref.Key, Value: sec.value}
+	}
+	return out
+}
+
+// loggerOwn is what of the logger's own spec a revision covers: not its
+// replica count, which scales, and rolls nothing.
+type loggerOwn struct {
+	Image     string
+	LogLevel  stratv1.LogLevel
+	Resources corev1.ResourceRequirements
+	WithRedis bool
+}
+
+// engineOwn is what of the engine's own spec a revision covers.
+type engineOwn struct {
+	Mode      stratv1.StrategyMode
+	Template  corev1.PodTemplateSpec
+	WithRedis bool
+}
+
+// pruneCatalogs deletes the catalog ConfigMaps the Strategy owns that no
+// pod template of its own still mounts: not the Deployments' and Job's,
+// nor those of a ReplicaSet that still runs pods (a rollout under way).
+// Nothing is read from the API server while a Strategy has one catalog.
+func (r *StrategyReconciler) pruneCatalogs(ctx context.Context, s *stratv1.Strategy, inUse ...string) error {
+	var cms corev1.ConfigMapList
+	sel := client.MatchingLabels{children.LabelInstance: s.Name, children.LabelComponent: children.ComponentCatalog, children.LabelManagedBy: children.ManagerName}
+	if err := r.List(ctx, &cms, client.InNamespace(s.Namespace), sel); err != nil {
+		return err
+	}
+	keep := sets.New(inUse...)
+	var stale []corev1.ConfigMap
+	for _, cm := range cms.Items {
+		if metav1.IsControlledBy(&cm, s) && !keep.Has(cm.Name) {
+			stale = append(stale, cm)
+		}
+	}
+	if len(stale) == 0 {
+		return nil
+	}
+	for _, name := range []string{children.EventLoggerName(s), children.EngineName(s)} {
+		d := &appsv1.Deployment{}
+		if err := r.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: name}, d); err == nil {
+			keep.Insert(children.CatalogsIn(d.Spec.Template.Spec)...)
+		} else if !apierrors.IsNotFound(err) {
+			return err
+		}
+	}
+	j := &batchv1.Job{}
+	if err := r.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: children.EngineName(s)}, j); err == nil {
+		keep.Insert(children.CatalogsIn(j.Spec.Template.Spec)...)
+	} else if !apierrors.IsNotFound(err) {
+		return err
+	}
+	var rss appsv1.ReplicaSetList
+	if err := r.APIReader.List(ctx, &rss, client.InNamespace(s.Namespace),
+		client.MatchingLabels{children.LabelName: children.ManagerName, children.LabelInstance: s.Name}); err != nil {
+		return fmt.Errorf("listing the ReplicaSets of %s: %w", s.Name, err)
+	}
+	for _, rs := range rss.Items {
+		if ptr.Deref(rs.Spec.Replicas, 0) > 0 || rs.Status.Replicas > 0 {
+			keep.Insert(children.CatalogsIn(rs.Spec.Template.Spec)...)
+		}
+	}
+	for _, cm := range stale {
+		if keep.Has(cm.Name) {
+			continue
+		}
+		if err := r.Delete(ctx, &cm, client.Preconditions{UID: &cm.UID}); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("deleting ConfigMap %s: %w", cm.Name, err)
+		}
+		r.eventAbout(s, &cm, corev1.EventTypeNormal, "Deleted", "Delete", "Deleted ConfigMap %s: no pod mounts this catalog any more", cm.Name)
+	}
+	return nil
+}
