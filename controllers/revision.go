@@ -34,7 +34,7 @@ func revisionKey(ctx context.Context, reader client.Reader, writer client.Client
 			if k := sec.Data["key"]; len(k) >= 32 {
 				return k, nil
 			}
-			return nil, fmt.Errorf("Secret %s/%s holds no usable key (key \"key\", 32 bytes or more)", namespace, RevisionKeySecret)
+			return nil, fmt.Errorf("the Secret %s/%s holds no usable key (key \"key\", 32 bytes or more)", namespace, RevisionKeySecret)
 		}
 		if !apierrors.IsNotFound(err) {
 			return nil, fmt.Errorf("reading Secret %s/%s: %w", namespace, RevisionKeySecret, err)
@@ -55,7 +55,7 @@ func revisionKey(ctx context.Context, reader client.Reader, writer client.Client
 			return nil, fmt.Errorf("creating Secret %s/%s: %w", namespace, RevisionKeySecret, err)
 		}
 	}
-	return nil, fmt.Errorf("Secret %s/%s: made and not found", namespace, RevisionKeySecret)
+	return nil, fmt.Errorf("the Secret %s/%s: made and not found", namespace, RevisionKeySecret)
 }
 
 // secretValues are the referenced Secret keys' values, for a revision.
