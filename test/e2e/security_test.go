@@ -47,7 +47,8 @@ func TestManagerRBAC(t *testing.T) {
 	allowed := map[string][]string{
 		"strategies.stratops.dev":           {"get", "list", "watch"},
 		"strategies.stratops.dev/status":    {"get", "update", "patch"},
-		"configmaps":                        {"get", "list", "watch", "create", "patch"},
+		"configmaps":                        {"get", "list", "watch", "create", "patch", "delete"},
+		"replicasets.apps":                  {"get", "list"},
 		"services":                          {"get", "list", "watch", "create", "patch"},
 		"serviceaccounts":                   {"get", "list", "watch", "create", "patch"},
 		"deployments.apps":                  {"get", "list", "watch", "create", "patch"},
