@@ -11,12 +11,14 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	policyv1ac "k8s.io/client-go/applyconfigurations/policy/v1"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -86,7 +88,9 @@ func (r *StrategyReconciler) reconcileEngine(ctx context.Context, sc *scope) (ct
 
 	replicas := int32(1)
 	halted := lifecycle.Halted(sc.redisState, s.Spec.RedisLossPolicy)
-	if halted {
+	stopped := s.Spec.Engine.Stopped
+	sc.engineStopped = stopped
+	if halted || stopped {
 		replicas = 0
 	}
 	var before *appsv1.Deployment
@@ -95,7 +99,7 @@ func (r *StrategyReconciler) reconcileEngine(ctx context.Context, sc *scope) (ct
 	}
 	// Not started yet, or at zero after a Halt: wait for the logger. A
 	// running engine is never stopped for this.
-	waiting := !halted && !sc.loggerListening && (before == nil || ptr.Deref(before.Spec.Replicas, 1) == 0)
+	waiting := !halted && !stopped && !sc.loggerListening && (before == nil || ptr.Deref(before.Spec.Replicas, 1) == 0)
 	if waiting {
 		if before == nil {
 			s.Status.Engine = &stratv1.WorkloadStatus{Replicas: 0}
@@ -166,10 +170,19 @@ func (r *StrategyReconciler) reconcileEngine(ctx context.Context, sc *scope) (ct
 		return ctrl.Result{}, refusedTemplate("Deployment", err)
 	}
 	dep := res.current
+	if _, err := ensure(ctx, r, s, children.EngineName(s), &policyv1.PodDisruptionBudget{},
+		children.EnginePodDisruptionBudget(s), policyv1ac.ExtractPodDisruptionBudget, nil); err != nil {
+		return ctrl.Result{}, err
+	}
 	if before != nil && ptr.Deref(before.Spec.Replicas, 1) != replicas {
-		if halted {
+		switch {
+		case stopped:
+			r.event(s, corev1.EventTypeNormal, "EngineStopped", "Scale", "spec.engine.stopped: the engine is scaled to 0 (SIGTERM, then its grace period)")
+		case ptr.Deref(before.Spec.Replicas, 1) == 0 && conditionReason(s, stratv1.ConditionEngineReady) == stratv1.ReasonStopped:
+			r.event(s, corev1.EventTypeNormal, "EngineStarted", "Scale", "spec.engine.stopped is false: the engine is scaled to %d", replicas)
+		case halted:
 			r.event(s, corev1.EventTypeWarning, "EngineHalted", "Scale", "Redis lost under policy Halt: the engine is scaled to 0")
-		} else {
+		default:
 			r.event(s, corev1.EventTypeNormal, "EngineResumed", "Scale", "Redis is back: the engine is scaled to %d", replicas)
 		}
 	}
@@ -182,6 +195,8 @@ func (r *StrategyReconciler) reconcileEngine(ctx context.Context, sc *scope) (ct
 	case rejected != "" && !ready:
 		lifecycle.SetCondition(s, stratv1.ConditionEngineReady, false, stratv1.ReasonPodsRejected,
 			fmt.Sprintf("Deployment %s cannot create the engine's pods: %s", dep.Name, rejected))
+	case stopped:
+		lifecycle.SetCondition(s, stratv1.ConditionEngineReady, true, stratv1.ReasonStopped, "The engine is stopped on purpose (spec.engine.stopped): scaled to 0")
 	case waiting:
 		lifecycle.SetCondition(s, stratv1.ConditionEngineReady, false, stratv1.ReasonWaitingForEventLogger, waitMsg)
 	case halted:
@@ -308,11 +323,27 @@ func (r *StrategyReconciler) removeDeployment(ctx context.Context, s *stratv1.St
 			fmt.Sprintf("The engine is being stopped (%s): %d pods, %d terminating", why, d.Status.Replicas, ptr.Deref(d.Status.TerminatingReplicas, 0)))
 		return ctrl.Result{RequeueAfter: time.Second}, true, nil
 	}
+	pdb := &policyv1.PodDisruptionBudget{}
+	if err := r.Get(ctx, client.ObjectKeyFromObject(d), pdb); err == nil && metav1.IsControlledBy(pdb, s) {
+		if err := r.Delete(ctx, pdb, client.Preconditions{UID: &pdb.UID}); client.IgnoreNotFound(err) != nil {
+			return ctrl.Result{}, false, fmt.Errorf("deleting PodDisruptionBudget %s: %w", pdb.Name, err)
+		}
+	} else if client.IgnoreNotFound(err) != nil {
+		return ctrl.Result{}, false, err
+	}
 	if err := r.Delete(ctx, d, client.Preconditions{UID: &d.UID}); client.IgnoreNotFound(err) != nil {
 		return ctrl.Result{}, false, fmt.Errorf("deleting Deployment %s: %w", d.Name, err)
 	}
 	r.event(s, corev1.EventTypeNormal, "EngineRemoved", "Delete", "%s: the engine's pods ended and Deployment %s is deleted", why, d.Name)
 	return ctrl.Result{RequeueAfter: time.Second}, true, nil
+}
+
+// conditionReason is the reason of a condition of s, empty when absent.
+func conditionReason(s *stratv1.Strategy, t string) string {
+	if c := meta.FindStatusCondition(s.Status.Conditions, t); c != nil {
+		return c.Reason
+	}
+	return ""
 }
 
 // keepsTemplate reports whether applying desired leaves the running

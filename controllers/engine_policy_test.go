@@ -123,3 +123,57 @@ func TestEngineTemplate_TheOperatorRefusesThemItselfWithoutThePolicy(t *testing.
 		g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "no engine for %s", tc.name)
 	}
 }
+
+// TestDeletionProtection_TheShippedPolicyRefusesDeletingAProtectedStrategy
+// applies config/policy's deletion protection, bound to this test's
+// namespace: a Strategy annotated stratops.dev/deletion-protection: "true"
+// is not deleted, one without it (or once it is removed) is.
+func TestDeletionProtection_TheShippedPolicyRefusesDeletingAProtectedStrategy(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	raw, err := os.ReadFile("../config/policy/deletion-protection-policy.yaml")
+	g.Expect(err).NotTo(HaveOccurred())
+	docs := strings.Split(string(raw), "\n---\n")
+	policy, binding := &admissionv1.ValidatingAdmissionPolicy{}, &admissionv1.ValidatingAdmissionPolicyBinding{}
+	g.Expect(yaml.UnmarshalStrict([]byte(docs[0]), policy)).To(Succeed())
+	g.Expect(yaml.UnmarshalStrict([]byte(docs[1]), binding)).To(Succeed())
+	g.Expect(binding.Spec.PolicyName).To(Equal(policy.Name))
+	g.Expect(k8sClient.Create(ctx, policy)).To(Succeed())
+	t.Cleanup(func() { _ = k8sClient.Delete(ctx, policy) })
+	ns := newNamespace(t)
+	nsObj := &corev1.Namespace{}
+	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Name: ns}, nsObj)).To(Succeed())
+	nsObj.Labels["stratops.dev/test-deletion-protection"] = "on"
+	g.Expect(k8sClient.Update(ctx, nsObj)).To(Succeed())
+	binding.Name = "test-" + ns
+	binding.Spec.MatchResources = &admissionv1.MatchResources{NamespaceSelector: &metav1.LabelSelector{
+		MatchLabels: map[string]string{"stratops.dev/test-deletion-protection": "on"}}}
+	g.Expect(k8sClient.Create(ctx, binding)).To(Succeed())
+	t.Cleanup(func() { _ = k8sClient.Delete(ctx, binding) })
+
+	protected := func(name string) *stratv1.Strategy {
+		s := backtest(ns, name)
+		s.Annotations = map[string]string{stratv1.AnnotationDeletionProtection: "true"}
+		return s
+	}
+	// The policy takes a moment to load: wait for its first refusal.
+	g.Eventually(func() error {
+		if err := k8sClient.Create(ctx, protected("probe")); err != nil && !apierrors.IsAlreadyExists(err) {
+			return err
+		}
+		return k8sClient.Delete(ctx, backtest(ns, "probe"))
+	}, timeout, interval).Should(HaveOccurred())
+
+	g.Expect(k8sClient.Create(ctx, protected("kept"))).To(Succeed())
+	g.Expect(k8sClient.Delete(ctx, backtest(ns, "kept"))).To(MatchError(ContainSubstring("remove the annotation to delete it")))
+	s := getStrategy(g, ns, "kept")
+	g.Expect(s.DeletionTimestamp).To(BeNil())
+
+	other := backtest(ns, "plain")
+	g.Expect(k8sClient.Create(ctx, other)).To(Succeed())
+	g.Expect(k8sClient.Delete(ctx, other)).To(Succeed(), "an unprotected Strategy is deleted")
+
+	delete(s.Annotations, stratv1.AnnotationDeletionProtection)
+	g.Expect(k8sClient.Update(ctx, s)).To(Succeed())
+	g.Expect(k8sClient.Delete(ctx, s)).To(Succeed(), "with the annotation removed")
+}

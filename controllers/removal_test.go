@@ -9,8 +9,10 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	stratv1 "github.com/stratops/stratops/api/v1"
@@ -97,4 +99,61 @@ func TestRemoval_ABacktestJobIsDeletedAndWhatIsNotOursIsNeverTouched(t *testing.
 	g.Consistently(func() error {
 		return k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "bt-engine"}, &appsv1.Deployment{})
 	}, 2*time.Second, 200*time.Millisecond).Should(Succeed(), "a Deployment the Strategy does not own is never deleted")
+}
+
+// TestStopped_TheEngineStopsOnPurposeAndADrainWaits: spec.engine.stopped
+// scales the Live engine to zero on purpose: phase Halted, Ready (it runs
+// as declared), kstatus Current; false starts it again. Its
+// PodDisruptionBudget admits no eviction, so a node drain waits for a
+// human; it goes with the engine.
+func TestStopped_TheEngineStopsOnPurposeAndADrainWaits(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	runningLive(g, ns, "stop", redisOpen.Addr, func(s *stratv1.Strategy) {
+		s.Spec.Engine = liveOn(ns, "stop", redisOpen.Addr, stratv1.RedisLossHalt).Spec.Engine
+	})
+	key := client.ObjectKey{Namespace: ns, Name: "stop-engine"}
+	pdb := &policyv1.PodDisruptionBudget{}
+	g.Eventually(func() error { return k8sClient.Get(ctx, key, pdb) }, timeout, interval).Should(Succeed())
+	g.Expect(metav1.IsControlledBy(pdb, getStrategy(g, ns, "stop"))).To(BeTrue())
+	g.Expect(pdb.Spec.MaxUnavailable.IntValue()).To(BeZero())
+	g.Expect(pdb.Spec.Selector.MatchLabels).To(HaveKeyWithValue("app.kubernetes.io/component", "engine"))
+
+	updateStrategy(g, ns, "stop", func(s *stratv1.Strategy) { s.Spec.Engine.Stopped = true })
+	g.Eventually(func(g Gomega) {
+		d := &appsv1.Deployment{}
+		g.Expect(k8sClient.Get(ctx, key, d)).To(Succeed())
+		g.Expect(*d.Spec.Replicas).To(BeZero())
+	}, timeout, interval).Should(Succeed())
+	markAvailable(g, ns, "stop-engine")
+	markAvailable(g, ns, "stop-eventlogger")
+	g.Eventually(func(g Gomega) {
+		s := getStrategy(g, ns, "stop")
+		g.Expect(s.Status.Phase).To(Equal(stratv1.PhaseHalted))
+		g.Expect(condition(s, stratv1.ConditionReady).Status).To(Equal(metav1.ConditionTrue))
+		g.Expect(condition(s, stratv1.ConditionReady).Reason).To(Equal(stratv1.ReasonStopped))
+		g.Expect(condition(s, stratv1.ConditionEngineReady).Reason).To(Equal(stratv1.ReasonStopped))
+		g.Expect(kstatusOf(g, s)).To(Equal(kstatus.CurrentStatus))
+		g.Expect(hasEvent(g, ns, "stop", corev1.EventTypeNormal, "EngineStopped")).To(BeTrue())
+	}, timeout, interval).Should(Succeed())
+
+	updateStrategy(g, ns, "stop", func(s *stratv1.Strategy) { s.Spec.Engine.Stopped = false })
+	g.Eventually(func(g Gomega) {
+		d := &appsv1.Deployment{}
+		g.Expect(k8sClient.Get(ctx, key, d)).To(Succeed())
+		g.Expect(*d.Spec.Replicas).To(Equal(int32(1)))
+		g.Expect(hasEvent(g, ns, "stop", corev1.EventTypeNormal, "EngineStarted")).To(BeTrue())
+	}, timeout, interval).Should(Succeed())
+
+	// Removed with the engine.
+	updateStrategy(g, ns, "stop", func(s *stratv1.Strategy) { s.Spec.Engine = nil })
+	g.Eventually(func(g Gomega) {
+		d := &appsv1.Deployment{}
+		g.Expect(k8sClient.Get(ctx, key, d)).To(Succeed())
+		g.Expect(*d.Spec.Replicas).To(BeZero())
+	}, timeout, interval).Should(Succeed())
+	markAvailable(g, ns, "stop-engine")
+	g.Eventually(func() bool { return notFound(ns, "stop-engine", &policyv1.PodDisruptionBudget{}) }, timeout, interval).Should(BeTrue())
+	g.Eventually(func() bool { return notFound(ns, "stop-engine", &appsv1.Deployment{}) }, timeout, interval).Should(BeTrue())
 }

@@ -10,6 +10,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -85,12 +86,13 @@ func ManagerOptions(o ctrl.Options) ctrl.Options {
 	o.Scheme = Scheme()
 	ours := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{children.LabelManagedBy: children.ManagerName})}
 	o.Cache = cache.Options{ByObject: map[client.Object]cache.ByObject{
-		&corev1.ConfigMap{}:           ours,
-		&corev1.ServiceAccount{}:      ours,
-		&corev1.Service{}:             ours,
-		&appsv1.Deployment{}:          ours,
-		&batchv1.Job{}:                ours,
-		&networkingv1.NetworkPolicy{}: ours,
+		&corev1.ConfigMap{}:             ours,
+		&corev1.ServiceAccount{}:        ours,
+		&corev1.Service{}:               ours,
+		&appsv1.Deployment{}:            ours,
+		&batchv1.Job{}:                  ours,
+		&networkingv1.NetworkPolicy{}:   ours,
+		&policyv1.PodDisruptionBudget{}: ours,
 	}}
 	// kubectl apply keeps a whole copy of an object in this annotation: for
 	// a Secret created that way, its data. The operator never reads it, so
@@ -163,6 +165,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) (*StrategyReconcile
 		Owns(&appsv1.Deployment{}).
 		Owns(&batchv1.Job{}).
 		Owns(&networkingv1.NetworkPolicy{}).
+		Owns(&policyv1.PodDisruptionBudget{}).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.strategiesForSecret), builder.OnlyMetadata).
 		WatchesRawSource(source.Channel(r.redisChecks().events, &handler.EnqueueRequestForObject{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: o.MaxConcurrentReconciles}).

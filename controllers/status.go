@@ -9,7 +9,7 @@ import (
 // (lifecycle.Summarize) and returns the events that mark a change, which
 // finish records once the status that holds the change is written.
 func (r *StrategyReconciler) summarize(s *stratv1.Strategy, sc *scope, err error) []lifecycle.Event {
-	return lifecycle.Summarize(s, lifecycle.Outcome{Redis: sc.redisState, BacktestDone: sc.backtestDone, Err: err})
+	return lifecycle.Summarize(s, lifecycle.Outcome{Redis: sc.redisState, BacktestDone: sc.backtestDone, Err: err, Stopped: sc.engineStopped})
 }
 
 // suspend shows that reconciling stopped.

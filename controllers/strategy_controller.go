@@ -105,8 +105,9 @@ type scope struct {
 	loggerListening bool
 
 	// Set by reconcileEngine: Succeeded or Failed once the backtest Job
-	// finished.
-	backtestDone stratv1.StrategyPhase
+	// finished; engineStopped when the Live engine is stopped on purpose.
+	backtestDone  stratv1.StrategyPhase
+	engineStopped bool
 }
 
 // step is one sub-reconciler: it does one thing, sets only its own
@@ -128,6 +129,8 @@ type step func(ctx context.Context, sc *scope) (ctrl.Result, error)
 // once the owner reference says it is this Strategy's.
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;patch;delete
+// The Live engine's PodDisruptionBudget: made with it, deleted with it.
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch;delete
 // Secrets: read when a Strategy references them (consent label required);
 // created once for each logger's API token, which the Strategy owns.
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;patch

@@ -67,6 +67,9 @@ const (
 	// ReasonPodsRejected: the engine's pods cannot be created (Pod
 	// Security admission, a quota); the message is the refusal.
 	ReasonPodsRejected = "PodsRejected"
+	// ReasonStopped: the Live engine is stopped on purpose
+	// (spec.engine.stopped); the Strategy runs as declared, phase Halted.
+	ReasonStopped = "Stopped"
 	// ReasonAwaitingApproval: a new revision of the engine waits for
 	// stratops.dev/approve-revision (UpdatePending).
 	ReasonAwaitingApproval = "AwaitingApproval"

@@ -266,6 +266,11 @@ type EngineSpec struct {
 	// +optional
 	// +kubebuilder:default=Auto
 	UpdateStrategy UpdateStrategy `json:"updateStrategy,omitempty"`
+	// stopped stops a Live engine on purpose: scaled to zero (SIGTERM, then
+	// its grace period), phase Halted, reason Stopped; false starts it
+	// again. Unlike suspend, reconciling goes on.
+	// +optional
+	Stopped bool `json:"stopped,omitempty"`
 }
 
 // UpdateStrategy is how a new revision reaches a running Live engine.
@@ -276,6 +281,10 @@ const (
 	UpdateAuto   UpdateStrategy = "Auto"
 	UpdateManual UpdateStrategy = "Manual"
 )
+
+// AnnotationDeletionProtection "true" on a Strategy makes the shipped
+// admission policy (config/policy) refuse its deletion.
+const AnnotationDeletionProtection = "stratops.dev/deletion-protection"
 
 // AnnotationApproveRevision on a Strategy approves a held revision of its
 // engine (updateStrategy Manual): its value is the revision's name.

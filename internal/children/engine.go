@@ -6,10 +6,12 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	batchv1ac "k8s.io/client-go/applyconfigurations/batch/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
+	policyv1ac "k8s.io/client-go/applyconfigurations/policy/v1"
 
 	stratv1 "github.com/stratops/stratops/api/v1"
 	"github.com/stratops/stratops/pkg/messaging"
@@ -65,6 +67,18 @@ func EngineDeployment(s *stratv1.Strategy, template *corev1ac.PodTemplateSpecApp
 			WithSelector(metav1ac.LabelSelector().WithMatchLabels(SelectorLabels(s, ComponentEngine))).
 			WithStrategy(appsv1ac.DeploymentStrategy().WithType(appsv1.RecreateDeploymentStrategyType)).
 			WithTemplate(template))
+}
+
+// EnginePodDisruptionBudget keeps a Live engine's pod from eviction: a
+// node drain waits until someone stops the engine on purpose
+// (spec.engine.stopped) or removes it, rather than moving a trading engine
+// behind their back.
+func EnginePodDisruptionBudget(s *stratv1.Strategy) *policyv1ac.PodDisruptionBudgetApplyConfiguration {
+	return policyv1ac.PodDisruptionBudget(EngineName(s), s.Namespace).
+		WithLabels(ObjectLabels(s, ComponentEngine)).WithOwnerReferences(owner(s)).
+		WithSpec(policyv1ac.PodDisruptionBudgetSpec().
+			WithMaxUnavailable(intstr.FromInt32(0)).
+			WithSelector(metav1ac.LabelSelector().WithMatchLabels(SelectorLabels(s, ComponentEngine))))
 }
 
 // BacktestJob runs a backtest engine once: restartPolicy Never unless the

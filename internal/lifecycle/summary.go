@@ -54,6 +54,8 @@ type Outcome struct {
 	// Err is what the steps returned: nil, a StalledError, or an error
 	// that is retried.
 	Err error
+	// Stopped: the Live engine is stopped on purpose (spec.engine.stopped).
+	Stopped bool
 }
 
 // Summarize applies the kstatus rules in one place: Ready always present
@@ -127,6 +129,12 @@ func Summarize(s *stratv1.Strategy, o Outcome) []Event {
 	SetCondition(s, stratv1.ConditionReady, true, stratv1.ReasonSucceeded, "Strategy runs as declared")
 	meta.RemoveStatusCondition(&s.Status.Conditions, stratv1.ConditionReconciling)
 	s.Status.Phase = stratv1.PhaseRunning
+	if o.Stopped {
+		// Stopped on purpose: as declared, so Ready, and nothing to wait
+		// for, so Current; the phase says the engine does not trade.
+		SetCondition(s, stratv1.ConditionReady, true, stratv1.ReasonStopped, "The engine is stopped on purpose (spec.engine.stopped)")
+		s.Status.Phase = stratv1.PhaseHalted
+	}
 	if o.BacktestDone != "" {
 		s.Status.Phase = o.BacktestDone
 	}

@@ -53,6 +53,7 @@ func TestManagerRBAC(t *testing.T) {
 		"serviceaccounts":                   {"get", "list", "watch", "create", "patch"},
 		"deployments.apps":                  {"get", "list", "watch", "create", "patch", "delete"},
 		"jobs.batch":                        {"get", "list", "watch", "create", "patch", "delete"},
+		"poddisruptionbudgets.policy":       {"get", "list", "watch", "create", "patch", "delete"},
 		"secrets":                           {"get", "list", "watch", "create", "patch"},
 		"networkpolicies.networking.k8s.io": {"get", "list", "watch", "create", "patch"},
 		"events.events.k8s.io":              {"create", "patch"},
