@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/stratops/stratops/pkg/messaging"
@@ -27,6 +29,9 @@ type Options struct {
 	MalformedEvery int
 	// Log. default: slog.Default().
 	Log *slog.Logger
+	// StopTimeout bounds the wait, once stopped, for what is in flight.
+	// default: 5s (well within a pod's 30s grace period).
+	StopTimeout time.Duration
 }
 
 // Component is one component of the chain, as the catalog has it.
@@ -77,8 +82,12 @@ func Chain(cat messaging.Catalog) []Component {
 	return out
 }
 
-// Run plays the chain until ctx ends. Errors of single publishes (Redis
-// down) are logged and the engine keeps going.
+// Run plays the chain until ctx ends (SIGTERM), then stops as the README's
+// contract for engines asks: it starts nothing new (no tick, no event taken
+// from a subscription), lets the chain steps in flight publish, up to
+// StopTimeout, logs what it finished and what it abandoned, and returns;
+// the caller then closes the client, which flushes. Errors of single
+// publishes (Redis down) are logged and the engine keeps going.
 func Run(ctx context.Context, c *messaging.Client, o Options) error {
 	if o.Interval <= 0 {
 		o.Interval = time.Second
@@ -86,6 +95,19 @@ func Run(ctx context.Context, c *messaging.Client, o Options) error {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
+	if o.StopTimeout <= 0 {
+		o.StopTimeout = 5 * time.Second
+	}
+	// Publishing outlives the stop signal, for what is in flight.
+	work, abandon := context.WithCancel(context.WithoutCancel(ctx))
+	defer abandon()
+	var (
+		mu       sync.Mutex
+		stopping bool
+		inFlight sync.WaitGroup
+		active   atomic.Int64
+		dropped  int
+	)
 	cat := c.Catalog()
 	// Keys no component writes (the config keys) are written once.
 	for _, k := range cat.Keys {
@@ -96,6 +118,17 @@ func Run(ctx context.Context, c *messaging.Client, o Options) error {
 		}
 	}
 	act := func(comp Component, trigger string) {
+		mu.Lock()
+		if stopping {
+			dropped++
+			mu.Unlock()
+			return
+		}
+		inFlight.Add(1)
+		active.Add(1)
+		mu.Unlock()
+		defer func() { active.Add(-1); inFlight.Done() }()
+		ctx := work
 		for i, ch := range comp.Publishes {
 			md := map[string]any{"trigger": trigger, "value": rand.Float64()}
 			var err error
@@ -117,6 +150,7 @@ func Run(ctx context.Context, c *messaging.Client, o Options) error {
 		}
 	}
 	var sources []Component
+	var subs []messaging.Subscription
 	for _, comp := range Chain(cat) {
 		if len(comp.Listens) == 0 {
 			sources = append(sources, comp)
@@ -124,9 +158,11 @@ func Run(ctx context.Context, c *messaging.Client, o Options) error {
 		}
 		// Each component has its own subscription, as a separate process
 		// would: PUBSUB NUMSUB counts each.
-		if _, err := c.Subscribe(ctx, func(ctx context.Context, e messaging.Event) { act(comp, e.Channel) }, comp.Listens...); err != nil {
+		sub, err := c.Subscribe(work, func(_ context.Context, e messaging.Event) { act(comp, e.Channel) }, comp.Listens...)
+		if err != nil {
 			return fmt.Errorf("sampleengine: %s subscribing to %v: %w", comp.Name, comp.Listens, err)
 		}
+		subs = append(subs, sub)
 	}
 	if len(sources) == 0 {
 		return fmt.Errorf("sampleengine: no component of the catalog publishes without subscribing: nothing starts the chain")
@@ -144,8 +180,33 @@ func Run(ctx context.Context, c *messaging.Client, o Options) error {
 		}
 		select {
 		case <-ctx.Done():
-			return nil
+			return stop(o, &mu, &stopping, &inFlight, &active, &dropped, subs, abandon)
 		case <-t.C:
 		}
 	}
+}
+
+// stop is the engine's side of a graceful stop: nothing new, what is in
+// flight finished (or abandoned after StopTimeout), and said.
+func stop(o Options, mu *sync.Mutex, stopping *bool, inFlight *sync.WaitGroup, active *atomic.Int64, dropped *int,
+	subs []messaging.Subscription, abandon context.CancelFunc) error {
+	mu.Lock()
+	*stopping = true
+	mu.Unlock()
+	o.Log.Info("Stopping: no new work; finishing the chain steps in flight", "in_flight", active.Load())
+	for _, s := range subs {
+		_ = s.Close()
+	}
+	done := make(chan struct{})
+	go func() { inFlight.Wait(); close(done) }()
+	select {
+	case <-done:
+		mu.Lock()
+		o.Log.Info("Stopped: every chain step in flight was published", "not_taken", *dropped)
+		mu.Unlock()
+	case <-time.After(o.StopTimeout):
+		abandon()
+		o.Log.Warn("Stopped with chain steps still in flight: abandoned", "abandoned", active.Load(), "after", o.StopTimeout)
+	}
+	return nil
 }

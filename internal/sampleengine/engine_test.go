@@ -8,6 +8,8 @@ import (
 	"net/http/httptest"
 	"os"
 	"reflect"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -150,3 +152,83 @@ func TestRun_BacktestWithoutRedisForwardsEveryEventToTheEventLogger(t *testing.T
 		t.Fatal(err)
 	}
 }
+
+// TestRun_StopsGracefully: on the stop signal the engine takes no new
+// work, finishes the chain steps in flight (their publishes outlive the
+// signal), says so, and returns well within a pod's grace period; nothing
+// is published after it returned.
+func TestRun_StopsGracefully(t *testing.T) {
+	srv, err := redistest.Shared()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	cat := messaging.Standard(messaging.ModeLive)
+	cat.KeyPrefix = fmt.Sprintf("stop-%d:", os.Getpid())
+	var logs syncBuffer
+	log := slog.New(slog.NewJSONHandler(&logs, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	c, err := messaging.Connect(context.Background(), messaging.Config{Mode: messaging.ModeLive, KeyPrefix: cat.KeyPrefix,
+		Redis: messaging.RedisConfig{Addrs: []string{srv.Addr}}}, messaging.Options{Log: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	watch := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer watch.Close()
+	sub := watch.PSubscribe(context.Background(), cat.KeyPrefix+"*")
+	defer sub.Close()
+	if _, err := sub.Receive(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, c, Options{Interval: 20 * time.Millisecond, Log: log}) }()
+	for seen := 0; seen < 20; seen++ {
+		if _, err := sub.ReceiveMessage(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cancel()
+	start := time.Now()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the engine did not stop within 10s of the signal")
+	}
+	t.Logf("stopped %s after the signal", time.Since(start).Round(time.Millisecond))
+	for _, want := range []string{"Stopping: no new work", "Stopped: every chain step in flight was published"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("the log lacks %q:\n%s", want, logs.String())
+		}
+	}
+	// Drain what was delivered before it returned; then nothing more.
+	ch := sub.Channel()
+	for drained := false; !drained; {
+		select {
+		case <-ch:
+		case <-time.After(300 * time.Millisecond):
+			drained = true
+		}
+	}
+	select {
+	case m := <-ch:
+		t.Fatalf("published after it stopped: %s %s", m.Channel, m.Payload)
+	case <-time.After(500 * time.Millisecond):
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
