@@ -173,7 +173,7 @@ func TestRun_StopsGracefully(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close(context.Background())
+	defer func() { _ = c.Close(context.Background()) }()
 	watch := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	defer watch.Close()
 	sub := watch.PSubscribe(context.Background(), cat.KeyPrefix+"*")
