@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -73,17 +74,7 @@ func (r *StrategyReconciler) reconcileEngine(ctx context.Context, sc *scope) (ct
 	children.WithEngineIdentity(s, tmpl)
 	waitMsg := "The engine starts once an event logger replica is available, so that everything it publishes is logged"
 	if s.Spec.Mode == stratv1.ModeBacktest {
-		if !sc.loggerListening {
-			job := &batchv1.Job{}
-			if err := r.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: children.EngineName(s)}, job); apierrors.IsNotFound(err) {
-				s.Status.Engine = &stratv1.WorkloadStatus{Replicas: 0}
-				lifecycle.SetCondition(s, stratv1.ConditionEngineReady, false, stratv1.ReasonWaitingForEventLogger, waitMsg)
-				return ctrl.Result{}, nil
-			} else if err != nil {
-				return ctrl.Result{}, err
-			}
-		}
-		return ctrl.Result{}, r.reconcileBacktestJob(ctx, sc, tmpl, rev.Name)
+		return ctrl.Result{}, r.reconcileBacktest(ctx, sc, tmpl, rev.Name, waitMsg)
 	}
 
 	replicas := int32(1)
@@ -281,20 +272,25 @@ func (r *StrategyReconciler) removeEngine(ctx context.Context, s *stratv1.Strate
 		}
 	}
 	if s.Spec.Engine == nil || s.Spec.Mode == stratv1.ModeLive {
-		j := &batchv1.Job{}
-		err := r.Get(ctx, key, j)
-		switch {
-		case apierrors.IsNotFound(err):
-		case err != nil:
+		jobs, err := r.engineJobs(ctx, s)
+		if err != nil {
 			return ctrl.Result{}, false, err
-		case !metav1.IsControlledBy(j, s) || !j.DeletionTimestamp.IsZero():
-		default:
+		}
+		for i := range jobs {
+			j := &jobs[i]
+			if !j.DeletionTimestamp.IsZero() {
+				continue
+			}
 			r.event(s, corev1.EventTypeWarning, "EngineRemoved", "Delete",
 				"%s: the backtest Job %s is deleted (its pod is stopped with SIGTERM and its grace period)", why, j.Name)
 			if err := r.Delete(ctx, j, client.PropagationPolicy(metav1.DeletePropagationBackground),
 				client.Preconditions{UID: &j.UID}); client.IgnoreNotFound(err) != nil {
 				return ctrl.Result{}, false, fmt.Errorf("deleting Job %s: %w", j.Name, err)
 			}
+		}
+		if len(jobs) > 0 {
+			// What ran stays in the history; what was running, stopped.
+			s.Status.Backtests = backtestHistory(s, nil)
 		}
 	}
 	return ctrl.Result{}, false, nil
@@ -387,27 +383,58 @@ func (r *StrategyReconciler) ensureEngineServiceAccount(ctx context.Context, s *
 	return err
 }
 
-// reconcileBacktestJob runs the backtest once. A Job's template cannot be
-// changed: a changed spec does not rerun it (delete the Job to rerun), so
-// an existing Job is left as it is.
-func (r *StrategyReconciler) reconcileBacktestJob(ctx context.Context, sc *scope, tmpl *corev1ac.PodTemplateSpecApplyConfiguration, updateRevision string) error {
+// reconcileBacktest runs one Job per revision of a Backtest's engine: a
+// spec change makes a new revision, which runs a new Job; the Job of an
+// older revision still running is stopped (deleted: its pod gets SIGTERM
+// and its grace period), so that two backtests never write the same keys.
+// status.backtests keeps the last five runs; the phase is the newest's. A
+// Job's template is immutable: an unchanged revision is never rerun.
+func (r *StrategyReconciler) reconcileBacktest(ctx context.Context, sc *scope, tmpl *corev1ac.PodTemplateSpecApplyConfiguration, revision, waitMsg string) error {
 	s := sc.strategy
-	job := &batchv1.Job{}
-	err := r.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: children.EngineName(s)}, job)
-	switch {
-	case apierrors.IsNotFound(err):
-		res, err := ensure(ctx, r, s, children.EngineName(s), &batchv1.Job{}, children.BacktestJob(s, tmpl), nil, nil)
+	jobs, err := r.engineJobs(ctx, s)
+	if err != nil {
+		return err
+	}
+	job := currentBacktest(s, jobs, revision)
+	if job == nil {
+		name := children.BacktestJobName(s, revision)
+		other := &batchv1.Job{}
+		if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: name}, other); err == nil && !metav1.IsControlledBy(other, s) {
+			return lifecycle.Stalled(stratv1.ReasonNameConflict, "Job %q exists and is not owned by this Strategy; rename or delete it", name)
+		}
+		if !sc.loggerListening {
+			s.Status.Engine = &stratv1.WorkloadStatus{Replicas: 0, UpdateRevision: revision}
+			s.Status.Backtests = backtestHistory(s, jobs)
+			lifecycle.SetCondition(s, stratv1.ConditionEngineReady, false, stratv1.ReasonWaitingForEventLogger, waitMsg)
+			return nil
+		}
+		for i := range jobs {
+			j := &jobs[i]
+			if jobOutcome(j) != stratv1.BacktestRunning || !j.DeletionTimestamp.IsZero() {
+				continue
+			}
+			r.event(s, corev1.EventTypeWarning, "BacktestStopped", "Delete",
+				"Revision %s replaces the running backtest Job %s: it is stopped (SIGTERM and its grace period)", revision, j.Name)
+			if err := r.Delete(ctx, j, client.PropagationPolicy(metav1.DeletePropagationBackground),
+				client.Preconditions{UID: &j.UID}); client.IgnoreNotFound(err) != nil {
+				return fmt.Errorf("stopping Job %s: %w", j.Name, err)
+			}
+		}
+		res, err := ensure(ctx, r, s, name, &batchv1.Job{}, children.BacktestJob(s, name, tmpl), nil, nil)
 		if err != nil {
 			return refusedTemplate("Job", err)
 		}
 		job = res.current
-	case err != nil:
+		job.Spec.Template.Annotations = map[string]string{children.AnnotationRevision: revision}
+		job.CreationTimestamp = metav1.Now()
+		jobs = append(jobs, *job)
+	}
+	s.Status.Backtests = backtestHistory(s, jobs)
+	if err := r.pruneBacktests(ctx, s, jobs); err != nil {
 		return err
-	case !metav1.IsControlledBy(job, s):
-		return lifecycle.Stalled(stratv1.ReasonNameConflict, "Job %q exists and is not owned by this Strategy; rename or delete it", job.Name)
 	}
 	s.Status.Engine = &stratv1.WorkloadStatus{Replicas: 1, ReadyReplicas: job.Status.Active,
-		Revision: job.Spec.Template.Annotations[children.AnnotationRevision], UpdateRevision: updateRevision}
+		Revision: job.Spec.Template.Annotations[children.AnnotationRevision], UpdateRevision: revision}
 	for _, c := range job.Status.Conditions {
 		if c.Status != corev1.ConditionTrue {
 			continue
@@ -422,7 +449,7 @@ func (r *StrategyReconciler) reconcileBacktestJob(ctx context.Context, sc *scope
 			return lifecycle.Stalled(stratv1.ReasonBacktestFailed, "Backtest Job %s failed: %s: %s", job.Name, c.Reason, c.Message)
 		}
 	}
-	if job.Status.Active == 0 && ptr.Deref(job.Status.Ready, 0) == 0 && job.Status.Succeeded == 0 && job.Status.Failed == 0 {
+	if job.UID != "" && job.Status.Active == 0 && ptr.Deref(job.Status.Ready, 0) == 0 && job.Status.Succeeded == 0 && job.Status.Failed == 0 {
 		if msg, err := r.jobPodsRejected(ctx, job); err != nil {
 			return err
 		} else if msg != "" {
@@ -432,6 +459,147 @@ func (r *StrategyReconciler) reconcileBacktestJob(ctx context.Context, sc *scope
 		}
 	}
 	lifecycle.SetCondition(s, stratv1.ConditionEngineReady, true, stratv1.ReasonEngineRunning, "Backtest Job "+job.Name+" is running")
+	return nil
+}
+
+// engineJobs are the backtest Jobs the Strategy owns (from the cache).
+func (r *StrategyReconciler) engineJobs(ctx context.Context, s *stratv1.Strategy) ([]batchv1.Job, error) {
+	var list batchv1.JobList
+	if err := r.List(ctx, &list, client.InNamespace(s.Namespace), client.MatchingLabels{
+		children.LabelInstance: s.Name, children.LabelComponent: children.ComponentEngine, children.LabelManagedBy: children.ManagerName,
+	}); err != nil {
+		return nil, err
+	}
+	var out []batchv1.Job
+	for _, j := range list.Items {
+		if metav1.IsControlledBy(&j, s) {
+			out = append(out, j)
+		}
+	}
+	return out, nil
+}
+
+// currentBacktest is the Job of revision: named for it, or, for a Strategy
+// upgraded from before revisions, the Job it ran then (<name>-engine),
+// adopted as the current revision's run while the spec is what it was:
+// no backtest reruns because the operator was upgraded.
+func currentBacktest(s *stratv1.Strategy, jobs []batchv1.Job, revision string) *batchv1.Job {
+	name := children.BacktestJobName(s, revision)
+	for i := range jobs {
+		if jobs[i].Name == name {
+			return &jobs[i]
+		}
+	}
+	for _, run := range s.Status.Backtests {
+		if run.Revision == revision {
+			for i := range jobs {
+				if jobs[i].Name == run.Job {
+					return &jobs[i]
+				}
+			}
+		}
+	}
+	if len(s.Status.Backtests) == 0 && s.Status.ObservedGeneration == s.Generation {
+		for i := range jobs {
+			if jobs[i].Name == children.EngineName(s) && jobs[i].Spec.Template.Annotations[children.AnnotationRevision] == "" {
+				return &jobs[i]
+			}
+		}
+	}
+	return nil
+}
+
+// jobOutcome is how a Job ended, or that it runs.
+func jobOutcome(j *batchv1.Job) stratv1.BacktestOutcome {
+	for _, c := range j.Status.Conditions {
+		if c.Status != corev1.ConditionTrue {
+			continue
+		}
+		switch c.Type {
+		case batchv1.JobComplete:
+			return stratv1.BacktestSucceeded
+		case batchv1.JobFailed:
+			return stratv1.BacktestFailed
+		}
+	}
+	return stratv1.BacktestRunning
+}
+
+// backtestHistory is status.backtests: the Jobs there are, and the runs
+// the history had whose Job is gone (stopped ones among them), newest
+// first, five at most.
+func backtestHistory(s *stratv1.Strategy, jobs []batchv1.Job) []stratv1.BacktestRun {
+	prev := map[string]stratv1.BacktestRun{}
+	for _, run := range s.Status.Backtests {
+		prev[run.Job] = run
+	}
+	var runs []stratv1.BacktestRun
+	seen := map[string]bool{}
+	for i := range jobs {
+		j := &jobs[i]
+		seen[j.Name] = true
+		run := stratv1.BacktestRun{Job: j.Name, Revision: j.Spec.Template.Annotations[children.AnnotationRevision],
+			StartTime: ptr.To(j.CreationTimestamp), Outcome: jobOutcome(j)}
+		if p, ok := prev[j.Name]; ok {
+			if run.Revision == "" {
+				run.Revision = p.Revision
+			}
+			if p.StartTime != nil {
+				run.StartTime = p.StartTime
+			}
+		}
+		switch {
+		case !j.DeletionTimestamp.IsZero() && run.Outcome == stratv1.BacktestRunning:
+			run.Outcome, run.CompletionTime = stratv1.BacktestStopped, j.DeletionTimestamp
+		case j.Status.CompletionTime != nil:
+			run.CompletionTime = j.Status.CompletionTime
+		case run.Outcome == stratv1.BacktestFailed:
+			for _, c := range j.Status.Conditions {
+				if c.Type == batchv1.JobFailed {
+					run.CompletionTime = ptr.To(c.LastTransitionTime)
+				}
+			}
+		}
+		runs = append(runs, run)
+	}
+	for _, run := range s.Status.Backtests {
+		if seen[run.Job] {
+			continue
+		}
+		if run.Outcome == stratv1.BacktestRunning {
+			run.Outcome, run.CompletionTime = stratv1.BacktestStopped, ptr.To(metav1.Now())
+		}
+		runs = append(runs, run)
+	}
+	sort.SliceStable(runs, func(a, b int) bool {
+		ta, tb := runs[a].StartTime, runs[b].StartTime
+		if ta == nil || tb == nil {
+			return tb == nil && ta != nil
+		}
+		return ta.After(tb.Time)
+	})
+	if len(runs) > 5 {
+		runs = runs[:5]
+	}
+	return runs
+}
+
+// pruneBacktests deletes finished Jobs beyond the five runs status keeps.
+func (r *StrategyReconciler) pruneBacktests(ctx context.Context, s *stratv1.Strategy, jobs []batchv1.Job) error {
+	kept := map[string]bool{}
+	for _, run := range s.Status.Backtests {
+		kept[run.Job] = true
+	}
+	for i := range jobs {
+		j := &jobs[i]
+		if kept[j.Name] || j.UID == "" || !j.DeletionTimestamp.IsZero() || jobOutcome(j) == stratv1.BacktestRunning {
+			continue
+		}
+		if err := r.Delete(ctx, j, client.PropagationPolicy(metav1.DeletePropagationBackground),
+			client.Preconditions{UID: &j.UID}); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("deleting Job %s: %w", j.Name, err)
+		}
+	}
 	return nil
 }
 

@@ -8,7 +8,6 @@ import (
 
 	. "github.com/onsi/gomega"
 	admissionv1 "k8s.io/api/admissionregistration/v1"
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -119,8 +118,7 @@ func TestEngineTemplate_TheOperatorRefusesThemItselfWithoutThePolicy(t *testing.
 			g.Expect(st.Reason).To(Equal(stratv1.ReasonEngineTemplateNotPermitted))
 			g.Expect(st.Message).To(ContainSubstring(tc.field))
 		}, timeout, interval).Should(Succeed())
-		err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: name + "-engine"}, &batchv1.Job{})
-		g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "no engine for %s", tc.name)
+		g.Expect(backtestJobs(g, ns, name)).To(BeEmpty(), "no engine for %s", tc.name)
 	}
 }
 

@@ -2,7 +2,9 @@ package controllers
 
 import (
 	"context"
+	"sort"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
@@ -22,6 +24,25 @@ func engineSpec() *stratv1.EngineSpec {
 			Env:            []corev1.EnvVar{{Name: "OWN", Value: "kept"}},
 			ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"true"}}}}}},
 	}}}
+}
+
+// backtestJobs are a Strategy's backtest Jobs, newest first.
+func backtestJobs(g Gomega, ns, name string) []batchv1.Job {
+	var list batchv1.JobList
+	g.Expect(k8sClient.List(context.Background(), &list, client.InNamespace(ns),
+		client.MatchingLabels{"app.kubernetes.io/instance": name, "app.kubernetes.io/component": "engine"})).To(Succeed())
+	sort.Slice(list.Items, func(a, b int) bool {
+		return list.Items[b].CreationTimestamp.Before(&list.Items[a].CreationTimestamp) ||
+			list.Items[a].CreationTimestamp.Equal(&list.Items[b].CreationTimestamp) && list.Items[a].Name > list.Items[b].Name
+	})
+	return list.Items
+}
+
+// backtestJob is a Strategy's one backtest Job.
+func backtestJob(g Gomega, ns, name string) *batchv1.Job {
+	jobs := backtestJobs(g, ns, name)
+	g.Expect(jobs).To(HaveLen(1))
+	return &jobs[0]
 }
 
 func setJobCondition(g Gomega, ns, name string, t batchv1.JobConditionType) {
@@ -61,12 +82,11 @@ func TestEngine_BacktestRunsAJobWiredLikeTheLoggerAndItsOutcomeIsThePhase(t *tes
 				g.Expect(c).NotTo(BeNil())
 				g.Expect(c.Reason).To(Equal(stratv1.ReasonWaitingForEventLogger))
 			}, timeout, interval).Should(Succeed())
-			g.Expect(notFound(ns, "bt-engine", &batchv1.Job{})).To(BeTrue(), "no Job before the event logger is available")
+			g.Expect(backtestJobs(g, ns, "bt")).To(BeEmpty(), "no Job before the event logger is available")
 			markAvailable(g, ns, "bt-eventlogger")
-			job := &batchv1.Job{}
-			g.Eventually(func() error {
-				return k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "bt-engine"}, job)
-			}, timeout, interval).Should(Succeed())
+			var job *batchv1.Job
+			g.Eventually(func(g Gomega) { job = backtestJob(g, ns, "bt") }, timeout, interval).Should(Succeed())
+			g.Expect(job.Name).To(HavePrefix("bt-bt-"), "named for its revision")
 			c := job.Spec.Template.Spec.Containers[0]
 			env := map[string]string{}
 			for _, e := range c.Env {
@@ -79,7 +99,7 @@ func TestEngine_BacktestRunsAJobWiredLikeTheLoggerAndItsOutcomeIsThePhase(t *tes
 			g.Expect(job.Spec.Template.Spec.RestartPolicy).To(Equal(corev1.RestartPolicyNever))
 
 			markAvailable(g, ns, "bt-eventlogger")
-			setJobCondition(g, ns, "bt-engine", outcome)
+			setJobCondition(g, ns, job.Name, outcome)
 			g.Eventually(func(g Gomega) {
 				s := getStrategy(g, ns, "bt")
 				if outcome == batchv1.JobComplete {
@@ -112,4 +132,54 @@ func TestEngine_LiveDeploymentRecreatesOnAChangeAndSaysSo(t *testing.T) {
 		g.Expect(d.Spec.Template.Spec.Containers[0].Image).To(Equal("engine:2"))
 		g.Expect(hasEvent(g, ns, "eng", corev1.EventTypeWarning, "EngineRestarted")).To(BeTrue())
 	}, timeout, interval).Should(Succeed())
+}
+
+// TestEngine_ABacktestRunsOnceForEachRevision: a spec change of a Backtest
+// runs a new Job for the new revision and stops the one still running;
+// status.backtests keeps the runs, newest first, and the phase is the
+// newest one's. An unchanged spec never reruns.
+func TestEngine_ABacktestRunsOnceForEachRevision(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	s := backtest(ns, "bt")
+	s.Spec.Redis = &stratv1.RedisSpec{Address: redisOpen.Addr, KeyPrefix: "bt:"}
+	s.Spec.Engine = engineSpec()
+	g.Expect(k8sClient.Create(ctx, s)).To(Succeed())
+	g.Eventually(func() error {
+		return k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "bt-eventlogger"}, &appsv1.Deployment{})
+	}, timeout, interval).Should(Succeed())
+	markAvailable(g, ns, "bt-eventlogger")
+	var first *batchv1.Job
+	g.Eventually(func(g Gomega) { first = backtestJob(g, ns, "bt") }, timeout, interval).Should(Succeed())
+
+	updateStrategy(g, ns, "bt", func(s *stratv1.Strategy) { s.Spec.Engine.Template.Spec.Containers[0].Image = "engine:2" })
+	markAvailable(g, ns, "bt-eventlogger")
+	var second *batchv1.Job
+	g.Eventually(func(g Gomega) {
+		jobs := backtestJobs(g, ns, "bt")
+		g.Expect(jobs).To(HaveLen(1), "the running Job of the old revision is stopped")
+		second = &jobs[0]
+		g.Expect(second.Name).NotTo(Equal(first.Name))
+		g.Expect(second.Spec.Template.Spec.Containers[0].Image).To(Equal("engine:2"))
+		g.Expect(hasEvent(g, ns, "bt", corev1.EventTypeWarning, "BacktestStopped")).To(BeTrue())
+		runs := getStrategy(g, ns, "bt").Status.Backtests
+		g.Expect(runs).To(HaveLen(2))
+		g.Expect(runs[0].Job).To(Equal(second.Name))
+		g.Expect(runs[0].Outcome).To(Equal(stratv1.BacktestRunning))
+		g.Expect(runs[0].Revision).To(Equal(second.Spec.Template.Annotations["stratops.dev/revision"]))
+		g.Expect(runs[1].Job).To(Equal(first.Name))
+		g.Expect(runs[1].Outcome).To(Equal(stratv1.BacktestStopped))
+		g.Expect(runs[1].CompletionTime).NotTo(BeNil())
+	}, timeout, interval).Should(Succeed())
+
+	markAvailable(g, ns, "bt-eventlogger") // its new generation
+	setJobCondition(g, ns, second.Name, batchv1.JobComplete)
+	g.Eventually(func(g Gomega) {
+		s := getStrategy(g, ns, "bt")
+		g.Expect(s.Status.Phase).To(Equal(stratv1.PhaseSucceeded), "%v", s.Status.Conditions)
+		g.Expect(s.Status.Backtests[0].Outcome).To(Equal(stratv1.BacktestSucceeded))
+	}, timeout, interval).Should(Succeed())
+	// Reconciles of the same spec run nothing again.
+	g.Consistently(func(g Gomega) { g.Expect(backtestJobs(g, ns, "bt")).To(HaveLen(1)) }, 2*time.Second, 200*time.Millisecond).Should(Succeed())
 }

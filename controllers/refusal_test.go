@@ -102,10 +102,8 @@ func TestRefusal_ABacktestPodThatAdmissionRejectsShowsAsPodsRejected(t *testing.
 		return k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "btpsa-eventlogger"}, &appsv1.Deployment{})
 	}, timeout, interval).Should(Succeed())
 	markAvailable(g, ns, "btpsa-eventlogger")
-	job := &batchv1.Job{}
-	g.Eventually(func() error {
-		return k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "btpsa-engine"}, job)
-	}, timeout, interval).Should(Succeed())
+	var job *batchv1.Job
+	g.Eventually(func(g Gomega) { job = backtestJob(g, ns, "btpsa") }, timeout, interval).Should(Succeed())
 	now := metav1.Now()
 	g.Expect(k8sClient.Create(ctx, &corev1.Event{
 		ObjectMeta:     metav1.ObjectMeta{Namespace: ns, Name: "btpsa-engine.failedcreate"},

@@ -7,7 +7,6 @@ import (
 
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -76,9 +75,7 @@ func TestRemoval_ABacktestJobIsDeletedAndWhatIsNotOursIsNeverTouched(t *testing.
 		return k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "bt-eventlogger"}, &appsv1.Deployment{})
 	}, timeout, interval).Should(Succeed())
 	markAvailable(g, ns, "bt-eventlogger")
-	g.Eventually(func() error {
-		return k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "bt-engine"}, &batchv1.Job{})
-	}, timeout, interval).Should(Succeed())
+	g.Eventually(func(g Gomega) { backtestJob(g, ns, "bt") }, timeout, interval).Should(Succeed())
 
 	// Someone else's Deployment under the engine's name.
 	foreign := &appsv1.Deployment{
@@ -94,7 +91,7 @@ func TestRemoval_ABacktestJobIsDeletedAndWhatIsNotOursIsNeverTouched(t *testing.
 	g.Expect(k8sClient.Create(ctx, foreign)).To(Succeed())
 
 	updateStrategy(g, ns, "bt", func(s *stratv1.Strategy) { s.Spec.Engine = nil })
-	g.Eventually(func() bool { return notFound(ns, "bt-engine", &batchv1.Job{}) }, timeout, interval).Should(BeTrue())
+	g.Eventually(func(g Gomega) { g.Expect(backtestJobs(g, ns, "bt")).To(BeEmpty()) }, timeout, interval).Should(Succeed())
 	g.Expect(hasEvent(g, ns, "bt", corev1.EventTypeWarning, "EngineRemoved")).To(BeTrue())
 	g.Consistently(func() error {
 		return k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "bt-engine"}, &appsv1.Deployment{})

@@ -468,7 +468,42 @@ type StrategyStatus struct {
 	// engine counts the engine's replicas (Live) or pods (Backtest).
 	// +optional
 	Engine *WorkloadStatus `json:"engine,omitempty"`
+	// backtests are the last five backtest runs, newest first: one Job per
+	// revision of a Backtest's engine. The phase is the newest one's.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=5
+	Backtests []BacktestRun `json:"backtests,omitempty"`
 }
+
+// BacktestRun is one backtest Job and its outcome.
+type BacktestRun struct {
+	// revision the Job ran (empty for a Job from before revisions).
+	// +optional
+	Revision string `json:"revision,omitempty"`
+	// job is the Job's name.
+	Job string `json:"job"`
+	// startTime is when the Job was made.
+	// +optional
+	StartTime *metav1.Time `json:"startTime,omitempty"`
+	// completionTime is when it succeeded, failed or was stopped.
+	// +optional
+	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
+	// outcome is Running, Succeeded, Failed, or Stopped (a newer revision
+	// replaced it before it finished).
+	Outcome BacktestOutcome `json:"outcome"`
+}
+
+// BacktestOutcome is how a backtest run ended, or that it runs.
+// +kubebuilder:validation:Enum=Running;Succeeded;Failed;Stopped
+type BacktestOutcome string
+
+const (
+	BacktestRunning   BacktestOutcome = "Running"
+	BacktestSucceeded BacktestOutcome = "Succeeded"
+	BacktestFailed    BacktestOutcome = "Failed"
+	BacktestStopped   BacktestOutcome = "Stopped"
+)
 
 // Strategy is a trading strategy whose components talk through Redis.
 // +kubebuilder:object:root=true

@@ -170,7 +170,10 @@ func TestEnginePodTemplate_AddsTheWiringAndKeepsWhatTheUserSet(t *testing.T) {
 	}
 	// A backtest Job runs once.
 	tmpl, _ = EnginePodTemplate(s, PodEnv(s, false), map[string]string{AnnotationConfigHash: "h3"})
-	j := BacktestJob(s, tmpl)
+	j := BacktestJob(s, BacktestJobName(s, "0123456789"), tmpl)
+	if *j.Name != "eth-basis-bt-01234567" {
+		t.Fatalf("job name %s", *j.Name)
+	}
 	if *j.Spec.Template.Spec.RestartPolicy != corev1.RestartPolicyNever || *j.Spec.BackoffLimit != 2 {
 		t.Fatalf("job %+v", j.Spec)
 	}

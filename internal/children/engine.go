@@ -81,13 +81,19 @@ func EnginePodDisruptionBudget(s *stratv1.Strategy) *policyv1ac.PodDisruptionBud
 			WithSelector(metav1ac.LabelSelector().WithMatchLabels(SelectorLabels(s, ComponentEngine))))
 }
 
-// BacktestJob runs a backtest engine once: restartPolicy Never unless the
-// template says OnFailure, two retries.
-func BacktestJob(s *stratv1.Strategy, template *corev1ac.PodTemplateSpecApplyConfiguration) *batchv1ac.JobApplyConfiguration {
+// BacktestJobName names the backtest Job of a revision: at most 63
+// characters, as a Job's name must be.
+func BacktestJobName(s *stratv1.Strategy, revision string) string {
+	return s.Name + "-bt-" + revision[:min(8, len(revision))]
+}
+
+// BacktestJob runs a backtest engine once, for one revision:
+// restartPolicy Never unless the template says OnFailure, two retries.
+func BacktestJob(s *stratv1.Strategy, name string, template *corev1ac.PodTemplateSpecApplyConfiguration) *batchv1ac.JobApplyConfiguration {
 	if p := template.Spec.RestartPolicy; p == nil || *p == corev1.RestartPolicyAlways {
 		template.Spec.WithRestartPolicy(corev1.RestartPolicyNever)
 	}
-	return batchv1ac.Job(EngineName(s), s.Namespace).
+	return batchv1ac.Job(name, s.Namespace).
 		WithLabels(ObjectLabels(s, ComponentEngine)).WithOwnerReferences(owner(s)).
 		WithSpec(batchv1ac.JobSpec().WithTemplate(template).WithBackoffLimit(2))
 }
