@@ -107,7 +107,10 @@ func TestRevision_ManualHoldsANewRevisionUntilApproved(t *testing.T) {
 		g.Expect(c.Message).To(ContainSubstring("kubectl annotate strat/man stratops.dev/approve-revision=" + want + " --overwrite"))
 		g.Expect(hasEvent(g, ns, "man", corev1.EventTypeNormal, "UpdateHeld")).To(BeTrue())
 	}, timeout, interval).Should(Succeed())
-	markAvailable(g, ns, "man-eventlogger") // the logger is never held: it rolled
+	// The logger is never held: it rolled, to the new catalog.
+	g.Eventually(func(g Gomega) { g.Expect(catalogOf(g, ns, "man-eventlogger")).NotTo(Equal(oldCatalog)) }, timeout, interval).Should(Succeed())
+	markAvailable(g, ns, "man-eventlogger")
+	g.Eventually(func(g Gomega) { g.Expect(getStrategy(g, ns, "man").Status.Phase).To(Equal(stratv1.PhaseRunning)) }, timeout, interval).Should(Succeed())
 	g.Consistently(func(g Gomega) {
 		d := engineDeployment(g, ns, "man")
 		g.Expect(d.Spec.Template).To(Equal(d0.Spec.Template), "the held engine's template is untouched")
