@@ -110,13 +110,15 @@ func TestRevision_ManualHoldsANewRevisionUntilApproved(t *testing.T) {
 	// The logger is never held: it rolled, to the new catalog.
 	g.Eventually(func(g Gomega) { g.Expect(catalogOf(g, ns, "man-eventlogger")).NotTo(Equal(oldCatalog)) }, timeout, interval).Should(Succeed())
 	markAvailable(g, ns, "man-eventlogger")
-	g.Eventually(func(g Gomega) { g.Expect(getStrategy(g, ns, "man").Status.Phase).To(Equal(stratv1.PhaseRunning)) }, timeout, interval).Should(Succeed())
-	g.Consistently(func(g Gomega) {
-		d := engineDeployment(g, ns, "man")
-		g.Expect(d.Spec.Template).To(Equal(d0.Spec.Template), "the held engine's template is untouched")
+	g.Eventually(func(g Gomega) {
 		s := getStrategy(g, ns, "man")
 		g.Expect(s.Status.Phase).To(Equal(stratv1.PhaseRunning))
 		g.Expect(kstatusOf(g, s)).To(Equal(kstatus.CurrentStatus), "a held update does not block GitOps")
+	}, timeout, interval).Should(Succeed())
+	g.Consistently(func(g Gomega) {
+		d := engineDeployment(g, ns, "man")
+		g.Expect(d.Spec.Template).To(Equal(d0.Spec.Template), "the held engine's template is untouched")
+		g.Expect(condition(getStrategy(g, ns, "man"), stratv1.ConditionUpdatePending)).NotTo(BeNil())
 		g.Expect(notFound(ns, oldCatalog, &corev1.ConfigMap{})).To(BeFalse(), "the held engine keeps its catalog")
 	}, 3*time.Second, 250*time.Millisecond).Should(Succeed())
 	g.Expect(catalogOf(g, ns, "man-eventlogger")).NotTo(Equal(oldCatalog))
