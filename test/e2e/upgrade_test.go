@@ -1,0 +1,110 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	stratopsv1 "github.com/stratops/stratops/api/v1"
+)
+
+// TestUpgradeKeepsTheEngine deploys the previous release (its own tree and
+// image, with its own make deploy), runs a Live Strategy with an engine on
+// it, then deploys this release over it: the new operator adopts what runs
+// (its logger rolls; it says so of the engine) and the engine pod keeps its
+// UID. The manager is this release's again afterwards.
+func TestUpgradeKeepsTheEngine(t *testing.T) {
+	timed(t)
+	if previous == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("no previous release to upgrade from (STRATOPS_E2E_PREVIOUS)")
+		}
+		t.Skip("no previous release to upgrade from (STRATOPS_E2E_PREVIOUS)")
+	}
+	ctx := context.Background()
+	deploy := func(dir, img string) {
+		t.Helper()
+		cmd := exec.Command("make", "-C", dir, "deploy", "IMG="+img, "LOCALBIN="+filepath.Join(root, "bin"))
+		cmd.Env = append(os.Environ(), "KUBECONFIG="+kc.Kubeconfig)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("make deploy IMG=%s in %s: %v\n%s", img, dir, err, out)
+		}
+		if out, err := kubectl("-n", operatorNS, "rollout", "status", "deployment/"+managerApp, "--timeout=180s"); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+	}
+	t.Log("the previous release")
+	deploy(previous, os.Getenv("STRATOPS_E2E_PREVIOUS_IMG"))
+	t.Cleanup(func() {
+		// This release again, whatever happened.
+		if err := deployOperator(); err != nil {
+			t.Errorf("redeploying this release: %v", err)
+		}
+	})
+
+	ns := namespace(t, "e2e-upgrade")
+	srv := hostRedis(t)
+	s := &stratopsv1.Strategy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "upg"},
+		Spec: stratopsv1.StrategySpec{
+			Mode:   stratopsv1.ModeLive,
+			Redis:  &stratopsv1.RedisSpec{Address: srv.Addr, KeyPrefix: "upg:", HealthCheckInterval: &metav1.Duration{Duration: 3 * time.Second}},
+			Engine: sampleEngine(),
+		},
+	}
+	if err := k8s.Create(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := kubectl("-n", ns, "wait", "--for=condition=Ready", "strategy/upg", "--timeout=180s"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	onePod := func() (types.UID, error) {
+		pods, err := strategyPods(ns, "upg", "engine")
+		if err != nil {
+			return "", err
+		}
+		if err := runningReady(pods, 1); err != nil {
+			return "", err
+		}
+		return pods[0].UID, nil
+	}
+	var before types.UID
+	eventually(t, 60*time.Second, "the engine pod runs", func() (err error) { before, err = onePod(); return err })
+
+	t.Log("this release, over it")
+	if err := deployOperator(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 90*time.Second, "the new operator reconciled the Strategy", func() error {
+		s, err := getStrategy(ns, "upg")
+		if err != nil {
+			return err
+		}
+		if s.Status.EventLogger == nil || s.Status.EventLogger.Revision == "" {
+			return fmt.Errorf("no logger revision in status yet")
+		}
+		ok, err := hasEvent(ns, "upg", "Warning", "EngineIdentityPending")
+		if err != nil || !ok {
+			return fmt.Errorf("no EngineIdentityPending event yet (%v)", err)
+		}
+		return nil
+	})
+	if out, err := kubectl("-n", ns, "wait", "--for=condition=Ready", "strategy/upg", "--timeout=180s"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(2 * time.Second) {
+		if uid, err := onePod(); err != nil || uid != before {
+			t.Fatalf("after the upgrade the engine pod is %s (was %s): %v", uid, before, err)
+		}
+	}
+	t.Logf("the engine pod %s kept its UID across the upgrade", before)
+}
