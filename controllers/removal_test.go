@@ -19,13 +19,21 @@ import (
 
 // TestRemoval_DroppingTheEngineStopsThenDeletesIt: a Live engine whose
 // spec.engine is removed is scaled to zero with a Warning first, and
-// deleted only once its pods have ended.
+// deleted only once its pods have ended; under updateStrategy Auto and
+// Manual alike (removal is deliberate: Manual holds revisions, not this).
 func TestRemoval_DroppingTheEngineStopsThenDeletesIt(t *testing.T) {
+	for _, strategy := range []stratv1.UpdateStrategy{stratv1.UpdateAuto, stratv1.UpdateManual} {
+		t.Run(string(strategy), func(t *testing.T) { testRemoval(t, strategy) })
+	}
+}
+
+func testRemoval(t *testing.T, strategy stratv1.UpdateStrategy) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	ns := newNamespace(t)
 	runningLive(g, ns, "rm", redisOpen.Addr, func(s *stratv1.Strategy) {
 		s.Spec.Engine = liveOn(ns, "rm", redisOpen.Addr, stratv1.RedisLossHalt).Spec.Engine
+		s.Spec.Engine.UpdateStrategy = strategy
 	})
 	key := client.ObjectKey{Namespace: ns, Name: "rm-engine"}
 	updateStrategy(g, ns, "rm", func(s *stratv1.Strategy) { s.Spec.Engine = nil })
