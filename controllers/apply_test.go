@@ -110,7 +110,10 @@ func TestApply_AnUpgradeFromUpdateRestartsNoEngineAndPrunesWhatIsNoLongerSet(t *
 	g.Expect(err).NotTo(HaveOccurred())
 	hash := children.ConfigHash(catalogJSON, nil)
 	old := client.FieldOwner("manager")
-	g.Expect(k8sClient.Create(ctx, typed[corev1.ConfigMap](g, children.CatalogConfigMap(s, catalogJSON)), old)).To(Succeed())
+	// The previous release's catalog: one mutable ConfigMap, <name>-catalog.
+	oldCatalog := typed[corev1.ConfigMap](g, children.CatalogConfigMap(s, children.CatalogName(s), catalogJSON))
+	oldCatalog.Immutable = nil
+	g.Expect(k8sClient.Create(ctx, oldCatalog, old)).To(Succeed())
 	g.Expect(k8sClient.Create(ctx, typed[corev1.ServiceAccount](g, children.EventLoggerServiceAccount(s)), old)).To(Succeed())
 	g.Expect(k8sClient.Create(ctx, typed[corev1.Service](g, children.EventLoggerService(s)), old)).To(Succeed())
 	logger := typed[appsv1.Deployment](g, children.EventLoggerDeployment(s, testImage, children.Revision{Name: "old", Catalog: children.CatalogName(s)}, true))

@@ -140,16 +140,8 @@ func TestEngine_LiveDeploymentRecreatesOnAChangeAndSaysSo(t *testing.T) {
 // newest one's. An unchanged spec never reruns.
 func TestEngine_ABacktestRunsOnceForEachRevision(t *testing.T) {
 	g := NewWithT(t)
-	ctx := context.Background()
 	ns := newNamespace(t)
-	s := backtest(ns, "bt")
-	s.Spec.Redis = &stratv1.RedisSpec{Address: redisOpen.Addr, KeyPrefix: "bt:"}
-	s.Spec.Engine = engineSpec()
-	g.Expect(k8sClient.Create(ctx, s)).To(Succeed())
-	g.Eventually(func() error {
-		return k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "bt-eventlogger"}, &appsv1.Deployment{})
-	}, timeout, interval).Should(Succeed())
-	markAvailable(g, ns, "bt-eventlogger")
+	runningBacktest(g, ns, "bt", nil)
 	var first *batchv1.Job
 	g.Eventually(func(g Gomega) { first = backtestJob(g, ns, "bt") }, timeout, interval).Should(Succeed())
 

@@ -55,7 +55,7 @@ func (r *StrategyReconciler) reconcileEventLogger(ctx context.Context, sc *scope
 	// The catalog of the revision: made once, never changed.
 	sc.catalogCM = rev.Catalog
 	if _, err := ensure(ctx, r, s, rev.Catalog, &corev1.ConfigMap{},
-		children.RevisionCatalogConfigMap(s, rev.Catalog, sc.catalogJSON), nil, nil); err != nil {
+		children.CatalogConfigMap(s, rev.Catalog, sc.catalogJSON), nil, nil); err != nil {
 		return ctrl.Result{}, err
 	}
 	if _, err := ensure(ctx, r, s, children.EventLoggerName(s), &networkingv1.NetworkPolicy{},

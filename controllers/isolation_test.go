@@ -28,7 +28,7 @@ func TestIsolation_TheLoggerTokenIsMadeOnceOwnedAndRenewedWhenDeleted(t *testing
 	ctx := context.Background()
 	ns := newNamespace(t)
 	runningLive(g, ns, "tok", redisOpen.Addr, func(s *stratv1.Strategy) {
-		s.Spec.Engine = liveOn(ns, "tok", redisOpen.Addr, stratv1.RedisLossHalt).Spec.Engine
+		s.Spec.Engine = liveEngine()
 	})
 	key := client.ObjectKey{Namespace: ns, Name: "tok-eventlogger-token"}
 	sec := &corev1.Secret{}
@@ -95,7 +95,7 @@ func TestIsolation_TheEngineRunsAsItsOwnServiceAccountWithoutAToken(t *testing.T
 	ctx := context.Background()
 	ns := newNamespace(t)
 	runningLive(g, ns, "ident", redisOpen.Addr, func(s *stratv1.Strategy) {
-		s.Spec.Engine = liveOn(ns, "ident", redisOpen.Addr, stratv1.RedisLossHalt).Spec.Engine
+		s.Spec.Engine = liveEngine()
 	})
 	sa := &corev1.ServiceAccount{}
 	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "ident-engine"}, sa)).To(Succeed())

@@ -41,6 +41,27 @@ func liveOn(ns, name, addr string, policy stratv1.RedisLossPolicy) *stratv1.Stra
 	}
 }
 
+// liveEngine is the engine liveOn gives a Strategy.
+func liveEngine() *stratv1.EngineSpec { return liveOn("", "", "", "").Spec.Engine }
+
+// runningBacktest creates a Backtest with the engine engineSpec on
+// redisOpen (mutate may change it), waits for its event logger and plays
+// the kubelet for it, so that the engine's Job is made next.
+func runningBacktest(g Gomega, ns, name string, mutate func(*stratv1.Strategy)) {
+	ctx := context.Background()
+	s := backtest(ns, name)
+	s.Spec.Redis = &stratv1.RedisSpec{Address: redisOpen.Addr, KeyPrefix: name + ":"}
+	s.Spec.Engine = engineSpec()
+	if mutate != nil {
+		mutate(s)
+	}
+	g.Expect(k8sClient.Create(ctx, s)).To(Succeed())
+	g.Eventually(func() error {
+		return k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: name + "-eventlogger"}, &appsv1.Deployment{})
+	}, timeout, interval).Should(Succeed())
+	markAvailable(g, ns, name+"-eventlogger")
+}
+
 // runningLive creates a Live Strategy on addr (without an engine unless
 // mutate adds one), plays the kubelet for it and waits until it is Running.
 func runningLive(g Gomega, ns, name, addr string, mutate func(*stratv1.Strategy)) {

@@ -70,7 +70,7 @@ func TestRefusal_PodsThatAdmissionRejectsShowAsPodsRejected(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t)
 	runningLive(g, ns, "psa", redisOpen.Addr, func(s *stratv1.Strategy) {
-		s.Spec.Engine = liveOn(ns, "psa", redisOpen.Addr, stratv1.RedisLossHalt).Spec.Engine
+		s.Spec.Engine = liveEngine()
 	})
 	d := &appsv1.Deployment{}
 	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "psa-engine"}, d)).To(Succeed())
@@ -93,15 +93,9 @@ func TestRefusal_ABacktestPodThatAdmissionRejectsShowsAsPodsRejected(t *testing.
 	g := NewWithT(t)
 	ctx := context.Background()
 	ns := newNamespace(t)
-	s := backtest(ns, "btpsa")
-	s.Spec.Redis = &stratv1.RedisSpec{Address: redisOpen.Addr, KeyPrefix: "btpsa:",
-		HealthCheckInterval: &metav1.Duration{Duration: time.Second}}
-	s.Spec.Engine = engineSpec()
-	g.Expect(k8sClient.Create(ctx, s)).To(Succeed())
-	g.Eventually(func() error {
-		return k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "btpsa-eventlogger"}, &appsv1.Deployment{})
-	}, timeout, interval).Should(Succeed())
-	markAvailable(g, ns, "btpsa-eventlogger")
+	runningBacktest(g, ns, "btpsa", func(s *stratv1.Strategy) {
+		s.Spec.Redis.HealthCheckInterval = &metav1.Duration{Duration: time.Second}
+	})
 	var job *batchv1.Job
 	g.Eventually(func(g Gomega) { job = backtestJob(g, ns, "btpsa") }, timeout, interval).Should(Succeed())
 	now := metav1.Now()

@@ -32,7 +32,7 @@ func testRemoval(t *testing.T, strategy stratv1.UpdateStrategy) {
 	ctx := context.Background()
 	ns := newNamespace(t)
 	runningLive(g, ns, "rm", redisOpen.Addr, func(s *stratv1.Strategy) {
-		s.Spec.Engine = liveOn(ns, "rm", redisOpen.Addr, stratv1.RedisLossHalt).Spec.Engine
+		s.Spec.Engine = liveEngine()
 		s.Spec.Engine.UpdateStrategy = strategy
 	})
 	key := client.ObjectKey{Namespace: ns, Name: "rm-engine"}
@@ -76,13 +76,7 @@ func TestRemoval_ABacktestJobIsDeletedAndWhatIsNotOursIsNeverTouched(t *testing.
 	g := NewWithT(t)
 	ctx := context.Background()
 	ns := newNamespace(t)
-	s := backtest(ns, "bt")
-	s.Spec.Engine = engineSpec()
-	g.Expect(k8sClient.Create(ctx, s)).To(Succeed())
-	g.Eventually(func() error {
-		return k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "bt-eventlogger"}, &appsv1.Deployment{})
-	}, timeout, interval).Should(Succeed())
-	markAvailable(g, ns, "bt-eventlogger")
+	runningBacktest(g, ns, "bt", nil)
 	g.Eventually(func(g Gomega) { backtestJob(g, ns, "bt") }, timeout, interval).Should(Succeed())
 
 	// Someone else's Deployment under the engine's name.
@@ -116,7 +110,7 @@ func TestStopped_TheEngineStopsOnPurposeAndADrainWaits(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t)
 	runningLive(g, ns, "stop", redisOpen.Addr, func(s *stratv1.Strategy) {
-		s.Spec.Engine = liveOn(ns, "stop", redisOpen.Addr, stratv1.RedisLossHalt).Spec.Engine
+		s.Spec.Engine = liveEngine()
 	})
 	key := client.ObjectKey{Namespace: ns, Name: "stop-engine"}
 	pdb := &policyv1.PodDisruptionBudget{}

@@ -39,7 +39,7 @@ func TestRevision_OnlyASecretValueMakesANewRevision(t *testing.T) {
 	t.Cleanup(func() { admin.Do(context.Background(), "ACL", "DELUSER", user) })
 	createSecret(t, ns, "rot", "first-pass")
 	runningLive(g, ns, "rot", redisAuth.Addr, func(s *stratv1.Strategy) {
-		s.Spec.Engine = liveOn(ns, "rot", redisAuth.Addr, stratv1.RedisLossHalt).Spec.Engine
+		s.Spec.Engine = liveEngine()
 		s.Spec.Redis.Username = user
 		s.Spec.Redis.PasswordSecretRef = &stratv1.SecretKeySelector{Name: "rot", Key: "password"}
 	})
@@ -84,7 +84,7 @@ func TestRevision_ManualHoldsANewRevisionUntilApproved(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t)
 	runningLive(g, ns, "man", redisOpen.Addr, func(s *stratv1.Strategy) {
-		s.Spec.Engine = liveOn(ns, "man", redisOpen.Addr, stratv1.RedisLossHalt).Spec.Engine
+		s.Spec.Engine = liveEngine()
 		s.Spec.Engine.UpdateStrategy = stratv1.UpdateManual
 	})
 	d0 := engineDeployment(g, ns, "man")

@@ -45,7 +45,6 @@ func (r *StrategyReconciler) reconcileSpec(ctx context.Context, sc *scope) (ctrl
 	for i, sec := range sc.secrets {
 		versions[i] = sec.ref.Name + "/" + sec.resourceVersion
 	}
-	sc.secretVersions = versions
 	sc.configHash = children.ConfigHash(sc.catalogJSON, versions)
 	return ctrl.Result{}, nil
 }

@@ -41,7 +41,7 @@ func TestProbes_ASlowRedisStarvesNoOtherStrategy(t *testing.T) {
 	const probeInterval = 2 * time.Second
 	srv := startRedis(t)
 	runningLive(g, ns, "healthy", srv.Addr, func(s *stratv1.Strategy) {
-		s.Spec.Engine = liveOn(ns, "healthy", srv.Addr, stratv1.RedisLossHalt).Spec.Engine
+		s.Spec.Engine = liveEngine()
 		s.Spec.Redis.HealthCheckInterval = &metav1.Duration{Duration: probeInterval}
 	})
 	hanging := 0

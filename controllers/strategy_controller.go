@@ -83,8 +83,7 @@ type scope struct {
 	// configHash hashes the catalog and the referenced Secrets' versions,
 	// as the previous release did: what an engine that has not rolled
 	// since the upgrade carries.
-	configHash     string
-	secretVersions []string
+	configHash string
 
 	// Set by reconcileEventLogger: the logger token's Secret UID (a new
 	// token is a new revision), and the current revision's catalog.

@@ -17,13 +17,6 @@ import (
 // EventLoggerBinary is the event logger's path in the operator's image.
 const EventLoggerBinary = "/eventlogger"
 
-// CatalogConfigMap holds the catalog the Strategy's pods mount.
-func CatalogConfigMap(s *stratv1.Strategy, catalogJSON []byte) *corev1ac.ConfigMapApplyConfiguration {
-	return corev1ac.ConfigMap(CatalogName(s), s.Namespace).
-		WithLabels(ObjectLabels(s, ComponentCatalog)).WithOwnerReferences(owner(s)).
-		WithData(map[string]string{messaging.CatalogFileName: string(catalogJSON)})
-}
-
 // EventLoggerServiceAccount is the logger's own ServiceAccount, with no
 // token: the logger never talks to the API server.
 func EventLoggerServiceAccount(s *stratv1.Strategy) *corev1ac.ServiceAccountApplyConfiguration {

@@ -173,9 +173,10 @@ func (r Revision) Annotations() map[string]string {
 	return map[string]string{AnnotationRevision: r.Name, AnnotationRevisionParts: FormatParts(r.Parts)}
 }
 
-// RevisionCatalogConfigMap is the catalog of a revision: named for its
-// digest and immutable, so a running pod's catalog never changes under it.
-func RevisionCatalogConfigMap(s *stratv1.Strategy, name string, catalogJSON []byte) *corev1ac.ConfigMapApplyConfiguration {
+// CatalogConfigMap is the catalog of a revision, which the Strategy's
+// pods mount: named for its digest (Revision.Catalog) and immutable, so a
+// running pod's catalog never changes under it.
+func CatalogConfigMap(s *stratv1.Strategy, name string, catalogJSON []byte) *corev1ac.ConfigMapApplyConfiguration {
 	return corev1ac.ConfigMap(name, s.Namespace).
 		WithLabels(ObjectLabels(s, ComponentCatalog)).WithOwnerReferences(owner(s)).
 		WithImmutable(true).

@@ -84,16 +84,7 @@ func TestAddressPolicy_DialerRefusesTheMasterASentinelNames(t *testing.T) {
 		DialTimeout: time.Second}
 
 	ping := func(p *AddressPolicy) error {
-		c := cfg
-		c.Dialer = p.Dialer(time.Second)
-		client, err := messaging.NewRedisClient(c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer client.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return client.Ping(ctx).Err()
+		return withPolicy(t, cfg, p, func(ctx context.Context, c redis.UniversalClient) error { return c.Ping(ctx).Err() })
 	}
 	err = ping(mustPolicy(t, "localhost"))
 	if err == nil || Classify(err) != ReasonAddressNotAllowed {
@@ -124,16 +115,9 @@ func TestAddressPolicy_DialerRefusesTheNodesAClusterAnnounces(t *testing.T) {
 	_, port, _ := strings.Cut(node.Addr, ":")
 	cfg := messaging.RedisConfig{Topology: "Cluster", Addrs: []string{"localhost:" + port}, DialTimeout: time.Second}
 	set := func(p *AddressPolicy) error {
-		c := cfg
-		c.Dialer = p.Dialer(time.Second)
-		client, err := messaging.NewRedisClient(c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer client.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return client.Set(ctx, "k", "v", time.Minute).Err()
+		return withPolicy(t, cfg, p, func(ctx context.Context, c redis.UniversalClient) error {
+			return c.Set(ctx, "k", "v", time.Minute).Err()
+		})
 	}
 	if err := set(mustPolicy(t, "localhost")); err == nil || Classify(err) != ReasonAddressNotAllowed {
 		t.Fatalf("the node 127.0.0.1 that the slots name is outside the list: got %v (%s)", err, Classify(err))
@@ -141,4 +125,19 @@ func TestAddressPolicy_DialerRefusesTheNodesAClusterAnnounces(t *testing.T) {
 	if err := set(mustPolicy(t, "localhost", "127.0.0.0/8")); err != nil {
 		t.Fatalf("with the node's address allowed: %v", err)
 	}
+}
+
+// withPolicy runs one command through a client whose dialer holds cfg to
+// the policy.
+func withPolicy(t *testing.T, cfg messaging.RedisConfig, p *AddressPolicy, cmd func(context.Context, redis.UniversalClient) error) error {
+	t.Helper()
+	cfg.Dialer = p.Dialer(time.Second)
+	client, err := messaging.NewRedisClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return cmd(ctx, client)
 }

@@ -16,6 +16,7 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	stratopsv1 "github.com/stratops/stratops/api/v1"
@@ -246,4 +247,40 @@ func managerLogsOnFailure(t *testing.T) {
 			t.Logf("%s:\n%s", p, strings.Join(lines, "\n"))
 		}
 	})
+}
+
+// readyLiveWithEngine creates a Live Strategy with the sample engine on
+// the Redis at addr (mutate may change it) and waits until it is Ready.
+func readyLiveWithEngine(t *testing.T, ns, name, addr string, mutate func(*stratopsv1.Strategy)) {
+	t.Helper()
+	s := &stratopsv1.Strategy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: stratopsv1.StrategySpec{
+			Mode:   stratopsv1.ModeLive,
+			Redis:  &stratopsv1.RedisSpec{Address: addr, KeyPrefix: name + ":", HealthCheckInterval: &metav1.Duration{Duration: 3 * time.Second}},
+			Engine: sampleEngine(),
+		},
+	}
+	if mutate != nil {
+		mutate(s)
+	}
+	if err := k8s.Create(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := kubectl("-n", ns, "wait", "--for=condition=Ready", "strategy/"+name, "--timeout=180s"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+}
+
+// oneEnginePod is the UID of the Strategy's one engine pod, Running and
+// Ready.
+func oneEnginePod(ns, name string) (types.UID, error) {
+	pods, err := strategyPods(ns, name, "engine")
+	if err != nil {
+		return "", err
+	}
+	if err := runningReady(pods, 1); err != nil {
+		return "", err
+	}
+	return pods[0].UID, nil
 }

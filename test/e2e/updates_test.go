@@ -3,13 +3,11 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	stratopsv1 "github.com/stratops/stratops/api/v1"
@@ -21,35 +19,10 @@ import (
 // replaced exactly once.
 func TestManualUpdateHeldThenApproved(t *testing.T) {
 	timed(t)
-	ctx := context.Background()
 	ns := namespace(t, "e2e-manual")
 	srv := hostRedis(t)
-	engine := sampleEngine()
-	engine.UpdateStrategy = stratopsv1.UpdateManual
-	s := &stratopsv1.Strategy{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "held"},
-		Spec: stratopsv1.StrategySpec{
-			Mode:   stratopsv1.ModeLive,
-			Redis:  &stratopsv1.RedisSpec{Address: srv.Addr, KeyPrefix: "held:", HealthCheckInterval: &metav1.Duration{Duration: 3 * time.Second}},
-			Engine: engine,
-		},
-	}
-	if err := k8s.Create(ctx, s); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := kubectl("-n", ns, "wait", "--for=condition=Ready", "strategy/held", "--timeout=180s"); err != nil {
-		t.Fatalf("%v\n%s", err, out)
-	}
-	onePod := func() (types.UID, error) {
-		pods, err := strategyPods(ns, "held", "engine")
-		if err != nil {
-			return "", err
-		}
-		if err := runningReady(pods, 1); err != nil {
-			return "", err
-		}
-		return pods[0].UID, nil
-	}
+	readyLiveWithEngine(t, ns, "held", srv.Addr, func(s *stratopsv1.Strategy) { s.Spec.Engine.UpdateStrategy = stratopsv1.UpdateManual })
+	onePod := func() (types.UID, error) { return oneEnginePod(ns, "held") }
 	var before types.UID
 	eventually(t, 60*time.Second, "the engine pod runs", func() (err error) { before, err = onePod(); return err })
 

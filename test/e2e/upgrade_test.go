@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,10 +10,7 @@ import (
 	"testing"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-
-	stratopsv1 "github.com/stratops/stratops/api/v1"
 )
 
 // TestUpgradeKeepsTheEngine deploys the previous release (its own tree and
@@ -29,7 +25,6 @@ func TestUpgradeKeepsTheEngine(t *testing.T) {
 		// clone, a tarball): make e2e said so; envtest covers the adoption.
 		t.Skip("no previous release to upgrade from (STRATOPS_E2E_PREVIOUS): its commit is not in this checkout")
 	}
-	ctx := context.Background()
 	deploy := func(dir, img string) {
 		t.Helper()
 		cmd := exec.Command("make", "-C", dir, "deploy", "IMG="+img, "LOCALBIN="+filepath.Join(root, "bin"))
@@ -52,30 +47,8 @@ func TestUpgradeKeepsTheEngine(t *testing.T) {
 
 	ns := namespace(t, "e2e-upgrade")
 	srv := hostRedis(t)
-	s := &stratopsv1.Strategy{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "upg"},
-		Spec: stratopsv1.StrategySpec{
-			Mode:   stratopsv1.ModeLive,
-			Redis:  &stratopsv1.RedisSpec{Address: srv.Addr, KeyPrefix: "upg:", HealthCheckInterval: &metav1.Duration{Duration: 3 * time.Second}},
-			Engine: sampleEngine(),
-		},
-	}
-	if err := k8s.Create(ctx, s); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := kubectl("-n", ns, "wait", "--for=condition=Ready", "strategy/upg", "--timeout=180s"); err != nil {
-		t.Fatalf("%v\n%s", err, out)
-	}
-	onePod := func() (types.UID, error) {
-		pods, err := strategyPods(ns, "upg", "engine")
-		if err != nil {
-			return "", err
-		}
-		if err := runningReady(pods, 1); err != nil {
-			return "", err
-		}
-		return pods[0].UID, nil
-	}
+	readyLiveWithEngine(t, ns, "upg", srv.Addr, nil)
+	onePod := func() (types.UID, error) { return oneEnginePod(ns, "upg") }
 	var before types.UID
 	eventually(t, 60*time.Second, "the engine pod runs", func() (err error) { before, err = onePod(); return err })
 
