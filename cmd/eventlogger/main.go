@@ -33,7 +33,9 @@ func main() {
 
 type options struct {
 	mode, catalogFile, httpAddr, healthAddr, logLevel string
-	eventLogFile, apiToken                            string
+	eventLogFile, apiToken, spoolDir                  string
+	spoolMaxBytes                                     int64
+	drainTimeout                                      time.Duration
 	maxMessageBytes, pendingLimit                     int
 	redis                                             messaging.RedisConfig
 	startupTimeout, healthInterval                    time.Duration
@@ -48,6 +50,13 @@ func env(name, def string) string {
 
 func envInt(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return v
+	}
+	return def
+}
+
+func envDuration(name string, def time.Duration) time.Duration {
+	if v, err := time.ParseDuration(os.Getenv(name)); err == nil {
 		return v
 	}
 	return def
@@ -72,6 +81,9 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.eventLogFile, "event-log-file", env(el.EnvEventLogFile, ""), "also append event lines to this file [$"+el.EnvEventLogFile+"]")
 	fs.IntVar(&o.maxMessageBytes, "max-message-bytes", envInt(el.EnvMaxMessageBytes, messaging.DefaultMaxMessageBytes), "largest accepted message [$"+el.EnvMaxMessageBytes+"]")
 	fs.IntVar(&o.pendingLimit, "pending-limit", envInt(el.EnvPendingQueueLimit, 100_000), "events kept while Redis is down [$"+el.EnvPendingQueueLimit+"]")
+	fs.StringVar(&o.spoolDir, "spool-dir", env(el.EnvSpoolDir, ""), "keep accepted events in this directory until the history has them; empty: no spool (a crash loses what waits) [$"+el.EnvSpoolDir+"]")
+	fs.Int64Var(&o.spoolMaxBytes, "spool-max-bytes", int64(envInt(el.EnvSpoolMaxBytes, 256<<20)), "the spool's room; when full, POST /events answers 503 and published messages are counted dropped [$"+el.EnvSpoolMaxBytes+"]")
+	fs.DurationVar(&o.drainTimeout, "drain-timeout", envDuration(el.EnvDrainTimeout, 10*time.Second), "at shutdown, how long to keep writing what waits to the history [$"+el.EnvDrainTimeout+"]")
 	fs.DurationVar(&o.healthInterval, "health-interval", def.HealthInterval, "the Strategy's health check interval; the health window is this, or 1m when longer [$"+messaging.EnvHealthInterval+"]")
 	fs.StringVar(&addrs, "redis-addrs", strings.Join(def.Redis.Addrs, ","), "Redis address(es), comma-separated; empty: no Redis [$"+messaging.EnvRedisAddrs+"]")
 	fs.StringVar(&o.redis.Topology, "redis-topology", def.Redis.Topology, "Standalone, Sentinel or Cluster [$"+messaging.EnvRedisTopology+"]")
@@ -132,7 +144,7 @@ func run(args []string) int {
 	cfg := el.ServiceConfig{
 		Catalog: cat, MaxMessageBytes: o.maxMessageBytes, PendingLimit: o.pendingLimit,
 		Out: os.Stdout, Log: log, InMemoryFallback: fallback, HealthWindow: messaging.HealthWindow(o.healthInterval),
-		APIToken: o.apiToken,
+		APIToken: o.apiToken, DrainTimeout: o.drainTimeout,
 	}
 	if o.eventLogFile != "" {
 		f, err := os.OpenFile(o.eventLogFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
@@ -144,6 +156,14 @@ func run(args []string) int {
 		cfg.Sink = f
 	}
 	svc := el.NewService(cfg, bus)
+	if o.spoolDir != "" {
+		if err := svc.OpenSpool(o.spoolDir, o.spoolMaxBytes); err != nil {
+			log.Error("Cannot open the spool", "dir", o.spoolDir, "error", err)
+			return 1
+		}
+	} else {
+		log.Warn("No spool (" + el.EnvSpoolDir + "): events waiting for Redis are kept in memory only, and a crash loses them")
+	}
 
 	if o.apiToken == "" {
 		log.Warn("No API token (" + messaging.EnvEventLoggerToken + "): the state and events API serves anyone who reaches it")

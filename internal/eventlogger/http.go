@@ -297,9 +297,17 @@ func (s *Service) postEvents(w http.ResponseWriter, r *http.Request) {
 		events[i] = e
 	}
 	ids, err := s.Accept(channel, events, now)
-	if errors.Is(err, ErrQueueFull) {
+	switch {
+	case errors.Is(err, ErrQueueFull), errors.Is(err, ErrSpoolFull):
 		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, err.Error()+": Redis is unreachable and the queue reached its limit; retry later")
+		writeError(w, http.StatusServiceUnavailable, err.Error()+": the history is behind (is Redis reachable?) and there is no room to keep more; nothing of this request was taken; retry later")
+		return
+	case errors.Is(err, ErrStopping):
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, err.Error()+"; retry, another replica or the next start takes it")
+		return
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, "the events were taken but could not be made durable on disk: "+err.Error())
 		return
 	}
 	writeJSON(w, http.StatusAccepted, ingestResponse{Accepted: len(ids), IDs: ids})

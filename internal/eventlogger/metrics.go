@@ -20,6 +20,13 @@ type metrics struct {
 	lag            *prometheus.HistogramVec
 	recordDuration prometheus.Histogram
 	apiRefused     *prometheus.CounterVec
+	dropped        *prometheus.CounterVec
+	gaps           *prometheus.CounterVec
+	gapSeconds     prometheus.Counter
+	notifyLost     prometheus.Counter
+	writeFailing   *prometheus.GaugeVec
+	spoolBytes     prometheus.Gauge
+	spoolCapacity  prometheus.Gauge
 }
 
 func newMetrics() *metrics {
@@ -33,7 +40,7 @@ func newMetrics() *metrics {
 		pending: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
 			Name: "pending_events", Help: "Logged events waiting to be written to the bus (grows while Redis is down)."}),
 		overflow: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "queue_overflow_total", Help: "Events refused because the pending queue was full."}),
+			Name: "queue_overflow_total", Help: "Events refused because the spool (or, without one, the pending queue) was full."}),
 		writeErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "write_errors_total", Help: "Failed attempts to write events to the bus (retried)."}),
 		statsErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
@@ -52,9 +59,24 @@ func newMetrics() *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
 		apiRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "api_requests_refused_total", Help: "API requests refused before they were served, by reason (unauthorized, too_many_requests)."}, []string{"reason"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "dropped_messages_total", Help: "Published messages written to the output but not kept for the history (the spool or queue was full), by channel."}, []string{"channel"}),
+		gaps: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "subscription_gaps_total", Help: "Times the subscription was down (messages published meanwhile may be lost), by channel."}, []string{"channel"}),
+		gapSeconds: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "subscription_gap_seconds_total", Help: "Seconds the subscription was down."}),
+		notifyLost: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "notifications_lost_total", Help: "events:logged notifications not published for events whose history was written (never retried, so never sent twice)."}),
+		writeFailing: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "write_failing", Help: "1 while Redis refuses the history's writes for good, by reason (RedisPermissionDenied, RedisWrongType, RedisOutOfMemory, RedisReadOnly)."}, []string{"reason"}),
+		spoolBytes: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "spool_bytes", Help: "Bytes of the spool in use."}),
+		spoolCapacity: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "spool_capacity_bytes", Help: "The spool's room; 0 without a spool."}),
 	}
 	m.registry.MustRegister(m.messages, m.invalid, m.pending, m.overflow, m.writeErrors, m.statsErrors,
 		m.busUp, m.inMemory, m.nonconforming, m.lag, m.recordDuration, m.apiRefused,
+		m.dropped, m.gaps, m.gapSeconds, m.notifyLost, m.writeFailing, m.spoolBytes, m.spoolCapacity,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

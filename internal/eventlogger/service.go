@@ -59,6 +59,13 @@ type ServiceConfig struct {
 	MaxConcurrentRequests int
 }
 
+// queued is an accepted event waiting for the history, with its place in
+// the spool (0 without one).
+type queued struct {
+	entry messaging.LogEntry
+	seq   uint64
+}
+
 // Service is the standard's Event Logger: it listens to every channel of
 // the catalog, validates each message, logs the valid ones (stdout, sink,
 // events:logged, events:history), counts and skips the invalid ones, keeps
@@ -72,8 +79,16 @@ type Service struct {
 	seq      atomic.Uint64
 
 	mu      sync.Mutex
-	pending []messaging.LogEntry
-	stats   map[string]messaging.ChannelStats // not yet written to the bus
+	pending []queued // the cache of the spool: what waits for the history
+	// With a spool, the cache may spill: from spillNext on, what waits is
+	// in the spool only, and the writer reads it from there; lastSeq is
+	// the spool's newest record.
+	spool     *Spool
+	spilled   bool
+	spillNext uint64
+	lastSeq   uint64
+	backlog   int // events waiting, cached or spilled
+	stats     map[string]messaging.ChannelStats // not yet written to the bus
 	notify  chan struct{}
 	// windowShown is whether the last stats write carried traffic in the
 	// window: an empty window is written once, then left alone.
@@ -86,6 +101,22 @@ type Service struct {
 	busUp      atomic.Bool
 	subscribed atomic.Bool
 	wasDown    atomic.Bool
+	// stopping: ingest is closed for the drain at shutdown.
+	stopping atomic.Bool
+	droppedLogged atomic.Int64
+	// replaying: the first batches come from an earlier run's spool and
+	// may already be in the history.
+	replaying atomic.Bool
+	// writeFailure is the permanent error (NOPERM, WRONGTYPE, OOM,
+	// READONLY) the last write to Redis failed with: the logger is not
+	// ready while it lasts, and says why.
+	writeFailure atomic.Pointer[writeFailure]
+}
+
+// writeFailure is a write Redis refuses for good.
+type writeFailure struct {
+	Reason, Message string
+	Since           time.Time
 }
 
 // NewService makes a service on a bus.
@@ -135,6 +166,31 @@ func NewService(cfg ServiceConfig, bus messaging.Bus) *Service {
 	return s
 }
 
+// OpenSpool puts the spool in dir (at most maxBytes) under the service:
+// accepted events are kept there until the history has them. What an
+// earlier run left there is written first, without duplicates. Call it
+// before Run.
+func (s *Service) OpenSpool(dir string, maxBytes int64) error {
+	sp, replay, err := OpenSpool(dir, maxBytes)
+	if err != nil {
+		return err
+	}
+	s.spool = sp
+	s.metrics.spoolCapacity.Set(float64(maxBytes))
+	s.metrics.spoolBytes.Set(float64(sp.Bytes()))
+	if len(replay) > 0 {
+		s.spilled, s.spillNext = true, replay[0].Seq
+		s.lastSeq = replay[len(replay)-1].Seq
+		s.backlog = len(replay)
+		s.metrics.pending.Set(float64(s.backlog))
+		s.replaying.Store(true)
+		s.cfg.Log.Info("Spool holds events from an earlier run: writing them to the history first", "events", len(replay))
+	} else {
+		s.lastSeq = sp.next - 1
+	}
+	return nil
+}
+
 // listenChannels are the catalog's channels but the logger's own output.
 func (s *Service) listenChannels() []string {
 	var out []string
@@ -146,8 +202,10 @@ func (s *Service) listenChannels() []string {
 	return out
 }
 
-// Run subscribes and serves until ctx ends, then flushes what is pending
-// (within DrainTimeout) and the stats. HTTP is served by the caller with
+// Run subscribes and serves until ctx ends. Then it closes ingest (the
+// subscription, and the API answers 503), writes what waits to the history
+// within DrainTimeout, and flushes the stats. What is still waiting then
+// stays in the spool for the next run. HTTP is served by the caller with
 // Handler.
 func (s *Service) Run(ctx context.Context) error {
 	channels := s.listenChannels()
@@ -156,14 +214,27 @@ func (s *Service) Run(ctx context.Context) error {
 		return err
 	}
 	s.subscribed.Store(true)
-	s.cfg.Log.Info("Listening", "bus", s.bus.Kind(), "channels", len(channels), "prefix", s.cfg.Catalog.KeyPrefix, "mode", s.cfg.Catalog.Mode)
+	s.cfg.Log.Info("Listening", "bus", s.bus.Kind(), "channels", len(channels), "prefix", s.cfg.Catalog.KeyPrefix, "mode", s.cfg.Catalog.Mode,
+		"spool", s.spool != nil)
 
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		for d := range sub.C() {
+		c := sub.C()
+		for d := range c {
 			_ = s.Ingest(d.Channel, d.Payload)
+			if len(c) == 0 {
+				// Group commit: one fsync for what arrived together.
+				s.syncSpool()
+			}
 		}
 	})
+	if gr, ok := sub.(messaging.GapReporter); ok {
+		wg.Go(func() {
+			for g := range gr.Gaps() {
+				s.recordGap(g)
+			}
+		})
+	}
 	writerCtx, stopWriter := context.WithCancel(context.WithoutCancel(ctx))
 	writerDone := make(chan struct{})
 	go func() { defer close(writerDone); s.writeLoop(writerCtx, ctx.Done()) }()
@@ -171,9 +242,12 @@ func (s *Service) Run(ctx context.Context) error {
 	wg.Go(func() { s.pingLoop(ctx) })
 
 	<-ctx.Done()
+	// Ingest first: nothing is accepted that the drain could not take.
+	s.stopping.Store(true)
 	s.subscribed.Store(false)
 	_ = sub.Close()
 	wg.Wait()
+	s.syncSpool()
 	// The writer drains what is pending until it is empty or time is up.
 	select {
 	case <-writerDone:
@@ -183,7 +257,16 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	stopWriter()
 	if n := s.Pending(); n > 0 {
-		s.cfg.Log.Error("Events not written to the bus at shutdown", "pending", n)
+		if s.spool != nil {
+			s.cfg.Log.Warn("Events not yet in the history at shutdown stay in the spool for the next start", "pending", n)
+		} else {
+			s.cfg.Log.Error("Events not written to the bus at shutdown are lost (no spool)", "pending", n)
+		}
+	}
+	if s.spool != nil {
+		if err := s.spool.Close(); err != nil {
+			s.cfg.Log.Error("Closing the spool", "error", err)
+		}
 	}
 	flushCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -191,9 +274,23 @@ func (s *Service) Run(ctx context.Context) error {
 	return nil
 }
 
+func (s *Service) syncSpool() {
+	if s.spool == nil {
+		return
+	}
+	s.mu.Lock()
+	last := s.lastSeq
+	s.mu.Unlock()
+	if err := s.spool.Sync(last); err != nil {
+		s.cfg.Log.Error("Syncing the spool", "error", err)
+	}
+}
+
 // Ingest decodes one message from a channel and logs it, or counts and
 // skips it when it is not an event (not JSON, not an object, too large).
-// It returns the *messaging.InvalidError or ErrQueueFull.
+// A message that finds the spool (or, without one, the queue) full is
+// still written to the output, and counted as dropped from the history.
+// It returns the *messaging.InvalidError, ErrSpoolFull or ErrQueueFull.
 func (s *Service) Ingest(channel string, payload []byte) error {
 	now := time.Now().UTC()
 	e, err := s.cfg.Catalog.DecodeEvent(channel, payload, messaging.DecodeOptions{MaxBytes: s.cfg.MaxMessageBytes, Received: now})
@@ -203,30 +300,60 @@ func (s *Service) Ingest(channel string, payload []byte) error {
 	}
 	// A Delivery's payload is the receiver's own (both buses copy), so
 	// the queue keeps it without a copy.
-	_, err = s.Accept(channel, []messaging.Event{e}, now)
+	_, err = s.accept(channel, []messaging.Event{e}, now, true)
 	return err
 }
 
 // Accept logs events received at now, in order: one line each to the
-// output, then into the queue for the bus. All of them are taken, or none
-// when the queue has no room (which is counted as overflow).
+// output, then into the spool and the queue for the bus. All of them are
+// taken, or none when there is no room (ErrSpoolFull, or ErrQueueFull
+// without a spool); once it returns, they are on disk. While the logger
+// stops it takes nothing: ErrStopping.
 func (s *Service) Accept(channel string, events []messaging.Event, now time.Time) ([]string, error) {
-	entries := make([]messaging.LogEntry, len(events))
-	for i, e := range events {
-		entries[i] = messaging.LogEntry{
-			ID:      s.instance + "-" + strconv.FormatUint(s.seq.Add(1), 10),
-			Channel: channel, LoggedAt: now, Event: e,
+	if s.stopping.Load() {
+		return nil, ErrStopping
+	}
+	ids, err := s.accept(channel, events, now, false)
+	if err != nil {
+		return nil, err
+	}
+	if s.spool != nil {
+		s.mu.Lock()
+		last := s.lastSeq
+		s.mu.Unlock()
+		if err := s.spool.Sync(last); err != nil {
+			s.cfg.Log.Error("Syncing the spool", "error", err)
+			return nil, err
 		}
 	}
+	return ids, nil
+}
+
+// ErrStopping is returned by Accept once the logger is shutting down.
+var ErrStopping = errors.New("eventlogger: shutting down: not accepting events")
+
+func (s *Service) accept(channel string, events []messaging.Event, now time.Time, subscribed bool) ([]string, error) {
+	entries := make([]queued, len(events))
+	for i, e := range events {
+		entries[i] = queued{entry: messaging.LogEntry{
+			ID:      s.instance + "-" + strconv.FormatUint(s.seq.Add(1), 10),
+			Channel: channel, LoggedAt: now, Event: e,
+		}}
+	}
 	s.mu.Lock()
-	if len(s.pending)+len(entries) > s.cfg.PendingLimit {
+	err := s.enqueue(entries)
+	st := s.stats[channel]
+	if err != nil && !subscribed {
 		s.mu.Unlock()
 		s.metrics.overflow.Add(float64(len(entries)))
-		s.cfg.Log.Error("Pending queue full: events refused", "channel", channel, "events", len(entries), "limit", s.cfg.PendingLimit)
-		return nil, ErrQueueFull
+		s.cfg.Log.Error("No room for the events: refused", "channel", channel, "events", len(entries), "error", err)
+		return nil, err
 	}
-	s.pending = append(s.pending, entries...)
-	st := s.stats[channel]
+	if err != nil {
+		// A published message cannot be refused: it is in the output,
+		// and counted as dropped from the history.
+		st.Dropped += int64(len(entries))
+	}
 	st.Messages += int64(len(entries))
 	for _, e := range events {
 		if e.Nonconforming != "" {
@@ -235,14 +362,19 @@ func (s *Service) Accept(channel string, events []messaging.Event, now time.Time
 	}
 	st.LastMessageTime = now
 	s.stats[channel] = st
-	n := len(s.pending)
+	n := s.backlog
 	s.writeLines(entries) // under mu: lines come out in queue order
 	s.mu.Unlock()
 
 	s.metrics.pending.Set(float64(n))
 	s.metrics.messages.WithLabelValues(channel).Add(float64(len(entries)))
+	if err != nil {
+		s.metrics.dropped.WithLabelValues(channel).Add(float64(len(entries)))
+		s.logDropped(channel, len(entries), err)
+	}
 	ids := make([]string, len(entries))
-	for i, e := range entries {
+	for i, q := range entries {
+		e := q.entry
 		ids[i] = e.ID
 		lag := time.Duration(-1)
 		if e.Event.Nonconforming == "" {
@@ -257,13 +389,96 @@ func (s *Service) Accept(channel string, events []messaging.Event, now time.Time
 	case s.notify <- struct{}{}:
 	default:
 	}
-	return ids, nil
+	return ids, err
 }
 
-func (s *Service) writeLines(entries []messaging.LogEntry) {
+// enqueue (under mu) puts entries in the spool, and in the cache while it
+// has room and has not spilled; without a spool, in the queue only.
+func (s *Service) enqueue(entries []queued) error {
+	if s.spool == nil {
+		if len(s.pending)+len(entries) > s.cfg.PendingLimit {
+			return ErrQueueFull
+		}
+		s.pending = append(s.pending, entries...)
+		s.backlog = len(s.pending)
+		return nil
+	}
+	recs := make([]spoolRecord, len(entries))
+	for i, q := range entries {
+		recs[i] = spoolRecord{ID: q.entry.ID, Channel: q.entry.Channel, LoggedAt: q.entry.LoggedAt, Payload: q.entry.Event.Payload}
+	}
+	last, err := s.spool.Append(recs)
+	if err != nil {
+		return err
+	}
+	for i := range entries {
+		entries[i].seq = recs[i].Seq
+	}
+	s.lastSeq = last
+	s.backlog += len(entries)
+	s.metrics.spoolBytes.Set(float64(s.spool.Bytes()))
+	if !s.spilled && len(s.pending)+len(entries) > s.cfg.PendingLimit {
+		s.spilled, s.spillNext = true, entries[0].seq
+	}
+	if !s.spilled {
+		s.pending = append(s.pending, entries...)
+	}
+	return nil
+}
+
+// logDropped says at most once a second that published messages found no
+// room, so that a long outage does not flood the log.
+func (s *Service) logDropped(channel string, n int, err error) {
+	now := time.Now().UnixNano()
+	if last := s.droppedLogged.Load(); now-last < int64(time.Second) || !s.droppedLogged.CompareAndSwap(last, now) {
+		return
+	}
+	s.cfg.Log.Error("No room to keep published messages for the history: written to the output and counted as dropped",
+		"channel", channel, "events", n, "error", err)
+}
+
+// recordGap logs a time the subscription was down as an event of its own
+// (on the pseudo-channel "gap"), and counts it for every channel.
+func (s *Service) recordGap(g messaging.Gap) {
+	payload, _ := messaging.Envelope(g.End, messaging.ComponentEventLogger, EventSubscriptionGap, map[string]any{
+		"start": messaging.FormatTimestamp(g.Start), "end": messaging.FormatTimestamp(g.End),
+		"seconds": g.End.Sub(g.Start).Seconds(), "channels": g.Channels,
+	})
+	s.cfg.Log.Warn("The subscription was down: messages published meanwhile may be lost", "start", g.Start, "end", g.End,
+		"seconds", g.End.Sub(g.Start).Seconds(), "channels", len(g.Channels))
+	s.mu.Lock()
+	for _, ch := range g.Channels {
+		st := s.stats[ch]
+		st.Gaps++
+		st.LastGapTime = g.End
+		s.stats[ch] = st
+	}
+	s.mu.Unlock()
+	for _, ch := range g.Channels {
+		s.metrics.gaps.WithLabelValues(ch).Inc()
+	}
+	s.metrics.gapSeconds.Add(g.End.Sub(g.Start).Seconds())
+	now := time.Now().UTC()
+	e, err := s.cfg.Catalog.DecodeEvent(ChannelGap, payload, messaging.DecodeOptions{MaxBytes: 1 << 20, Received: now})
+	if err != nil {
+		s.cfg.Log.Error("Encoding the gap event", "error", err)
+		return
+	}
+	_, _ = s.accept(ChannelGap, []messaging.Event{e}, now, true)
+}
+
+// ChannelGap is the pseudo-channel of the logger's gap events, and
+// EventSubscriptionGap their event type.
+const (
+	ChannelGap           = "gap"
+	EventSubscriptionGap = "subscription_gap"
+)
+
+func (s *Service) writeLines(entries []queued) {
 	s.outMu.Lock()
 	defer s.outMu.Unlock()
-	for _, e := range entries {
+	for _, q := range entries {
+		e := q.entry
 		line, err := e.MarshalJSON()
 		if err != nil {
 			// The payload was checked JSON when it was decoded.
@@ -302,45 +517,132 @@ func (s *Service) countInvalid(channel string, err error, payload []byte) {
 	s.cfg.Log.Warn("Skipped invalid message", "channel", channel, "reason", reason, "error", err.Error(), "excerpt", string(excerpt))
 }
 
-// Pending is how many events wait for the bus.
+// Pending is how many events wait for the history.
 func (s *Service) Pending() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.pending)
+	return s.backlog
 }
 
-// writeLoop writes pending events to the bus in order, batch by batch. A
-// failed batch stays at the head of the queue and is retried with backoff;
-// before a retry, entries that did reach the bus (the reply was lost) are
-// dropped from it, so that none is written twice. It returns when stop is
-// closed and the queue is empty, or when ctx ends.
+// nextBatch is the oldest events waiting, at most BatchSize: from the
+// cache, or read back from the spool when the cache has spilled.
+func (s *Service) nextBatch() ([]queued, bool, error) {
+	s.mu.Lock()
+	if len(s.pending) > 0 || !s.spilled {
+		n := min(len(s.pending), s.cfg.BatchSize)
+		b := append([]queued(nil), s.pending[:n]...)
+		s.mu.Unlock()
+		return b, false, nil
+	}
+	from := s.spillNext
+	s.mu.Unlock()
+	recs, err := s.spool.ReadFrom(from, s.cfg.BatchSize)
+	if err != nil {
+		return nil, true, err
+	}
+	b := make([]queued, 0, len(recs))
+	for _, r := range recs {
+		e, err := s.cfg.Catalog.DecodeEvent(r.Channel, r.Payload, messaging.DecodeOptions{MaxBytes: max(s.cfg.MaxMessageBytes, 1<<20), Received: r.LoggedAt})
+		if err != nil {
+			// It was decoded when it was accepted; a record that no longer
+			// decodes (a catalog change) is kept as it came.
+			e = messaging.Event{Channel: r.Channel, Timestamp: r.LoggedAt, Payload: r.Payload, Nonconforming: "spool_replay"}
+		}
+		b = append(b, queued{seq: r.Seq, entry: messaging.LogEntry{ID: r.ID, Channel: r.Channel, LoggedAt: r.LoggedAt, Event: e}})
+	}
+	return b, true, nil
+}
+
+// done (after the history has them) takes a batch off the queue: off the
+// cache, or past it in the spool; the spool may then free them.
+func (s *Service) done(b []queued, fromSpool bool) {
+	if len(b) == 0 {
+		return
+	}
+	s.mu.Lock()
+	if fromSpool {
+		s.spillNext = b[len(b)-1].seq + 1
+		if s.spillNext > s.lastSeq {
+			// Caught up: what comes next goes through the cache again.
+			s.spilled = false
+		}
+	} else {
+		s.pending = s.pending[len(b):]
+		if len(s.pending) == 0 {
+			s.pending = nil // let the backing array go after a long outage
+		}
+	}
+	s.backlog -= len(b)
+	left := s.backlog
+	s.mu.Unlock()
+	if s.spool != nil {
+		if err := s.spool.Ack(b[len(b)-1].seq); err != nil {
+			s.cfg.Log.Error("Marking the spool", "error", err)
+		}
+		s.metrics.spoolBytes.Set(float64(s.spool.Bytes()))
+	}
+	s.metrics.pending.Set(float64(left))
+}
+
+func entries(b []queued) []messaging.LogEntry {
+	out := make([]messaging.LogEntry, len(b))
+	for i, q := range b {
+		out[i] = q.entry
+	}
+	return out
+}
+
+// writeLoop writes waiting events to the history in order, batch by
+// batch: history first, then the notifications. A failed batch stays at
+// the head and is retried with backoff; before a retry, entries that did
+// reach the history (the reply was lost) are taken off it, and only their
+// notifications are sent, so that neither is written twice. A failure of
+// the notifications alone is not retried (that could send them twice): it
+// is counted. A permanent error (NOPERM, WRONGTYPE, OOM, READONLY) makes
+// the logger not ready, with the reason, until a write succeeds. It returns
+// when stop is closed and nothing waits, or when ctx ends.
 func (s *Service) writeLoop(ctx context.Context, stop <-chan struct{}) {
 	backoff := 100 * time.Millisecond
-	failed := false
+	// After a restart the spool's first records may be in the history.
+	failed := s.replaying.Load()
 	for {
-		s.mu.Lock()
-		n := min(len(s.pending), s.cfg.BatchSize)
-		batch := append([]messaging.LogEntry(nil), s.pending[:n]...)
-		s.mu.Unlock()
-		if n == 0 {
+		batch, fromSpool, err := s.nextBatch()
+		if err != nil {
+			s.cfg.Log.Error("Reading the spool", "error", err)
+			select {
+			case <-time.After(time.Second):
+				continue
+			case <-ctx.Done():
+				return
+			}
+		}
+		if len(batch) == 0 {
 			select {
 			case <-s.notify:
 				continue
 			case <-stop:
-				return
+				if s.Pending() == 0 {
+					return
+				}
+				continue
 			case <-ctx.Done():
 				return
 			}
 		}
 		if failed {
-			ids, err := s.bus.RecentIDs(ctx, 2*n+64)
+			ids, err := s.bus.RecentIDs(ctx, 2*len(batch)+64)
 			if err == nil {
-				done := 0
-				for done < n && ids[batch[done].ID] {
-					done++
+				n := 0
+				for n < len(batch) && ids[batch[n].entry.ID] {
+					n++
 				}
-				s.pop(done)
-				batch = batch[done:]
+				if n > 0 {
+					if err := s.bus.Notify(ctx, entries(batch[:n])); err != nil {
+						s.metrics.notifyLost.Add(float64(n))
+					}
+					s.done(batch[:n], fromSpool)
+					batch = batch[n:]
+				}
 				if len(batch) == 0 {
 					failed = false
 					continue
@@ -348,20 +650,31 @@ func (s *Service) writeLoop(ctx context.Context, stop <-chan struct{}) {
 			}
 		}
 		start := time.Now()
-		err := s.bus.Record(ctx, batch)
+		err = s.bus.Record(ctx, entries(batch))
 		s.metrics.recordDuration.Observe(time.Since(start).Seconds())
-		if err == nil {
-			s.pop(len(batch))
+		var ne *messaging.NotifyError
+		if err == nil || errors.As(err, &ne) {
+			if ne != nil {
+				s.metrics.notifyLost.Add(float64(ne.Events))
+				s.cfg.Log.Warn("History written; its events:logged notifications were not all published", "error", err)
+			}
+			s.done(batch, fromSpool)
 			if failed || s.wasDown.Swap(false) {
 				s.cfg.Log.Info("Bus is back: pending events written", "pending", s.Pending())
 			}
+			if s.writeFailure.Swap(nil) != nil {
+				s.metrics.writeFailing.Reset()
+				s.cfg.Log.Info("Redis takes the history's writes again")
+			}
 			failed = false
+			s.replaying.Store(false)
 			backoff = 100 * time.Millisecond
 			continue
 		}
 		s.metrics.writeErrors.Inc()
+		s.noteWriteError(err)
 		if !failed {
-			s.cfg.Log.Error("Writing events to the bus failed; they wait in the queue and are retried", "error", err, "pending", s.Pending())
+			s.cfg.Log.Error("Writing events to the bus failed; they wait and are retried", "error", err, "pending", s.Pending())
 		}
 		failed = true
 		select {
@@ -373,15 +686,23 @@ func (s *Service) writeLoop(ctx context.Context, stop <-chan struct{}) {
 	}
 }
 
-func (s *Service) pop(n int) {
-	s.mu.Lock()
-	s.pending = s.pending[n:]
-	if len(s.pending) == 0 {
-		s.pending = nil // let the backing array go after a long outage
+// noteWriteError keeps a permanent write error for readiness and metrics,
+// and logs it when it is new.
+func (s *Service) noteWriteError(err error) {
+	reason := messaging.PermanentReason(err)
+	if reason == "" {
+		return
 	}
-	left := len(s.pending)
-	s.mu.Unlock()
-	s.metrics.pending.Set(float64(left))
+	wf := &writeFailure{Reason: reason, Message: err.Error(), Since: time.Now()}
+	old := s.writeFailure.Swap(wf)
+	if old != nil && old.Reason == reason && old.Message == wf.Message {
+		wf.Since = old.Since
+		return
+	}
+	s.metrics.writeFailing.Reset()
+	s.metrics.writeFailing.WithLabelValues(reason).Set(1)
+	s.cfg.Log.Error("Redis refuses the history's writes: nothing reaches the history until this is fixed in Redis; not ready",
+		"reason", reason, "error", err.Error())
 }
 
 func (s *Service) statsLoop(ctx context.Context) {
@@ -487,10 +808,19 @@ func (s *Service) Ready() (bool, string) {
 		bus = "memory (in-memory fallback: Redis was unreachable at start)"
 	}
 	switch {
+	case s.stopping.Load():
+		return false, "stopping: draining what waits for the history"
 	case !s.subscribed.Load():
 		return false, "not subscribed"
 	case !s.busUp.Load() && s.cfg.Catalog.Mode == messaging.ModeLive:
 		return false, "Redis unreachable: Redis is required for live trading"
 	}
-	return true, fmt.Sprintf("ok: mode=%s bus=%s pending=%d", s.cfg.Catalog.Mode, bus, s.Pending())
+	if wf := s.writeFailure.Load(); wf != nil {
+		return false, fmt.Sprintf("%s: Redis refuses the history's writes since %s: %s", wf.Reason, wf.Since.UTC().Format(time.RFC3339), wf.Message)
+	}
+	spool := "off"
+	if s.spool != nil {
+		spool = fmt.Sprintf("%d/%d bytes", s.spool.Bytes(), s.spool.MaxBytes())
+	}
+	return true, fmt.Sprintf("ok: mode=%s bus=%s pending=%d spool=%s", s.cfg.Catalog.Mode, bus, s.Pending(), spool)
 }

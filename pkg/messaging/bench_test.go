@@ -28,7 +28,7 @@ func rawRecord(ctx context.Context, c redis.UniversalClient, prefix string, entr
 	_, err := c.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		for _, e := range entries {
 			msg := []byte(e.Event.Payload)
-			p.XAdd(ctx, &redis.XAddArgs{Stream: prefix + KeyEventsHistory, MaxLen: DefaultHistoryMaxLen, Approx: true,
+			p.XAdd(ctx, &redis.XAddArgs{Stream: prefix + KeyEventsHistory, MinID: "0", Approx: true,
 				Values: []any{"id", e.ID, "channel", e.Channel, "logged_at", e.LoggedAt.UnixMilli(),
 					"timestamp", e.Event.Timestamp.Format(time.RFC3339Nano), "component", e.Event.Component,
 					"event", e.Event.Event, "shape", string(e.Event.Shape), "message", msg}})

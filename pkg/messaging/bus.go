@@ -37,10 +37,15 @@ type Bus interface {
 	Set(ctx context.Context, key string, value []byte, ttl time.Duration) error
 	// Get returns a key's value and remaining TTL (negative: no expiry).
 	Get(ctx context.Context, key string) ([]byte, time.Duration, error)
-	// Record (the event logger's) writes logged events in order: a notification on
-	// events:logged and an entry in the events:history stream for each,
-	// and the history's TTL, in one round trip for the whole batch.
+	// Record (the event logger's) writes logged events in order: first an
+	// entry in the events:history stream for each and the history's TTL,
+	// all or none; then, once they are written, a notification on
+	// events:logged for each. A *NotifyError says the history was written
+	// and the notifications were not: the batch must not be retried.
 	Record(ctx context.Context, entries []LogEntry) error
+	// Notify publishes the events:logged notifications of entries already
+	// in the history (those a failed Record wrote without saying so).
+	Notify(ctx context.Context, entries []LogEntry) error
 	// RecentIDs returns the IDs of the newest n history entries, so that a
 	// batch whose fate is unknown after a failure is not written twice.
 	RecentIDs(ctx context.Context, n int) (map[string]bool, error)

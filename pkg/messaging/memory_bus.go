@@ -48,7 +48,7 @@ func NewMemoryBus(clock Clock) *MemoryBus {
 		clock = WallClock{}
 	}
 	return &MemoryBus{
-		clock: clock, historyTTL: history, maxLen: DefaultHistoryMaxLen,
+		clock: clock, historyTTL: history, maxLen: memoryHistoryMaxLen,
 		keys: map[string]memValue{}, subs: map[string][]*memSubscription{},
 	}
 }
@@ -149,13 +149,22 @@ func (b *MemoryBus) Record(ctx context.Context, entries []LogEntry) error {
 	}
 	b.histExp = now.Add(b.historyTTL)
 	b.mu.Unlock()
-	for _, e := range entries {
+	return b.Notify(ctx, entries)
+}
+
+// Notify publishes the events:logged notification of entries already in
+// the history.
+func (b *MemoryBus) Notify(ctx context.Context, entries []LogEntry) error {
+	for i, e := range entries {
 		if err := b.Publish(ctx, ChannelEventsLogged, loggedNotification(e)); err != nil {
-			return err
+			return &NotifyError{Events: len(entries) - i, Err: err}
 		}
 	}
 	return nil
 }
+
+// memoryHistoryMaxLen bounds the in-memory history of a backtest.
+const memoryHistoryMaxLen = 100_000
 
 func (b *MemoryBus) RecentIDs(_ context.Context, n int) (map[string]bool, error) {
 	b.mu.Lock()

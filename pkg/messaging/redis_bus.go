@@ -5,15 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"regexp"
 	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 )
-
-// DefaultHistoryMaxLen bounds events:history (XADD MAXLEN ~).
-const DefaultHistoryMaxLen = 100_000
 
 // RedisBus is the Bus on Redis (go-redis v9): standalone, Sentinel or
 // Cluster, through a UniversalClient.
@@ -21,7 +22,8 @@ type RedisBus struct {
 	client     redis.UniversalClient
 	prefix     string
 	historyTTL time.Duration
-	maxLen     int64
+	retention  time.Duration
+	now        func() time.Time
 }
 
 // RedisBusOptions configure a RedisBus.
@@ -30,8 +32,9 @@ type RedisBusOptions struct {
 	KeyPrefix string
 	// HistoryTTL is events:history's TTL. default: the catalog's, 24h.
 	HistoryTTL time.Duration
-	// HistoryMaxLen bounds events:history. default: DefaultHistoryMaxLen.
-	HistoryMaxLen int64
+	// HistoryRetention is how far back events:history keeps entries: each
+	// XADD trims (MINID ~) those older. default: HistoryTTL.
+	HistoryRetention time.Duration
 }
 
 // NewRedisBus wraps a client. The bus does not own the client's lifetime
@@ -40,10 +43,10 @@ func NewRedisBus(client redis.UniversalClient, opts RedisBusOptions) *RedisBus {
 	if opts.HistoryTTL <= 0 {
 		opts.HistoryTTL = history
 	}
-	if opts.HistoryMaxLen <= 0 {
-		opts.HistoryMaxLen = DefaultHistoryMaxLen
+	if opts.HistoryRetention <= 0 {
+		opts.HistoryRetention = opts.HistoryTTL
 	}
-	return &RedisBus{client: client, prefix: opts.KeyPrefix, historyTTL: opts.HistoryTTL, maxLen: opts.HistoryMaxLen}
+	return &RedisBus{client: client, prefix: opts.KeyPrefix, historyTTL: opts.HistoryTTL, retention: opts.HistoryRetention, now: time.Now}
 }
 
 func (b *RedisBus) Kind() string { return "redis" }
@@ -98,30 +101,74 @@ func (b *RedisBus) Get(ctx context.Context, key string) ([]byte, time.Duration, 
 	return v, d, nil
 }
 
-// Record writes the batch in one MULTI/EXEC, so no other client's
-// commands come between its entries (a lost reply is covered by
-// RecentIDs). The history entry carries the payload as it came.
+// Record writes the batch's history first, then its notifications. The
+// history entries and the history's TTL go in one MULTI/EXEC on the one
+// key events:history (so it holds on a Cluster too): Redis runs all of
+// them or, when it refuses one while queueing (NOPERM, OOM), none; a
+// command that fails at EXEC time (WRONGTYPE) fails alone, and every XADD
+// of a batch fails alike. Only once the history is written are the
+// events:logged notifications published, in one pipeline that is never
+// retried: a failure there is a *NotifyError, the history stands, and a
+// retry of the batch would send notifications twice. Entries older than
+// the retention are trimmed as the stream grows (XADD MINID ~), so the
+// history keeps the standard's 24 hours whatever the rate.
 func (b *RedisBus) Record(ctx context.Context, entries []LogEntry) error {
 	if len(entries) == 0 {
 		return nil
 	}
 	hist := b.name(KeyEventsHistory)
-	logged := b.name(ChannelEventsLogged)
-	_, err := b.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	minID := strconv.FormatInt(b.now().Add(-b.retention).UnixMilli(), 10)
+	cmds, err := b.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		for _, e := range entries {
-			p.XAdd(ctx, &redis.XAddArgs{
-				Stream: hist, MaxLen: b.maxLen, Approx: true,
-				Values: streamValues(e),
-			})
-			p.Publish(ctx, logged, loggedNotification(e))
+			p.XAdd(ctx, &redis.XAddArgs{Stream: hist, MinID: minID, Approx: true, Values: streamValues(e)})
 		}
 		p.Expire(ctx, hist, b.historyTTL)
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("messaging: record %d events: %w", len(entries), err)
+		return fmt.Errorf("messaging: record %d events: %w", len(entries), failedCommand(cmds, err, b.prefix))
+	}
+	return b.Notify(ctx, entries)
+}
+
+// Notify publishes the events:logged notification of entries already in
+// the history.
+func (b *RedisBus) Notify(ctx context.Context, entries []LogEntry) error {
+	logged := b.name(ChannelEventsLogged)
+	cmds, err := b.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, e := range entries {
+			p.Publish(ctx, logged, loggedNotification(e))
+		}
+		return nil
+	})
+	if err != nil {
+		return &NotifyError{Events: len(entries), Err: failedCommand(cmds, err, b.prefix)}
 	}
 	return nil
+}
+
+// failedCommand names the command of a pipeline that failed and its key
+// (without the prefix), so that an error says what was refused: "XADD
+// events:history: NOPERM ...". A transport error, which no one command
+// carries, is returned as it is.
+func failedCommand(cmds []redis.Cmder, err error, prefix string) error {
+	for _, c := range cmds {
+		cerr := c.Err()
+		if cerr == nil || errors.Is(cerr, redis.Nil) {
+			continue
+		}
+		if IsTransient(cerr) {
+			return err
+		}
+		name := strings.ToUpper(c.Name())
+		if args := c.Args(); len(args) > 1 {
+			if k, ok := args[1].(string); ok {
+				name += " " + strings.TrimPrefix(k, prefix)
+			}
+		}
+		return &CommandError{Command: name, Err: cerr}
+	}
+	return err
 }
 
 // streamValues are a history entry's fields: what the logger derived from
@@ -213,7 +260,7 @@ func (b *RedisBus) WriteStats(ctx context.Context, u StatsUpdate) error {
 		return nil
 	}
 	key := b.name(KeyChannelStats)
-	_, err := b.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+	cmds, err := b.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for f, n := range incr {
 			p.HIncrBy(ctx, key, f, n)
 		}
@@ -224,10 +271,13 @@ func (b *RedisBus) WriteStats(ctx context.Context, u StatsUpdate) error {
 			}
 			p.HSet(ctx, key, args...)
 		}
+		// The stats live as long as the history they count: a Strategy
+		// deleted leaves nothing behind for good.
+		p.Expire(ctx, key, b.historyTTL)
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("messaging: write channel stats: %w", err)
+		return fmt.Errorf("messaging: write channel stats: %w", failedCommand(cmds, err, b.prefix))
 	}
 	return nil
 }
@@ -259,24 +309,101 @@ func (b *RedisBus) Subscribe(ctx context.Context, channels ...string) (Subscript
 			return nil, fmt.Errorf("messaging: subscribe: unexpected reply %T", msg)
 		}
 	}
-	s := &redisSubscription{ps: ps, out: make(chan Delivery, 1024)}
-	// go-redis resubscribes after a reconnect; the channel stays open.
-	in := ps.Channel(redis.WithChannelSize(1024), redis.WithChannelSendTimeout(time.Hour))
-	go func() {
-		defer close(s.out)
-		for m := range in {
-			s.out <- Delivery{Channel: m.Channel[len(b.prefix):], Payload: []byte(m.Payload)}
-		}
-	}()
+	s := &redisSubscription{ps: ps, out: make(chan Delivery, 1024), gaps: make(chan Gap, 64), done: make(chan struct{}), channels: channels, prefix: b.prefix}
+	go s.loop()
 	return s, nil
 }
 
-type redisSubscription struct {
-	ps  *redis.PubSub
-	out chan Delivery
+// Gap is a time the subscription was down: messages published on its
+// channels between Start and End may never have reached it.
+type Gap struct {
+	Start, End time.Time
+	Channels   []string
 }
 
-func (s *redisSubscription) C() <-chan Delivery { return s.out }
-func (s *redisSubscription) Close() error       { return s.ps.Close() }
+// GapReporter is a Subscription that says when it was down. Pub/sub is
+// at-most-once: a reconnect resubscribes, and what was published in
+// between is gone; this is how a subscriber knows.
+type GapReporter interface {
+	Gaps() <-chan Gap
+}
+
+type redisSubscription struct {
+	ps       *redis.PubSub
+	out      chan Delivery
+	gaps     chan Gap
+	channels []string
+	prefix   string
+	closed   atomic.Bool
+	done     chan struct{}
+	once     sync.Once
+}
+
+func (s *redisSubscription) C() <-chan Delivery       { return s.out }
+func (s *redisSubscription) Gaps() <-chan Gap         { return s.gaps }
+func (s *redisSubscription) Close() error             { s.closed.Store(true); return s.ps.Close() }
+func (s *redisSubscription) subscribedAll(n int) bool { return n >= len(s.channels) }
+
+// subscriptionPing is how long a quiet subscription waits before it pings:
+// a dead connection is found within about this, and a gap's start is
+// known to about this.
+const subscriptionPing = time.Second
+
+// loop receives until the subscription is closed. go-redis reconnects and
+// resubscribes after an error on the next receive; the time from the last
+// thing received before the error to every channel confirmed again is a
+// gap, sent on Gaps (never blocking: a reader that does not want them
+// loses nothing else).
+func (s *redisSubscription) loop() {
+	defer close(s.out)
+	defer close(s.gaps)
+	ctx := context.Background()
+	last := time.Now()
+	var gapStart time.Time
+	confirmed := 0
+	backoff := 50 * time.Millisecond
+	for !s.closed.Load() {
+		msg, err := s.ps.ReceiveTimeout(ctx, subscriptionPing)
+		if err != nil {
+			if s.closed.Load() || errors.Is(err, redis.ErrClosed) {
+				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() && gapStart.IsZero() {
+				// Quiet: is the connection still there?
+				if perr := s.ps.Ping(ctx); perr == nil {
+					continue
+				}
+			}
+			if gapStart.IsZero() {
+				gapStart, confirmed = last, 0
+			}
+			time.Sleep(backoff)
+			backoff = min(2*backoff, time.Second)
+			continue
+		}
+		last = time.Now()
+		switch m := msg.(type) {
+		case *redis.Message:
+			select {
+			case s.out <- Delivery{Channel: strings.TrimPrefix(m.Channel, s.prefix), Payload: []byte(m.Payload)}:
+			case <-s.done:
+				return
+			}
+		case *redis.Subscription:
+			if gapStart.IsZero() || m.Kind != "subscribe" {
+				continue
+			}
+			if confirmed++; s.subscribedAll(confirmed) {
+				g := Gap{Start: gapStart, End: last, Channels: append([]string(nil), s.channels...)}
+				gapStart, backoff = time.Time{}, 50*time.Millisecond
+				select {
+				case s.gaps <- g:
+				default:
+				}
+			}
+		}
+	}
+}
 
 var _ Bus = (*RedisBus)(nil)

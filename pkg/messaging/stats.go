@@ -16,6 +16,14 @@ type ChannelStats struct {
 	Nonconforming int64
 	// LastMessageTime is when the logger last logged a message.
 	LastMessageTime time.Time
+	// Dropped messages the logger received and wrote to its output but
+	// could not keep for the history (its spool was full).
+	Dropped int64
+	// Gaps is how many times the logger's subscription to the channel was
+	// down: messages published then may be lost. LastGapTime is when the
+	// last one ended.
+	Gaps        int64
+	LastGapTime time.Time
 }
 
 // Add adds another set of counters to these; the last message time is the
@@ -24,8 +32,13 @@ func (c *ChannelStats) Add(o ChannelStats) {
 	c.Messages += o.Messages
 	c.Invalid += o.Invalid
 	c.Nonconforming += o.Nonconforming
+	c.Dropped += o.Dropped
+	c.Gaps += o.Gaps
 	if o.LastMessageTime.After(c.LastMessageTime) {
 		c.LastMessageTime = o.LastMessageTime
+	}
+	if o.LastGapTime.After(c.LastGapTime) {
+		c.LastGapTime = o.LastGapTime
 	}
 }
 
@@ -71,6 +84,9 @@ type Stats struct {
 	// whose end is long past is the trace of a logger that stopped.
 	WindowLength time.Duration
 	WindowAt     time.Time
+	// Owner is the UID of the Strategy the stats belong to (the operator
+	// resets the hash for a new owner of the prefix).
+	Owner string
 }
 
 // Window returns a channel's window when the window is current at now
@@ -91,6 +107,9 @@ const (
 	statInvalid       = "invalid"
 	statNonconforming = "nonconforming"
 	statLastMS        = "last_message_ms"
+	statDropped       = "dropped"
+	statGaps          = "gaps"
+	statLastGapMS     = "last_gap_ms"
 	statWinMessages   = "window_messages"
 	statWinInvalid    = "window_invalid"
 	statWinLagSamples = "window_lag_samples"
@@ -99,6 +118,8 @@ const (
 	windowField       = "_window"
 	statWinLengthMS   = "length_ms"
 	statWinAtMS       = "at_ms"
+	// StatsOwnerField holds the owning Strategy's UID.
+	StatsOwnerField = "_owner|uid"
 )
 
 // statsField is the stats hash field of a channel's stat.
@@ -108,13 +129,16 @@ func statsField(channel, stat string) string { return channel + "|" + stat }
 func (u StatsUpdate) counterFields() (incr map[string]int64, set map[string]int64) {
 	incr, set = map[string]int64{}, map[string]int64{}
 	for ch, s := range u.Counters {
-		for stat, n := range map[string]int64{statMessages: s.Messages, statInvalid: s.Invalid, statNonconforming: s.Nonconforming} {
+		for stat, n := range map[string]int64{statMessages: s.Messages, statInvalid: s.Invalid, statNonconforming: s.Nonconforming, statDropped: s.Dropped, statGaps: s.Gaps} {
 			if n != 0 {
 				incr[statsField(ch, stat)] = n
 			}
 		}
 		if !s.LastMessageTime.IsZero() {
 			set[statsField(ch, statLastMS)] = s.LastMessageTime.UnixMilli()
+		}
+		if !s.LastGapTime.IsZero() {
+			set[statsField(ch, statLastGapMS)] = s.LastGapTime.UnixMilli()
 		}
 	}
 	if u.Windows != nil {
@@ -135,6 +159,7 @@ func (u StatsUpdate) counterFields() (incr map[string]int64, set map[string]int6
 // not know are ignored, so an older operator reads a newer logger's hash.
 func ParseStats(h map[string]string) Stats {
 	out := Stats{Channels: map[string]ChannelStats{}, Windows: map[string]WindowStats{}}
+	out.Owner = h[StatsOwnerField]
 	for f, v := range h {
 		i := strings.LastIndexByte(f, '|')
 		if i < 0 {
@@ -164,6 +189,12 @@ func ParseStats(h map[string]string) Stats {
 			cs.Nonconforming = n
 		case statLastMS:
 			cs.LastMessageTime = time.UnixMilli(n).UTC()
+		case statDropped:
+			cs.Dropped = n
+		case statGaps:
+			cs.Gaps = n
+		case statLastGapMS:
+			cs.LastGapTime = time.UnixMilli(n).UTC()
 		case statWinMessages:
 			ws.Messages = n
 		case statWinInvalid:

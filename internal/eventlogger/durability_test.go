@@ -1,0 +1,507 @@
+package eventlogger
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/stratops/stratops/internal/redistest"
+	"github.com/stratops/stratops/pkg/messaging"
+)
+
+func rec(id string) spoolRecord {
+	return spoolRecord{ID: id, Channel: "position:updated", LoggedAt: time.Now().UTC(), Payload: []byte(`{"id":"` + id + `"}`)}
+}
+
+func TestSpool_ReopenReplaysWhatWasNotAckedAndCutsATornTail(t *testing.T) {
+	dir := t.TempDir()
+	sp, replay, err := OpenSpool(dir, 1<<20)
+	if err != nil || len(replay) != 0 {
+		t.Fatalf("a new spool: %v, %d to replay", err, len(replay))
+	}
+	var recs []spoolRecord
+	for i := range 10 {
+		recs = append(recs, rec(string(rune('a'+i))))
+	}
+	last, err := sp.Append(recs)
+	if err != nil || last != 10 {
+		t.Fatalf("Append: last %d, %v", last, err)
+	}
+	if err := sp.Sync(last); err != nil {
+		t.Fatal(err)
+	}
+	if err := sp.Ack(4); err != nil {
+		t.Fatal(err)
+	}
+	// A crash: the file is not closed, and half a frame follows the last
+	// whole one.
+	segs, _ := filepath.Glob(filepath.Join(dir, "seg-*.log"))
+	f, err := os.OpenFile(segs[len(segs)-1], os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = f.Write([]byte{200, 0, 0, 0, 1, 2})
+	_ = f.Close()
+
+	sp2, replay, err := OpenSpool(dir, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, r := range replay {
+		ids = append(ids, r.ID)
+		if !bytes.Equal(r.Payload, []byte(`{"id":"`+r.ID+`"}`)) || r.Channel != "position:updated" {
+			t.Fatalf("record %s came back as %+v", r.ID, r)
+		}
+	}
+	if got := strings.Join(ids, ""); got != "efghij" {
+		t.Fatalf("replayed %q, want the records after the ack, efghij", got)
+	}
+	// Appends after the cut tail are read back in order.
+	last, err = sp2.Append([]spoolRecord{rec("k")})
+	if err != nil || last != 11 {
+		t.Fatalf("append after reopen: %d %v", last, err)
+	}
+	got, err := sp2.ReadFrom(5, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids = ids[:0]
+	for _, r := range got {
+		ids = append(ids, r.ID)
+	}
+	if strings.Join(ids, "") != "efghijk" {
+		t.Fatalf("ReadFrom(5) = %q", strings.Join(ids, ""))
+	}
+}
+
+func TestSpool_FullRefusesWholeBatchesAndAckFreesRoom(t *testing.T) {
+	sp, _, err := OpenSpool(t.TempDir(), 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	for {
+		last, err := sp.Append([]spoolRecord{rec("x"), rec("y")})
+		if err == ErrSpoolFull {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		n = last
+	}
+	if sp.Bytes() > 4096 {
+		t.Fatalf("the spool holds %d bytes, over its room of 4096", sp.Bytes())
+	}
+	if err := sp.Ack(n); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sp.Append([]spoolRecord{rec("z")}); err != nil {
+		t.Fatalf("after every record was acked the spool still refuses: %v (bytes %d)", err, sp.Bytes())
+	}
+}
+
+// loggedCounter counts the events:logged notifications by entry id.
+func loggedCounter(t *testing.T, c *redis.Client, cat messaging.Catalog) func() map[string]int {
+	ps := c.Subscribe(context.Background(), cat.ChannelName(messaging.ChannelEventsLogged))
+	if _, err := ps.Receive(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	seen := map[string]int{}
+	go func() {
+		for m := range ps.Channel() {
+			e, err := cat.DecodeEvent(messaging.ChannelEventsLogged, []byte(m.Payload), messaging.DecodeOptions{})
+			if err != nil {
+				continue
+			}
+			var md struct{ ID string }
+			_ = e.Decode(&md)
+			mu.Lock()
+			seen[md.ID]++
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() { _ = ps.Close() })
+	return func() map[string]int {
+		mu.Lock()
+		defer mu.Unlock()
+		out := map[string]int{}
+		for k, v := range seen {
+			out[k] = v
+		}
+		return out
+	}
+}
+
+func historyIDs(t *testing.T, c *redis.Client, cat messaging.Catalog) map[string]int {
+	msgs, err := c.XRange(context.Background(), cat.KeyName(messaging.KeyEventsHistory), "-", "+").Result()
+	if err != nil && err != redis.Nil {
+		t.Fatal(err)
+	}
+	out := map[string]int{}
+	for _, m := range msgs {
+		id, _ := m.Values["id"].(string)
+		out[id]++
+	}
+	return out
+}
+
+func readyReason(svc *Service) string {
+	ok, msg := svc.Ready()
+	if ok {
+		return ""
+	}
+	return msg
+}
+
+func TestWrite_WrongTypeFailsReadinessNamingTheCommandAndNotifiesNothingUntilTheHistoryHasIt(t *testing.T) {
+	ctx := context.Background()
+	c := newClient(t, redisServer.Addr)
+	cat := liveCatalog(t)
+	hist := cat.KeyName(messaging.KeyEventsHistory)
+	// Someone wrote events:history as a string.
+	if err := c.Set(ctx, hist, "not a stream", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	logged := loggedCounter(t, c, cat)
+	r := startService(t, messaging.NewRedisBus(c, messaging.RedisBusOptions{KeyPrefix: cat.KeyPrefix}), ServiceConfig{Catalog: cat})
+	for i := range 20 {
+		if err := c.Publish(ctx, cat.ChannelName("position:updated"), event(i)).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "the logger is not ready, saying RedisWrongType and the command", func() bool {
+		return strings.Contains(readyReason(r.svc), "RedisWrongType") && strings.Contains(readyReason(r.svc), "XADD events:history")
+	})
+	_, metrics := do(t, "GET", r.http.URL+"/metrics", nil)
+	if !strings.Contains(metrics, `stratops_eventlogger_write_failing{reason="RedisWrongType"} 1`) {
+		t.Error("metrics do not show the failing write")
+	}
+	time.Sleep(500 * time.Millisecond) // retries happen meanwhile
+	if n := len(logged()); n != 0 {
+		t.Fatalf("%d events:logged notifications while the history refused every entry; want none", n)
+	}
+	// Fixed in Redis: every event lands once, with one notification each.
+	if err := c.Del(ctx, hist).Err(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the history has the 20 events and the logger is ready", func() bool {
+		return len(historyIDs(t, c, cat)) == 20 && readyReason(r.svc) == ""
+	})
+	eventually(t, "one notification for each", func() bool { return len(logged()) == 20 })
+	for id, n := range historyIDs(t, c, cat) {
+		if n != 1 || logged()[id] != 1 {
+			t.Fatalf("entry %s: %d times in the history, %d notifications; want 1 and 1", id, n, logged()[id])
+		}
+	}
+}
+
+func TestWrite_NoPermAndOutOfMemoryFailReadinessWithTheirReasons(t *testing.T) {
+	ctx := context.Background()
+	srv, err := redistest.Start(redistest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	admin := newClient(t, srv.Addr)
+	cat := liveCatalog(t)
+
+	t.Run("an ACL without XADD", func(t *testing.T) {
+		// What the README listed before: SET, PUBLISH, SUBSCRIBE, and
+		// enough to read, but no XADD.
+		if err := admin.Do(ctx, "ACL", "SETUSER", "narrow", "on", ">pw", "resetkeys", "~*", "resetchannels", "&*",
+			"-@all", "+set", "+get", "+publish", "+subscribe", "+ping", "+expire", "+hincrby", "+hset", "+xrevrange", "+exec", "+multi", "+pttl").Err(); err != nil {
+			t.Fatal(err)
+		}
+		c := redis.NewClient(&redis.Options{Addr: srv.Addr, Username: "narrow", Password: "pw", MaxRetries: -1})
+		defer c.Close()
+		r := startService(t, messaging.NewRedisBus(c, messaging.RedisBusOptions{KeyPrefix: cat.KeyPrefix}), ServiceConfig{Catalog: cat})
+		if _, err := r.svc.Accept("position:updated", []messaging.Event{decoded(t, cat, 1)}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "not ready with RedisPermissionDenied naming xadd", func() bool {
+			m := readyReason(r.svc)
+			return strings.HasPrefix(m, "RedisPermissionDenied") && strings.Contains(strings.ToLower(m), "xadd")
+		})
+		if r.svc.Pending() != 1 {
+			t.Fatalf("the refused event is not kept for a retry: pending %d", r.svc.Pending())
+		}
+	})
+	t.Run("maxmemory with noeviction", func(t *testing.T) {
+		if err := admin.ConfigSet(ctx, "maxmemory-policy", "noeviction").Err(); err != nil {
+			t.Fatal(err)
+		}
+		// Fill Redis past a limit set just above what it uses.
+		if err := admin.Set(ctx, "ballast", strings.Repeat("x", 2<<20), 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := admin.ConfigSet(ctx, "maxmemory", "1mb").Err(); err != nil {
+			t.Fatal(err)
+		}
+		defer admin.ConfigSet(ctx, "maxmemory", "0")
+		c := newClient(t, srv.Addr)
+		r := startService(t, messaging.NewRedisBus(c, messaging.RedisBusOptions{KeyPrefix: cat.KeyPrefix + "oom:"}), ServiceConfig{Catalog: cat})
+		if _, err := r.svc.Accept("position:updated", []messaging.Event{decoded(t, cat, 1)}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "not ready with RedisOutOfMemory", func() bool {
+			return strings.HasPrefix(readyReason(r.svc), "RedisOutOfMemory")
+		})
+		_ = admin.Del(ctx, "ballast")
+		_ = admin.ConfigSet(ctx, "maxmemory", "0")
+		eventually(t, "ready again once Redis has room, the event written", func() bool {
+			return readyReason(r.svc) == "" && r.svc.Pending() == 0
+		})
+	})
+}
+
+func decoded(t *testing.T, cat messaging.Catalog, i int) messaging.Event {
+	e, err := cat.DecodeEvent("position:updated", event(i), messaging.DecodeOptions{Received: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// cutProxy relays a Redis connection and, once armed, forwards the next
+// EXEC to the server and closes the connection before its reply: the
+// client cannot know whether the transaction ran.
+type cutProxy struct {
+	ln    net.Listener
+	armed atomic.Bool
+	cuts  atomic.Int32
+}
+
+func startCutProxy(t *testing.T, target string) *cutProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{ln: ln}
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			cc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			sc, err := net.Dial("tcp", target)
+			if err != nil {
+				_ = cc.Close()
+				continue
+			}
+			cut := make(chan struct{})
+			var once, cutOnce sync.Once
+			stopReplies := func() { cutOnce.Do(func() { close(cut) }) }
+			closeBoth := func() { once.Do(func() { stopReplies(); _ = cc.Close(); _ = sc.Close() }) }
+			go func() { // client → server
+				buf := make([]byte, 64<<10)
+				for {
+					n, err := cc.Read(buf)
+					if n > 0 {
+						if bytes.Contains(bytes.ToLower(buf[:n]), []byte("\r\nexec\r\n")) && p.armed.CompareAndSwap(true, false) {
+							stopReplies()
+							_, _ = sc.Write(buf[:n])
+							time.Sleep(100 * time.Millisecond) // the server runs it
+							p.cuts.Add(1)
+							closeBoth()
+							return
+						}
+						_, _ = sc.Write(buf[:n])
+					}
+					if err != nil {
+						closeBoth()
+						return
+					}
+				}
+			}()
+			go func() { // server → client, unless cut
+				buf := make([]byte, 64<<10)
+				for {
+					n, err := sc.Read(buf)
+					select {
+					case <-cut:
+						return
+					default:
+					}
+					if n > 0 {
+						_, _ = cc.Write(buf[:n])
+					}
+					if err != nil {
+						closeBoth()
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return p
+}
+
+func TestWrite_AnUnknownOutcomeWritesNeitherHistoryNorNotificationTwice(t *testing.T) {
+	c := newClient(t, redisServer.Addr)
+	cat := liveCatalog(t)
+	logged := loggedCounter(t, c, cat)
+	proxy := startCutProxy(t, redisServer.Addr)
+	viaProxy := redis.NewClient(&redis.Options{Addr: proxy.ln.Addr().String(), MaxRetries: -1})
+	defer viaProxy.Close()
+	r := startService(t, messaging.NewRedisBus(viaProxy, messaging.RedisBusOptions{KeyPrefix: cat.KeyPrefix}), ServiceConfig{Catalog: cat, Log: slog.Default()})
+	proxy.armed.Store(true)
+	var events []messaging.Event
+	for i := range 50 {
+		events = append(events, decoded(t, cat, i))
+	}
+	if _, err := r.svc.Accept("position:updated", events, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the 50 events are in the history", func() bool { return len(historyIDs(t, c, cat)) == 50 })
+	eventually(t, "50 notifications", func() bool { return len(logged()) == 50 })
+	if proxy.cuts.Load() != 1 {
+		t.Fatalf("the proxy cut %d replies; the test needs one", proxy.cuts.Load())
+	}
+	time.Sleep(300 * time.Millisecond)
+	for id, n := range historyIDs(t, c, cat) {
+		if n != 1 || logged()[id] != 1 {
+			t.Fatalf("entry %s: %d in the history, %d notifications; want 1 and 1", id, n, logged()[id])
+		}
+	}
+}
+
+func TestGap_ASubscriberRedisDisconnectsIsRecordedAsAGap(t *testing.T) {
+	ctx := context.Background()
+	srv, err := redistest.Start(redistest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	c := newClient(t, srv.Addr)
+	cat := liveCatalog(t)
+	bus := messaging.NewRedisBus(c, messaging.RedisBusOptions{KeyPrefix: cat.KeyPrefix})
+	r := startService(t, bus, ServiceConfig{Catalog: cat})
+	// A message larger than the pub/sub output buffer's hard limit (and
+	// than the 16 KiB a client's reply buffer holds before the limit
+	// counts): Redis disconnects the subscriber, and the message is lost.
+	if err := c.ConfigSet(ctx, "client-output-buffer-limit", "pubsub 1024 0 0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	big, _ := messaging.Envelope(time.Now(), "position_monitor", "updated", map[string]any{"pad": strings.Repeat("x", 64<<10)})
+	if err := c.Publish(ctx, cat.ChannelName("position:updated"), big).Err(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the gap is in the history", func() bool {
+		h, _, _ := bus.History(ctx, 10, "")
+		for _, e := range h {
+			if e.Channel == ChannelGap && e.Event.Event == EventSubscriptionGap {
+				return true
+			}
+		}
+		return false
+	})
+	eventually(t, "the stats count the gap on every channel", func() bool {
+		st := messaging.ParseStats(c.HGetAll(ctx, cat.KeyName(messaging.KeyChannelStats)).Val()).Channels
+		return st["position:updated"].Gaps == 1 && !st["position:updated"].LastGapTime.IsZero() && st["risk:calculated"].Gaps == 1
+	})
+	_, metrics := do(t, "GET", r.http.URL+"/metrics", nil)
+	if !strings.Contains(metrics, `stratops_eventlogger_subscription_gaps_total{channel="position:updated"} 1`) {
+		t.Error("metrics do not count the gap")
+	}
+	// Subscribed again: messages after the gap are logged.
+	_ = c.ConfigSet(ctx, "client-output-buffer-limit", "pubsub 32mb 8mb 60")
+	if err := c.Publish(ctx, cat.ChannelName("position:updated"), event(7)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a message after the gap is logged", func() bool {
+		h, _, _ := bus.History(ctx, 10, "")
+		return len(h) > 0 && seqOf(h[len(h)-1]) == 7
+	})
+}
+
+func TestHTTP_AFullSpoolAnswers503AndAPublishedMessageIsCountedDropped(t *testing.T) {
+	ctx := context.Background()
+	// Redis is down from the start, so nothing leaves the spool.
+	srv, err := redistest.Start(redistest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: -1})
+	defer c.Close()
+	cat := liveCatalog(t)
+	bus := messaging.NewRedisBus(c, messaging.RedisBusOptions{KeyPrefix: cat.KeyPrefix})
+	out := &syncBuffer{}
+	svc := NewService(ServiceConfig{Catalog: cat, Out: out, StatsInterval: 50 * time.Millisecond, PingInterval: 50 * time.Millisecond}, bus)
+	if err := svc.OpenSpool(t.TempDir(), 4096); err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = svc.Run(runCtx) }()
+	defer func() { cancel(); <-done }()
+	eventually(t, "subscribed", func() bool { return svc.subscribed.Load() })
+	if err := srv.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	httpSrv := newTestServer(t, svc)
+	accepted := 0
+	for {
+		code, body := do(t, "POST", httpSrv+"/events?channel=position:updated", event(accepted))
+		if code == http.StatusServiceUnavailable {
+			if !strings.Contains(body, "spool is full") {
+				t.Fatalf("503 does not say the spool is full: %s", body)
+			}
+			break
+		}
+		if code != http.StatusAccepted {
+			t.Fatalf("POST: %d %s", code, body)
+		}
+		accepted++
+	}
+	if accepted == 0 {
+		t.Fatal("nothing was accepted before the spool filled")
+	}
+	// A published message finds no room: written out, counted dropped.
+	if err := svc.Ingest("risk:calculated", event(999)); err != ErrSpoolFull {
+		t.Fatalf("Ingest with a full spool: %v, want ErrSpoolFull", err)
+	}
+	if !strings.Contains(out.String(), `"seq":999`) {
+		t.Fatal("the dropped message is not in the output")
+	}
+	_, metrics := do(t, "GET", httpSrv+"/metrics", nil)
+	if !strings.Contains(metrics, `stratops_eventlogger_dropped_messages_total{channel="risk:calculated"} 1`) {
+		t.Fatal("the drop is not counted in metrics")
+	}
+	// Redis back: every accepted event reaches the history, once.
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	check := newClient(t, srv.Addr)
+	eventually(t, "every accepted event is in the history and the drop in the stats", func() bool {
+		st := messaging.ParseStats(check.HGetAll(ctx, cat.KeyName(messaging.KeyChannelStats)).Val()).Channels
+		return len(historyIDs(t, check, cat)) == accepted && st["risk:calculated"].Dropped == 1
+	})
+}
+
+func newTestServer(t *testing.T, svc *Service) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &http.Server{Handler: svc.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = s.Serve(ln) }()
+	t.Cleanup(func() { _ = s.Close() })
+	return "http://" + ln.Addr().String()
+}
+

@@ -1,0 +1,88 @@
+package messaging
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+)
+
+// CommandError is a command Redis refused, named with its key (without the
+// prefix): "XADD events:history".
+type CommandError struct {
+	Command string
+	Err     error
+}
+
+func (e *CommandError) Error() string { return e.Command + ": " + e.Err.Error() }
+func (e *CommandError) Unwrap() error { return e.Err }
+
+// NotifyError says that a batch's history was written but its events:logged
+// notifications were not all published. Retrying would publish some twice;
+// the logger counts them as lost instead.
+type NotifyError struct {
+	Events int
+	Err    error
+}
+
+func (e *NotifyError) Error() string {
+	return fmt.Sprintf("messaging: history written, %d events:logged notifications not published: %v", e.Events, e.Err)
+}
+func (e *NotifyError) Unwrap() error { return e.Err }
+
+// Reasons of a write Redis refuses for good: retrying changes nothing until
+// someone changes Redis (its ACL, a key's type, its memory, its role).
+const (
+	WriteRedisPermissionDenied = "RedisPermissionDenied"
+	WriteRedisWrongType        = "RedisWrongType"
+	WriteRedisOutOfMemory      = "RedisOutOfMemory"
+	WriteRedisReadOnly         = "RedisReadOnly"
+)
+
+// PermanentReason returns the reason of an error Redis gives for good
+// (NOPERM, WRONGTYPE, OOM, READONLY), or "" for any other: connection
+// errors, timeouts, LOADING, a failover in progress (MASTERDOWN, TRYAGAIN,
+// CLUSTERDOWN), which pass on their own.
+func PermanentReason(err error) string {
+	if err == nil {
+		return ""
+	}
+	msg := err.Error()
+	var ce *CommandError
+	if errors.As(err, &ce) {
+		msg = ce.Err.Error()
+	}
+	for _, p := range []struct{ prefix, reason string }{
+		{"NOPERM", WriteRedisPermissionDenied},
+		{"WRONGTYPE", WriteRedisWrongType},
+		{"OOM", WriteRedisOutOfMemory},
+		{"READONLY", WriteRedisReadOnly},
+	} {
+		if strings.HasPrefix(msg, p.prefix) {
+			return p.reason
+		}
+	}
+	return ""
+}
+
+// IsTransient says an error passes on its own: the connection, a
+// timeout, or a server that is loading or changing roles.
+func IsTransient(err error) bool {
+	if err == nil {
+		return false
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return true
+	}
+	msg := err.Error()
+	for _, p := range []string{"LOADING", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "BUSY", "redis: client is closed", "connection"} {
+		if strings.Contains(msg, p) {
+			return true
+		}
+	}
+	return false
+}
