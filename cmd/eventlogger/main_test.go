@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -11,9 +12,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/stratops/stratops/internal/redistest"
 	"github.com/stratops/stratops/pkg/messaging"
 )
 
@@ -144,5 +147,128 @@ func TestBinaryLinksNoControllerRuntime(t *testing.T) {
 		if strings.HasPrefix(dep, "sigs.k8s.io/controller-runtime") || strings.HasPrefix(dep, "github.com/stratops/stratops/api") {
 			t.Fatalf("the event logger imports %s", dep)
 		}
+	}
+}
+
+// startLogger runs the binary in Live on redisAddr with its spool in dir,
+// and waits until it is ready; it returns the process and the API's URL.
+func startLogger(t *testing.T, redisAddr, spoolDir, prefix string, stdout io.Writer) (*exec.Cmd, string) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cmd := exec.Command(binary, "--http-addr="+addr, "--health-addr=", "--spool-dir="+spoolDir)
+	cat := messaging.Standard(messaging.ModeLive)
+	cat.KeyPrefix = prefix
+	catFile := filepath.Join(t.TempDir(), "catalog.json")
+	b, _ := json.Marshal(cat)
+	if err := os.WriteFile(catFile, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Env = append(os.Environ(), messaging.EnvMode+"=Live", messaging.EnvRedisAddrs+"="+redisAddr, messaging.EnvCatalogFile+"="+catFile)
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return cmd, "http://" + addr
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the logger never got ready:\n%s", stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestSpool_SIGKILLLosesNoAcknowledgedEvent: events acknowledged while
+// Redis is down are in the spool; the logger is killed with SIGKILL; once
+// it and Redis are back, every acknowledged event is in the history
+// exactly once, those written before the kill included.
+func TestSpool_SIGKILLLosesNoAcknowledgedEvent(t *testing.T) {
+	ctx := context.Background()
+	srv, err := redistest.Start(redistest.Options{Persist: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	spool := t.TempDir()
+	prefix := "sigkill:"
+	logger, url := startLogger(t, srv.Addr, spool, prefix, io.Discard)
+	post := func(url string, i int) int {
+		body, _ := messaging.Envelope(time.Now(), "position_monitor", "updated", map[string]any{"seq": i})
+		resp, err := http.Post(url+"/events?channel=position:updated", "application/json", bytes.NewReader(body))
+		if err != nil {
+			return 0
+		}
+		defer resp.Body.Close()
+		return resp.StatusCode
+	}
+	acked := 0
+	for i := range 100 {
+		if post(url, i) == http.StatusAccepted {
+			acked++
+		}
+	}
+	c := redistest.Client(t, srv.Addr)
+	hist := prefix + messaging.KeyEventsHistory
+	waitFor(t, "the first 100 in the history", func() bool { return c.XLen(ctx, hist).Val() == 100 })
+	if err := srv.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 100; i < 400; i++ {
+		if post(url, i) == http.StatusAccepted {
+			acked++
+		}
+	}
+	if acked != 400 {
+		t.Fatalf("%d of 400 events acknowledged; with a spool every one should be", acked)
+	}
+	first, _ := filepath.Glob(filepath.Join(spool, "seg-*"))
+	if len(first) == 0 {
+		t.Fatal("nothing in the spool")
+	}
+	// SIGKILL: no drain, no flush.
+	_ = logger.Process.Signal(syscall.SIGKILL)
+	_, _ = logger.Process.Wait()
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	startLogger(t, srv.Addr, spool, prefix, io.Discard)
+	waitFor(t, "400 entries in the history", func() bool { return c.XLen(ctx, hist).Val() >= 400 })
+	time.Sleep(500 * time.Millisecond)
+	msgs, err := c.XRange(ctx, hist, "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for _, m := range msgs {
+		var md struct{ Metadata struct{ Seq int } }
+		_ = json.Unmarshal([]byte(m.Values["message"].(string)), &md)
+		seen[fmt.Sprint(md.Metadata.Seq)]++
+	}
+	if len(msgs) != 400 || len(seen) != 400 {
+		t.Fatalf("history has %d entries for %d distinct events; want 400 and 400", len(msgs), len(seen))
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

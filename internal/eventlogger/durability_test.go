@@ -504,4 +504,3 @@ func newTestServer(t *testing.T, svc *Service) string {
 	t.Cleanup(func() { _ = s.Close() })
 	return "http://" + ln.Addr().String()
 }
-

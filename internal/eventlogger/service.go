@@ -87,9 +87,9 @@ type Service struct {
 	spilled   bool
 	spillNext uint64
 	lastSeq   uint64
-	backlog   int // events waiting, cached or spilled
+	backlog   int                               // events waiting, cached or spilled
 	stats     map[string]messaging.ChannelStats // not yet written to the bus
-	notify  chan struct{}
+	notify    chan struct{}
 	// windowShown is whether the last stats write carried traffic in the
 	// window: an empty window is written once, then left alone.
 	windowShown bool
@@ -102,7 +102,7 @@ type Service struct {
 	subscribed atomic.Bool
 	wasDown    atomic.Bool
 	// stopping: ingest is closed for the drain at shutdown.
-	stopping atomic.Bool
+	stopping      atomic.Bool
 	droppedLogged atomic.Int64
 	// replaying: the first batches come from an earlier run's spool and
 	// may already be in the history.
