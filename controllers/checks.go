@@ -34,6 +34,8 @@ type checkOutcome struct {
 	failed *redisprobe.Result
 	// health is the read-out, when Redis answered it.
 	health *redisprobe.Health
+	// conflict is the Strategy that holds the prefix, when it is another.
+	conflict *redisprobe.Owner
 }
 
 // checkState is one Strategy's checks: the one in flight, and what the
@@ -67,6 +69,8 @@ type checkSnapshot struct {
 	roundAt time.Time
 	// health is the last check's read-out, nil when it made none.
 	health *redisprobe.Health
+	// conflict: the last round found the prefix held by another Strategy.
+	conflict *redisprobe.Owner
 }
 
 // redisChecks holds every Strategy's check state.
@@ -196,6 +200,7 @@ func (st *checkState) record(out checkOutcome, at time.Time) {
 	st.failed, st.health = out.failed, out.health
 	if out.round != nil {
 		st.round, st.roundAt = out.round, at
+		st.conflict = out.conflict
 	}
 	if out.failed == nil {
 		st.failures = 0

@@ -69,7 +69,7 @@ func TestEngine_BacktestRunsAJobWiredLikeTheLoggerAndItsOutcomeIsThePhase(t *tes
 			ctx := context.Background()
 			ns := newNamespace(t)
 			s := backtest(ns, "bt")
-			s.Spec.Redis = &stratv1.RedisSpec{Address: redisOpen.Addr, KeyPrefix: "bt:"}
+			s.Spec.Redis = &stratv1.RedisSpec{Address: redisOpen.Addr, KeyPrefix: ns + "-bt:"}
 			s.Spec.Engine = engineSpec()
 			g.Expect(k8sClient.Create(ctx, s)).To(Succeed())
 			// The engine waits for its event logger to listen.
@@ -94,7 +94,7 @@ func TestEngine_BacktestRunsAJobWiredLikeTheLoggerAndItsOutcomeIsThePhase(t *tes
 			}
 			g.Expect(env).To(HaveKeyWithValue("OWN", "kept"))
 			g.Expect(env).To(HaveKeyWithValue(messaging.EnvRedisAddrs, redisOpen.Addr))
-			g.Expect(env).To(HaveKeyWithValue(messaging.EnvKeyPrefix, "bt:"))
+			g.Expect(env).To(HaveKeyWithValue(messaging.EnvKeyPrefix, ns+"-bt:"))
 			g.Expect(c.VolumeMounts).To(ContainElement(HaveField("MountPath", "/etc/stratops")))
 			g.Expect(job.Spec.Template.Spec.RestartPolicy).To(Equal(corev1.RestartPolicyNever))
 

@@ -23,6 +23,7 @@ import (
 	stratv1 "github.com/stratops/stratops/api/v1"
 	"github.com/stratops/stratops/internal/children"
 	"github.com/stratops/stratops/internal/lifecycle"
+	"github.com/stratops/stratops/internal/redisprobe"
 )
 
 // reconcileEventLogger provisions the event logger and sets
@@ -67,6 +68,10 @@ func (r *StrategyReconciler) reconcileEventLogger(ctx context.Context, sc *scope
 		// The gate: a Live strategy's logger rolls out only once Redis
 		// proved itself.
 		s.Status.EventLogger = &stratv1.WorkloadStatus{Replicas: 0}
+		if reason, msg, refused := redisRefusal(s); refused {
+			lifecycle.SetCondition(s, stratv1.ConditionEventLoggerReady, false, reason, "The event logger waits for Redis to pass its probes: "+msg)
+			return ctrl.Result{}, nil
+		}
 		lifecycle.SetCondition(s, stratv1.ConditionEventLoggerReady, false, stratv1.ReasonGated, "The event logger waits for Redis to pass its probes")
 		return ctrl.Result{}, nil
 	}
@@ -80,13 +85,40 @@ func (r *StrategyReconciler) reconcileEventLogger(ctx context.Context, sc *scope
 	ready, msg := deploymentAvailable(dep, replicas)
 	s.Status.EventLogger = &stratv1.WorkloadStatus{Replicas: replicas, ReadyReplicas: dep.Status.AvailableReplicas,
 		Revision: rev.Name, UpdateRevision: rev.Name}
-	if ready {
+	if reason, why, refused := redisRefusal(s); refused {
+		// Whatever its pods say: Redis refuses what it must write.
+		lifecycle.SetCondition(s, stratv1.ConditionEventLoggerReady, false, reason, why)
+	} else if ready {
 		lifecycle.SetCondition(s, stratv1.ConditionEventLoggerReady, true, stratv1.ReasonEventLoggerAvailable,
 			fmt.Sprintf("Deployment %s has %d/%d replicas available", dep.Name, dep.Status.AvailableReplicas, replicas))
 	} else {
 		lifecycle.SetCondition(s, stratv1.ConditionEventLoggerReady, false, stratv1.ReasonEventLoggerNotReady, msg)
 	}
 	return ctrl.Result{}, nil
+}
+
+// refusalReasons map a probe's failure to the EventLoggerReady reason of
+// a Redis that refuses the logger's writes for good.
+var refusalReasons = map[string]string{
+	redisprobe.ReasonPermissionDenied: stratv1.ReasonRedisPermissionDenied,
+	redisprobe.ReasonWrongType:        stratv1.ReasonRedisWrongType,
+	redisprobe.ReasonOutOfMemory:      stratv1.ReasonRedisOutOfMemory,
+	redisprobe.ReasonReadOnlyReplica:  stratv1.ReasonRedisReadOnly,
+}
+
+// redisRefusal says whether the last probe round found Redis refusing
+// what the event logger writes, with the condition's reason and a message
+// naming the probe and what Redis said (the command and key).
+func redisRefusal(s *stratv1.Strategy) (reason, msg string, refused bool) {
+	if s.Status.Redis == nil {
+		return "", "", false
+	}
+	for _, p := range s.Status.Redis.Probes {
+		if r, ok := refusalReasons[p.Reason]; ok && !p.OK {
+			return r, fmt.Sprintf("Redis refuses what the event logger writes (probe %s): %s", p.Name, p.Message), true
+		}
+	}
+	return "", "", false
 }
 
 // reconcileCatalogs deletes the catalogs of past revisions that no pod

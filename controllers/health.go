@@ -16,6 +16,7 @@ import (
 	"github.com/stratops/stratops/internal/children"
 	"github.com/stratops/stratops/internal/lifecycle"
 	"github.com/stratops/stratops/internal/redisprobe"
+	"github.com/stratops/stratops/pkg/messaging"
 )
 
 // reconcileHealth reads the channels' and keys' health from Redis and puts
@@ -46,12 +47,21 @@ func (r *StrategyReconciler) reconcileHealth(ctx context.Context, sc *scope) (ct
 	}
 	ns, name := s.Namespace, s.Name
 	var chs []stratv1.ChannelStatus
-	var badCh []string
+	var badCh, gapped []string
+	var lastGap time.Time
 	for _, c := range h.Channels {
 		cs := stratv1.ChannelStatus{Name: c.Name, Subscribers: c.Subscribers, Messages: c.Messages,
-			InvalidMessages: c.Invalid, NonconformingMessages: c.Nonconforming, Healthy: c.Healthy, Reason: c.Reason}
+			InvalidMessages: c.Invalid, NonconformingMessages: c.Nonconforming, DroppedMessages: c.Dropped, Gaps: c.Gaps,
+			Healthy: c.Healthy, Reason: c.Reason}
 		if !c.LastMessageTime.IsZero() {
 			cs.LastMessageTime = ptr.To(metav1.NewTime(c.LastMessageTime))
+		}
+		if !c.LastGapTime.IsZero() {
+			cs.LastGapTime = ptr.To(metav1.NewTime(c.LastGapTime))
+			if time.Since(c.LastGapTime) < messaging.HealthWindow(children.HealthCheckInterval(s)) {
+				gapped = append(gapped, c.Name)
+				lastGap = maxTime(lastGap, c.LastGapTime)
+			}
 		}
 		if c.WindowOK && c.Window.LagSamples > 0 {
 			cs.LagP50, cs.LagP99 = lagString(c.Window.LagP50), lagString(c.Window.LagP99)
@@ -97,8 +107,23 @@ func (r *StrategyReconciler) reconcileHealth(ctx context.Context, sc *scope) (ct
 	healthyCount.WithLabelValues(ns, name, "keys").Set(float64(len(ks) - len(badKeys)))
 	totalCount.WithLabelValues(ns, name, "keys").Set(float64(len(ks)))
 	r.setHealth(s, stratv1.ConditionChannelsHealthy, "channels", badCh, len(chs))
+	if len(gapped) > 0 {
+		// Healthy or not, what was published while the logger was not
+		// subscribed may be missing from the history: said while the gap
+		// is within the health window.
+		c := meta.FindStatusCondition(s.Status.Conditions, stratv1.ConditionChannelsHealthy)
+		c.Message += fmt.Sprintf("; possible loss: the event logger's subscription was down until %s on %d channels (status.channels[].gaps; the gap is an event in the history)",
+			lastGap.UTC().Format(time.RFC3339), len(gapped))
+	}
 	r.setHealth(s, stratv1.ConditionKeysHealthy, "keys", badKeys, len(ks))
 	return ctrl.Result{}, nil
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // channelProblem says in a few words why a channel is unhealthy. It names

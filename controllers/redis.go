@@ -87,8 +87,13 @@ func (r *StrategyReconciler) reconcileRedis(ctx context.Context, sc *scope) (ctr
 	if round, readOut := nextCheck(snap, s, facts); !snap.fresh && !snap.running && (round || readOut) {
 		catalog, cluster, prefix := sc.catalog, s.Spec.Redis.Topology == stratv1.TopologyCluster, s.Spec.Redis.KeyPrefix
 		probeTimeout := max(cfg.DialTimeout, time.Second) + time.Second
+		me := redisprobe.Owner{UID: string(s.UID), Namespace: s.Namespace, Name: s.Name}
 		snap = r.redisChecks().start(nn, st, checkDeadline(probeTimeout), func(ctx context.Context) checkOutcome {
-			return runCheck(ctx, c, round, catalog, redisprobe.Options{Prefix: prefix, Timeout: probeTimeout, Cluster: cluster, Observe: observeProbe})
+			out := runCheck(ctx, c, round, catalog, redisprobe.Options{Prefix: prefix, Timeout: probeTimeout, Cluster: cluster, Observe: observeProbe})
+			if round && out.failed == nil {
+				claimPrefix(ctx, c, prefix, me, ownerTTL(facts.Interval), &out)
+			}
+			return out
 		})
 	}
 	st.use()
@@ -104,6 +109,15 @@ func (r *StrategyReconciler) reconcileRedis(ctx context.Context, sc *scope) (ctr
 		for _, p := range rep.Probes {
 			rs.Probes = append(rs.Probes, stratv1.ProbeResult{Name: p.Name, OK: p.OK, Reason: p.Reason, Message: p.Message})
 		}
+	}
+	if o := snap.conflict; o != nil {
+		// Before anything rolls out, and whatever Redis says otherwise: two
+		// Strategies on one prefix would mix their channels and history.
+		stall := lifecycle.Stalled(stratv1.ReasonPrefixConflict,
+			"spec.redis.keyPrefix %q on %s db %d is owned by Strategy %s: two Strategies on one Redis, database and prefix share channels, history and stats; give this one another keyPrefix (the claim lapses %s after its owner stops renewing it)",
+			s.Spec.Redis.KeyPrefix, cfg.String(), cfg.DB, o.String(), ownerTTL(facts.Interval))
+		stall.(*lifecycle.StalledError).RetryAfter = facts.Interval
+		return ctrl.Result{}, stall
 	}
 	facts.Failed = snap.failed
 	if snap.failed == nil {
@@ -200,6 +214,33 @@ func runCheck(ctx context.Context, c redis.UniversalClient, round bool, cat mess
 		out.failed = &redisprobe.Result{Name: "health-read-out", Reason: redisprobe.Classify(err), Message: err.Error()}
 	}
 	return out
+}
+
+// ownerTTL is how long a claim on a prefix lasts unrenewed: it is renewed
+// every probe round (each health check interval).
+func ownerTTL(interval time.Duration) time.Duration {
+	return 2*interval + 30*time.Second
+}
+
+// claimPrefix claims or renews the Strategy's prefix after a passing
+// round. A conflict goes in the outcome; a failed claim is the round's
+// failure, as a probe of its own.
+func claimPrefix(ctx context.Context, c redis.UniversalClient, prefix string, me redisprobe.Owner, ttl time.Duration, out *checkOutcome) {
+	start := time.Now()
+	holder, ok, err := redisprobe.ClaimPrefix(ctx, c, prefix, me, ttl)
+	res := redisprobe.Result{Name: redisprobe.ProbeOwner, OK: err == nil, Latency: time.Since(start),
+		Message: "the prefix " + prefix + redisprobe.OwnerKey + " is this Strategy's"}
+	switch {
+	case err != nil:
+		res.Reason = redisprobe.Classify(err)
+		res.Message = err.Error()
+		out.failed = &res
+	case !ok:
+		res.Message = "held by Strategy " + holder.String()
+		out.conflict = &holder
+	}
+	observeProbe(res)
+	out.round.Probes = append(out.round.Probes, res)
 }
 
 func observeProbe(res redisprobe.Result) {

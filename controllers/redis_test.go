@@ -50,7 +50,9 @@ func liveEngine() *stratv1.EngineSpec { return liveOn("", "", "", "").Spec.Engin
 func runningBacktest(g Gomega, ns, name string, mutate func(*stratv1.Strategy)) {
 	ctx := context.Background()
 	s := backtest(ns, name)
-	s.Spec.Redis = &stratv1.RedisSpec{Address: redisOpen.Addr, KeyPrefix: name + ":"}
+	// The namespace in the prefix: one prefix has one owner, and tests
+	// reuse names.
+	s.Spec.Redis = &stratv1.RedisSpec{Address: redisOpen.Addr, KeyPrefix: ns + "-" + name + ":"}
 	s.Spec.Engine = engineSpec()
 	if mutate != nil {
 		mutate(s)
@@ -189,7 +191,17 @@ func TestReconcile_ProbeFailuresNameTheirReason(t *testing.T) {
 		{"readonlyreplica", "role", "ReadOnlyReplica", func(s *stratv1.Strategy) {
 			s.Spec.Redis.Address = replica.Addr
 		}},
+		// An ACL that lets the logger connect, subscribe and SET but not
+		// XADD: it would be ready while writing no history.
+		{"nostream", "commands", "PermissionDenied", func(s *stratv1.Strategy) {
+			s.Spec.Redis.Address = redisAuth.Addr
+			s.Spec.Redis.Username = "nostream"
+			s.Spec.Redis.PasswordSecretRef = &stratv1.SecretKeySelector{Name: "right", Key: "password"}
+		}},
 	}
+	// What EventLoggerReady says of a Redis that refuses the logger's writes.
+	loggerReason := map[string]string{"permissiondenied": stratv1.ReasonRedisPermissionDenied, "nostream": stratv1.ReasonRedisPermissionDenied,
+		"readonlyreplica": stratv1.ReasonRedisReadOnly}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
@@ -204,6 +216,13 @@ func TestReconcile_ProbeFailuresNameTheirReason(t *testing.T) {
 				g.Expect(p.Reason).To(Equal(tc.reason))
 				g.Expect(s.Status.Phase).To(Equal(stratv1.PhaseGated))
 				g.Expect(condition(s, stratv1.ConditionReady).Message).To(ContainSubstring(tc.probe + " failed (" + tc.reason + ")"))
+				if want, ok := loggerReason[tc.name]; ok {
+					c := condition(s, stratv1.ConditionEventLoggerReady)
+					g.Expect(c.Reason).To(Equal(want))
+					if tc.name == "nostream" {
+						g.Expect(strings.ToLower(c.Message)).To(ContainSubstring("xadd"))
+					}
+				}
 			}, timeout, interval).Should(Succeed())
 			g.Expect(notFound(ns, tc.name+"-eventlogger", &appsv1.Deployment{})).To(BeTrue())
 		})
@@ -339,6 +358,9 @@ func TestReconcile_ChannelAndKeyHealthInStatus(t *testing.T) {
 	s.Spec.Engine = nil
 	g.Expect(k8sClient.Create(ctx, s)).To(Succeed())
 	p := "health:"
+	// The Strategy claims its prefix first (which resets stats it does not
+	// own); then the logger's stats.
+	g.Eventually(func() int64 { return rc.Exists(ctx, p+"stratops:owner").Val() }, timeout, interval).Should(Equal(int64(1)))
 	// position:snapshot without TTL (the memory bloat the standard forbids),
 	// risk:current with its TTL, a stats hash with invalid counts, and a
 	// subscriber on position:updated only.

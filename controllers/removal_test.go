@@ -32,6 +32,7 @@ func testRemoval(t *testing.T, strategy stratv1.UpdateStrategy) {
 	ctx := context.Background()
 	ns := newNamespace(t)
 	runningLive(g, ns, "rm", redisOpen.Addr, func(s *stratv1.Strategy) {
+		s.Spec.Redis.KeyPrefix = ns + "-rm:"
 		s.Spec.Engine = liveEngine()
 		s.Spec.Engine.UpdateStrategy = strategy
 	})

@@ -236,11 +236,12 @@ func (r *StrategyReconciler) finish(ctx context.Context, sc *scope, result ctrl.
 		return ctrl.Result{}, kerrors.NewAggregate([]error{err, perr})
 	}
 	r.record(s, changes, "Reconcile")
-	switch _, stalled := lifecycle.AsStalled(err); {
+	switch st, stalled := lifecycle.AsStalled(err); {
 	case stalled:
 		// Retrying cannot help: a watch on the Strategy or the Secret
-		// brings the next reconcile.
-		return ctrl.Result{}, nil
+		// brings the next reconcile (or, for a stall that can end on its
+		// own, its RetryAfter).
+		return ctrl.Result{RequeueAfter: st.RetryAfter}, nil
 	case err != nil:
 		return ctrl.Result{}, err
 	case conflict:

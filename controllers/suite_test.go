@@ -120,6 +120,7 @@ func runSuite(m *testing.M) int {
 	for _, u := range [][]any{
 		{"ACL", "SETUSER", "trader", "on", ">" + testPassword, "~*", "&*", "+@all"},
 		{"ACL", "SETUSER", "reader", "on", ">" + testPassword, "~*", "&*", "+@all", "-set"},
+		{"ACL", "SETUSER", "nostream", "on", ">" + testPassword, "~*", "&*", "+@all", "-xadd"},
 	} {
 		if err := admin.Do(context.Background(), u...).Err(); err != nil {
 			fmt.Fprintln(os.Stderr, "creating ACL users:", err)

@@ -82,6 +82,17 @@ const (
 	// ReasonNameConflict: an object the Strategy would own already exists
 	// and belongs to someone else.
 	ReasonNameConflict = "NameConflict"
+	// ReasonPrefixConflict: another Strategy (in any namespace or cluster)
+	// holds the same Redis, database and key prefix.
+	ReasonPrefixConflict = "PrefixConflict"
+	// Reasons of EventLoggerReady False when Redis refuses what the logger
+	// must write: the ACL lacks a command, a key of the logger's holds
+	// another type, Redis is out of memory (maxmemory with noeviction), or
+	// the server is a replica.
+	ReasonRedisPermissionDenied = "RedisPermissionDenied"
+	ReasonRedisWrongType        = "RedisWrongType"
+	ReasonRedisOutOfMemory      = "RedisOutOfMemory"
+	ReasonRedisReadOnly         = "RedisReadOnly"
 	// ReasonReconcileError: talking to the API server failed; it is retried.
 	ReasonReconcileError = "ReconcileError"
 	// ReasonSuspended: spec.suspend is true; nothing is reconciled.

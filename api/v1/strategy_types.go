@@ -2,6 +2,7 @@ package v1
 
 import (
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -181,6 +182,13 @@ type EventLoggerSpec struct {
 	// +optional
 	// +kubebuilder:default=info
 	LogLevel LogLevel `json:"logLevel,omitempty"`
+	// spoolSize is the room of the logger's disk buffer (an emptyDir of
+	// this size limit): events it accepted wait there until the history
+	// has them. When it is full, POST /events answers 503 and published
+	// messages are logged to stdout and counted as dropped. default: 256Mi.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).compareTo(quantity('16Mi')) >= 0 && quantity(string(self)).compareTo(quantity('64Gi')) <= 0",message="spoolSize must be between 16Mi and 64Gi"
+	SpoolSize *resource.Quantity `json:"spoolSize,omitempty"`
 }
 
 // ChannelSpec declares a channel the strategy depends on.
@@ -376,6 +384,18 @@ type ChannelStatus struct {
 	// nonconformingMessages the event logger logged without a usable
 	// timestamp (stamped with the time it received them).
 	NonconformingMessages int64 `json:"nonconformingMessages"`
+	// droppedMessages the event logger received and wrote to its output but
+	// could not keep for the history (its spool was full).
+	// +optional
+	DroppedMessages int64 `json:"droppedMessages,omitempty"`
+	// gaps counts the times the event logger's subscription to the channel
+	// was down (a restart, a network blip, Redis disconnecting a slow
+	// subscriber): messages published then may be lost.
+	// +optional
+	Gaps int64 `json:"gaps"`
+	// lastGapTime is when the last gap ended.
+	// +optional
+	LastGapTime *metav1.Time `json:"lastGapTime,omitempty"`
 	// lagP50 and lagP99 are the median and 99th percentile of the time from
 	// an event's timestamp to the event logger receiving it, over the health
 	// window; empty when no event with a timestamp arrived in it.

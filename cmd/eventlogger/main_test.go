@@ -152,7 +152,13 @@ func TestBinaryLinksNoControllerRuntime(t *testing.T) {
 
 // startLogger runs the binary in Live on redisAddr with its spool in dir,
 // and waits until it is ready; it returns the process and the API's URL.
-func startLogger(t *testing.T, redisAddr, spoolDir, prefix string, stdout io.Writer) (*exec.Cmd, string) {
+func startLogger(t testing.TB, redisAddr, spoolDir, prefix string, stdout io.Writer) (*exec.Cmd, string) {
+	t.Helper()
+	return startLoggerEnv(t, redisAddr, spoolDir, prefix, stdout, nil)
+}
+
+// startLoggerEnv is startLogger with more environment.
+func startLoggerEnv(t testing.TB, redisAddr, spoolDir, prefix string, stdout io.Writer, extra []string) (*exec.Cmd, string) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -169,6 +175,7 @@ func startLogger(t *testing.T, redisAddr, spoolDir, prefix string, stdout io.Wri
 		t.Fatal(err)
 	}
 	cmd.Env = append(os.Environ(), messaging.EnvMode+"=Live", messaging.EnvRedisAddrs+"="+redisAddr, messaging.EnvCatalogFile+"="+catFile)
+	cmd.Env = append(cmd.Env, extra...)
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = stdout, &stderr
 	if err := cmd.Start(); err != nil {

@@ -2,15 +2,18 @@ package children
 
 import (
 	"strconv"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
 
 	stratv1 "github.com/stratops/stratops/api/v1"
+	"github.com/stratops/stratops/internal/eventlogger"
 	"github.com/stratops/stratops/pkg/messaging"
 )
 
@@ -65,13 +68,21 @@ func EventLoggerDeployment(s *stratv1.Strategy, image string, rev Revision, with
 			WithHTTPGet(corev1ac.HTTPGetAction().WithPath(path).WithPort(intstr.FromString(EventLoggerHealthPortName)).WithScheme(corev1.URISchemeHTTP)).
 			WithPeriodSeconds(period).WithTimeoutSeconds(2).WithFailureThreshold(3).WithSuccessThreshold(1)
 	}
+	spool := SpoolSize(s)
 	c := corev1ac.Container().WithName("eventlogger").WithImage(image).WithImagePullPolicy(corev1.PullIfNotPresent).
 		WithCommand(EventLoggerBinary).WithEnv(w.env...).
+		WithEnv(corev1ac.EnvVar().WithName(eventlogger.EnvSpoolDir).WithValue(SpoolMountPath),
+			// The spool's own limit stays under the volume's, which the
+			// kubelet enforces by evicting the pod: a tenth is left for
+			// a segment being rotated and the spool's own files.
+			corev1ac.EnvVar().WithName(eventlogger.EnvSpoolMaxBytes).WithValue(strconv.FormatInt(spool.Value()*9/10, 10)),
+			corev1ac.EnvVar().WithName(eventlogger.EnvDrainTimeout).WithValue(EventLoggerDrainTimeout.String())).
 		WithPorts(corev1ac.ContainerPort().WithName(EventLoggerPortName).WithContainerPort(messaging.EventLoggerPort).WithProtocol(corev1.ProtocolTCP),
 			corev1ac.ContainerPort().WithName(EventLoggerHealthPortName).WithContainerPort(messaging.EventLoggerHealthPort).WithProtocol(corev1.ProtocolTCP)).
 		WithLivenessProbe(probe("/healthz", 10)).WithReadinessProbe(probe("/readyz", 5)).
 		WithSecurityContext(restrictedContainerSecurity()).
-		WithVolumeMounts(w.mounts...).WithVolumeMounts(corev1ac.VolumeMount().WithName("tmp").WithMountPath("/tmp"))
+		WithVolumeMounts(w.mounts...).WithVolumeMounts(corev1ac.VolumeMount().WithName("tmp").WithMountPath("/tmp"),
+		corev1ac.VolumeMount().WithName("spool").WithMountPath(SpoolMountPath))
 	if rr := resources(s.Spec.EventLogger.Resources); rr != nil {
 		c.WithResources(rr)
 	}
@@ -88,11 +99,32 @@ func EventLoggerDeployment(s *stratv1.Strategy, image string, rev Revision, with
 				WithSpec(corev1ac.PodSpec().
 					WithServiceAccountName(EventLoggerName(s)).WithAutomountServiceAccountToken(false).
 					WithSecurityContext(restrictedPodSecurity()).
-					// Gives the logger time to flush stats and queued events.
-					WithTerminationGracePeriodSeconds(30).
+					// SIGTERM stops ingest, then the logger writes what
+					// waits to the history for up to its drain timeout;
+					// the grace period covers that and the stats' flush.
+					WithTerminationGracePeriodSeconds(int64((EventLoggerDrainTimeout + 15*time.Second).Seconds())).
 					WithContainers(c).
 					WithVolumes(w.volumes...).
-					WithVolumes(corev1ac.Volume().WithName("tmp").WithEmptyDir(corev1ac.EmptyDirVolumeSource())))))
+					WithVolumes(corev1ac.Volume().WithName("tmp").WithEmptyDir(corev1ac.EmptyDirVolumeSource())).
+					WithVolumes(corev1ac.Volume().WithName("spool").WithEmptyDir(corev1ac.EmptyDirVolumeSource().WithSizeLimit(spool))))))
+}
+
+// SpoolMountPath is where the logger's spool volume is mounted.
+const SpoolMountPath = "/var/spool/stratops"
+
+// EventLoggerDrainTimeout is how long a stopping logger keeps writing what
+// waits to the history.
+const EventLoggerDrainTimeout = 45 * time.Second
+
+// DefaultSpoolSize is the logger's spool room when the spec sets none.
+var DefaultSpoolSize = resource.MustParse("256Mi")
+
+// SpoolSize is the spec's spool size, or the default.
+func SpoolSize(s *stratv1.Strategy) resource.Quantity {
+	if q := s.Spec.EventLogger.SpoolSize; q != nil {
+		return *q
+	}
+	return DefaultSpoolSize
 }
 
 // resources is the spec's resource requirements as an apply

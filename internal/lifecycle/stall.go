@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // StalledError is a failure that no retry can fix until the user changes
@@ -12,6 +13,10 @@ import (
 type StalledError struct {
 	Reason  string
 	Message string
+	// RetryAfter, when set, checks again after it: for a stall that can
+	// end without a change anyone makes here (another Strategy's claim
+	// lapsing).
+	RetryAfter time.Duration
 }
 
 func (e *StalledError) Error() string { return e.Message }

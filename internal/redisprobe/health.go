@@ -32,6 +32,9 @@ type ChannelHealth struct {
 	Messages        int64
 	Invalid         int64
 	Nonconforming   int64
+	Dropped         int64
+	Gaps            int64
+	LastGapTime     time.Time
 	LastMessageTime time.Time
 	// Window is what the channel did over the logger's health window;
 	// WindowOK is false when no logger reported a current one.
@@ -104,7 +107,8 @@ func ReadHealth(ctx context.Context, c redis.UniversalClient, cat messaging.Cata
 	for i, pol := range cat.Channels {
 		s := st.Channels[pol.Name]
 		ch := ChannelHealth{Name: pol.Name, Subscribers: subs[chNames[i]], Messages: s.Messages, Invalid: s.Invalid,
-			Nonconforming: s.Nonconforming, LastMessageTime: s.LastMessageTime, Healthy: true}
+			Nonconforming: s.Nonconforming, Dropped: s.Dropped, Gaps: s.Gaps, LastGapTime: s.LastGapTime,
+			LastMessageTime: s.LastMessageTime, Healthy: true}
 		ch.Window, ch.WindowOK = st.Window(pol.Name, now)
 		ch.Healthy, ch.Reason = channelVerdict(pol, ch, now)
 		h.Channels = append(h.Channels, ch)

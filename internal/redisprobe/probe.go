@@ -24,6 +24,11 @@ const (
 	ProbeRole     = "role"
 	ProbeWriteTTL = "write-ttl"
 	ProbePubSub   = "pubsub"
+	// ProbeCommands runs every command the event logger and the health
+	// read-out use, on probe keys, and checks that the logger's own keys
+	// hold what it writes there: a too-narrow ACL, a full Redis or a key of
+	// the wrong type is caught before rollout.
+	ProbeCommands = "commands"
 )
 
 // Failure reasons.
@@ -38,6 +43,8 @@ const (
 	ReasonError             = "Error"
 	ReasonSkipped           = "Skipped"
 	ReasonAddressNotAllowed = "AddressNotAllowed"
+	ReasonOutOfMemory       = "OutOfMemory"
+	ReasonWrongType         = "WrongType"
 )
 
 // Result is one probe's outcome.
@@ -178,6 +185,10 @@ func Run(ctx context.Context, c redis.UniversalClient, o Options) Report {
 			return "published and received on " + o.Prefix + messaging.ProbeNamePrefix + "<random>", nil
 		}},
 	}
+	steps = append(steps, struct {
+		name string
+		fn   func(ctx context.Context) (string, error)
+	}{ProbeCommands, func(ctx context.Context) (string, error) { return probeCommands(ctx, c, o.Prefix) }})
 	failed := ""
 	for _, s := range steps {
 		if failed != "" {
@@ -201,6 +212,86 @@ func Run(ctx context.Context, c redis.UniversalClient, o Options) Report {
 	}
 	return rep
 }
+
+// loggerCommands are the commands the event logger and the health
+// read-out send, besides those the other probes check: the least-privilege
+// ACL the README gives allows exactly these and those.
+var loggerCommands = []string{"XADD", "EXPIRE", "XREVRANGE", "MULTI", "EXEC", "HINCRBY", "HSET", "HGETALL", "PTTL", "GET", "TYPE", "PUBSUB NUMSUB"}
+
+// probeCommands sends each command of loggerCommands on probe keys (which
+// expire on their own), naming the one Redis refuses, and checks the
+// types of events:history (a stream) and channel:stats (a hash).
+func probeCommands(ctx context.Context, c redis.UniversalClient, prefix string) (string, error) {
+	base := prefix + messaging.ProbeNamePrefix + randomSuffix()
+	stream, hash := base+":stream", base+":hash"
+	if _, cluster := c.(*redis.ClusterClient); cluster {
+		// One slot for the transaction's keys.
+		stream, hash = "{"+base+"}:stream", "{"+base+"}:hash"
+	}
+	hist, stats := prefix+messaging.KeyEventsHistory, prefix+messaging.KeyChannelStats
+	secs := int(probeKeyTTL.Seconds())
+	run := func(name string, fn func(p redis.Pipeliner)) error {
+		cmds, err := c.TxPipelined(ctx, func(p redis.Pipeliner) error { fn(p); return nil })
+		if err != nil && !errors.Is(err, redis.Nil) {
+			for _, cmd := range cmds {
+				if cerr := cmd.Err(); cerr != nil && !errors.Is(cerr, redis.Nil) {
+					return fmt.Errorf("%s: %w", strings.ToUpper(cmd.Name()), cerr)
+				}
+			}
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		return nil
+	}
+	if err := run("MULTI/EXEC", func(p redis.Pipeliner) {
+		p.XAdd(ctx, &redis.XAddArgs{Stream: stream, MinID: "0", Approx: true, Values: []any{"probe", "1"}})
+		p.Expire(ctx, stream, probeKeyTTL)
+	}); err != nil {
+		return "", err
+	}
+	var histType, statsType *redis.StatusCmd
+	cmds, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.XRevRangeN(ctx, stream, "+", "-", 1)
+		p.HIncrBy(ctx, hash, "probe", 1)
+		p.HSet(ctx, hash, "probe_at", 1)
+		p.Expire(ctx, hash, probeKeyTTL)
+		p.HGetAll(ctx, hash)
+		p.PTTL(ctx, stream)
+		p.Get(ctx, base+":none")
+		histType = p.Type(ctx, hist)
+		statsType = p.Type(ctx, stats)
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		for _, cmd := range cmds {
+			if cerr := cmd.Err(); cerr != nil && !errors.Is(cerr, redis.Nil) {
+				return "", fmt.Errorf("%s: %w", strings.ToUpper(cmd.Name()), cerr)
+			}
+		}
+		return "", err
+	}
+	if _, cluster := c.(*redis.ClusterClient); !cluster {
+		if err := c.PubSubNumSub(ctx, base).Err(); err != nil {
+			return "", fmt.Errorf("PUBSUB NUMSUB: %w", err)
+		}
+	}
+	for _, k := range []struct {
+		key, want, got, what string
+	}{
+		{messaging.KeyEventsHistory, "stream", histType.Val(), "the event logger's history"},
+		{messaging.KeyChannelStats, "hash", statsType.Val(), "the event logger's channel stats"},
+	} {
+		if k.got != "none" && k.got != k.want {
+			return "", &wrongTypeError{fmt.Sprintf("%s%s holds a %s; %s is a %s there (delete or rename the key)", prefix, k.key, k.got, k.what, k.want)}
+		}
+	}
+	return fmt.Sprintf("%s on %s%s<random> (EX %d); %s%s and %s%s hold what the logger writes",
+		strings.Join(loggerCommands, ", "), prefix, messaging.ProbeNamePrefix, secs, prefix, messaging.KeyEventsHistory, prefix, messaging.KeyChannelStats), nil
+}
+
+// wrongTypeError is a key of the logger's that holds another type.
+type wrongTypeError struct{ msg string }
+
+func (e *wrongTypeError) Error() string { return e.msg }
 
 type replyError struct{ msg string }
 
@@ -232,8 +323,12 @@ func Classify(err error) string {
 	case strings.Contains(msg, "WRONGPASS"), strings.Contains(msg, "NOAUTH"),
 		strings.Contains(msg, "invalid password"), strings.Contains(msg, "invalid username-password"):
 		return ReasonAuthFailed
-	case strings.HasPrefix(msg, "NOPERM"):
+	case strings.HasPrefix(msg, "NOPERM"), strings.Contains(msg, ": NOPERM"):
 		return ReasonPermissionDenied
+	case strings.HasPrefix(msg, "OOM"), strings.Contains(msg, ": OOM"):
+		return ReasonOutOfMemory
+	case errors.As(err, new(*wrongTypeError)), strings.HasPrefix(msg, "WRONGTYPE"), strings.Contains(msg, ": WRONGTYPE"):
+		return ReasonWrongType
 	case strings.HasPrefix(msg, "READONLY"):
 		return ReasonReadOnlyReplica
 	case errors.As(err, &certErr), errors.As(err, &unknownAuth), errors.As(err, &hostErr),
@@ -255,6 +350,8 @@ func describe(reason string, err error) string {
 		return "authentication failed: " + err.Error()
 	case ReasonPermissionDenied:
 		return "the Redis user may not do this: " + err.Error()
+	case ReasonOutOfMemory:
+		return "Redis is out of memory and refuses writes (maxmemory with noeviction): " + err.Error()
 	}
 	return err.Error()
 }

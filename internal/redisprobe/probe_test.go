@@ -19,7 +19,7 @@ func TestRun_AllProbesPassOnAWritableMasterAndLeaveOnlyExpiringKeys(t *testing.T
 	if !rep.OK() || rep.Role != "master" || rep.ServerVersion == "" {
 		t.Fatalf("report %+v", rep)
 	}
-	names := []string{ProbeConnect, ProbePing, ProbeRole, ProbeWriteTTL, ProbePubSub}
+	names := []string{ProbeConnect, ProbePing, ProbeRole, ProbeWriteTTL, ProbePubSub, ProbeCommands}
 	for i, p := range rep.Probes {
 		if p.Name != names[i] || !p.OK {
 			t.Fatalf("probe %d: %+v", i, p)

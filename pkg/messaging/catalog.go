@@ -389,3 +389,6 @@ func LoadCatalog(path string, mode Mode) (Catalog, error) {
 	}
 	return ParseCatalog(data)
 }
+
+// HistoryTTL is the standard's TTL of events:history: 24 hours.
+const HistoryTTL = history
