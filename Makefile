@@ -68,6 +68,11 @@ bench: envtest redis ## Run the benchmarks (decoding, event logger throughput an
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test ./pkg/... ./internal/... -run '^$$' -bench . -benchmem
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test ./controllers/ -run '^$$' -bench 'Reconcile_' -benchmem
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test ./controllers/ -run '^$$' -bench 'Ready_' -benchtime=1x
+	go test ./cmd/eventlogger/ -run '^$$' -bench 'Ingest' -benchtime=1x
+
+.PHONY: soak
+soak: redis ## The event logger's chaos soak: 25 Redis kill/restart cycles under HTTP and pub/sub load (make test runs 3).
+	STRATOPS_SOAK_CYCLES=25 go test -count=1 -run 'TestSoak_' -v ./internal/eventlogger/
 
 ##@ Build
 

@@ -166,7 +166,16 @@ func startLoggerEnv(t testing.TB, redisAddr, spoolDir, prefix string, stdout io.
 	}
 	addr := l.Addr().String()
 	l.Close()
-	cmd := exec.Command(binary, "--http-addr="+addr, "--health-addr=", "--spool-dir="+spoolDir)
+	args := []string{"--http-addr=" + addr, "--health-addr="}
+	if spoolDir != "" {
+		args = append(args, "--spool-dir="+spoolDir)
+	}
+	bin := binary
+	if b := os.Getenv("STRATOPS_BENCH_LOGGER"); b != "" {
+		// Another build of the logger (an earlier release), to compare.
+		bin = b
+	}
+	cmd := exec.Command(bin, args...)
 	cat := messaging.Standard(messaging.ModeLive)
 	cat.KeyPrefix = prefix
 	catFile := filepath.Join(t.TempDir(), "catalog.json")
