@@ -504,3 +504,33 @@ func newTestServer(t *testing.T, svc *Service) string {
 	t.Cleanup(func() { _ = s.Close() })
 	return "http://" + ln.Addr().String()
 }
+
+func TestGap_ALoggerThatStartsAfterAnotherStoppedReportsTheTimeBetween(t *testing.T) {
+	ctx := context.Background()
+	c := newClient(t, redisServer.Addr)
+	cat := liveCatalog(t)
+	bus := messaging.NewRedisBus(c, messaging.RedisBusOptions{KeyPrefix: cat.KeyPrefix})
+	first := startService(t, bus, ServiceConfig{Catalog: cat})
+	eventually(t, "the first logger's heartbeat", func() bool {
+		at, _ := bus.LastSubscribed(ctx)
+		return !at.IsZero()
+	})
+	first.stop()
+	stoppedAt := time.Now()
+	time.Sleep(1500 * time.Millisecond) // messages published now reach no logger
+	startService(t, messaging.NewRedisBus(newClient(t, redisServer.Addr), messaging.RedisBusOptions{KeyPrefix: cat.KeyPrefix}), ServiceConfig{Catalog: cat})
+	eventually(t, "the gap between the two is in the history", func() bool {
+		h, _, _ := bus.History(ctx, 10, "")
+		for _, e := range h {
+			if e.Channel != ChannelGap {
+				continue
+			}
+			var g struct{ Start, End string }
+			_ = e.Event.Decode(&g)
+			s, _ := messaging.ParseTimestamp(g.Start)
+			en, _ := messaging.ParseTimestamp(g.End)
+			return !s.After(stoppedAt) && en.Sub(s) >= 1500*time.Millisecond
+		}
+		return false
+	})
+}

@@ -214,6 +214,7 @@ func (s *Service) Run(ctx context.Context) error {
 		return err
 	}
 	s.subscribed.Store(true)
+	s.startupGap(ctx, channels)
 	s.cfg.Log.Info("Listening", "bus", s.bus.Kind(), "channels", len(channels), "prefix", s.cfg.Catalog.KeyPrefix, "mode", s.cfg.Catalog.Mode,
 		"spool", s.spool != nil)
 
@@ -465,6 +466,33 @@ func (s *Service) recordGap(g messaging.Gap) {
 		return
 	}
 	_, _ = s.accept(ChannelGap, []messaging.Event{e}, now, true)
+}
+
+// lastSubscriber is a bus that says when a logger was last subscribed.
+type lastSubscriber interface {
+	LastSubscribed(ctx context.Context) (time.Time, error)
+}
+
+// startupGap reports the time from the last logger's heartbeat (on this
+// prefix, in the stats hash) to this one's subscription as a gap, when no
+// logger was subscribed meanwhile: a restart, a crash, a replacement. A
+// logger that is still running (a rolling update's overlap) keeps its
+// heartbeat fresh, and there is no gap.
+func (s *Service) startupGap(ctx context.Context, channels []string) {
+	ls, ok := s.bus.(lastSubscriber)
+	if !ok {
+		return
+	}
+	now := time.Now().UTC()
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	last, err := ls.LastSubscribed(rctx)
+	cancel()
+	if err != nil || last.IsZero() {
+		return
+	}
+	if now.Sub(last) > 2*s.cfg.StatsInterval+time.Second {
+		s.recordGap(messaging.Gap{Start: last, End: now, Channels: channels})
+	}
 }
 
 // ChannelGap is the pseudo-channel of the logger's gap events, and
@@ -729,10 +757,14 @@ func (s *Service) flushStats(ctx context.Context) {
 	s.stats = map[string]messaging.ChannelStats{}
 	showWindow := len(windows) > 0 || s.windowShown
 	s.mu.Unlock()
-	if len(delta) == 0 && !showWindow {
+	u := messaging.StatsUpdate{Counters: delta, WindowLength: s.cfg.HealthWindow, At: now}
+	if s.subscribed.Load() {
+		// The heartbeat a logger starting after this one reads: the
+		// time from it to that one's subscription is a gap.
+		u.SubscribedAt = now
+	} else if len(delta) == 0 && !showWindow {
 		return
 	}
-	u := messaging.StatsUpdate{Counters: delta, WindowLength: s.cfg.HealthWindow, At: now}
 	if showWindow {
 		// Every channel of the catalog, so that one that went quiet shows
 		// an empty window rather than its last busy one.

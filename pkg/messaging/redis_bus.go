@@ -282,6 +282,19 @@ func (b *RedisBus) WriteStats(ctx context.Context, u StatsUpdate) error {
 	return nil
 }
 
+// LastSubscribed is when a logger on this prefix was last known
+// subscribed (the stats hash's heartbeat); zero when none ever was.
+func (b *RedisBus) LastSubscribed(ctx context.Context) (time.Time, error) {
+	v, err := b.client.HGet(ctx, b.name(KeyChannelStats), StatsSubscribedField).Int64()
+	if errors.Is(err, redis.Nil) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, err
+	}
+	return time.UnixMilli(v).UTC(), nil
+}
+
 func (b *RedisBus) Ping(ctx context.Context) error {
 	if err := b.client.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("messaging: ping: %w", err)

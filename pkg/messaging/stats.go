@@ -74,6 +74,9 @@ type StatsUpdate struct {
 	// WindowLength is the window's length; At is when it ends.
 	WindowLength time.Duration
 	At           time.Time
+	// SubscribedAt, when set, is when the logger was last known
+	// subscribed: a logger that starts reads it to report the gap since.
+	SubscribedAt time.Time
 }
 
 // Stats is the stats hash as the operator reads it.
@@ -120,6 +123,9 @@ const (
 	statWinAtMS       = "at_ms"
 	// StatsOwnerField holds the owning Strategy's UID.
 	StatsOwnerField = "_owner|uid"
+	// StatsSubscribedField holds when a logger was last known subscribed
+	// (Unix milliseconds).
+	StatsSubscribedField = "_logger|subscribed_ms"
 )
 
 // statsField is the stats hash field of a channel's stat.
@@ -140,6 +146,9 @@ func (u StatsUpdate) counterFields() (incr map[string]int64, set map[string]int6
 		if !s.LastGapTime.IsZero() {
 			set[statsField(ch, statLastGapMS)] = s.LastGapTime.UnixMilli()
 		}
+	}
+	if !u.SubscribedAt.IsZero() {
+		set[StatsSubscribedField] = u.SubscribedAt.UnixMilli()
 	}
 	if u.Windows != nil {
 		for ch, w := range u.Windows {
