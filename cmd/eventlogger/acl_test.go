@@ -104,7 +104,7 @@ func TestACL_TheREADMEsLeastPrivilegeRuleIsEnough(t *testing.T) {
 		t.Fatal(err)
 	}
 	msg, _ := io.ReadAll(r.Body)
-	r.Body.Close()
+	_ = r.Body.Close()
 	if r.StatusCode != 200 {
 		t.Fatalf("/readyz under the README's rule: %d %s", r.StatusCode, msg)
 	}

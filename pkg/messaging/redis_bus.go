@@ -352,9 +352,13 @@ type redisSubscription struct {
 	once     sync.Once
 }
 
-func (s *redisSubscription) C() <-chan Delivery       { return s.out }
-func (s *redisSubscription) Gaps() <-chan Gap         { return s.gaps }
-func (s *redisSubscription) Close() error             { s.closed.Store(true); return s.ps.Close() }
+func (s *redisSubscription) C() <-chan Delivery { return s.out }
+func (s *redisSubscription) Gaps() <-chan Gap   { return s.gaps }
+func (s *redisSubscription) Close() error {
+	s.closed.Store(true)
+	s.once.Do(func() { close(s.done) })
+	return s.ps.Close()
+}
 func (s *redisSubscription) subscribedAll(n int) bool { return n >= len(s.channels) }
 
 // subscriptionPing is how long a quiet subscription waits before it pings:
