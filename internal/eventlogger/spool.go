@@ -24,7 +24,10 @@ var ErrSpoolFull = errors.New("eventlogger: spool is full")
 // decode it again (the catalog decodes a payload the same way each time,
 // given the time it was received) and to know it in the history (ID).
 type spoolRecord struct {
-	Seq      uint64
+	Seq uint64
+	// HTTP: posted to the API (only this replica has it), rather than
+	// received on a channel (which every replica hears).
+	HTTP     bool
 	ID       string
 	Channel  string
 	LoggedAt time.Time
@@ -81,7 +84,7 @@ func OpenSpool(dir string, maxBytes int64) (*Spool, []spoolRecord, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("eventlogger: spool: %w", err)
 	}
-	s := &Spool{dir: dir, maxBytes: maxBytes, segBytes: min(max(maxBytes/8, 1<<16), 16<<20), next: 1}
+	s := &Spool{dir: dir, maxBytes: maxBytes, segBytes: max(min(maxBytes/8, 16<<20), 512), next: 1}
 	if b, err := os.ReadFile(filepath.Join(dir, spoolAckedFile)); err == nil {
 		s.acked, _ = strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
 	}
@@ -439,15 +442,21 @@ func readFrame(r *bufio.Reader) (spoolRecord, error) {
 	return decodeRecordBody(body)
 }
 
-// A record's body: seq (8), logged-at in Unix nanoseconds (8), then the ID,
-// the channel and the payload, each with its length (4).
+// A record's body: seq (8), logged-at in Unix nanoseconds (8), flags (1:
+// bit 0 is HTTP), then the ID, the channel and the payload, each with its
+// length (4).
 func recordBodyLen(r *spoolRecord) int {
-	return 16 + 12 + len(r.ID) + len(r.Channel) + len(r.Payload)
+	return 17 + 12 + len(r.ID) + len(r.Channel) + len(r.Payload)
 }
 
 func appendRecordBody(b []byte, r *spoolRecord) []byte {
 	b = binary.LittleEndian.AppendUint64(b, r.Seq)
 	b = binary.LittleEndian.AppendUint64(b, uint64(r.LoggedAt.UnixNano()))
+	flags := byte(0)
+	if r.HTTP {
+		flags |= 1
+	}
+	b = append(b, flags)
 	for _, f := range [][]byte{[]byte(r.ID), []byte(r.Channel), r.Payload} {
 		b = binary.LittleEndian.AppendUint32(b, uint32(len(f)))
 		b = append(b, f...)
@@ -456,11 +465,11 @@ func appendRecordBody(b []byte, r *spoolRecord) []byte {
 }
 
 func decodeRecordBody(b []byte) (spoolRecord, error) {
-	if len(b) < 16 {
+	if len(b) < 17 {
 		return spoolRecord{}, errBadFrame
 	}
-	r := spoolRecord{Seq: binary.LittleEndian.Uint64(b[0:8]), LoggedAt: time.Unix(0, int64(binary.LittleEndian.Uint64(b[8:16]))).UTC()}
-	b = b[16:]
+	r := spoolRecord{Seq: binary.LittleEndian.Uint64(b[0:8]), LoggedAt: time.Unix(0, int64(binary.LittleEndian.Uint64(b[8:16]))).UTC(), HTTP: b[16]&1 != 0}
+	b = b[17:]
 	var fields [3][]byte
 	for i := range fields {
 		if len(b) < 4 {

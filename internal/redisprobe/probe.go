@@ -233,8 +233,10 @@ func probeCommands(ctx context.Context, c redis.UniversalClient, prefix string) 
 	run := func(name string, fn func(p redis.Pipeliner)) error {
 		cmds, err := c.TxPipelined(ctx, func(p redis.Pipeliner) error { fn(p); return nil })
 		if err != nil && !errors.Is(err, redis.Nil) {
+			// The command Redis refused while queueing, not the EXECABORT
+			// every other command of the transaction then carries.
 			for _, cmd := range cmds {
-				if cerr := cmd.Err(); cerr != nil && !errors.Is(cerr, redis.Nil) {
+				if cerr := cmd.Err(); cerr != nil && !errors.Is(cerr, redis.Nil) && !strings.HasPrefix(cerr.Error(), "EXECABORT") {
 					return fmt.Errorf("%s: %w", strings.ToUpper(cmd.Name()), cerr)
 				}
 			}

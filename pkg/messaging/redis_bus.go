@@ -154,7 +154,9 @@ func (b *RedisBus) Notify(ctx context.Context, entries []LogEntry) error {
 func failedCommand(cmds []redis.Cmder, err error, prefix string) error {
 	for _, c := range cmds {
 		cerr := c.Err()
-		if cerr == nil || errors.Is(cerr, redis.Nil) {
+		if cerr == nil || errors.Is(cerr, redis.Nil) || strings.HasPrefix(cerr.Error(), "EXECABORT") {
+			// EXECABORT: the transaction's other commands carry it; the
+			// one Redis refused while queueing carries the reason.
 			continue
 		}
 		if IsTransient(cerr) {
