@@ -8,7 +8,10 @@ import (
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	stratv1 "github.com/stratops/stratops/api/v1"
 	"github.com/stratops/stratops/internal/redisprobe"
@@ -81,4 +84,42 @@ func TestStatus_AGapInTheLoggersSubscriptionShowsAsPossibleLoss(t *testing.T) {
 		g.Expect(c.Message).To(ContainSubstring("possible loss"))
 		g.Expect(c.Message).To(ContainSubstring("on 2 channels"))
 	}, timeout, interval).Should(Succeed())
+}
+
+// TestEventLogger_ReplicasGetABudgetASpreadAndTheLeaderInStatus: several
+// logger replicas get a PodDisruptionBudget (one down at a time) and are
+// spread across nodes; the replica holding the lease is in status; back to
+// one replica, the budget goes.
+func TestEventLogger_ReplicasGetABudgetASpreadAndTheLeaderInStatus(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	srv := startRedis(t)
+	runningLive(g, ns, "ha", srv.Addr, func(s *stratv1.Strategy) { s.Spec.EventLogger.Replicas = ptr.To[int32](2) })
+	key := client.ObjectKey{Namespace: ns, Name: "ha-eventlogger"}
+	pdb := &policyv1.PodDisruptionBudget{}
+	g.Eventually(func() error { return k8sClient.Get(ctx, key, pdb) }, timeout, interval).Should(Succeed())
+	g.Expect(pdb.Spec.MaxUnavailable.IntValue()).To(Equal(1))
+	d := &appsv1.Deployment{}
+	g.Expect(k8sClient.Get(ctx, key, d)).To(Succeed())
+	spread := d.Spec.Template.Spec.TopologySpreadConstraints
+	g.Expect(spread).To(HaveLen(1))
+	g.Expect(spread[0].TopologyKey).To(Equal(corev1.LabelHostname))
+	env := map[string]*corev1.EnvVar{}
+	for i, e := range d.Spec.Template.Spec.Containers[0].Env {
+		env[e.Name] = &d.Spec.Template.Spec.Containers[0].Env[i]
+	}
+	g.Expect(env).To(HaveKey("STRATOPS_POD_NAME"))
+	g.Expect(env["STRATOPS_POD_NAME"].ValueFrom.FieldRef.FieldPath).To(Equal("metadata.name"))
+	g.Expect(env).To(HaveKey("STRATOPS_SPOOL_DIR"))
+
+	// The lease as a logger replica holds it.
+	c := redistest.Client(t, srv.Addr)
+	g.Expect(c.Set(ctx, messaging.LeaseKey("ha:"), "0123abcd|ha-eventlogger-7c9f-x2x4q", time.Minute).Err()).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(getStrategy(g, ns, "ha").Status.EventLogger.Leader).To(Equal("ha-eventlogger-7c9f-x2x4q"))
+	}, timeout, interval).Should(Succeed())
+
+	updateStrategy(g, ns, "ha", func(s *stratv1.Strategy) { s.Spec.EventLogger.Replicas = ptr.To[int32](1) })
+	g.Eventually(func() bool { return notFound(ns, "ha-eventlogger", &policyv1.PodDisruptionBudget{}) }, timeout, interval).Should(BeTrue())
 }

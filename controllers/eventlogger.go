@@ -8,10 +8,12 @@ import (
 
 	"github.com/go-logr/logr"
 	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	networkingv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
+	policyv1ac "k8s.io/client-go/applyconfigurations/policy/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -82,9 +84,17 @@ func (r *StrategyReconciler) reconcileEventLogger(ctx context.Context, sc *scope
 	}
 	dep := res.current
 	sc.loggerListening = dep.Status.AvailableReplicas > 0
+	if err := r.reconcileLoggerPDB(ctx, s, replicas); err != nil {
+		return ctrl.Result{}, err
+	}
 	ready, msg := deploymentAvailable(dep, replicas)
 	s.Status.EventLogger = &stratv1.WorkloadStatus{Replicas: replicas, ReadyReplicas: dep.Status.AvailableReplicas,
 		Revision: rev.Name, UpdateRevision: rev.Name}
+	if sc.health != nil {
+		s.Status.EventLogger.Leader = sc.health.LoggerLeader
+	} else if prev := sc.base.Status.EventLogger; prev != nil {
+		s.Status.EventLogger.Leader = prev.Leader
+	}
 	if reason, why, refused := redisRefusal(s); refused {
 		// Whatever its pods say: Redis refuses what it must write.
 		lifecycle.SetCondition(s, stratv1.ConditionEventLoggerReady, false, reason, why)
@@ -95,6 +105,23 @@ func (r *StrategyReconciler) reconcileEventLogger(ctx context.Context, sc *scope
 		lifecycle.SetCondition(s, stratv1.ConditionEventLoggerReady, false, stratv1.ReasonEventLoggerNotReady, msg)
 	}
 	return ctrl.Result{}, nil
+}
+
+// reconcileLoggerPDB gives several logger replicas a PodDisruptionBudget
+// (one at a time through a drain), and removes it (ours only) when one
+// replica is left.
+func (r *StrategyReconciler) reconcileLoggerPDB(ctx context.Context, s *stratv1.Strategy, replicas int32) error {
+	if replicas > 1 {
+		_, err := ensure(ctx, r, s, children.EventLoggerName(s), &policyv1.PodDisruptionBudget{},
+			children.EventLoggerPodDisruptionBudget(s), policyv1ac.ExtractPodDisruptionBudget, nil)
+		return err
+	}
+	pdb := &policyv1.PodDisruptionBudget{}
+	err := r.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: children.EventLoggerName(s)}, pdb)
+	if err == nil && metav1.IsControlledBy(pdb, s) {
+		return client.IgnoreNotFound(r.Delete(ctx, pdb, client.Preconditions{UID: &pdb.UID}))
+	}
+	return client.IgnoreNotFound(err)
 }
 
 // refusalReasons map a probe's failure to the EventLoggerReady reason of

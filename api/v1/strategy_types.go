@@ -447,6 +447,10 @@ type WorkloadStatus struct {
 	// revision while a rollout is under way or held (UpdatePending).
 	// +optional
 	UpdateRevision string `json:"updateRevision,omitempty"`
+	// leader is the event logger replica (pod) that holds the lease and
+	// records the channels' messages; the others stand by.
+	// +optional
+	Leader string `json:"leader,omitempty"`
 }
 
 // StrategyStatus is the observed state of a Strategy.

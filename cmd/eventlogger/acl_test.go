@@ -111,7 +111,7 @@ func TestACL_TheREADMEsLeastPrivilegeRuleIsEnough(t *testing.T) {
 
 	// Each command the logger writes with is needed: without it the gate
 	// says which.
-	for _, cmd := range []string{"xadd", "hincrby", "expire", "xrevrange", "publish"} {
+	for _, cmd := range []string{"xadd", "hincrby", "expire", "xrevrange", "publish", "evalsha", "pexpire"} {
 		user := "minus-" + cmd
 		args := append(readmeACLArgs(t, user, "pw", prefix), "-"+cmd)
 		if err := admin.Do(ctx, args...).Err(); err != nil {

@@ -33,7 +33,7 @@ func main() {
 
 type options struct {
 	mode, catalogFile, httpAddr, healthAddr, logLevel string
-	eventLogFile, apiToken, spoolDir                  string
+	eventLogFile, apiToken, spoolDir, holder          string
 	spoolMaxBytes                                     int64
 	drainTimeout                                      time.Duration
 	maxMessageBytes, pendingLimit                     int
@@ -84,6 +84,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.spoolDir, "spool-dir", env(el.EnvSpoolDir, ""), "keep accepted events in this directory until the history has them; empty: no spool (a crash loses what waits) [$"+el.EnvSpoolDir+"]")
 	fs.Int64Var(&o.spoolMaxBytes, "spool-max-bytes", int64(envInt(el.EnvSpoolMaxBytes, 256<<20)), "the spool's room; when full, POST /events answers 503 and published messages are counted dropped [$"+el.EnvSpoolMaxBytes+"]")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", envDuration(el.EnvDrainTimeout, 10*time.Second), "at shutdown, how long to keep writing what waits to the history [$"+el.EnvDrainTimeout+"]")
+	fs.StringVar(&o.holder, "holder", env(el.EnvPodName, ""), "this replica's name in the lease (default: the host name) [$"+el.EnvPodName+"]")
 	fs.DurationVar(&o.healthInterval, "health-interval", def.HealthInterval, "the Strategy's health check interval; the health window is this, or 1m when longer [$"+messaging.EnvHealthInterval+"]")
 	fs.StringVar(&addrs, "redis-addrs", strings.Join(def.Redis.Addrs, ","), "Redis address(es), comma-separated; empty: no Redis [$"+messaging.EnvRedisAddrs+"]")
 	fs.StringVar(&o.redis.Topology, "redis-topology", def.Redis.Topology, "Standalone, Sentinel or Cluster [$"+messaging.EnvRedisTopology+"]")
@@ -144,7 +145,7 @@ func run(args []string) int {
 	cfg := el.ServiceConfig{
 		Catalog: cat, MaxMessageBytes: o.maxMessageBytes, PendingLimit: o.pendingLimit,
 		Out: os.Stdout, Log: log, InMemoryFallback: fallback, HealthWindow: messaging.HealthWindow(o.healthInterval),
-		APIToken: o.apiToken, DrainTimeout: o.drainTimeout,
+		APIToken: o.apiToken, DrainTimeout: o.drainTimeout, Holder: o.holder,
 	}
 	if o.eventLogFile != "" {
 		f, err := os.OpenFile(o.eventLogFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)

@@ -11,6 +11,7 @@ import (
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
+	policyv1ac "k8s.io/client-go/applyconfigurations/policy/v1"
 
 	stratv1 "github.com/stratops/stratops/api/v1"
 	"github.com/stratops/stratops/internal/eventlogger"
@@ -76,7 +77,11 @@ func EventLoggerDeployment(s *stratv1.Strategy, image string, rev Revision, with
 			// kubelet enforces by evicting the pod: a tenth is left for
 			// a segment being rotated and the spool's own files.
 			corev1ac.EnvVar().WithName(eventlogger.EnvSpoolMaxBytes).WithValue(strconv.FormatInt(spool.Value()*9/10, 10)),
-			corev1ac.EnvVar().WithName(eventlogger.EnvDrainTimeout).WithValue(EventLoggerDrainTimeout.String())).
+			corev1ac.EnvVar().WithName(eventlogger.EnvDrainTimeout).WithValue(EventLoggerDrainTimeout.String()),
+			// Its name in the lease: the replica that records is named
+			// in status.eventLogger.leader.
+			corev1ac.EnvVar().WithName(eventlogger.EnvPodName).WithValueFrom(corev1ac.EnvVarSource().
+				WithFieldRef(corev1ac.ObjectFieldSelector().WithFieldPath("metadata.name")))).
 		WithPorts(corev1ac.ContainerPort().WithName(EventLoggerPortName).WithContainerPort(messaging.EventLoggerPort).WithProtocol(corev1.ProtocolTCP),
 			corev1ac.ContainerPort().WithName(EventLoggerHealthPortName).WithContainerPort(messaging.EventLoggerHealthPort).WithProtocol(corev1.ProtocolTCP)).
 		WithLivenessProbe(probe("/healthz", 10)).WithReadinessProbe(probe("/readyz", 5)).
@@ -99,6 +104,11 @@ func EventLoggerDeployment(s *stratv1.Strategy, image string, rev Revision, with
 				WithSpec(corev1ac.PodSpec().
 					WithServiceAccountName(EventLoggerName(s)).WithAutomountServiceAccountToken(false).
 					WithSecurityContext(restrictedPodSecurity()).
+					// Replicas on different nodes where there are several:
+					// a standby on the leader's node dies with it.
+					WithTopologySpreadConstraints(corev1ac.TopologySpreadConstraint().
+						WithMaxSkew(1).WithTopologyKey(corev1.LabelHostname).WithWhenUnsatisfiable(corev1.ScheduleAnyway).
+						WithLabelSelector(metav1ac.LabelSelector().WithMatchLabels(SelectorLabels(s, ComponentEventLogger)))).
 					// SIGTERM stops ingest, then the logger writes what
 					// waits to the history for up to its drain timeout;
 					// the grace period covers that and the stats' flush.
@@ -160,4 +170,14 @@ func EventLoggerReplicas(s *stratv1.Strategy) int32 {
 		return 1
 	}
 	return *s.Spec.EventLogger.Replicas
+}
+
+// EventLoggerPodDisruptionBudget keeps one replica of several up through a
+// node drain: the standby takes over while the other moves.
+func EventLoggerPodDisruptionBudget(s *stratv1.Strategy) *policyv1ac.PodDisruptionBudgetApplyConfiguration {
+	return policyv1ac.PodDisruptionBudget(EventLoggerName(s), s.Namespace).
+		WithLabels(ObjectLabels(s, ComponentEventLogger)).WithOwnerReferences(owner(s)).
+		WithSpec(policyv1ac.PodDisruptionBudgetSpec().
+			WithMaxUnavailable(intstr.FromInt32(1)).
+			WithSelector(metav1ac.LabelSelector().WithMatchLabels(SelectorLabels(s, ComponentEventLogger))))
 }

@@ -8,6 +8,7 @@ const (
 	EnvSpoolDir          = "STRATOPS_SPOOL_DIR"
 	EnvSpoolMaxBytes     = "STRATOPS_SPOOL_MAX_BYTES"
 	EnvDrainTimeout      = "STRATOPS_DRAIN_TIMEOUT"
+	EnvPodName           = "STRATOPS_POD_NAME"
 	EnvHTTPAddr          = "STRATOPS_HTTP_ADDR"
 	EnvHealthAddr        = "STRATOPS_HEALTH_ADDR"
 	EnvMaxMessageBytes   = "STRATOPS_MAX_MESSAGE_BYTES"

@@ -277,12 +277,19 @@ func decoded(t *testing.T, cat messaging.Catalog, i int) messaging.Event {
 }
 
 // cutProxy relays a Redis connection and, once armed, forwards the next
-// EXEC to the server and closes the connection before its reply: the
-// client cannot know whether the transaction ran.
+// write of the history (the script that writes it, or an EXEC) to the
+// server and closes the connection before its reply: the client cannot
+// know whether it ran.
 type cutProxy struct {
 	ln    net.Listener
 	armed atomic.Bool
 	cuts  atomic.Int32
+}
+
+func (p *cutProxy) isRecord(b []byte) bool {
+	l := bytes.ToLower(b)
+	return bytes.Contains(l, []byte("\r\nexec\r\n")) ||
+		bytes.Contains(l, []byte("evalsha")) && bytes.Contains(l, []byte("logged_at"))
 }
 
 func startCutProxy(t *testing.T, target string) *cutProxy {
@@ -312,7 +319,7 @@ func startCutProxy(t *testing.T, target string) *cutProxy {
 				for {
 					n, err := cc.Read(buf)
 					if n > 0 {
-						if bytes.Contains(bytes.ToLower(buf[:n]), []byte("\r\nexec\r\n")) && p.armed.CompareAndSwap(true, false) {
+						if p.isRecord(buf[:n]) && p.armed.CompareAndSwap(true, false) {
 							stopReplies()
 							_, _ = sc.Write(buf[:n])
 							time.Sleep(100 * time.Millisecond) // the server runs it

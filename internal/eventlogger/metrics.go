@@ -27,6 +27,10 @@ type metrics struct {
 	writeFailing   *prometheus.GaugeVec
 	spoolBytes     prometheus.Gauge
 	spoolCapacity  prometheus.Gauge
+	leader         prometheus.Gauge
+	takeovers      prometheus.Counter
+	recovered      prometheus.Counter
+	handedOver     prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -73,8 +77,16 @@ func newMetrics() *metrics {
 			Name: "spool_bytes", Help: "Bytes of the spool in use."}),
 		spoolCapacity: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
 			Name: "spool_capacity_bytes", Help: "The spool's room; 0 without a spool."}),
+		leader: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "leader", Help: "1 while this replica holds the lease and records the channels' messages."}),
+		takeovers: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "takeovers_total", Help: "Times this replica took the lease."}),
+		recovered: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "takeover_recovered_total", Help: "Messages this replica heard as a standby, which the former leader had not written, logged when it took over."}),
+		handedOver: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "handed_over_total", Help: "Channel events this replica accepted but left to the replica that took the lease (which heard them too)."}),
 	}
-	m.registry.MustRegister(m.messages, m.invalid, m.pending, m.overflow, m.writeErrors, m.statsErrors,
+	m.registry.MustRegister(m.leader, m.takeovers, m.recovered, m.handedOver, m.messages, m.invalid, m.pending, m.overflow, m.writeErrors, m.statsErrors,
 		m.busUp, m.inMemory, m.nonconforming, m.lag, m.recordDuration, m.apiRefused,
 		m.dropped, m.gaps, m.gapSeconds, m.notifyLost, m.writeFailing, m.spoolBytes, m.spoolCapacity,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

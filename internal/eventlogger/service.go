@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -57,6 +58,15 @@ type ServiceConfig struct {
 	// MaxConcurrentRequests bounds the API requests served at once; more
 	// are refused with 429. default: 16.
 	MaxConcurrentRequests int
+	// Holder names this replica in the lease (the pod's name). default:
+	// the host name.
+	Holder string
+	// LeaseTTL is how long the lease lasts unrenewed: how long channel
+	// messages wait for a standby to take over. default: 3s.
+	LeaseTTL time.Duration
+	// StandbyWindow is how far back a standby keeps what it hears, to log
+	// what the leader had not written when it takes over. default: 30s.
+	StandbyWindow time.Duration
 }
 
 // queued is an accepted event waiting for the history, with its place in
@@ -64,6 +74,9 @@ type ServiceConfig struct {
 type queued struct {
 	entry messaging.LogEntry
 	seq   uint64
+	// own: only this replica has it (posted to its API, or its own gap
+	// event), so it is written whoever holds the lease.
+	own bool
 }
 
 // Service is the standard's Event Logger: it listens to every channel of
@@ -104,6 +117,17 @@ type Service struct {
 	// stopping: ingest is closed for the drain at shutdown.
 	stopping      atomic.Bool
 	droppedLogged atomic.Int64
+	// The lease, when the bus has one (Redis): leaser, this replica's
+	// value, and whether it leads. modeMu orders ingest against taking
+	// over and stepping down; winMu guards the standby window and holder.
+	leaser     leaser
+	leaseValue string
+	leader     atomic.Bool
+	modeMu     sync.RWMutex
+	winMu      sync.Mutex
+	heard      []windowed
+	holder     string
+	startGap   *messaging.Gap
 	// replaying: the first batches come from an earlier run's spool and
 	// may already be in the history.
 	replaying atomic.Bool
@@ -151,6 +175,15 @@ func NewService(cfg ServiceConfig, bus messaging.Bus) *Service {
 	if cfg.MaxConcurrentRequests <= 0 {
 		cfg.MaxConcurrentRequests = 16
 	}
+	if cfg.Holder == "" {
+		cfg.Holder, _ = os.Hostname()
+	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = 3 * time.Second
+	}
+	if cfg.StandbyWindow <= 0 {
+		cfg.StandbyWindow = 30 * time.Second
+	}
 	var id [4]byte
 	_, _ = rand.Read(id[:])
 	s := &Service{
@@ -160,6 +193,12 @@ func NewService(cfg ServiceConfig, bus messaging.Bus) *Service {
 	}
 	s.busUp.Store(true)
 	s.metrics.busUp.Set(1)
+	if l, ok := bus.(leaser); ok {
+		s.leaser, s.leaseValue = l, newLeaseValue(cfg.Holder)
+	} else {
+		s.leader.Store(true) // memory: one process, no one to share with
+		s.metrics.leader.Set(1)
+	}
 	if cfg.InMemoryFallback {
 		s.metrics.inMemory.Set(1)
 	}
@@ -215,8 +254,17 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	s.subscribed.Store(true)
 	s.startupGap(ctx, channels)
+	// The lease is kept through the drain at shutdown (the channel events
+	// waiting are written under it), then given up.
+	leaseCtx, stopLease := context.WithCancel(context.WithoutCancel(ctx))
+	leaseDone := make(chan struct{})
+	if s.leaser != nil {
+		go func() { defer close(leaseDone); s.leaseLoop(leaseCtx) }()
+	} else {
+		close(leaseDone)
+	}
 	s.cfg.Log.Info("Listening", "bus", s.bus.Kind(), "channels", len(channels), "prefix", s.cfg.Catalog.KeyPrefix, "mode", s.cfg.Catalog.Mode,
-		"spool", s.spool != nil)
+		"spool", s.spool != nil, "holder", s.cfg.Holder)
 
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -232,7 +280,13 @@ func (s *Service) Run(ctx context.Context) error {
 	if gr, ok := sub.(messaging.GapReporter); ok {
 		wg.Go(func() {
 			for g := range gr.Gaps() {
-				s.recordGap(g)
+				if s.leader.Load() {
+					s.recordGap(g)
+					continue
+				}
+				// A standby's gap is a hole in its window only.
+				s.metrics.gapSeconds.Add(g.End.Sub(g.Start).Seconds())
+				s.cfg.Log.Warn("The standby's subscription was down: its window has a hole", "start", g.Start, "end", g.End)
 			}
 		})
 	}
@@ -257,6 +311,15 @@ func (s *Service) Run(ctx context.Context) error {
 		<-writerDone
 	}
 	stopWriter()
+	stopLease()
+	<-leaseDone
+	if s.leaser != nil && s.leader.Load() {
+		rctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		if err := s.leaser.ReleaseLease(rctx, s.leaseValue); err == nil {
+			s.cfg.Log.Info("Gave up the lease: a standby takes over at once")
+		}
+		cancel()
+	}
 	if n := s.Pending(); n > 0 {
 		if s.spool != nil {
 			s.cfg.Log.Warn("Events not yet in the history at shutdown stay in the spool for the next start", "pending", n)
@@ -294,6 +357,18 @@ func (s *Service) syncSpool() {
 // It returns the *messaging.InvalidError, ErrSpoolFull or ErrQueueFull.
 func (s *Service) Ingest(channel string, payload []byte) error {
 	now := time.Now().UTC()
+	s.modeMu.RLock()
+	defer s.modeMu.RUnlock()
+	if !s.leader.Load() {
+		// A standby keeps what it hears for its window, and logs none.
+		s.hold(channel, payload, now)
+		return nil
+	}
+	return s.ingestAt(channel, payload, now)
+}
+
+// ingestAt is Ingest of a message received at now, by the leader.
+func (s *Service) ingestAt(channel string, payload []byte, now time.Time) error {
 	e, err := s.cfg.Catalog.DecodeEvent(channel, payload, messaging.DecodeOptions{MaxBytes: s.cfg.MaxMessageBytes, Received: now})
 	if err != nil {
 		s.countInvalid(channel, err, payload)
@@ -336,7 +411,7 @@ var ErrStopping = errors.New("eventlogger: shutting down: not accepting events")
 func (s *Service) accept(channel string, events []messaging.Event, now time.Time, subscribed bool) ([]string, error) {
 	entries := make([]queued, len(events))
 	for i, e := range events {
-		entries[i] = queued{entry: messaging.LogEntry{
+		entries[i] = queued{own: !subscribed || channel == ChannelGap, entry: messaging.LogEntry{
 			ID:      s.instance + "-" + strconv.FormatUint(s.seq.Add(1), 10),
 			Channel: channel, LoggedAt: now, Event: e,
 		}}
@@ -406,7 +481,7 @@ func (s *Service) enqueue(entries []queued) error {
 	}
 	recs := make([]spoolRecord, len(entries))
 	for i, q := range entries {
-		recs[i] = spoolRecord{ID: q.entry.ID, Channel: q.entry.Channel, LoggedAt: q.entry.LoggedAt, Payload: q.entry.Event.Payload}
+		recs[i] = spoolRecord{HTTP: q.own, ID: q.entry.ID, Channel: q.entry.Channel, LoggedAt: q.entry.LoggedAt, Payload: q.entry.Event.Payload}
 	}
 	last, err := s.spool.Append(recs)
 	if err != nil {
@@ -491,7 +566,14 @@ func (s *Service) startupGap(ctx context.Context, channels []string) {
 		return
 	}
 	if now.Sub(last) > 2*s.cfg.StatsInterval+time.Second {
-		s.recordGap(messaging.Gap{Start: last, End: now, Channels: channels})
+		g := messaging.Gap{Start: last, End: now, Channels: channels}
+		if s.leaser != nil {
+			// Recorded by this replica if it leads; if another leads,
+			// that one was listening and there was no gap.
+			s.startGap = &g
+			return
+		}
+		s.recordGap(g)
 	}
 }
 
@@ -560,7 +642,7 @@ func (s *Service) nextBatch() ([]queued, bool, error) {
 		n := min(len(s.pending), s.cfg.BatchSize)
 		b := append([]queued(nil), s.pending[:n]...)
 		s.mu.Unlock()
-		return b, false, nil
+		return sameSource(b), false, nil
 	}
 	from := s.spillNext
 	s.mu.Unlock()
@@ -576,9 +658,43 @@ func (s *Service) nextBatch() ([]queued, bool, error) {
 			// decodes (a catalog change) is kept as it came.
 			e = messaging.Event{Channel: r.Channel, Timestamp: r.LoggedAt, Payload: r.Payload, Nonconforming: "spool_replay"}
 		}
-		b = append(b, queued{seq: r.Seq, entry: messaging.LogEntry{ID: r.ID, Channel: r.Channel, LoggedAt: r.LoggedAt, Event: e}})
+		b = append(b, queued{seq: r.Seq, own: r.HTTP, entry: messaging.LogEntry{ID: r.ID, Channel: r.Channel, LoggedAt: r.LoggedAt, Event: e}})
 	}
-	return b, true, nil
+	return sameSource(b), true, nil
+}
+
+// sameSource cuts a batch where its entries change from channel events to
+// this replica's own or back: the two are written differently.
+func sameSource(b []queued) []queued {
+	for i := 1; i < len(b); i++ {
+		if b[i].own != b[0].own {
+			return b[:i]
+		}
+	}
+	return b
+}
+
+// record writes a batch to the history. With a lease, channel events are
+// written only by the leader, fenced: a replica that does not hold the
+// lease (any more) leaves them to the one that does, which heard them too
+// (handedOver). Its own events are written whoever leads.
+func (s *Service) record(ctx context.Context, batch []queued) (handedOver bool, err error) {
+	switch {
+	case s.leaser == nil:
+		return false, s.bus.Record(ctx, entries(batch))
+	case batch[0].own:
+		return false, s.leaser.RecordFenced(ctx, entries(batch), "")
+	case !s.leader.Load():
+		return true, nil
+	}
+	err = s.leaser.RecordFenced(ctx, entries(batch), s.leaseValue)
+	if errors.Is(err, messaging.ErrFenced) {
+		if s.leader.Load() {
+			s.stepDown("")
+		}
+		return true, nil
+	}
+	return false, err
 }
 
 // done (after the history has them) takes a batch off the queue: off the
@@ -678,8 +794,14 @@ func (s *Service) writeLoop(ctx context.Context, stop <-chan struct{}) {
 			}
 		}
 		start := time.Now()
-		err = s.bus.Record(ctx, entries(batch))
+		handedOver, err := s.record(ctx, batch)
 		s.metrics.recordDuration.Observe(time.Since(start).Seconds())
+		if handedOver {
+			s.metrics.handedOver.Add(float64(len(batch)))
+			s.done(batch, fromSpool)
+			failed = false
+			continue
+		}
 		var ne *messaging.NotifyError
 		if err == nil || errors.As(err, &ne) {
 			if ne != nil {
@@ -755,7 +877,7 @@ func (s *Service) flushStats(ctx context.Context) {
 	s.mu.Lock()
 	delta := s.stats
 	s.stats = map[string]messaging.ChannelStats{}
-	showWindow := len(windows) > 0 || s.windowShown
+	showWindow := (len(windows) > 0 || s.windowShown) && s.leader.Load()
 	s.mu.Unlock()
 	u := messaging.StatsUpdate{Counters: delta, WindowLength: s.cfg.HealthWindow, At: now}
 	if s.subscribed.Load() {
@@ -854,5 +976,9 @@ func (s *Service) Ready() (bool, string) {
 	if s.spool != nil {
 		spool = fmt.Sprintf("%d/%d bytes", s.spool.Bytes(), s.spool.MaxBytes())
 	}
-	return true, fmt.Sprintf("ok: mode=%s bus=%s pending=%d spool=%s", s.cfg.Catalog.Mode, bus, s.Pending(), spool)
+	role := "leader"
+	if lead, holder := s.Leader(); !lead {
+		role = "standby (leader: " + holder + ")"
+	}
+	return true, fmt.Sprintf("ok: mode=%s bus=%s pending=%d spool=%s role=%s", s.cfg.Catalog.Mode, bus, s.Pending(), spool, role)
 }

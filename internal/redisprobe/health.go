@@ -60,6 +60,9 @@ type KeyHealth struct {
 type Health struct {
 	Channels []ChannelHealth
 	Keys     []KeyHealth
+	// LoggerLeader is the event logger replica that holds the lease (the
+	// pod's name); empty when none does.
+	LoggerLeader string
 }
 
 // ReadHealth reads every channel's subscribers (summed over all nodes of a
@@ -74,6 +77,7 @@ func ReadHealth(ctx context.Context, c redis.UniversalClient, cat messaging.Cata
 	var (
 		numsub *redis.MapStringIntCmd
 		stats  *redis.MapStringStringCmd
+		lease  *redis.StringCmd
 		ttls   = make([]*redis.DurationCmd, len(cat.Keys))
 		gets   = make([]*redis.StringCmd, len(cat.Keys))
 	)
@@ -82,6 +86,7 @@ func ReadHealth(ctx context.Context, c redis.UniversalClient, cat messaging.Cata
 			numsub = p.PubSubNumSub(ctx, chNames...)
 		}
 		stats = p.HGetAll(ctx, cat.KeyName(messaging.KeyChannelStats))
+		lease = p.Get(ctx, messaging.LeaseKey(cat.KeyPrefix))
 		for i, k := range cat.Keys {
 			ttls[i] = p.PTTL(ctx, cat.KeyName(k.Name))
 			if k.MaxAge.Duration > 0 && k.Name != messaging.KeyEventsHistory {
@@ -104,6 +109,7 @@ func ReadHealth(ctx context.Context, c redis.UniversalClient, cat messaging.Cata
 	st := messaging.ParseStats(stats.Val())
 
 	var h Health
+	h.LoggerLeader = messaging.LeaseHolderName(lease.Val())
 	for i, pol := range cat.Channels {
 		s := st.Channels[pol.Name]
 		ch := ChannelHealth{Name: pol.Name, Subscribers: subs[chNames[i]], Messages: s.Messages, Invalid: s.Invalid,

@@ -216,7 +216,21 @@ func Run(ctx context.Context, c redis.UniversalClient, o Options) Report {
 // loggerCommands are the commands the event logger and the health
 // read-out send, besides those the other probes check: the least-privilege
 // ACL the README gives allows exactly these and those.
-var loggerCommands = []string{"XADD", "EXPIRE", "XREVRANGE", "MULTI", "EXEC", "HINCRBY", "HSET", "HGETALL", "PTTL", "GET", "TYPE", "PUBSUB NUMSUB"}
+var loggerCommands = []string{"XADD", "EXPIRE", "XREVRANGE", "XRANGE", "MULTI", "EXEC", "HINCRBY", "HSET", "HGETALL", "PTTL", "GET", "TYPE", "PUBSUB NUMSUB",
+	"EVALSHA/EVAL with GET, SET PX, PEXPIRE, XADD, EXPIRE, DEL"}
+
+// leaseProbe runs, on probe keys, the commands of the logger's lease and
+// fenced history scripts.
+var leaseProbe = redis.NewScript(leaseProbeSrc)
+
+const leaseProbeSrc = `
+redis.call('SET', KEYS[1], 'probe', 'PX', 30000)
+redis.call('PEXPIRE', KEYS[1], 30000)
+local v = redis.call('GET', KEYS[1])
+redis.call('XADD', KEYS[2], 'MINID', '~', '0', '*', 'probe', v)
+redis.call('EXPIRE', KEYS[2], 30)
+redis.call('DEL', KEYS[1])
+return 1`
 
 // probeCommands sends each command of loggerCommands on probe keys (which
 // expire on their own), naming the one Redis refuses, and checks the
@@ -276,6 +290,15 @@ func probeCommands(ctx context.Context, c redis.UniversalClient, prefix string) 
 			return "", fmt.Errorf("PUBSUB NUMSUB: %w", err)
 		}
 	}
+	if err := c.XRangeN(ctx, stream, "-", "+", 1).Err(); err != nil && !errors.Is(err, redis.Nil) {
+		return "", fmt.Errorf("XRANGE: %w", err)
+	}
+	if err := leaseProbe.Run(ctx, c, []string{stream + ":lease", stream}).Err(); err != nil {
+		if cmd := messaging.ScriptCommand(leaseProbeSrc, err); cmd != "" {
+			return "", &scriptError{fmt.Sprintf("%s, in the logger's lease and history scripts: %v", cmd, err), err}
+		}
+		return "", fmt.Errorf("the logger's lease script (EVALSHA): %w", err)
+	}
 	for _, k := range []struct {
 		key, want, got, what string
 	}{
@@ -289,6 +312,15 @@ func probeCommands(ctx context.Context, c redis.UniversalClient, prefix string) 
 	return fmt.Sprintf("%s on %s%s<random> (EX %d); %s%s and %s%s hold what the logger writes",
 		strings.Join(loggerCommands, ", "), prefix, messaging.ProbeNamePrefix, secs, prefix, messaging.KeyEventsHistory, prefix, messaging.KeyChannelStats), nil
 }
+
+// scriptError is a command refused inside a script.
+type scriptError struct {
+	msg string
+	err error
+}
+
+func (e *scriptError) Error() string { return e.msg }
+func (e *scriptError) Unwrap() error { return e.err }
 
 // wrongTypeError is a key of the logger's that holds another type.
 type wrongTypeError struct{ msg string }
@@ -325,7 +357,7 @@ func Classify(err error) string {
 	case strings.Contains(msg, "WRONGPASS"), strings.Contains(msg, "NOAUTH"),
 		strings.Contains(msg, "invalid password"), strings.Contains(msg, "invalid username-password"):
 		return ReasonAuthFailed
-	case strings.HasPrefix(msg, "NOPERM"), strings.Contains(msg, ": NOPERM"):
+	case strings.HasPrefix(msg, "NOPERM"), strings.Contains(msg, ": NOPERM"), strings.Contains(msg, "can't run this command"):
 		return ReasonPermissionDenied
 	case strings.HasPrefix(msg, "OOM"), strings.Contains(msg, ": OOM"):
 		return ReasonOutOfMemory

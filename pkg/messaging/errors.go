@@ -54,6 +54,10 @@ func PermanentReason(err error) string {
 	if errors.As(err, &ce) {
 		msg = ce.Err.Error()
 	}
+	if strings.Contains(msg, "can't run this command") {
+		// A command an ACL refuses inside a script (Redis 7.0's words).
+		return WriteRedisPermissionDenied
+	}
 	for _, p := range []struct{ prefix, reason string }{
 		{"NOPERM", WriteRedisPermissionDenied},
 		{"WRONGTYPE", WriteRedisWrongType},
@@ -85,4 +89,36 @@ func IsTransient(err error) bool {
 		}
 	}
 	return false
+}
+
+// ScriptCommand names the command of a script that an error stopped, from
+// the script's line Redis gives ("@user_script:3"): "PEXPIRE", or "" when
+// it cannot tell.
+func ScriptCommand(src string, err error) string {
+	msg := err.Error()
+	i := strings.Index(msg, "@user_script:")
+	if i < 0 {
+		return ""
+	}
+	n := 0
+	for _, c := range msg[i+len("@user_script:"):] {
+		if c < '0' || c > '9' {
+			break
+		}
+		n = n*10 + int(c-'0')
+	}
+	lines := strings.Split(src, "\n")
+	if n < 1 || n > len(lines) {
+		return ""
+	}
+	line := lines[n-1]
+	j := strings.Index(line, "redis.call('")
+	if j < 0 {
+		return ""
+	}
+	rest := line[j+len("redis.call('"):]
+	if k := strings.IndexByte(rest, '\''); k > 0 {
+		return strings.ToUpper(rest[:k])
+	}
+	return ""
 }

@@ -1,0 +1,173 @@
+package eventlogger
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"time"
+
+	"github.com/stratops/stratops/pkg/messaging"
+)
+
+// leaser is a bus with the lease (Redis): with it, exactly one replica
+// records what the channels carry.
+type leaser interface {
+	AcquireLease(ctx context.Context, value string, ttl time.Duration) (held bool, holder string, err error)
+	ReleaseLease(ctx context.Context, value string) error
+	RecordFenced(ctx context.Context, entries []messaging.LogEntry, fence string) error
+	HistorySince(ctx context.Context, t time.Time) ([]messaging.LogEntry, error)
+}
+
+// windowed is a message a standby heard and keeps for its window.
+type windowed struct {
+	channel string
+	payload []byte
+	at      time.Time
+}
+
+// messageDigest is a pub/sub message's identity within the standby
+// window: its channel and the SHA-256 of its payload.
+func messageDigest(channel string, payload []byte) [32]byte {
+	h := sha256.New()
+	h.Write([]byte(channel))
+	h.Write([]byte{0})
+	h.Write(payload)
+	var d [32]byte
+	copy(d[:], h.Sum(nil))
+	return d
+}
+
+func newLeaseValue(holder string) string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:]) + "|" + holder
+}
+
+// holderOf is the holder part of a lease value.
+func holderOf(v string) string { return messaging.LeaseHolderName(v) }
+
+// Leader reports whether this replica records the channels' messages, and
+// which replica does when known.
+func (s *Service) Leader() (bool, string) {
+	if s.leaser == nil {
+		return true, s.cfg.Holder
+	}
+	s.winMu.Lock()
+	defer s.winMu.Unlock()
+	return s.leader.Load(), holderOf(s.holder)
+}
+
+// leaseLoop takes the lease when it is free and keeps it, every third of
+// its TTL. A replica that finds another holding it stands by.
+func (s *Service) leaseLoop(ctx context.Context) {
+	t := time.NewTicker(s.cfg.LeaseTTL / 3)
+	defer t.Stop()
+	for {
+		lctx, cancel := context.WithTimeout(ctx, s.cfg.LeaseTTL/3)
+		held, holder, err := s.leaser.AcquireLease(lctx, s.leaseValue, s.cfg.LeaseTTL)
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			// Redis unreachable: nobody writes; the fence keeps it so.
+		case held && !s.leader.Load():
+			s.takeOver(ctx)
+		case !held:
+			s.winMu.Lock()
+			s.holder = holder
+			s.winMu.Unlock()
+			if s.leader.Load() {
+				s.stepDown(holder)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// takeOver makes this replica the one that records. What it heard as a
+// standby within its window and the history lacks (the former leader had
+// not written it) is logged first, in order, without duplicates: a
+// message is its channel and payload digest, counted, so that two equal
+// messages are two.
+func (s *Service) takeOver(ctx context.Context) {
+	s.modeMu.Lock()
+	defer s.modeMu.Unlock()
+	s.winMu.Lock()
+	window := s.heard
+	s.heard = nil
+	s.holder = s.leaseValue
+	s.winMu.Unlock()
+	// Leader first, so that the writer writes what the window gives.
+	s.leader.Store(true)
+	s.metrics.leader.Set(1)
+	recovered := 0
+	if len(window) > 0 {
+		var hist []messaging.LogEntry
+		var err error
+		for try := 0; try < 3; try++ {
+			hctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			hist, err = s.leaser.HistorySince(hctx, window[0].at.Add(-2*time.Second))
+			cancel()
+			if err == nil {
+				break
+			}
+		}
+		if err != nil {
+			s.cfg.Log.Error("Taking over: the history cannot be read, so the window is logged whole (messages the former leader wrote may be logged twice)", "error", err)
+		}
+		seen := map[[32]byte]int{}
+		for _, e := range hist {
+			seen[messageDigest(e.Channel, e.Event.Payload)]++
+		}
+		for _, w := range window {
+			d := messageDigest(w.channel, w.payload)
+			if seen[d] > 0 {
+				seen[d]--
+				continue
+			}
+			recovered++
+			_ = s.ingestAt(w.channel, w.payload, w.at)
+		}
+	}
+	s.metrics.takeovers.Inc()
+	s.metrics.recovered.Add(float64(recovered))
+	s.cfg.Log.Info("Took the lease: this replica records the channels", "holder", s.cfg.Holder,
+		"window", len(window), "recovered", recovered)
+	if g := s.startGap; g != nil {
+		s.startGap = nil
+		s.recordGap(*g)
+	}
+}
+
+// stepDown makes this replica a standby: another holds the lease.
+func (s *Service) stepDown(holder string) {
+	s.modeMu.Lock()
+	defer s.modeMu.Unlock()
+	s.leader.Store(false)
+	s.metrics.leader.Set(0)
+	s.cfg.Log.Warn("Lost the lease: standing by; channel events not yet written are left to the new leader, which heard them too",
+		"holder", holderOf(holder))
+}
+
+// hold keeps a message a standby heard, for StandbyWindow.
+func (s *Service) hold(channel string, payload []byte, now time.Time) {
+	s.winMu.Lock()
+	defer s.winMu.Unlock()
+	s.heard = append(s.heard, windowed{channel: channel, payload: payload, at: now})
+	cut := 0
+	for cut < len(s.heard) && now.Sub(s.heard[cut].at) > s.cfg.StandbyWindow {
+		cut++
+	}
+	if over := len(s.heard) - cut - s.cfg.PendingLimit; over > 0 {
+		cut += over
+	}
+	if cut > 0 {
+		s.heard = append([]windowed(nil), s.heard[cut:]...)
+	}
+}

@@ -1,0 +1,164 @@
+package messaging
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// The event logger's lease: with several replicas, exactly one records
+// what the channels carry. It is a key holding "<token>|<holder>" with a
+// TTL, taken with SET NX, renewed by its holder, and checked by the same
+// script that writes the history (fencing): a holder that lost it (paused
+// past its TTL, cut off from Redis) cannot write channel events, even if
+// it still thinks it leads.
+
+// ErrFenced is a write refused because the writer does not hold the lease.
+var ErrFenced = errors.New("messaging: fenced: this logger does not hold the lease")
+
+// LeaseKey is the lease's key: on the hash slot of events:history, so that
+// the script that checks it and writes the history runs on a Cluster too.
+func (b *RedisBus) LeaseKey() string { return LeaseKey(b.prefix) }
+
+// LeaseKey is the event logger's lease key for a key prefix.
+func LeaseKey(prefix string) string {
+	return sameSlot(prefix+KeyEventsHistory, ":"+ReservedComponent+":lease")
+}
+
+// LeaseHolderName is the holder (the pod's name) of a lease value.
+func LeaseHolderName(value string) string {
+	if i := strings.IndexByte(value, '|'); i >= 0 {
+		return value[i+1:]
+	}
+	return value
+}
+
+// sameSlot names a key on the hash slot of key: key's hash tag, or all of
+// key as one.
+func sameSlot(key, suffix string) string {
+	if i := strings.IndexByte(key, '{'); i >= 0 {
+		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
+			return "{" + key[i+1:i+1+j] + "}" + suffix
+		}
+	}
+	return "{" + key + "}" + suffix
+}
+
+var acquireScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if not v then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return {1, ARGV[1]}
+end
+if v == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return {1, v}
+end
+return {0, v}`)
+
+// AcquireLease takes the lease for value (renewing it when value holds
+// it); held is false when another value holds it, and holder is that one.
+func (b *RedisBus) AcquireLease(ctx context.Context, value string, ttl time.Duration) (held bool, holder string, err error) {
+	res, err := acquireScript.Run(ctx, b.client, []string{b.LeaseKey()}, value, ttl.Milliseconds()).Slice()
+	if err != nil {
+		return false, "", &CommandError{Command: "EVALSHA lease " + strings.TrimPrefix(b.LeaseKey(), b.prefix), Err: err}
+	}
+	if len(res) != 2 {
+		return false, "", fmt.Errorf("messaging: lease: unexpected reply %v", res)
+	}
+	n, _ := res[0].(int64)
+	h, _ := res[1].(string)
+	return n == 1, h, nil
+}
+
+var releaseScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0`)
+
+// ReleaseLease gives the lease up, when value holds it, so that a standby
+// takes over at once rather than when it expires.
+func (b *RedisBus) ReleaseLease(ctx context.Context, value string) error {
+	return releaseScript.Run(ctx, b.client, []string{b.LeaseKey()}, value).Err()
+}
+
+// LeaseHolder is the lease's value, "" when no one holds it.
+func (b *RedisBus) LeaseHolder(ctx context.Context) (string, error) {
+	v, err := b.client.Get(ctx, b.LeaseKey()).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	return v, err
+}
+
+// recordScript writes a batch of history entries when the lease is
+// ARGV[1] (or, with ARGV[1] empty, whoever holds it: entries only this
+// logger has), trimming and keeping the TTL, in one atomic step.
+var recordScript = redis.NewScript(recordSrc)
+
+const recordSrc = `
+if ARGV[1] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[1] then
+  return redis.error_reply('FENCED this logger does not hold the lease')
+end
+local i = 4
+local n = 0
+while i <= #ARGV do
+  local nf = tonumber(ARGV[i])
+  redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[2], '*', unpack(ARGV, i + 1, i + nf))
+  i = i + nf + 1
+  n = n + 1
+end
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return n`
+
+// RecordFenced is Record through the lease: the history entries are
+// written only while fence holds the lease (an empty fence writes
+// whoever holds it), then the notifications. ErrFenced when it does not.
+func (b *RedisBus) RecordFenced(ctx context.Context, entries []LogEntry, fence string) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	hist := b.name(KeyEventsHistory)
+	args := make([]any, 0, 3+len(entries)*20)
+	args = append(args, fence, strconv.FormatInt(b.now().Add(-b.retention).UnixMilli(), 10), int64(b.historyTTL.Seconds()))
+	for _, e := range entries {
+		v := streamValues(e)
+		args = append(args, len(v))
+		args = append(args, v...)
+	}
+	if err := recordScript.Run(ctx, b.client, []string{hist, b.LeaseKey()}, args...).Err(); err != nil {
+		if strings.HasPrefix(err.Error(), "FENCED") {
+			return ErrFenced
+		}
+		if IsTransient(err) {
+			return fmt.Errorf("messaging: record %d events: %w", len(entries), err)
+		}
+		cmd := ScriptCommand(recordSrc, err)
+		if cmd == "" {
+			cmd = "EVALSHA"
+		}
+		return fmt.Errorf("messaging: record %d events: %w", len(entries), &CommandError{Command: cmd + " " + KeyEventsHistory + " (the fenced history script)", Err: err})
+	}
+	return b.Notify(ctx, entries)
+}
+
+// HistorySince returns the channel and message of every history entry
+// written since t (the stream's IDs are times), oldest first.
+func (b *RedisBus) HistorySince(ctx context.Context, t time.Time) ([]LogEntry, error) {
+	msgs, err := b.client.XRange(ctx, b.name(KeyEventsHistory), strconv.FormatInt(t.UnixMilli(), 10), "+").Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("messaging: read history: %w", err)
+	}
+	out := make([]LogEntry, 0, len(msgs))
+	for _, m := range msgs {
+		str := func(k string) string { s, _ := m.Values[k].(string); return s }
+		out = append(out, LogEntry{ID: str("id"), Channel: str("channel"), Event: Event{Payload: []byte(str("message"))}})
+	}
+	return out, nil
+}
