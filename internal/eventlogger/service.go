@@ -267,13 +267,27 @@ func (s *Service) Run(ctx context.Context) error {
 		"spool", s.spool != nil, "holder", s.cfg.Holder)
 
 	var wg sync.WaitGroup
+	syncReq := make(chan struct{}, 1)
+	syncDone := make(chan struct{})
+	go func() {
+		defer close(syncDone)
+		for range syncReq {
+			s.syncSpool()
+			// At most every 5 ms: bursts share an fsync.
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
 	wg.Go(func() {
 		c := sub.C()
 		for d := range c {
 			_ = s.Ingest(d.Channel, d.Payload)
 			if len(c) == 0 {
-				// Group commit: one fsync for what arrived together.
-				s.syncSpool()
+				// What arrived together is made durable together, off
+				// this loop: no one waits on a published message's fsync.
+				select {
+				case syncReq <- struct{}{}:
+				default:
+				}
 			}
 		}
 	})
@@ -302,6 +316,8 @@ func (s *Service) Run(ctx context.Context) error {
 	s.subscribed.Store(false)
 	_ = sub.Close()
 	wg.Wait()
+	close(syncReq)
+	<-syncDone
 	s.syncSpool()
 	// The writer drains what is pending until it is empty or time is up.
 	select {

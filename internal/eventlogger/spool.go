@@ -57,6 +57,9 @@ type Spool struct {
 	next    uint64         // the next record's sequence number
 	acked   uint64
 	scratch []byte
+	// mark holds acked: 8 bytes and their CRC, rewritten in place (one
+	// small write, no new file) at each Ack.
+	mark *os.File
 
 	syncMu sync.Mutex
 	synced atomic.Uint64 // every record up to this one is on disk
@@ -85,9 +88,15 @@ func OpenSpool(dir string, maxBytes int64) (*Spool, []spoolRecord, error) {
 		return nil, nil, fmt.Errorf("eventlogger: spool: %w", err)
 	}
 	s := &Spool{dir: dir, maxBytes: maxBytes, segBytes: max(min(maxBytes/8, 16<<20), 512), next: 1}
-	if b, err := os.ReadFile(filepath.Join(dir, spoolAckedFile)); err == nil {
-		s.acked, _ = strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	if b, err := os.ReadFile(filepath.Join(dir, spoolAckedFile)); err == nil && len(b) >= 12 &&
+		crc32.Checksum(b[:8], crcTable) == binary.LittleEndian.Uint32(b[8:12]) {
+		s.acked = binary.LittleEndian.Uint64(b[:8])
 	}
+	mark, err := os.OpenFile(filepath.Join(dir, spoolAckedFile), os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("eventlogger: spool: %w", err)
+	}
+	s.mark = mark
 	names, err := filepath.Glob(filepath.Join(dir, "seg-*.log"))
 	if err != nil {
 		return nil, nil, err
@@ -278,11 +287,11 @@ func (s *Spool) Ack(seq uint64) error {
 			}
 		}
 	}
-	tmp := filepath.Join(s.dir, spoolAckedFile+".tmp")
-	if err := os.WriteFile(tmp, []byte(strconv.FormatUint(seq, 10)), 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(s.dir, spoolAckedFile))
+	var b [12]byte
+	binary.LittleEndian.PutUint64(b[:8], seq)
+	binary.LittleEndian.PutUint32(b[8:], crc32.Checksum(b[:8], crcTable))
+	_, err := s.mark.WriteAt(b[:], 0)
+	return err
 }
 
 // Bytes is how much of its room the spool uses; Unacked how many records
@@ -317,6 +326,7 @@ func (s *Spool) Close() error {
 	if cerr := s.f.Close(); err == nil {
 		err = cerr
 	}
+	_ = s.mark.Close()
 	s.f = nil
 	return err
 }
