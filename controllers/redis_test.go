@@ -193,6 +193,15 @@ func TestReconcile_ProbeFailuresNameTheirReason(t *testing.T) {
 		}},
 		// An ACL that lets the logger connect, subscribe and SET but not
 		// XADD: it would be ready while writing no history.
+		// Someone wrote the logger's history as a string.
+		{"wrongtype", "commands", "WrongType", func(s *stratv1.Strategy) {
+			s.Spec.Redis.Address = redisOpen.Addr
+			rc := redis.NewClient(&redis.Options{Addr: redisOpen.Addr})
+			defer rc.Close()
+			if err := rc.Set(context.Background(), s.Spec.Redis.KeyPrefix+"events:history", "not a stream", 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}},
 		{"nostream", "commands", "PermissionDenied", func(s *stratv1.Strategy) {
 			s.Spec.Redis.Address = redisAuth.Addr
 			s.Spec.Redis.Username = "nostream"
@@ -201,7 +210,7 @@ func TestReconcile_ProbeFailuresNameTheirReason(t *testing.T) {
 	}
 	// What EventLoggerReady says of a Redis that refuses the logger's writes.
 	loggerReason := map[string]string{"permissiondenied": stratv1.ReasonRedisPermissionDenied, "nostream": stratv1.ReasonRedisPermissionDenied,
-		"readonlyreplica": stratv1.ReasonRedisReadOnly}
+		"readonlyreplica": stratv1.ReasonRedisReadOnly, "wrongtype": stratv1.ReasonRedisWrongType}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
@@ -221,6 +230,9 @@ func TestReconcile_ProbeFailuresNameTheirReason(t *testing.T) {
 					g.Expect(c.Reason).To(Equal(want))
 					if tc.name == "nostream" {
 						g.Expect(strings.ToLower(c.Message)).To(ContainSubstring("xadd"))
+					}
+					if tc.name == "wrongtype" {
+						g.Expect(c.Message).To(ContainSubstring("wrongtype:events:history holds a string"))
 					}
 				}
 			}, timeout, interval).Should(Succeed())
