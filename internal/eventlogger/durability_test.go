@@ -223,7 +223,8 @@ func TestWrite_NoPermAndOutOfMemoryFailReadinessWithTheirReasons(t *testing.T) {
 		// What the README listed before: SET, PUBLISH, SUBSCRIBE, and
 		// enough to read, but no XADD.
 		if err := admin.Do(ctx, "ACL", "SETUSER", "narrow", "on", ">pw", "resetkeys", "~*", "resetchannels", "&*",
-			"-@all", "+set", "+get", "+publish", "+subscribe", "+ping", "+expire", "+hincrby", "+hset", "+xrevrange", "+exec", "+multi", "+pttl").Err(); err != nil {
+			"-@all", "+set", "+get", "+publish", "+subscribe", "+ping", "+expire", "+hincrby", "+hset", "+hget", "+xrevrange", "+exec", "+multi", "+pttl",
+			"+evalsha", "+eval", "+pexpire", "+del").Err(); err != nil {
 			t.Fatal(err)
 		}
 		c := redis.NewClient(&redis.Options{Addr: srv.Addr, Username: "narrow", Password: "pw", MaxRetries: -1})
