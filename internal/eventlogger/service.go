@@ -791,22 +791,31 @@ func (s *Service) writeLoop(ctx context.Context, stop <-chan struct{}) {
 		}
 		if failed {
 			ids, err := s.bus.RecentIDs(ctx, 2*len(batch)+64)
-			if err == nil {
-				n := 0
-				for n < len(batch) && ids[batch[n].entry.ID] {
-					n++
+			if err != nil {
+				// Whether the last try landed is unknown until the
+				// history can be read: writing now could write it twice.
+				select {
+				case <-time.After(backoff):
+				case <-ctx.Done():
+					return
 				}
-				if n > 0 {
-					if err := s.bus.Notify(ctx, entries(batch[:n])); err != nil {
-						s.metrics.notifyLost.Add(float64(n))
-					}
-					s.done(batch[:n], fromSpool)
-					batch = batch[n:]
+				backoff = min(2*backoff, 5*time.Second)
+				continue
+			}
+			n := 0
+			for n < len(batch) && ids[batch[n].entry.ID] {
+				n++
+			}
+			if n > 0 {
+				if err := s.bus.Notify(ctx, entries(batch[:n])); err != nil {
+					s.metrics.notifyLost.Add(float64(n))
 				}
-				if len(batch) == 0 {
-					failed = false
-					continue
-				}
+				s.done(batch[:n], fromSpool)
+				batch = batch[n:]
+			}
+			if len(batch) == 0 {
+				failed = false
+				continue
 			}
 		}
 		start := time.Now()
