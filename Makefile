@@ -133,7 +133,7 @@ redis: ## Make sure redis-server is installed (apt-get when root).
 
 .PHONY: test-packages
 test-packages: ## Make sure the Debian packages the tests use are installed (apt-get when root).
-	hack/ensure-packages.sh redis-server python3-redis
+	hack/ensure-packages.sh redis-server redis-tools python3-redis
 
 .PHONY: controller-gen
 controller-gen: $(CONTROLLER_GEN) ## Build controller-gen into bin/.

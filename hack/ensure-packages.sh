@@ -2,7 +2,9 @@
 # Makes sure the Debian packages the tests use are installed, installing the
 # missing ones with apt-get when run as root. Each package is checked by
 # what the tests use of it, not by dpkg alone:
-#   redis-server   the redis-server binary (tests start their own on free ports)
+#   redis-server   the redis-server binary (tests start their own on free ports;
+#                  Debian's has TLS, and runs Sentinels with --sentinel)
+#   redis-tools    redis-cli (--cluster create, for the Cluster tests)
 #   python3-redis  redis-py for Debian's /usr/bin/python3 (the interop test
 #                  runs the standard's Python components with it; another
 #                  python3 may come first on PATH)
@@ -11,6 +13,7 @@ set -euo pipefail
 present() {
 	case "$1" in
 	redis-server) command -v redis-server >/dev/null 2>&1 ;;
+	redis-tools) command -v redis-cli >/dev/null 2>&1 ;;
 	python3-redis) [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import redis' >/dev/null 2>&1 ;;
 	*) dpkg -s "$1" >/dev/null 2>&1 ;;
 	esac

@@ -7,6 +7,7 @@ package redistest
 
 import (
 	"bufio"
+	"crypto/tls"
 	"context"
 	"errors"
 	"fmt"
@@ -33,6 +34,8 @@ type Server struct {
 	cmd *exec.Cmd
 	// external is true for a server given by REDIS_ADDR: never stopped.
 	external bool
+	// tls, for a TLS-only server: how ping reaches it.
+	tls *tls.Config
 }
 
 // Options for a new server.
@@ -45,12 +48,19 @@ type Options struct {
 	// (appendonly, fsync always). default: false, nothing is persisted.
 	Persist bool
 	// SentinelOf makes the server a Sentinel that monitors that server as
-	// master set SentinelMaster (quorum 1).
-	SentinelOf *Server
+	// master set SentinelMaster (quorum SentinelQuorum, default 1; the
+	// master is down after SentinelDownAfter, default Sentinel's 30s).
+	SentinelOf        *Server
+	SentinelQuorum    int
+	SentinelDownAfter time.Duration
 	// Host is the address the server binds to. default: 127.0.0.1. The
 	// end-to-end tests bind it to the cluster bridge's gateway, where pods
 	// reach it as a Redis outside the cluster.
 	Host string
+	// TLS serves TLS only (no plain port) with the PKI's server
+	// certificate; TLSClientAuth requires a client certificate too.
+	TLS           *PKI
+	TLSClientAuth bool
 }
 
 // SentinelMaster is the master set a Sentinel started with SentinelOf
@@ -85,7 +95,12 @@ func Start(opts Options) (*Server, error) {
 	case opts.SentinelOf != nil:
 		conf := filepath.Join(dir, "sentinel.conf")
 		mhost, mport, _ := net.SplitHostPort(opts.SentinelOf.Addr)
-		if err := os.WriteFile(conf, []byte(fmt.Sprintf("sentinel monitor %s %s %s 1\n", SentinelMaster, mhost, mport)), 0o600); err != nil {
+		sconf := fmt.Sprintf("sentinel monitor %s %s %s %d\n", SentinelMaster, mhost, mport, max(opts.SentinelQuorum, 1))
+		if opts.SentinelDownAfter > 0 {
+			sconf += fmt.Sprintf("sentinel down-after-milliseconds %s %d\nsentinel failover-timeout %s %d\n",
+				SentinelMaster, opts.SentinelDownAfter.Milliseconds(), SentinelMaster, 3*opts.SentinelDownAfter.Milliseconds())
+		}
+		if err := os.WriteFile(conf, []byte(sconf), 0o600); err != nil {
 			_ = os.RemoveAll(dir)
 			return nil, err
 		}
@@ -100,8 +115,18 @@ func Start(opts Options) (*Server, error) {
 		host, p, _ := net.SplitHostPort(opts.ReplicaOf.Addr)
 		args = append(args, "--replicaof", host, p)
 	}
+	var tlsCfg *tls.Config
+	if opts.TLS != nil {
+		args[1] = "0" // "--port" "0": no plain port
+		args = append(args, "--tls-port", strconv.Itoa(port))
+		args = append(args, opts.TLS.ServerArgs(opts.TLSClientAuth)...)
+		if tlsCfg, err = opts.TLS.ClientTLS(true); err != nil {
+			_ = os.RemoveAll(dir)
+			return nil, err
+		}
+	}
 	args = append(args, opts.Args...)
-	s := &Server{Addr: net.JoinHostPort(host, strconv.Itoa(port)), port: port, dir: dir, args: args}
+	s := &Server{Addr: net.JoinHostPort(host, strconv.Itoa(port)), port: port, dir: dir, args: args, tls: tlsCfg}
 	if err := s.start(); err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, err
@@ -143,7 +168,13 @@ func (s *Server) start() error {
 // ping sends an inline PING and expects +PONG (or an auth error, which
 // also shows that the server is up).
 func (s *Server) ping() error {
-	c, err := net.DialTimeout("tcp", s.Addr, 200*time.Millisecond)
+	var c net.Conn
+	var err error
+	if s.tls != nil {
+		c, err = tls.DialWithDialer(&net.Dialer{Timeout: 200 * time.Millisecond}, "tcp", s.Addr, s.tls)
+	} else {
+		c, err = net.DialTimeout("tcp", s.Addr, 200*time.Millisecond)
+	}
 	if err != nil {
 		return err
 	}
