@@ -33,6 +33,12 @@ func secretRefs(s *stratv1.Strategy) []stratv1.SecretKeySelector {
 	if r.TLS != nil && r.TLS.Enabled && r.TLS.CASecretRef != nil {
 		refs = append(refs, *r.TLS.CASecretRef)
 	}
+	if r.TLS != nil && r.TLS.Enabled && r.TLS.ClientCertSecretRef != nil {
+		// A kubernetes.io/tls Secret: its certificate and its key.
+		name := r.TLS.ClientCertSecretRef.Name
+		refs = append(refs, stratv1.SecretKeySelector{Name: name, Key: corev1.TLSCertKey},
+			stratv1.SecretKeySelector{Name: name, Key: corev1.TLSPrivateKeyKey})
+	}
 	return refs
 }
 
@@ -131,5 +137,8 @@ func refField(s *stratv1.Strategy, ref stratv1.SecretKeySelector) string {
 	if r := s.Spec.Redis; r != nil && r.PasswordSecretRef != nil && *r.PasswordSecretRef == ref {
 		return "spec.redis.passwordSecretRef"
 	}
-	return "spec.redis.tls.caSecretRef"
+	if r := s.Spec.Redis; r != nil && r.TLS != nil && r.TLS.CASecretRef != nil && *r.TLS.CASecretRef == ref {
+		return "spec.redis.tls.caSecretRef"
+	}
+	return "spec.redis.tls.clientCertSecretRef"
 }

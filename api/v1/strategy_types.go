@@ -83,6 +83,15 @@ type SecretKeySelector struct {
 	Key string `json:"key"`
 }
 
+// SecretReference names a Secret in the Strategy's namespace.
+type SecretReference struct {
+	// name of the Secret.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+}
+
 // RedisTLSSpec configures TLS to Redis.
 // +kubebuilder:validation:XValidation:rule="!has(self.insecureSkipVerify) || !self.insecureSkipVerify || (has(self.enabled) && self.enabled)",message="spec.redis.tls.insecureSkipVerify needs spec.redis.tls.enabled: true",fieldPath=".insecureSkipVerify"
 type RedisTLSSpec struct {
@@ -93,6 +102,12 @@ type RedisTLSSpec struct {
 	// omitted, the system roots are used.
 	// +optional
 	CASecretRef *SecretKeySelector `json:"caSecretRef,omitempty"`
+	// clientCertSecretRef names a kubernetes.io/tls Secret (keys tls.crt
+	// and tls.key) whose certificate the operator, the event logger and the
+	// engine present to Redis (mutual TLS). Like every Secret referenced
+	// here, it needs the label stratops.dev/redis-credentials: "true".
+	// +optional
+	ClientCertSecretRef *SecretReference `json:"clientCertSecretRef,omitempty"`
 	// serverName overrides the name checked against the server certificate.
 	// +optional
 	// +kubebuilder:validation:MaxLength=253

@@ -93,6 +93,8 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.redis.Username, "redis-username", def.Redis.Username, "Redis ACL user [$"+messaging.EnvRedisUsername+"]")
 	fs.BoolVar(&o.redis.TLS, "redis-tls", def.Redis.TLS, "use TLS [$"+messaging.EnvRedisTLS+"]")
 	fs.StringVar(&o.redis.CAFile, "redis-tls-ca-file", def.Redis.CAFile, "PEM CA bundle [$"+messaging.EnvRedisTLSCAFile+"]")
+	fs.StringVar(&o.redis.ClientCertFile, "redis-tls-cert-file", def.Redis.ClientCertFile, "PEM client certificate (mutual TLS) [$"+messaging.EnvRedisTLSCertFile+"]")
+	fs.StringVar(&o.redis.ClientKeyFile, "redis-tls-key-file", def.Redis.ClientKeyFile, "PEM client key (mutual TLS) [$"+messaging.EnvRedisTLSKeyFile+"]")
 	fs.StringVar(&o.redis.ServerName, "redis-tls-server-name", def.Redis.ServerName, "TLS server name [$"+messaging.EnvRedisTLSServer+"]")
 	fs.BoolVar(&o.redis.InsecureSkipVerify, "redis-tls-insecure-skip-verify", def.Redis.InsecureSkipVerify, "skip TLS verification (tests only) [$"+messaging.EnvRedisTLSInsecure+"]")
 	fs.DurationVar(&o.redis.DialTimeout, "redis-dial-timeout", def.Redis.DialTimeout, "Redis dial timeout [$"+messaging.EnvRedisDialTimeout+"]")

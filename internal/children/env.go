@@ -7,6 +7,7 @@ import (
 	"path"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 
 	stratv1 "github.com/stratops/stratops/api/v1"
@@ -54,6 +55,10 @@ func RedisEnv(s *stratv1.Strategy) messaging.RedisEnv {
 		e.TLS, e.ServerName, e.InsecureSkipVerify = true, t.ServerName, t.InsecureSkipVerify
 		if ref := t.CASecretRef; ref != nil {
 			e.CA = &messaging.SecretKeyRef{Name: ref.Name, Key: ref.Key}
+		}
+		if ref := t.ClientCertSecretRef; ref != nil {
+			e.ClientCert = &messaging.SecretKeyRef{Name: ref.Name, Key: corev1.TLSCertKey}
+			e.ClientKey = &messaging.SecretKeyRef{Name: ref.Name, Key: corev1.TLSPrivateKeyKey}
 		}
 	}
 	return e

@@ -41,9 +41,12 @@ func SettingKey(c messaging.RedisConfig) string {
 	h := sha256.New()
 	addrs := append([]string(nil), c.Addrs...)
 	sort.Strings(addrs)
-	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%d\x00%s\x00%s\x00%t\x00%s\x00%s\x00%t\x00%s\x00%s\x00%s",
+	// Everything that makes a connection one identity or another: the
+	// client certificate too, so that no Strategy connects with another's.
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%d\x00%s\x00%s\x00%t\x00%s\x00%s\x00%t\x00%s\x00%s\x00%s\x00%s\x00%s",
 		c.Topology, strings.Join(addrs, ","), c.MasterName, c.DB, c.Username, c.Password,
-		c.TLS, c.CAFile+string(c.CAPEM), c.ServerName, c.InsecureSkipVerify, c.DialTimeout, c.ReadTimeout, c.WriteTimeout)
+		c.TLS, c.CAFile+string(c.CAPEM), c.ServerName, c.InsecureSkipVerify, c.DialTimeout, c.ReadTimeout, c.WriteTimeout,
+		c.ClientCertFile+string(c.ClientCertPEM), c.ClientKeyFile+string(c.ClientKeyPEM))
 	return hex.EncodeToString(h.Sum(nil))
 }
 

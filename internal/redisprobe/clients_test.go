@@ -40,3 +40,19 @@ func TestClients_SharedPerSettingAndClosedWithTheLastUser(t *testing.T) {
 		t.Fatalf("%d clients open, want 0", cs.Open())
 	}
 }
+
+func TestSettingKey_EveryIdentityIsItsOwn(t *testing.T) {
+	base := messaging.RedisConfig{Addrs: []string{"redis:6379"}, TLS: true, CAPEM: []byte("ca")}
+	withCert := base
+	withCert.ClientCertPEM, withCert.ClientKeyPEM = []byte("cert-a"), []byte("key-a")
+	otherCert := base
+	otherCert.ClientCertPEM, otherCert.ClientKeyPEM = []byte("cert-b"), []byte("key-b")
+	keys := map[string]string{"no cert": SettingKey(base), "cert a": SettingKey(withCert), "cert b": SettingKey(otherCert)}
+	seen := map[string]string{}
+	for name, k := range keys {
+		if other, dup := seen[k]; dup {
+			t.Fatalf("%s and %s share a client: a Strategy would connect with another's certificate", name, other)
+		}
+		seen[k] = name
+	}
+}

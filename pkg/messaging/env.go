@@ -28,6 +28,8 @@ const (
 	EnvRedisPassword    = "STRATOPS_REDIS_PASSWORD"
 	EnvRedisTLS         = "STRATOPS_REDIS_TLS"
 	EnvRedisTLSCAFile   = "STRATOPS_REDIS_TLS_CA_FILE"
+	EnvRedisTLSCertFile = "STRATOPS_REDIS_TLS_CERT_FILE"
+	EnvRedisTLSKeyFile  = "STRATOPS_REDIS_TLS_KEY_FILE"
 	EnvRedisTLSServer   = "STRATOPS_REDIS_TLS_SERVER_NAME"
 	EnvRedisTLSInsecure = "STRATOPS_REDIS_TLS_INSECURE_SKIP_VERIFY"
 	EnvRedisDialTimeout = "STRATOPS_REDIS_DIAL_TIMEOUT"
@@ -45,6 +47,10 @@ const (
 	CatalogPath = "/etc/stratops/" + CatalogFileName
 	// RedisCAPath is where a pod finds the Redis CA bundle.
 	RedisCAPath = "/etc/stratops/redis-ca/ca.crt"
+	// RedisClientCertPath and RedisClientKeyPath are where a pod finds
+	// its client certificate and key for Redis (mutual TLS).
+	RedisClientCertPath = "/etc/stratops/redis-client-cert/tls.crt"
+	RedisClientKeyPath  = "/etc/stratops/redis-client-key/tls.key"
 )
 
 // The event logger's HTTP ports: EventLoggerPort serves the state and
@@ -127,6 +133,9 @@ type RedisEnv struct {
 	TLS bool
 	// CA is the Secret key holding a PEM CA bundle. default: system roots.
 	CA *SecretKeyRef
+	// ClientCert and ClientKey are the Secret keys holding the client
+	// certificate and its key (mutual TLS). default: none.
+	ClientCert, ClientKey *SecretKeyRef
 	// ServerName overrides the name the server's certificate is checked
 	// against. default: the address's host.
 	ServerName string
@@ -176,6 +185,12 @@ func (p PodEnv) Env() []EnvVar {
 				f := FileRef{Secret: r.CA.Name, Key: r.CA.Key, Path: RedisCAPath}
 				out = append(out, EnvVar{Name: EnvRedisTLSCAFile, Value: f.Path, File: &f})
 			}
+			if r.ClientCert != nil && r.ClientKey != nil {
+				cf := FileRef{Secret: r.ClientCert.Name, Key: r.ClientCert.Key, Path: RedisClientCertPath}
+				kf := FileRef{Secret: r.ClientKey.Name, Key: r.ClientKey.Key, Path: RedisClientKeyPath}
+				out = append(out, EnvVar{Name: EnvRedisTLSCertFile, Value: cf.Path, File: &cf},
+					EnvVar{Name: EnvRedisTLSKeyFile, Value: kf.Path, File: &kf})
+			}
 		}
 	}
 	add(EnvEventLoggerURL, p.EventLoggerURL)
@@ -223,6 +238,15 @@ func (r RedisEnv) Config(secret func(SecretKeyRef) ([]byte, error)) (RedisConfig
 		}
 		c.CAPEM = v
 	}
+	if r.TLS && r.ClientCert != nil && r.ClientKey != nil {
+		var err error
+		if c.ClientCertPEM, err = secret(*r.ClientCert); err != nil {
+			return RedisConfig{}, err
+		}
+		if c.ClientKeyPEM, err = secret(*r.ClientKey); err != nil {
+			return RedisConfig{}, err
+		}
+	}
 	return c.withDefaults(), nil
 }
 
@@ -262,6 +286,7 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
 		Redis: RedisConfig{
 			Topology: get(EnvRedisTopology), MasterName: get(EnvRedisMasterName), Username: get(EnvRedisUsername),
 			CAFile: get(EnvRedisTLSCAFile), ServerName: get(EnvRedisTLSServer),
+			ClientCertFile: get(EnvRedisTLSCertFile), ClientKeyFile: get(EnvRedisTLSKeyFile),
 		},
 	}
 	// The password is taken as it is: white space may be part of it.

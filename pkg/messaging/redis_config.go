@@ -35,6 +35,11 @@ type RedisConfig struct {
 	// CAFile (or CAPEM) is a PEM CA bundle. default: the system roots.
 	CAFile string
 	CAPEM  []byte
+	// ClientCertFile and ClientKeyFile (or ClientCertPEM and ClientKeyPEM)
+	// are the certificate and key presented to the server (mutual TLS).
+	// default: none.
+	ClientCertFile, ClientKeyFile string
+	ClientCertPEM, ClientKeyPEM   []byte
 	// ServerName is checked against the server's certificate. default:
 	// the address's host.
 	ServerName string
@@ -130,6 +135,22 @@ func (c RedisConfig) UniversalOptions() (*redis.UniversalOptions, error) {
 				return nil, errors.New("messaging: the Redis CA holds no PEM certificate")
 			}
 			cfg.RootCAs = pool
+		}
+		if cert, key := c.ClientCertPEM, c.ClientKeyPEM; len(cert) > 0 || c.ClientCertFile != "" {
+			if len(cert) == 0 {
+				var err error
+				if cert, err = os.ReadFile(c.ClientCertFile); err != nil {
+					return nil, fmt.Errorf("messaging: reading the Redis client certificate: %w", err)
+				}
+				if key, err = os.ReadFile(c.ClientKeyFile); err != nil {
+					return nil, fmt.Errorf("messaging: reading the Redis client key: %w", err)
+				}
+			}
+			pair, err := tls.X509KeyPair(cert, key)
+			if err != nil {
+				return nil, fmt.Errorf("messaging: the Redis client certificate and key: %w", err)
+			}
+			cfg.Certificates = []tls.Certificate{pair}
 		}
 		o.TLSConfig = cfg
 	}
