@@ -60,8 +60,9 @@ type checkSnapshot struct {
 	// fresh: a check ended that no reconcile has used yet.
 	fresh bool
 	// failures counts the checks that failed in a row (seeded from status
-	// when this process first checks the Strategy).
-	failures int32
+	// when this process first checks the Strategy), since failingSince.
+	failures     int32
+	failingSince time.Time
 	// failed is the last check's failure, nil when it passed.
 	failed *redisprobe.Result
 	// round is the last probe round, roundAt when it ended.
@@ -91,12 +92,12 @@ func newRedisChecks() *redisChecks {
 // state returns the Strategy's check state for a connection setting,
 // starting afresh (with the failure count seeded from status) when there
 // is none or it was about another setting.
-func (rc *redisChecks) state(key types.NamespacedName, setting string, seedFailures int32) *checkState {
+func (rc *redisChecks) state(key types.NamespacedName, setting string, seedFailures int32, seedSince time.Time) *checkState {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	st, ok := rc.states[key.String()]
 	if !ok || st.setting != setting {
-		st = &checkState{setting: setting, checkSnapshot: checkSnapshot{failures: seedFailures}}
+		st = &checkState{setting: setting, checkSnapshot: checkSnapshot{failures: seedFailures, failingSince: seedSince}}
 		rc.states[key.String()] = st
 	}
 	return st
@@ -203,8 +204,11 @@ func (st *checkState) record(out checkOutcome, at time.Time) {
 		st.conflict = out.conflict
 	}
 	if out.failed == nil {
-		st.failures = 0
+		st.failures, st.failingSince = 0, time.Time{}
 	} else {
+		if st.failures == 0 || st.failingSince.IsZero() {
+			st.failingSince = at
+		}
 		st.failures++
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -82,7 +83,11 @@ func (r *StrategyReconciler) reconcileRedis(ctx context.Context, sc *scope) (ctr
 	// The check runs off the worker (see checks.go); this reconcile uses
 	// what the last one found.
 	nn := client.ObjectKeyFromObject(s)
-	st := r.redisChecks().state(nn, redisprobe.SettingKey(cfg), rs.ConsecutiveFailures)
+	var since time.Time
+	if rs.FailingSince != nil {
+		since = rs.FailingSince.Time
+	}
+	st := r.redisChecks().state(nn, redisprobe.SettingKey(cfg), rs.ConsecutiveFailures, since)
 	snap := st.snapshot()
 	if round, readOut := nextCheck(snap, s, facts); !snap.fresh && !snap.running && (round || readOut) {
 		catalog, cluster, prefix := sc.catalog, s.Spec.Redis.Topology == stratv1.TopologyCluster, s.Spec.Redis.KeyPrefix
@@ -103,6 +108,10 @@ func (r *StrategyReconciler) reconcileRedis(ctx context.Context, sc *scope) (ctr
 		return ctrl.Result{RequeueAfter: time.Second}, errAwaitingRedis
 	}
 	if rep := snap.round; rep != nil {
+		if rep.Addr != "" && s.Spec.Redis.Topology == stratv1.TopologySentinel {
+			// The master the Sentinels name now: it changes with a failover.
+			rs.Endpoint = fmt.Sprintf("%s (master %s, via Sentinels %s)", rep.Addr, s.Spec.Redis.SentinelMasterName, strings.Join(s.Spec.Redis.Addresses, ","))
+		}
 		rs.LastProbeTime = &metav1.Time{Time: snap.roundAt}
 		rs.ServerVersion, rs.Role = rep.ServerVersion, rep.Role
 		rs.Probes = nil
@@ -125,6 +134,14 @@ func (r *StrategyReconciler) reconcileRedis(ctx context.Context, sc *scope) (ctr
 	}
 	rs.ConsecutiveFailures = snap.failures
 	facts.ConsecutiveFailures = rs.ConsecutiveFailures
+	rs.FailingSince = nil
+	if snap.failures > 0 && !snap.failingSince.IsZero() {
+		rs.FailingSince = &metav1.Time{Time: snap.failingSince}
+	}
+	facts.FailingSince, facts.Now = snap.failingSince, time.Now()
+	if lt := s.Spec.Redis.LossThreshold; lt != nil {
+		facts.LossThreshold = lt.Duration
+	}
 
 	v := lifecycle.DecideRedis(facts)
 	rs.InMemoryFallback = v.State == lifecycle.RedisInMemory

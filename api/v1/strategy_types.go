@@ -176,6 +176,14 @@ type RedisSpec struct {
 	// +kubebuilder:default="30s"
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('1h')",message="spec.redis.healthCheckInterval must be between 1s and 1h"
 	HealthCheckInterval *metav1.Duration `json:"healthCheckInterval,omitempty"`
+	// lossThreshold is how long a rolled-out Live strategy's Redis must
+	// keep failing its probes before it is lost (and the loss policy
+	// applies), between 1s and 1h: set it above your Sentinels'
+	// down-after-milliseconds plus their election, so that a failover is
+	// not a loss. omitted: three failed probe rounds in a row.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('1h')",message="spec.redis.lossThreshold must be between 1s and 1h"
+	LossThreshold *metav1.Duration `json:"lossThreshold,omitempty"`
 }
 
 // EventLoggerSpec configures the strategy's event logger.
@@ -378,6 +386,10 @@ type RedisStatus struct {
 	// consecutiveFailures counts probe rounds failed in a row.
 	// +optional
 	ConsecutiveFailures int32 `json:"consecutiveFailures,omitempty"`
+	// failingSince is when the probe rounds started failing; absent while
+	// they pass.
+	// +optional
+	FailingSince *metav1.Time `json:"failingSince,omitempty"`
 	// probes are the results of the last probe round.
 	// +optional
 	// +listType=map

@@ -58,6 +58,11 @@ type RedisFacts struct {
 	Failed *redisprobe.Result
 	// ConsecutiveFailures counts failed rounds in a row, this one included.
 	ConsecutiveFailures int32
+	// LossThreshold, when set, is how long Redis must keep failing before
+	// it is lost, instead of RedisLossThreshold rounds; FailingSince is
+	// when it started failing, Now the time of the decision.
+	LossThreshold     time.Duration
+	FailingSince, Now time.Time
 	// Interval is the health check interval, which bounds every requeue.
 	Interval time.Duration
 	// Prev is the RedisReady condition as it was, for the events that mark
@@ -132,17 +137,27 @@ func DecideRedis(f RedisFacts) RedisVerdict {
 			v.Event = &Event{corev1.EventTypeWarning, "GateFailed", v.Message}
 		}
 		return v
-	case f.ConsecutiveFailures < RedisLossThreshold:
+	case f.LossThreshold == 0 && f.ConsecutiveFailures < RedisLossThreshold:
 		// Not lost yet: one failure is not an outage.
 		return RedisVerdict{State: RedisFailing, Ready: true, Reason: stratv1.ReasonSucceeded, RequeueAfter: soon,
 			Message: fmt.Sprintf("%s: %d of %d failed rounds before Redis is declared lost", failure, f.ConsecutiveFailures, RedisLossThreshold)}
+	case f.LossThreshold > 0 && f.Now.Sub(f.FailingSince) < f.LossThreshold:
+		// Within the threshold (a Sentinel failover, say): not lost.
+		left := f.LossThreshold - f.Now.Sub(f.FailingSince)
+		return RedisVerdict{State: RedisFailing, Ready: true, Reason: stratv1.ReasonSucceeded, RequeueAfter: min(soon, left),
+			Message: fmt.Sprintf("%s: failing since %s; Redis is declared lost after failing for spec.redis.lossThreshold %s",
+				failure, f.FailingSince.UTC().Format(time.RFC3339), f.LossThreshold)}
 	default:
 		// The message stays the same for the whole outage (the running
 		// count is status.redis.consecutiveFailures), so alerts see one
 		// change.
+		lost := fmt.Sprintf("%d consecutive failed probe rounds", RedisLossThreshold)
+		if f.LossThreshold > 0 {
+			lost = "failing for spec.redis.lossThreshold " + f.LossThreshold.String()
+		}
 		v := RedisVerdict{State: RedisLost, Reason: stratv1.ReasonRedisLost, RequeueAfter: soon,
-			Message: fmt.Sprintf("Redis lost after %d consecutive failed probe rounds: probe %s failed (%s): %s",
-				RedisLossThreshold, f.Failed.Name, f.Failed.Reason, f.Failed.Message)}
+			Message: fmt.Sprintf("Redis lost after %s: probe %s failed (%s): %s",
+				lost, f.Failed.Name, f.Failed.Reason, f.Failed.Message)}
 		if f.Prev == nil || f.Prev.Reason != stratv1.ReasonRedisLost {
 			action := "policy Halt: the engine is scaled to zero"
 			if f.LossPolicy == stratv1.RedisLossAlert {

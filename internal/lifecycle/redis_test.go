@@ -118,3 +118,30 @@ func TestDecideRedis_TheLossEventSaysWhatThePolicyDoes(t *testing.T) {
 		t.Errorf("without an engine: %q", v.Event.Note)
 	}
 }
+
+// TestDecideRedis_ALossThresholdIsADuration: with spec.redis.lossThreshold,
+// Redis failing for less than it is not lost, however many rounds failed
+// (a Sentinel failover); failing for it is.
+func TestDecideRedis_ALossThresholdIsADuration(t *testing.T) {
+	down := &redisprobe.Result{Name: "connect", Reason: redisprobe.ReasonUnreachable, Message: "connection refused"}
+	since := time.Date(2026, 5, 12, 14, 0, 0, 0, time.UTC)
+	f := RedisFacts{Mode: stratv1.ModeLive, Configured: true, HasEngine: true, LoggerRolledOut: true, LossPolicy: stratv1.RedisLossHalt,
+		Interval: time.Second, Failed: down, ConsecutiveFailures: 9, LossThreshold: 20 * time.Second, FailingSince: since, Now: since.Add(12 * time.Second)}
+	v := DecideRedis(f)
+	if v.State != RedisFailing || !v.Ready || Halted(v.State, f.LossPolicy) || v.RequeueAfter > 2*time.Second {
+		t.Fatalf("9 failed rounds in 12 s under a 20 s threshold: %+v; want Failing, not halted", v)
+	}
+	if !strings.Contains(v.Message, "spec.redis.lossThreshold 20s") {
+		t.Fatalf("the message does not say the threshold: %s", v.Message)
+	}
+	f.Now = since.Add(20 * time.Second)
+	v = DecideRedis(f)
+	if v.State != RedisLost || !Halted(v.State, f.LossPolicy) || !strings.Contains(v.Message, "failing for spec.redis.lossThreshold 20s") {
+		t.Fatalf("failing for the threshold: %+v; want Lost", v)
+	}
+	// Without a threshold, three rounds.
+	f.LossThreshold, f.Now, f.ConsecutiveFailures = 0, since.Add(time.Second), 3
+	if v := DecideRedis(f); v.State != RedisLost {
+		t.Fatalf("3 rounds without a threshold: %+v; want Lost", v)
+	}
+}

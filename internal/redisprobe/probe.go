@@ -61,6 +61,10 @@ type Report struct {
 	Probes        []Result
 	ServerVersion string
 	Role          string
+	// Addr is the server's own address for the probe's connection
+	// (CLIENT INFO laddr): the master a Sentinel client follows. Empty on
+	// a Cluster, or where the user may not run CLIENT INFO.
+	Addr string
 }
 
 // OK reports whether every probe passed.
@@ -116,6 +120,11 @@ func Run(ctx context.Context, c redis.UniversalClient, o Options) Report {
 				return "", err
 			}
 			rep.ServerVersion = infoField(info, "redis_version")
+			if !o.Cluster {
+				if ci, err := c.Do(ctx, "CLIENT", "INFO").Text(); err == nil {
+					rep.Addr = clientInfoField(ci, "laddr")
+				}
+			}
 			return "connected to Redis " + rep.ServerVersion, nil
 		}},
 		{ProbePing, func(ctx context.Context) (string, error) {
@@ -388,6 +397,16 @@ func describe(reason string, err error) string {
 		return "Redis is out of memory and refuses writes (maxmemory with noeviction): " + err.Error()
 	}
 	return err.Error()
+}
+
+// clientInfoField reads a field of CLIENT INFO's "k=v k=v" line.
+func clientInfoField(ci, name string) string {
+	for _, f := range strings.Fields(ci) {
+		if v, ok := strings.CutPrefix(f, name+"="); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 func infoField(info, name string) string {
