@@ -26,7 +26,8 @@ type PKI struct {
 	CAPEM, ClientCertPEM, ClientKeyPEM []byte
 }
 
-// NewPKI makes a CA and the server's and a client's certificates.
+// NewPKI makes a CA and the server's and a client's certificates. A
+// server name that is an IP address goes in the certificate as one.
 func NewPKI(dir string, serverNames ...string) (*PKI, error) {
 	p := &PKI{Dir: dir}
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -70,7 +71,15 @@ func NewPKI(dir string, serverNames ...string) (*PKI, error) {
 		return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 			pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), nil
 	}
-	sc, sk, err := issue("redis", 2, x509.ExtKeyUsageServerAuth, append([]string{"localhost"}, serverNames...), []net.IP{net.ParseIP("127.0.0.1")})
+	dns, ips := []string{"localhost"}, []net.IP{net.ParseIP("127.0.0.1")}
+	for _, n := range serverNames {
+		if ip := net.ParseIP(n); ip != nil {
+			ips = append(ips, ip)
+		} else {
+			dns = append(dns, n)
+		}
+	}
+	sc, sk, err := issue("redis", 2, x509.ExtKeyUsageServerAuth, dns, ips)
 	if err != nil {
 		return nil, err
 	}

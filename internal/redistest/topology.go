@@ -115,13 +115,20 @@ func (g *SentinelGroup) Close() {
 // Sentinels (quorum: a majority) that call the master down after downAfter
 // and fail over, and waits until every Sentinel knows every replica.
 func StartSentinelGroup(replicas, sentinels int, downAfter time.Duration) (*SentinelGroup, error) {
+	return StartSentinelGroupOn("", replicas, sentinels, downAfter)
+}
+
+// StartSentinelGroupOn is StartSentinelGroup with every process bound to
+// host (default 127.0.0.1): the end-to-end tests bind the bridge's
+// gateway, where pods reach them.
+func StartSentinelGroupOn(host string, replicas, sentinels int, downAfter time.Duration) (*SentinelGroup, error) {
 	g := &SentinelGroup{}
 	var err error
-	if g.Master, err = Start(Options{}); err != nil {
+	if g.Master, err = Start(Options{Host: host}); err != nil {
 		return nil, err
 	}
 	for range replicas {
-		r, err := Start(Options{ReplicaOf: g.Master})
+		r, err := Start(Options{Host: host, ReplicaOf: g.Master})
 		if err != nil {
 			g.Close()
 			return nil, err
@@ -129,7 +136,7 @@ func StartSentinelGroup(replicas, sentinels int, downAfter time.Duration) (*Sent
 		g.Replicas = append(g.Replicas, r)
 	}
 	for range sentinels {
-		s, err := Start(Options{SentinelOf: g.Master, SentinelQuorum: sentinels/2 + 1, SentinelDownAfter: downAfter})
+		s, err := Start(Options{Host: host, SentinelOf: g.Master, SentinelQuorum: sentinels/2 + 1, SentinelDownAfter: downAfter})
 		if err != nil {
 			g.Close()
 			return nil, err
