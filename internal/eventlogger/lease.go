@@ -112,7 +112,10 @@ func (s *Service) takeOver(ctx context.Context) {
 		var err error
 		for try := 0; try < 3; try++ {
 			hctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			hist, err = s.leaser.HistorySince(hctx, window[0].at.Add(-2*time.Second))
+			// From before the window's start, by more than the clocks of
+			// this host and Redis's (whose times the stream's IDs are)
+			// are likely to differ.
+			hist, err = s.leaser.HistorySince(hctx, window[0].at.Add(-historySlack))
 			cancel()
 			if err == nil {
 				break
@@ -154,6 +157,9 @@ func (s *Service) stepDown(holder string) {
 	s.cfg.Log.Warn("Lost the lease: standing by; channel events not yet written are left to the new leader, which heard them too",
 		"holder", holderOf(holder))
 }
+
+// historySlack is how much history before the window a takeover reads.
+const historySlack = 10 * time.Second
 
 // hold keeps a message a standby heard, for StandbyWindow.
 func (s *Service) hold(channel string, payload []byte, now time.Time) {
