@@ -102,3 +102,55 @@ func TestTLS_MutualTLSWithAClientCertificateSecret(t *testing.T) {
 		g.Expect(strings.Contains(string(b), "PRIVATE KEY")).To(BeFalse())
 	}
 }
+
+// TestTLS_RotatingTheCASecret: Redis moves to a certificate of a new CA
+// (CONFIG SET, live): the probes fail with TLSError until the CA Secret
+// holds the new CA; then the gate passes again and the logger rolls to
+// the new CA (its revision changes).
+func TestTLS_RotatingTheCASecret(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	oldPKI, err := redistest.NewPKI(t.TempDir())
+	g.Expect(err).NotTo(HaveOccurred())
+	newPKI, err := redistest.NewPKI(t.TempDir())
+	g.Expect(err).NotTo(HaveOccurred())
+	srv, err := redistest.Start(redistest.Options{TLS: oldPKI})
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(srv.Close)
+	ca := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "redis-ca", Labels: map[string]string{stratv1.CredentialsLabel: "true"}},
+		Data: map[string][]byte{"ca.crt": oldPKI.CAPEM}}
+	g.Expect(k8sClient.Create(ctx, ca)).To(Succeed())
+	runningLive(g, ns, "rotate", srv.Addr, func(s *stratv1.Strategy) {
+		s.Spec.Redis.TLS = &stratv1.RedisTLSSpec{Enabled: true, ServerName: "localhost",
+			CASecretRef: &stratv1.SecretKeySelector{Name: "redis-ca", Key: "ca.crt"}}
+	})
+	before := getStrategy(g, ns, "rotate").Status.EventLogger.Revision
+
+	// The server's certificate now comes from the new CA.
+	admin, err := messaging.NewRedisClient(messaging.RedisConfig{Addrs: []string{srv.Addr}, TLS: true, CAPEM: oldPKI.CAPEM, ServerName: "localhost"})
+	g.Expect(err).NotTo(HaveOccurred())
+	defer admin.Close()
+	// One CONFIG SET: the certificate and its key change together.
+	g.Expect(admin.Do(ctx, "CONFIG", "SET", "tls-cert-file", newPKI.ServerCert, "tls-key-file", newPKI.ServerKey,
+		"tls-ca-cert-file", newPKI.CA).Err()).To(Succeed())
+	// Connections made before keep their handshake: drop them, as a
+	// restarted server would.
+	g.Expect(admin.Do(ctx, "CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes").Err()).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		p := probe(getStrategy(g, ns, "rotate"), "connect")
+		g.Expect(p).NotTo(BeNil())
+		g.Expect(p.Reason).To(Equal("TLSError"))
+	}, timeout, interval).Should(Succeed())
+
+	// The CA Secret rotated: the gate passes again, the logger rolls.
+	g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(ca), ca)).To(Succeed())
+	ca.Data["ca.crt"] = newPKI.CAPEM
+	g.Expect(k8sClient.Update(ctx, ca)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		s := getStrategy(g, ns, "rotate")
+		g.Expect(s.Status.Redis.ConsecutiveFailures).To(BeZero())
+		g.Expect(condition(s, stratv1.ConditionRedisReady).Status).To(Equal(metav1.ConditionTrue))
+		g.Expect(s.Status.EventLogger.UpdateRevision).NotTo(Equal(before), "the logger's revision follows the CA")
+	}, timeout, interval).Should(Succeed())
+}
