@@ -705,8 +705,19 @@ func (s *Service) record(ctx context.Context, batch []queued) (handedOver bool, 
 	}
 	err = s.leaser.RecordFenced(ctx, entries(batch), s.leaseValue)
 	if errors.Is(err, messaging.ErrFenced) {
+		// The lease is not ours on this Redis any more. Lapsed (a failover
+		// promoted a replica after the lease's TTL ran out): take it back
+		// and write; only another holder, which heard these events too,
+		// takes them over.
+		held, holder, aerr := s.leaser.AcquireLease(ctx, s.leaseValue, s.cfg.LeaseTTL)
+		switch {
+		case aerr != nil:
+			return false, aerr
+		case held:
+			return false, s.leaser.RecordFenced(ctx, entries(batch), s.leaseValue)
+		}
 		if s.leader.Load() {
-			s.stepDown("")
+			s.stepDown(holder)
 		}
 		return true, nil
 	}

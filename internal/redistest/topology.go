@@ -124,7 +124,9 @@ func StartSentinelGroup(replicas, sentinels int, downAfter time.Duration) (*Sent
 func StartSentinelGroupOn(host string, replicas, sentinels int, downAfter time.Duration) (*SentinelGroup, error) {
 	g := &SentinelGroup{}
 	var err error
-	if g.Master, err = Start(Options{Host: host}); err != nil {
+	// No wait before a replica's first sync (Redis waits 5 s by default
+	// for more replicas to share it).
+	if g.Master, err = Start(Options{Host: host, Args: []string{"--repl-diskless-sync-delay", "0"}}); err != nil {
 		return nil, err
 	}
 	for range replicas {
@@ -134,6 +136,21 @@ func StartSentinelGroupOn(host string, replicas, sentinels int, downAfter time.D
 			return nil, err
 		}
 		g.Replicas = append(g.Replicas, r)
+	}
+	// Replicas that have synced: a failover to one that has not would
+	// promote an empty dataset, which is not what a platform runs.
+	syncDeadline := time.Now().Add(30 * time.Second)
+	for _, r := range g.Replicas {
+		rc := redis.NewClient(&redis.Options{Addr: r.Addr})
+		for !strings.Contains(rc.Info(context.Background(), "replication").Val(), "master_link_status:up") {
+			if time.Now().After(syncDeadline) {
+				_ = rc.Close()
+				g.Close()
+				return nil, fmt.Errorf("redistest: replica %s did not sync with its master within 30s", r.Addr)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		_ = rc.Close()
 	}
 	for range sentinels {
 		s, err := Start(Options{Host: host, SentinelOf: g.Master, SentinelQuorum: sentinels/2 + 1, SentinelDownAfter: downAfter})
