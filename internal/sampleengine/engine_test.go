@@ -48,17 +48,43 @@ func TestRun_LiveChainWithTheEventLoggerMakesEveryChannelAndKeyHealthy(t *testin
 		t.Fatal(err)
 	}
 	defer srv.Close()
+	liveChainHealthy(t, messaging.RedisConfig{Addrs: []string{srv.Addr}})
+}
+
+// TestRun_TheChainOnARedisCluster: the same on a Cluster of three masters
+// with a replica each: keys on their slots, classic pub/sub across the
+// nodes, the logger's history and lease on one slot, every channel and
+// key healthy as the operator reads them.
+func TestRun_TheChainOnARedisCluster(t *testing.T) {
+	cl, err := redistest.StartCluster(3, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	liveChainHealthy(t, messaging.RedisConfig{Topology: "Cluster", Addrs: cl.Addrs()})
+}
+
+// liveChainHealthy runs the sample engine (written on pkg/messaging) and
+// the event logger on rc and reads the health the operator would: all 6
+// channels have their subscribers, all 9 keys are there with the policy's
+// TTL, and the malformed messages are counted, not logged.
+func liveChainHealthy(t *testing.T, rc messaging.RedisConfig) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	cat := messaging.Standard(messaging.ModeLive)
 	cat.KeyPrefix = fmt.Sprintf("sample-%d:", os.Getpid())
+	loggerClient, err := messaging.NewRedisClient(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer loggerClient.Close()
 	logger := el.NewService(el.ServiceConfig{Catalog: cat, Log: quiet, StatsInterval: 100 * time.Millisecond},
-		messaging.NewRedisBus(redis.NewClient(&redis.Options{Addr: srv.Addr}), messaging.RedisBusOptions{KeyPrefix: cat.KeyPrefix}))
+		messaging.NewRedisBus(loggerClient, messaging.RedisBusOptions{KeyPrefix: cat.KeyPrefix}))
 	go func() { _ = logger.Run(ctx) }()
 	time.Sleep(200 * time.Millisecond) // the logger subscribes first, as in a rollout
 
 	c, err := messaging.Connect(ctx, messaging.Config{Mode: messaging.ModeLive, KeyPrefix: cat.KeyPrefix,
-		Redis: messaging.RedisConfig{Addrs: []string{srv.Addr}}}, messaging.Options{Log: quiet})
+		Redis: rc}, messaging.Options{Log: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,9 +94,12 @@ func TestRun_LiveChainWithTheEventLoggerMakesEveryChannelAndKeyHealthy(t *testin
 	}
 	go func() { _ = Run(ctx, c, Options{Interval: 50 * time.Millisecond, MalformedEvery: 20, Log: quiet}) }()
 
-	probeClient := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	probeClient, err := messaging.NewRedisClient(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer probeClient.Close()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for {
 		h, err := redisprobe.ReadHealth(ctx, probeClient, cat, time.Now())
 		if err != nil {
@@ -97,7 +126,7 @@ func TestRun_LiveChainWithTheEventLoggerMakesEveryChannelAndKeyHealthy(t *testin
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("not healthy after 15s: %v (position:updated invalid %d, logged %d, lag samples %d)", bad, invalid, logged, windowed)
+			t.Fatalf("not healthy after 20s: %v (position:updated invalid %d, logged %d, lag samples %d)", bad, invalid, logged, windowed)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
