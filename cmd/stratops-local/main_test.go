@@ -90,10 +90,24 @@ func TestLocalRun_SamplesRunRedisOutageHaltsAndRecoversAndCtrlCLeavesNothing(t *
 		s := get(name)
 		return s.Status.Phase == stratv1.PhaseRunning && s.Status.ChannelsSummary == "6/6" && s.Status.KeysSummary == "9/9"
 	}
+	defer func() {
+		if t.Failed() {
+			for _, n := range []string{"btc-carry-backtest", "eth-basis"} {
+				s := get(n)
+				b, _ := json.MarshalIndent(s.Status, "", " ")
+				t.Logf("%s status:\n%s", n, b)
+			}
+		}
+	}()
 	wait(t, "both samples Running with every channel and key healthy", 2*time.Minute, exited, func() bool {
 		return healthy("btc-carry-backtest") && healthy("eth-basis")
 	})
 	t.Logf("both samples healthy %s after start", time.Since(start).Round(time.Second))
+	// Each logger process spools in a directory of its own, under the
+	// run's: never the container's path on this machine, shared.
+	if spools, _ := filepath.Glob(filepath.Join(dir, "*.spool", "seg-*.log")); len(spools) < 2 {
+		t.Fatalf("the event loggers' spools are not under the run's directory: %v", spools)
+	}
 	if s := get("eth-basis"); s.Status.Channels[0].InvalidMessages == 0 {
 		wait(t, "the malformed messages counted", time.Minute, exited, func() bool {
 			for _, ch := range get("eth-basis").Status.Channels {

@@ -132,8 +132,12 @@ func (k *Kubelet) start(ctx context.Context, d *appsv1.Deployment) (*proc, error
 		return nil, err
 	}
 	env := []string{"PATH=" + os.Getenv("PATH")}
+	base := filepath.Join(k.Dir, d.Namespace+"_"+d.Name)
 	for _, e := range c.Env {
 		v := e.Value
+		if e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.name" {
+			v = d.Name + "-local" // the pod's name, as the lease names it
+		}
 		if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
 			var s corev1.Secret
 			ref := e.ValueFrom.SecretKeyRef
@@ -151,12 +155,15 @@ func (k *Kubelet) start(ctx context.Context, d *appsv1.Deployment) (*proc, error
 				return nil, err
 			}
 			v = path
+		case el.EnvSpoolDir:
+			// The pod's emptyDir: a directory of this Deployment's own
+			// under the run's state, never the path in the container.
+			v = base + ".spool"
 		}
 		env = append(env, e.Name+"="+v)
 	}
 	// One port serves the API and health: the process reports ready there.
 	env = append(env, el.EnvHTTPAddr+"=127.0.0.1:"+strconv.Itoa(port), el.EnvHealthAddr+"=")
-	base := filepath.Join(k.Dir, d.Namespace+"_"+d.Name)
 	stdout, err := os.Create(base + ".events.log")
 	if err != nil {
 		return nil, err
