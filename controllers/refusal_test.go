@@ -39,6 +39,8 @@ func TestRefusal_ATemplateTheAPIServerRefusesStallsWithItsMessage(t *testing.T) 
 	g.Eventually(func(g Gomega) {
 		s := getStrategy(g, ns, "dup")
 		c := condition(s, stratv1.ConditionReady)
+		// The Deployment is made mid-reconcile; the status comes at its end.
+		g.Expect(c).NotTo(BeNil())
 		g.Expect(c.Reason).To(Equal(stratv1.ReasonInvalidEngineTemplate))
 		g.Expect(c.Message).To(ContainSubstring("spec.engine.template"))
 		g.Expect(c.Message).To(ContainSubstring(`volumes: duplicate entries for key [name="catalog"]`), "the API server's own words")
