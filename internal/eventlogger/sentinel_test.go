@@ -97,12 +97,8 @@ func TestSentinel_TheLoggerFollowsAFailover(t *testing.T) {
 	seen := map[int]int{}
 	var gaps []messaging.Gap
 	for _, e := range h {
-		if e.Channel == ChannelGap {
-			var gp struct{ Start, End string }
-			_ = e.Event.Decode(&gp)
-			st, _ := messaging.ParseTimestamp(gp.Start)
-			en, _ := messaging.ParseTimestamp(gp.End)
-			gaps = append(gaps, messaging.Gap{Start: st, End: en})
+		if gp, ok := gapOf(e); ok {
+			gaps = append(gaps, gp)
 			continue
 		}
 		seen[seqOf(e)]++

@@ -134,12 +134,8 @@ func TestSoak_RedisKilledAndRestartedUnderLoadLosesNothingAcknowledged(t *testin
 		if err != nil {
 			t.Fatal(err)
 		}
-		if e.Channel == ChannelGap {
-			var g struct{ Start, End string }
-			_ = e.Event.Decode(&g)
-			s, _ := messaging.ParseTimestamp(g.Start)
-			en, _ := messaging.ParseTimestamp(g.End)
-			gaps = append(gaps, messaging.Gap{Start: s, End: en})
+		if g, ok := gapOf(e); ok {
+			gaps = append(gaps, g)
 			continue
 		}
 		var md struct {
@@ -194,6 +190,18 @@ func TestSoak_RedisKilledAndRestartedUnderLoadLosesNothingAcknowledged(t *testin
 	if len(gaps) == 0 {
 		t.Error("no gap was reported across the Redis restarts")
 	}
+}
+
+// gapOf reads a gap event of the history: its start and end.
+func gapOf(e messaging.LogEntry) (messaging.Gap, bool) {
+	if e.Channel != ChannelGap {
+		return messaging.Gap{}, false
+	}
+	var g struct{ Start, End string }
+	_ = e.Event.Decode(&g)
+	start, _ := messaging.ParseTimestamp(g.Start)
+	end, _ := messaging.ParseTimestamp(g.End)
+	return messaging.Gap{Start: start, End: end}, true
 }
 
 // entryOf reads a history entry as the bus writes it.
