@@ -123,3 +123,31 @@ func TestEventLogger_ReplicasGetABudgetASpreadAndTheLeaderInStatus(t *testing.T)
 	updateStrategy(g, ns, "ha", func(s *stratv1.Strategy) { s.Spec.EventLogger.Replicas = ptr.To[int32](1) })
 	g.Eventually(func() bool { return notFound(ns, "ha-eventlogger", &policyv1.PodDisruptionBudget{}) }, timeout, interval).Should(BeTrue())
 }
+
+// TestEventLogger_ABacktestOnMemoryIsNotHeldByARedisThatRefusesItsWrites:
+// a backtest whose Redis user may not XADD runs on the in-memory bus; its
+// logger writes nothing to Redis, so Redis's refusal does not make it not
+// ready.
+func TestEventLogger_ABacktestOnMemoryIsNotHeldByARedisThatRefusesItsWrites(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	createSecret(t, ns, "right", testPassword)
+	s := backtest(ns, "narrowbt")
+	s.Spec.Redis = &stratv1.RedisSpec{Address: redisAuth.Addr, Username: "nostream", KeyPrefix: "narrowbt:",
+		PasswordSecretRef: &stratv1.SecretKeySelector{Name: "right", Key: "password"}}
+	g.Expect(k8sClient.Create(ctx, s)).To(Succeed())
+	g.Eventually(func() error {
+		return k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "narrowbt-eventlogger"}, &appsv1.Deployment{})
+	}, timeout, interval).Should(Succeed())
+	markAvailable(g, ns, "narrowbt-eventlogger")
+	g.Eventually(func(g Gomega) {
+		s := getStrategy(g, ns, "narrowbt")
+		g.Expect(s.Status.Redis).NotTo(BeNil())
+		g.Expect(s.Status.Redis.InMemoryFallback).To(BeTrue())
+		c := condition(s, stratv1.ConditionEventLoggerReady)
+		g.Expect(c).NotTo(BeNil())
+		g.Expect(c.Status).To(Equal(metav1.ConditionTrue), "%s: %s", c.Reason, c.Message)
+		g.Expect(condition(s, stratv1.ConditionReady).Status).To(Equal(metav1.ConditionTrue))
+	}, timeout, interval).Should(Succeed())
+}

@@ -95,8 +95,9 @@ func (r *StrategyReconciler) reconcileEventLogger(ctx context.Context, sc *scope
 	} else if prev := sc.base.Status.EventLogger; prev != nil {
 		s.Status.EventLogger.Leader = prev.Leader
 	}
-	if reason, why, refused := redisRefusal(s); refused {
-		// Whatever its pods say: Redis refuses what it must write.
+	if reason, why, refused := redisRefusal(s); refused && sc.redisState != lifecycle.RedisInMemory {
+		// Whatever its pods say: Redis refuses what it must write (a
+		// backtest on its in-memory bus writes nothing to Redis).
 		lifecycle.SetCondition(s, stratv1.ConditionEventLoggerReady, false, reason, why)
 	} else if ready {
 		lifecycle.SetCondition(s, stratv1.ConditionEventLoggerReady, true, stratv1.ReasonEventLoggerAvailable,
