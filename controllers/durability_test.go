@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -150,4 +151,39 @@ func TestEventLogger_ABacktestOnMemoryIsNotHeldByARedisThatRefusesItsWrites(t *t
 		g.Expect(c.Status).To(Equal(metav1.ConditionTrue), "%s: %s", c.Reason, c.Message)
 		g.Expect(condition(s, stratv1.ConditionReady).Status).To(Equal(metav1.ConditionTrue))
 	}, timeout, interval).Should(Succeed())
+}
+
+// TestUpgrade_ARunningLiveEngineIsNotHaltedWhenRedisRefusesOnlyTheLoggersCommands:
+// a Live strategy runs; then its Redis user loses XADD (as a user made for
+// an earlier release, before the logger needed more, would lack the new
+// commands). Rounds keep failing the commands probe, but Redis answers:
+// the engine is not halted; EventLoggerReady says what the logger lacks.
+func TestUpgrade_ARunningLiveEngineIsNotHaltedWhenRedisRefusesOnlyTheLoggersCommands(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	srv := startRedis(t)
+	admin := redistest.Client(t, srv.Addr)
+	g.Expect(admin.Do(ctx, "ACL", "SETUSER", "trader", "on", ">"+testPassword, "~*", "&*", "+@all").Err()).To(Succeed())
+	createSecret(t, ns, "right", testPassword)
+	runningLive(g, ns, "narrowed", srv.Addr, func(s *stratv1.Strategy) {
+		s.Spec.Redis.Username = "trader"
+		s.Spec.Redis.PasswordSecretRef = &stratv1.SecretKeySelector{Name: "right", Key: "password"}
+		s.Spec.Engine = liveEngine()
+	})
+	g.Expect(admin.Do(ctx, "ACL", "SETUSER", "trader", "-xadd").Err()).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		c := condition(getStrategy(g, ns, "narrowed"), stratv1.ConditionEventLoggerReady)
+		g.Expect(c.Reason).To(Equal(stratv1.ReasonRedisPermissionDenied))
+		g.Expect(strings.ToLower(c.Message)).To(ContainSubstring("xadd"))
+	}, timeout, interval).Should(Succeed())
+	// Many rounds at a 1 s interval: never lost, never halted.
+	g.Consistently(func(g Gomega) {
+		s := getStrategy(g, ns, "narrowed")
+		g.Expect(s.Status.Phase).NotTo(Equal(stratv1.PhaseHalted))
+		g.Expect(condition(s, stratv1.ConditionRedisReady).Status).To(Equal(metav1.ConditionTrue))
+	}, 6*time.Second, 200*time.Millisecond).Should(Succeed())
+	d := &appsv1.Deployment{}
+	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "narrowed-engine"}, d)).To(Succeed())
+	g.Expect(*d.Spec.Replicas).To(Equal(int32(1)), "the engine keeps running")
 }

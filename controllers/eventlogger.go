@@ -142,7 +142,7 @@ func redisRefusal(s *stratv1.Strategy) (reason, msg string, refused bool) {
 		return "", "", false
 	}
 	for _, p := range s.Status.Redis.Probes {
-		if r, ok := refusalReasons[p.Reason]; ok && !p.OK {
+		if r, ok := refusalReasons[p.Reason]; ok && !p.OK && p.Name != redisprobe.ProbeOwner {
 			return r, fmt.Sprintf("Redis refuses what the event logger writes (probe %s): %s", p.Name, p.Message), true
 		}
 	}

@@ -93,10 +93,11 @@ func (r *StrategyReconciler) reconcileRedis(ctx context.Context, sc *scope) (ctr
 		catalog, cluster, prefix := sc.catalog, s.Spec.Redis.Topology == stratv1.TopologyCluster, s.Spec.Redis.KeyPrefix
 		probeTimeout := max(cfg.DialTimeout, time.Second) + time.Second
 		me := redisprobe.Owner{UID: string(s.UID), Namespace: s.Namespace, Name: s.Name}
+		rolledOut := facts.LoggerRolledOut
 		snap = r.redisChecks().start(nn, st, checkDeadline(probeTimeout), func(ctx context.Context) checkOutcome {
-			out := runCheck(ctx, c, round, catalog, redisprobe.Options{Prefix: prefix, Timeout: probeTimeout, Cluster: cluster, Observe: observeProbe})
+			out := runCheck(ctx, c, round, rolledOut, catalog, redisprobe.Options{Prefix: prefix, Timeout: probeTimeout, Cluster: cluster, Observe: observeProbe})
 			if round && out.failed == nil {
-				claimPrefix(ctx, c, prefix, me, ownerTTL(facts.Interval), &out)
+				claimPrefix(ctx, c, prefix, me, ownerTTL(facts.Interval), rolledOut, &out)
 			}
 			return out
 		})
@@ -211,12 +212,18 @@ func checkDeadline(probeTimeout time.Duration) time.Duration {
 
 // runCheck is one check: a probe round when round is set, then, if Redis
 // answered it, the health read-out.
-func runCheck(ctx context.Context, c redis.UniversalClient, round bool, cat messaging.Catalog, o redisprobe.Options) checkOutcome {
+//
+// Once the logger runs, a refusal of the logger's own commands (the
+// commands probe: an ACL narrower than the logger needs, a key of the
+// wrong type) is not a loss of Redis: Redis answers and takes what the
+// engine sends, so the round's report keeps it (EventLoggerReady says it)
+// and the engine is not halted for it. Before rollout it closes the gate.
+func runCheck(ctx context.Context, c redis.UniversalClient, round, rolledOut bool, cat messaging.Catalog, o redisprobe.Options) checkOutcome {
 	var out checkOutcome
 	if round {
 		rep := redisprobe.Run(ctx, c, o)
 		out.round = &rep
-		if failed, ok := rep.Failed(); ok {
+		if failed, ok := rep.Failed(); ok && !(rolledOut && failed.Name == redisprobe.ProbeCommands) {
 			out.failed = &failed
 			return out
 		}
@@ -241,8 +248,10 @@ func ownerTTL(interval time.Duration) time.Duration {
 
 // claimPrefix claims or renews the Strategy's prefix after a passing
 // round. A conflict goes in the outcome; a failed claim is the round's
-// failure, as a probe of its own.
-func claimPrefix(ctx context.Context, c redis.UniversalClient, prefix string, me redisprobe.Owner, ttl time.Duration, out *checkOutcome) {
+// failure, as a probe of its own, before rollout; after it, the claim's
+// failure shows in the probes only (a Strategy that ran before owners were
+// claimed is not halted by an ACL without HGET or DEL).
+func claimPrefix(ctx context.Context, c redis.UniversalClient, prefix string, me redisprobe.Owner, ttl time.Duration, rolledOut bool, out *checkOutcome) {
 	start := time.Now()
 	holder, ok, err := redisprobe.ClaimPrefix(ctx, c, prefix, me, ttl)
 	res := redisprobe.Result{Name: redisprobe.ProbeOwner, OK: err == nil, Latency: time.Since(start),
@@ -251,7 +260,9 @@ func claimPrefix(ctx context.Context, c redis.UniversalClient, prefix string, me
 	case err != nil:
 		res.Reason = redisprobe.Classify(err)
 		res.Message = err.Error()
-		out.failed = &res
+		if !rolledOut {
+			out.failed = &res
+		}
 	case !ok:
 		res.Message = "held by Strategy " + holder.String()
 		out.conflict = &holder
