@@ -223,7 +223,7 @@ func runCheck(ctx context.Context, c redis.UniversalClient, round, rolledOut boo
 	if round {
 		rep := redisprobe.Run(ctx, c, o)
 		out.round = &rep
-		if failed, ok := rep.Failed(); ok && !(rolledOut && failed.Name == redisprobe.ProbeCommands) {
+		if failed, ok := rep.Failed(); ok && (!rolledOut || failed.Name != redisprobe.ProbeCommands) {
 			out.failed = &failed
 			return out
 		}
