@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
+	stratv1 "github.com/stratops/stratops/api/v1"
 	"github.com/stratops/stratops/internal/redisprobe"
 )
 
@@ -41,11 +42,96 @@ var (
 	totalCount = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "stratops_total", Help: "Channels or keys of each Strategy.",
 	}, []string{"namespace", "strategy", "kind"})
+
+	// What a Strategy's status says, for alerts and dashboards: one series
+	// per phase (1 for the current one, 0 for the others, as
+	// kube-state-metrics does for pods), one per condition carrying its
+	// status and reason, and one per channel, key and probe.
+	strategyPhase = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "stratops_strategy_phase", Help: "1 for the phase each Strategy is in (status.phase), 0 for the others.",
+	}, []string{"namespace", "strategy", "mode", "phase"})
+	strategyCondition = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "stratops_strategy_condition", Help: "Each condition of each Strategy: one series, labelled with the condition's status and reason, whose value is 1.",
+	}, []string{"namespace", "strategy", "type", "status", "reason"})
+	strategyConditionSince = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "stratops_strategy_condition_last_transition_timestamp_seconds", Help: "When each condition of each Strategy last changed status (Unix time).",
+	}, []string{"namespace", "strategy", "type"})
+	redisFailingSince = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "stratops_redis_failing_since_timestamp_seconds", Help: "When a Strategy's Redis probe rounds started failing (status.redis.failingSince, Unix time); absent while they pass.",
+	}, []string{"namespace", "strategy"})
+	probeOK = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "stratops_redis_probe_ok", Help: "1 when a Strategy's Redis probe passed in the last round, 0 when it failed (status.redis.probes).",
+	}, []string{"namespace", "strategy", "probe"})
+	channelHealthy = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "stratops_channel_healthy", Help: "1 when a channel of a Strategy meets its policy, 0 when not (reason says why; status.channels).",
+	}, []string{"namespace", "strategy", "channel", "reason"})
+	keyHealthy = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "stratops_key_healthy", Help: "1 when a key of a Strategy meets its TTL policy, 0 when not (reason says why; status.keys).",
+	}, []string{"namespace", "strategy", "key", "reason"})
+	keyPolicyTTL = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "stratops_key_policy_ttl_seconds", Help: "The TTL the standard sets for each key of each Strategy (absent for keys with none).",
+	}, []string{"namespace", "strategy", "key"})
 )
+
+// statusVecs are the series exportStatus derives from a status.
+var statusVecs = []*prometheus.GaugeVec{strategyPhase, strategyCondition, strategyConditionSince, redisFailingSince, probeOK,
+	channelHealthy, keyHealthy, keyPolicyTTL}
+
+// allPhases are the phases stratops_strategy_phase has a series for.
+var allPhases = []stratv1.StrategyPhase{stratv1.PhasePending, stratv1.PhaseGated, stratv1.PhaseRunning, stratv1.PhaseDegraded,
+	stratv1.PhaseHalted, stratv1.PhaseSuspended, stratv1.PhaseSucceeded, stratv1.PhaseFailed}
+
+// exportStatus puts what a Strategy's status says into the status series,
+// replacing what they said of it before.
+func exportStatus(s *stratv1.Strategy) {
+	l := prometheus.Labels{"namespace": s.Namespace, "strategy": s.Name}
+	for _, v := range statusVecs {
+		v.DeletePartialMatch(l)
+	}
+	ns, name := s.Namespace, s.Name
+	for _, p := range allPhases {
+		v := 0.0
+		if s.Status.Phase == p {
+			v = 1
+		}
+		strategyPhase.WithLabelValues(ns, name, string(s.Spec.Mode), string(p)).Set(v)
+	}
+	for _, c := range s.Status.Conditions {
+		strategyCondition.WithLabelValues(ns, name, c.Type, string(c.Status), c.Reason).Set(1)
+		strategyConditionSince.WithLabelValues(ns, name, c.Type).Set(float64(c.LastTransitionTime.Unix()))
+	}
+	if r := s.Status.Redis; r != nil {
+		if r.FailingSince != nil {
+			redisFailingSince.WithLabelValues(ns, name).Set(float64(r.FailingSince.Unix()))
+		}
+		for _, p := range r.Probes {
+			probeOK.WithLabelValues(ns, name, p.Name).Set(boolValue(p.OK))
+		}
+	}
+	for _, c := range s.Status.Channels {
+		channelHealthy.WithLabelValues(ns, name, c.Name, c.Reason).Set(boolValue(c.Healthy))
+	}
+	for _, k := range s.Status.Keys {
+		keyHealthy.WithLabelValues(ns, name, k.Name, k.Reason).Set(boolValue(k.Healthy))
+		if k.PolicyTTLSeconds != nil {
+			keyPolicyTTL.WithLabelValues(ns, name, k.Name).Set(float64(*k.PolicyTTLSeconds))
+		}
+	}
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
 
 func init() {
 	metrics.Registry.MustRegister(probeLatency, probeFailures, redisClientsOpen, checksInFlight, channelSubscribers, channelLagP99, channelLastMessage,
 		keyTTL, healthyCount, totalCount)
+	for _, v := range statusVecs {
+		metrics.Registry.MustRegister(v)
+	}
 }
 
 // forgetMetrics drops a deleted Strategy's series.
@@ -57,6 +143,9 @@ func forgetMetrics(namespace, name string) {
 	keyTTL.DeletePartialMatch(l)
 	healthyCount.DeletePartialMatch(l)
 	totalCount.DeletePartialMatch(l)
+	for _, v := range statusVecs {
+		v.DeletePartialMatch(l)
+	}
 }
 
 // NewRedisClients is the Redis client cache, reporting how many clients

@@ -523,9 +523,97 @@ func TestMetrics_ProbesClientsAndHealthAreExported(t *testing.T) {
 		for _, name := range []string{
 			"stratops_redis_probe_duration_seconds", "stratops_redis_clients_open",
 			"stratops_channel_subscribers", "stratops_key_ttl_seconds", "stratops_healthy", "stratops_total",
+			"stratops_channel_healthy", "stratops_key_healthy", "stratops_key_policy_ttl_seconds",
 		} {
 			g.Expect(got).To(HaveKey(name))
 		}
 	}, timeout, interval).Should(Succeed())
 	g.Expect(testutil.ToFloat64(redisClientsOpen)).To(BeNumerically(">=", 1))
+}
+
+// gaugeOf reads one series of the manager's registry: its value, and
+// whether it exists.
+func gaugeOf(g Gomega, name string, want map[string]string) (float64, bool) {
+	families, err := metrics.Registry.Gather()
+	g.Expect(err).NotTo(HaveOccurred())
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			for k, v := range want {
+				if labels[k] != v {
+					continue next
+				}
+			}
+			return m.GetGauge().GetValue(), true
+		}
+	}
+	return 0, false
+}
+
+// TestMetrics_PhaseAndConditionsFollowTheStatus: the status series the
+// alerts read (phase, conditions, Redis failing since, probe results)
+// say what the status says, move with it, and go with the Strategy.
+func TestMetrics_PhaseAndConditionsFollowTheStatus(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	srv := startRedis(t)
+	runningLive(g, ns, "phases", srv.Addr, nil)
+	id := map[string]string{"namespace": ns, "strategy": "phases"}
+	with := func(kv ...string) map[string]string {
+		m := map[string]string{"namespace": ns, "strategy": "phases"}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	g.Eventually(func(g Gomega) {
+		v, ok := gaugeOf(g, "stratops_strategy_phase", with("phase", "Running", "mode", "Live"))
+		g.Expect(ok).To(BeTrue())
+		g.Expect(v).To(Equal(1.0))
+		v, ok = gaugeOf(g, "stratops_strategy_phase", with("phase", "Halted"))
+		g.Expect(ok).To(BeTrue(), "every phase has a series, 0 when not current")
+		g.Expect(v).To(BeZero())
+		_, ok = gaugeOf(g, "stratops_strategy_condition", with("type", "Ready", "status", "True"))
+		g.Expect(ok).To(BeTrue())
+		_, ok = gaugeOf(g, "stratops_strategy_condition", with("type", "Ready", "status", "False"))
+		g.Expect(ok).To(BeFalse(), "one series per condition")
+		v, _ = gaugeOf(g, "stratops_redis_probe_ok", with("probe", "ping"))
+		g.Expect(v).To(Equal(1.0))
+		_, ok = gaugeOf(g, "stratops_redis_failing_since_timestamp_seconds", id)
+		g.Expect(ok).To(BeFalse())
+	}, timeout, interval).Should(Succeed())
+
+	g.Expect(srv.Kill()).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		v, _ := gaugeOf(g, "stratops_strategy_phase", with("phase", "Halted"))
+		g.Expect(v).To(Equal(1.0))
+		v, _ = gaugeOf(g, "stratops_strategy_phase", with("phase", "Running"))
+		g.Expect(v).To(BeZero())
+		_, ok := gaugeOf(g, "stratops_strategy_condition", with("type", "Ready", "status", "False", "reason", stratv1.ReasonRedisLost))
+		g.Expect(ok).To(BeTrue())
+		_, ok = gaugeOf(g, "stratops_strategy_condition", with("type", "Ready", "status", "True"))
+		g.Expect(ok).To(BeFalse())
+		since, ok := gaugeOf(g, "stratops_redis_failing_since_timestamp_seconds", id)
+		g.Expect(ok).To(BeTrue())
+		g.Expect(since).To(BeNumerically("~", float64(time.Now().Unix()), 120))
+		v, _ = gaugeOf(g, "stratops_redis_probe_ok", with("probe", "ping"))
+		g.Expect(v).To(BeZero())
+	}, timeout, interval).Should(Succeed())
+
+	g.Expect(k8sClient.Delete(ctx, getStrategy(g, ns, "phases"))).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		for _, name := range []string{"stratops_strategy_phase", "stratops_strategy_condition", "stratops_redis_probe_ok",
+			"stratops_redis_failing_since_timestamp_seconds", "stratops_channel_healthy", "stratops_key_healthy"} {
+			_, ok := gaugeOf(g, name, id)
+			g.Expect(ok).To(BeFalse(), "%s outlives its Strategy", name)
+		}
+	}, timeout, interval).Should(Succeed())
 }

@@ -235,6 +235,7 @@ func (r *StrategyReconciler) finish(ctx context.Context, sc *scope, result ctrl.
 	} else if perr != nil {
 		return ctrl.Result{}, kerrors.NewAggregate([]error{err, perr})
 	}
+	exportStatus(s)
 	r.record(s, changes, "Reconcile")
 	switch st, stalled := lifecycle.AsStalled(err); {
 	case stalled:
