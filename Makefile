@@ -8,11 +8,17 @@ ETCD_VERSION ?= v3.6.16
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 KUSTOMIZE_VERSION ?= v5.7.1
 GOLANGCI_LINT_VERSION ?= v2.15.0
+HELM_VERSION ?= v4.3.1
+# The Prometheus Operator's CRDs (ServiceMonitor, PodMonitor,
+# PrometheusRule), from its Go module, for the chart's dry-run test.
+PROMETHEUS_OPERATOR_VERSION ?= v0.89.0
 
 LOCALBIN ?= $(shell pwd)/bin
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 KUSTOMIZE ?= $(LOCALBIN)/kustomize-$(KUSTOMIZE_VERSION)
 GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
+MONITORING_CRDS ?= $(LOCALBIN)/monitoring-crds-$(PROMETHEUS_OPERATOR_VERSION)
 ENVTEST_ASSETS ?= $(LOCALBIN)/k8s/$(KUBE_VERSION)
 
 CONTAINER_TOOL ?= podman
@@ -41,6 +47,19 @@ manifests: controller-gen ## Generate the CRD and RBAC manifests from the marker
 generate: controller-gen ## Generate deepcopy code.
 	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
 
+.PHONY: chart
+chart: manifests ## Regenerate the chart's copies of config/ (CRD, manager role, policies, alert rules, dashboard) and config/prometheus's PrometheusRule.
+	go run ./hack/chartgen
+
+.PHONY: verify
+verify: manifests generate chart golangci-lint ## Fail when generated code, the CRD, RBAC, the chart or go.mod are not up to date, or golangci-lint finds a fault.
+	go mod tidy
+	@if [ -n "$$(git status --porcelain)" ]; then \
+		echo "make verify: these files differ from what make manifests generate chart and go mod tidy write; run them and commit:" >&2; \
+		git status --porcelain >&2; git --no-pager diff --stat >&2; exit 1; \
+	fi
+	$(GOLANGCI_LINT) run
+
 .PHONY: fmt
 fmt: ## Run go fmt.
 	go fmt ./...
@@ -56,8 +75,14 @@ lint: golangci-lint ## Run golangci-lint.
 .PHONY: test
 # -count=1: the tests talk to processes (redis-server, kube-apiserver) whose
 # behaviour Go's test cache cannot see, so every run runs them.
-test: manifests generate vet envtest test-packages ## Run all tests against a real kube-apiserver, etcd, redis-server and redis-py.
-	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test -count=1 ./... $(GO_TEST_FLAGS)
+test: manifests generate chart vet envtest test-packages helm kustomize monitoring-crds rules-test ## Run all tests against a real kube-apiserver, etcd, redis-server, redis-py, helm and promtool.
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" HELM="$(HELM)" KUSTOMIZE="$(KUSTOMIZE)" MONITORING_CRDS="$(MONITORING_CRDS)" \
+		go test -count=1 ./... $(GO_TEST_FLAGS)
+
+.PHONY: rules-test
+rules-test: test-packages ## Check the alert rules and run their unit tests with promtool.
+	promtool check rules config/prometheus/rules.yaml
+	cd config/prometheus && promtool test rules rules_test.yaml
 
 .PHONY: e2e
 e2e: ## End-to-end tests on a real single-node cluster built here (root; see hack/e2e/run.sh).
@@ -133,7 +158,7 @@ redis: ## Make sure redis-server is installed (apt-get when root).
 
 .PHONY: test-packages
 test-packages: ## Make sure the Debian packages the tests use are installed (apt-get when root).
-	hack/ensure-packages.sh redis-server redis-tools python3-redis
+	hack/ensure-packages.sh redis-server redis-tools python3-redis prometheus
 
 .PHONY: controller-gen
 controller-gen: $(CONTROLLER_GEN) ## Build controller-gen into bin/.
@@ -144,6 +169,19 @@ $(CONTROLLER_GEN): | $(LOCALBIN)
 kustomize: $(KUSTOMIZE) ## Build kustomize into bin/.
 $(KUSTOMIZE): | $(LOCALBIN)
 	$(call go-install-tool,$(KUSTOMIZE),sigs.k8s.io/kustomize/kustomize/v5,$(KUSTOMIZE_VERSION))
+
+.PHONY: helm
+helm: $(HELM) ## Build helm into bin/.
+$(HELM): | $(LOCALBIN)
+	$(call go-install-tool,$(HELM),helm.sh/helm/v4/cmd/helm,$(HELM_VERSION))
+
+.PHONY: monitoring-crds
+monitoring-crds: $(MONITORING_CRDS) ## Copy the Prometheus Operator's CRDs from its Go module into bin/.
+$(MONITORING_CRDS): | $(LOCALBIN)
+	dir=$$(go mod download -json github.com/prometheus-operator/prometheus-operator@$(PROMETHEUS_OPERATOR_VERSION) | sed -n 's/^\t"Dir": "\(.*\)",$$/\1/p') && \
+	mkdir -p $@.tmp && for k in servicemonitors podmonitors prometheusrules; do \
+		cp "$$dir/example/prometheus-operator-crd/monitoring.coreos.com_$$k.yaml" $@.tmp/; done && \
+	chmod -R u+w $@.tmp && mv $@.tmp $@
 
 .PHONY: golangci-lint
 golangci-lint: $(GOLANGCI_LINT) ## Build golangci-lint into bin/.

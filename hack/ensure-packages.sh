@@ -8,6 +8,9 @@
 #   python3-redis  redis-py for Debian's /usr/bin/python3 (the interop test
 #                  runs the standard's Python components with it; another
 #                  python3 may come first on PATH)
+#   prometheus     promtool (the alert rules' checks and unit tests) and the
+#                  prometheus server make run starts on a free port
+#   chromium       headless Chromium (make screenshot)
 set -euo pipefail
 
 present() {
@@ -15,6 +18,8 @@ present() {
 	redis-server) command -v redis-server >/dev/null 2>&1 ;;
 	redis-tools) command -v redis-cli >/dev/null 2>&1 ;;
 	python3-redis) [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import redis' >/dev/null 2>&1 ;;
+	prometheus) command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 ;;
+	chromium) command -v chromium >/dev/null 2>&1 ;;
 	*) dpkg -s "$1" >/dev/null 2>&1 ;;
 	esac
 }
@@ -34,6 +39,9 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
 	# so stop it and let it hold no port.
 	(command -v systemctl >/dev/null && systemctl stop redis-server) >/dev/null 2>&1 || true
 	(command -v service >/dev/null && service redis-server stop) >/dev/null 2>&1 || true
+	# Nor is the system Prometheus (make run starts its own).
+	(command -v systemctl >/dev/null && systemctl stop prometheus prometheus-node-exporter) >/dev/null 2>&1 || true
+	(command -v service >/dev/null && service prometheus stop) >/dev/null 2>&1 || true
 	still=()
 	for p in "${missing[@]}"; do
 		present "$p" || still+=("$p")
