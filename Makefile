@@ -106,7 +106,8 @@ build: manifests generate fmt vet ## Build the manager, event logger and sample 
 	go build -o bin/ ./cmd/manager ./cmd/eventlogger ./cmd/sampleengine
 
 .PHONY: run
-run: manifests envtest redis ## Run a complete local stratops: control plane, Redis, operator, event loggers, samples and sample traffic.
+run: manifests envtest redis ## Run a complete local stratops: control plane, Redis, operator, event loggers, Prometheus with the alerts, samples and sample traffic.
+	-hack/ensure-packages.sh prometheus
 	go build -o bin/stratops-local ./cmd/stratops-local
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" bin/stratops-local
 

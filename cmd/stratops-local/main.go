@@ -29,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/yaml"
 
@@ -49,6 +50,10 @@ type State struct {
 	APIServer  string         `json:"apiServer"`
 	Redis      string         `json:"redis,omitempty"`
 	Loggers    map[string]int `json:"eventLoggerPorts,omitempty"`
+	// Metrics is the manager's metrics address (HTTPS, authenticated).
+	Metrics string `json:"metrics,omitempty"`
+	// Prometheus is the URL of make run's Prometheus, when it runs.
+	Prometheus string `json:"prometheus,omitempty"`
 }
 
 func say(format string, args ...any) { fmt.Printf("[stratops] "+format+"\n", args...) }
@@ -145,8 +150,16 @@ func run(root, dir string, tableEvery time.Duration) error {
 	say("API server %s; kubeconfig %s", cfg.Host, kubeconfig)
 	say("use it:  kubectl --kubeconfig %s get strat -A", kubeconfig)
 
+	// The manager's metrics are served as on a cluster: HTTPS, for a
+	// token the API server authenticates and allows to get /metrics.
+	metricsAddr, err := freeAddr()
+	if err != nil {
+		return err
+	}
 	mgr, err := ctrl.NewManager(cfg, controllers.ManagerOptions(ctrl.Options{
-		Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
+		Metrics: metricsserver.Options{BindAddress: metricsAddr, SecureServing: true,
+			FilterProvider: filters.WithAuthenticationAndAuthorization},
+		HealthProbeBindAddress: "0",
 	}))
 	if err != nil {
 		return err
@@ -182,6 +195,21 @@ func run(root, dir string, tableEvery time.Duration) error {
 	}()
 	say("event loggers run as local processes (a local stand-in for the kubelet); their logs are in %s", dir)
 
+	prom, err := startPrometheus(ctx, c, root, dir, metricsAddr)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if prom != nil {
+			say("stopping Prometheus")
+			prom.stop()
+		}
+	}()
+	if prom != nil {
+		say("Prometheus on %s (alerts: %s/alerts), scraping the operator's metrics on https://%s with the token of ServiceAccount %s/%s (bound to stratops-metrics-reader) and every event logger",
+			prom.url, prom.url, metricsAddr, promNamespace, promServiceAccount)
+	}
+
 	samples, err := applySamples(ctx, c, filepath.Join(root, "config", "samples"), redisAddr)
 	if err != nil {
 		return err
@@ -198,12 +226,22 @@ func run(root, dir string, tableEvery time.Duration) error {
 	say("Ctrl-C stops everything")
 
 	writeState := func() {
-		st := State{PID: os.Getpid(), Kubeconfig: kubeconfig, APIServer: cfg.Host, Loggers: map[string]int{}}
+		st := State{PID: os.Getpid(), Kubeconfig: kubeconfig, APIServer: cfg.Host, Loggers: map[string]int{}, Metrics: metricsAddr}
 		if redisSrv != nil {
 			st.Redis = redisSrv.Addr
 		}
-		for k, v := range kubelet.Processes() {
+		procs := kubelet.Processes()
+		for k, v := range procs {
 			st.Loggers[k] = v[1]
+		}
+		if prom != nil {
+			st.Prometheus = prom.url
+			if err := prom.writeTargets(procs); err != nil {
+				say("writing Prometheus's targets: %v", err)
+			}
+			if err := prom.refreshToken(ctx, c); err != nil {
+				say("renewing Prometheus's token: %v", err)
+			}
 		}
 		b, _ := json.MarshalIndent(st, "", "  ")
 		_ = os.WriteFile(filepath.Join(dir, "state.json"), b, 0o644)

@@ -103,6 +103,10 @@ func TestLocalRun_SamplesRunRedisOutageHaltsAndRecoversAndCtrlCLeavesNothing(t *
 		return healthy("btc-carry-backtest") && healthy("eth-basis")
 	})
 	t.Logf("both samples healthy %s after start", time.Since(start).Round(time.Second))
+	if st.Prometheus == "" {
+		t.Fatal("make run started no Prometheus (make test installs Debian's prometheus)")
+	}
+	checkScrapes(t, st, 2)
 	// Each logger process spools in a directory of its own, under the
 	// run's: never the container's path on this machine, shared.
 	if spools, _ := filepath.Glob(filepath.Join(dir, "*.spool", "seg-*.log")); len(spools) < 2 {
@@ -123,10 +127,12 @@ func TestLocalRun_SamplesRunRedisOutageHaltsAndRecoversAndCtrlCLeavesNothing(t *
 	wait(t, "the Live sample halts without Redis", 90*time.Second, exited, func() bool {
 		return get("eth-basis").Status.Phase == stratv1.PhaseHalted
 	})
+	waitForAlert(t, st, "StrategyRedisLost", "eth-basis", 60*time.Second)
 	_ = cmd.Process.Signal(syscall.SIGUSR1) // start it again
 	wait(t, "the Live sample recovers", 90*time.Second, exited, func() bool {
 		return get("eth-basis").Status.Phase == stratv1.PhaseRunning
 	})
+	checkMetricNames(t, st, filepath.Join("..", ".."))
 
 	// Everything it started, and every port it holds, before it stops.
 	b, _ := os.ReadFile(filepath.Join(dir, "state.json"))
@@ -135,7 +141,7 @@ func TestLocalRun_SamplesRunRedisOutageHaltsAndRecoversAndCtrlCLeavesNothing(t *
 	if len(children) < 4 {
 		t.Fatalf("expected kube-apiserver, etcd, redis-server and event loggers among the children, found %v", children)
 	}
-	ports := []string{hostPort(t, st.APIServer), st.Redis}
+	ports := []string{hostPort(t, st.APIServer), st.Redis, st.Metrics, hostPort(t, st.Prometheus)}
 	for _, p := range st.Loggers {
 		ports = append(ports, "127.0.0.1:"+strconv.Itoa(p))
 	}

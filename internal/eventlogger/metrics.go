@@ -1,8 +1,12 @@
 package eventlogger
 
 import (
+	"slices"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/stratops/stratops/pkg/messaging"
 )
 
 // metrics are the event logger's Prometheus metrics, on its own registry.
@@ -90,5 +94,46 @@ func newMetrics() *metrics {
 		m.busUp, m.inMemory, m.nonconforming, m.lag, m.recordDuration, m.apiRefused,
 		m.dropped, m.gaps, m.gapSeconds, m.notifyLost, m.writeFailing, m.spoolBytes, m.spoolCapacity,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for _, reason := range writeFailingReasons {
+		m.writeFailing.WithLabelValues(reason)
+	}
+	for _, reason := range []string{"unauthorized", "too_many_requests"} {
+		m.apiRefused.WithLabelValues(reason)
+	}
 	return m
+}
+
+// writeFailingReasons are the permanent write failures write_failing has
+// a series for.
+var writeFailingReasons = []string{messaging.WriteRedisPermissionDenied, messaging.WriteRedisWrongType,
+	messaging.WriteRedisOutOfMemory, messaging.WriteRedisReadOnly}
+
+// initChannels gives every channel's counters a series at 0 from the
+// start, so that the first message dropped, the first gap or the first
+// nonconforming message is an increase an alert's rate() or increase()
+// sees, not the first sample of a new series, which it cannot.
+func (m *metrics) initChannels(channels []string) {
+	for _, c := range channels {
+		m.messages.WithLabelValues(c)
+		m.dropped.WithLabelValues(c)
+		m.gaps.WithLabelValues(c)
+		for _, reason := range []string{messaging.ReasonMissingTimestamp, messaging.ReasonBadTimestamp} {
+			m.nonconforming.WithLabelValues(c, reason)
+		}
+	}
+}
+
+// setWriteFailing sets write_failing to 1 for reason and 0 for the
+// others ("": none).
+func (m *metrics) setWriteFailing(reason string) {
+	for _, r := range writeFailingReasons {
+		v := 0.0
+		if r == reason {
+			v = 1
+		}
+		m.writeFailing.WithLabelValues(r).Set(v)
+	}
+	if reason != "" && !slices.Contains(writeFailingReasons, reason) {
+		m.writeFailing.WithLabelValues(reason).Set(1)
+	}
 }

@@ -193,6 +193,7 @@ func NewService(cfg ServiceConfig, bus messaging.Bus) *Service {
 	}
 	s.busUp.Store(true)
 	s.metrics.busUp.Set(1)
+	s.metrics.initChannels(s.listenChannels())
 	if l, ok := bus.(leaser); ok {
 		s.leaser, s.leaseValue = l, newLeaseValue(cfg.Holder)
 	} else {
@@ -849,7 +850,7 @@ func (s *Service) writeLoop(ctx context.Context, stop <-chan struct{}) {
 				s.cfg.Log.Info("Bus is back: pending events written", "pending", s.Pending())
 			}
 			if s.writeFailure.Swap(nil) != nil {
-				s.metrics.writeFailing.Reset()
+				s.metrics.setWriteFailing("")
 				s.cfg.Log.Info("Redis takes the history's writes again")
 			}
 			failed = false
@@ -885,8 +886,7 @@ func (s *Service) noteWriteError(err error) {
 		wf.Since = old.Since
 		return
 	}
-	s.metrics.writeFailing.Reset()
-	s.metrics.writeFailing.WithLabelValues(reason).Set(1)
+	s.metrics.setWriteFailing(reason)
 	s.cfg.Log.Error("Redis refuses the history's writes: nothing reaches the history until this is fixed in Redis; not ready",
 		"reason", reason, "error", err.Error())
 }
