@@ -178,9 +178,9 @@ func metricsOf(expr string) []string {
 
 func TestMetricsOf(t *testing.T) {
 	for expr, want := range map[string]string{
-		`max by (namespace, strategy) (stratops_strategy_phase{phase="Halted"}) == 1`:                             "stratops_strategy_phase",
+		`max by (namespace, strategy) (stratops_strategy_phase{phase="Halted"}) == 1`:                           "stratops_strategy_phase",
 		`histogram_quantile(0.99, sum by (le, probe) (rate(stratops_redis_probe_duration_seconds_bucket[5m])))`: "stratops_redis_probe_duration_seconds_bucket",
-		`a_total / on (pod) group_left (x) (b_bytes > 0) and time() - c{d="e{f}"}`:                               "a_total b_bytes c",
+		`a_total / on (pod) group_left (x) (b_bytes > 0) and time() - c{d="e{f}"}`:                              "a_total b_bytes c",
 		`sum(x{namespace="$namespace", strategy=~"$strategy"}) without (pod) unless y offset 5m`:                "x y",
 	} {
 		if got := strings.Join(metricsOf(expr), " "); got != want {
