@@ -111,6 +111,10 @@ run: manifests envtest redis ## Run a complete local stratops: control plane, Re
 	go build -o bin/stratops-local ./cmd/stratops-local
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" bin/stratops-local
 
+.PHONY: screenshot
+screenshot: manifests envtest redis ## Retake the README's Prometheus screenshots (make run's stack, a Redis outage, headless Chromium).
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" hack/screenshot.sh
+
 .PHONY: run-cluster
 run-cluster: manifests generate ## Run the manager on this host against the current kubeconfig's cluster.
 	go run ./cmd/manager

@@ -206,8 +206,8 @@ func run(root, dir string, tableEvery time.Duration) error {
 		}
 	}()
 	if prom != nil {
-		say("Prometheus on %s (alerts: %s/alerts), scraping the operator's metrics on https://%s with the token of ServiceAccount %s/%s (bound to stratops-metrics-reader) and every event logger",
-			prom.url, prom.url, metricsAddr, promNamespace, promServiceAccount)
+		say("Prometheus on %s (alerts: %s), scraping the operator's metrics on https://%s with the token of ServiceAccount %s/%s (bound to stratops-metrics-reader) and every event logger",
+			prom.url, prom.alertsURL, metricsAddr, promNamespace, promServiceAccount)
 	}
 
 	samples, err := applySamples(ctx, c, filepath.Join(root, "config", "samples"), redisAddr)

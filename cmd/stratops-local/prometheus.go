@@ -40,6 +40,7 @@ const (
 type prometheus struct {
 	dir       string // <run dir>/prometheus
 	url       string
+	alertsURL string // its alert list: /alerts, or /classic/alerts in Debian's build (the classic UI only)
 	cmd       *exec.Cmd
 	exited    chan struct{}
 	tokenTime time.Time
@@ -152,10 +153,10 @@ func startPrometheus(ctx context.Context, c client.Client, root, runDir, manager
 		"--web.listen-address="+addr, "--web.enable-lifecycle")
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	if err := p.cmd.Start(); err != nil {
-		logf.Close()
+		_ = logf.Close()
 		return nil, fmt.Errorf("starting prometheus: %w", err)
 	}
-	go func() { _ = p.cmd.Wait(); logf.Close(); close(p.exited) }()
+	go func() { _ = p.cmd.Wait(); _ = logf.Close(); close(p.exited) }()
 	p.url = "http://" + addr
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -163,6 +164,13 @@ func startPrometheus(ctx context.Context, c client.Client, root, runDir, manager
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
+				p.alertsURL = p.url + "/alerts"
+				if r, err := http.Get(p.alertsURL); err == nil {
+					_ = r.Body.Close()
+					if r.StatusCode == http.StatusNotFound {
+						p.alertsURL = p.url + "/classic/alerts"
+					}
+				}
 				return p, nil
 			}
 		}

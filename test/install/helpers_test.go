@@ -148,3 +148,22 @@ func (a *apiServer) dryRunApply(obj *unstructured.Unstructured) error {
 	return a.client.Apply(context.Background(), client.ApplyConfigurationFromUnstructured(obj),
 		client.FieldOwner("stratops-install-test"), client.ForceOwnership, client.DryRunAll)
 }
+
+// kubeconfig writes a kubeconfig of an admin of the API server, for helm
+// and kubectl.
+func (a *apiServer) kubeconfig(t testing.TB) string {
+	t.Helper()
+	user, err := sharedEnv.AddUser(envtest.User{Name: "install-test-admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := user.KubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}

@@ -1,0 +1,124 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// helmBin builds helm into bin/ (make helm) and returns its path.
+func helmBin(t *testing.T) string {
+	t.Helper()
+	if out, err := exec.Command("make", "-s", "-C", root, "helm").CombinedOutput(); err != nil {
+		t.Fatalf("make helm: %v\n%s", err, out)
+	}
+	bins, _ := filepath.Glob(filepath.Join(root, "bin", "helm-v*"))
+	if len(bins) == 0 {
+		t.Fatal("make helm built no bin/helm-v*")
+	}
+	return bins[len(bins)-1]
+}
+
+// TestHelmTakesOverARunningOperator moves a running stratops from make
+// deploy to the Helm chart, as the README says, with a Live engine
+// running: helm install --take-ownership adopts every object (the manager
+// is not even restarted: the chart renders the same pod), then helm
+// upgrade changes the log level, which rolls the manager; the engine pod
+// keeps its UID throughout and the Strategy stays Ready. The cluster goes
+// back to make deploy afterwards.
+func TestHelmTakesOverARunningOperator(t *testing.T) {
+	timed(t)
+	helm := helmBin(t)
+	run := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(helm, args...)
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "KUBECONFIG="+kc.Kubeconfig)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("helm %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	repo, tag, ok := strings.Cut(image, ":")
+	if !ok {
+		t.Fatalf("image %q has no tag", image)
+	}
+	ns := namespace(t, "e2e-helm")
+	srv := hostRedis(t)
+	readyLiveWithEngine(t, ns, "helm", srv.Addr, nil)
+	var engine types.UID
+	eventually(t, 60*time.Second, "the engine pod runs", func() (err error) { engine, err = oneEnginePod(ns, "helm"); return err })
+	manager, err := deployment(operatorNS, managerApp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// Back to make deploy, whatever happened: uninstalling keeps the
+		// CRD (and so every Strategy); make deploy makes the rest again.
+		cmd := exec.Command(helm, "uninstall", "stratops", "-n", operatorNS, "--wait")
+		cmd.Env = append(os.Environ(), "KUBECONFIG="+kc.Kubeconfig)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Logf("helm uninstall: %v\n%s", err, out)
+		}
+		if err := deployOperator(); err != nil {
+			t.Errorf("redeploying with make deploy: %v", err)
+		}
+	})
+
+	values := []string{"-n", operatorNS, "--set", "image.repository=" + repo, "--set", "image.tag=" + tag, "--wait", "--timeout", "3m"}
+	run(append([]string{"install", "stratops", "charts/stratops", "--take-ownership", "--force-conflicts"}, values...)...)
+	d, err := deployment(operatorNS, managerApp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Annotations["meta.helm.sh/release-name"] != "stratops" {
+		t.Fatalf("the manager's Deployment is not the release's: %v", d.Annotations)
+	}
+	if d.UID != manager.UID || d.Generation != manager.Generation {
+		t.Errorf("the install changed the manager's Deployment (generation %d → %d): the chart's defaults differ from config/",
+			manager.Generation, d.Generation)
+	}
+	if out := run("status", "stratops", "-n", operatorNS); !strings.Contains(out, "STATUS: deployed") {
+		t.Fatalf("helm status:\n%s", out)
+	}
+
+	start := time.Now()
+	run(append([]string{"upgrade", "stratops", "charts/stratops", "--force-conflicts", "--set", "logLevel=debug"}, values...)...)
+	if out, err := kubectl("-n", operatorNS, "rollout", "status", "deployment/"+managerApp, "--timeout=180s"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	d, err = deployment(operatorNS, managerApp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(d.Spec.Template.Spec.Containers[0].Args, " "), "--zap-log-level=debug") {
+		t.Fatalf("the upgrade did not reach the manager: %v", d.Spec.Template.Spec.Containers[0].Args)
+	}
+	t.Logf("the manager rolled to the upgraded release in %s", time.Since(start).Round(time.Second))
+	if out, err := kubectl("-n", ns, "wait", "--for=condition=Ready", "strategy/helm", "--timeout=120s"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(2 * time.Second) {
+		uid, err := oneEnginePod(ns, "helm")
+		if err != nil || uid != engine {
+			t.Fatalf("after the move to Helm the engine pod is %s (was %s): %v", uid, engine, err)
+		}
+		s, err := getStrategy(ns, "helm")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c := condition(s, "Ready"); c == nil || c.Status != "True" {
+			t.Fatalf("the Strategy is not Ready under the chart's manager: %s", fmt.Sprint(c))
+		}
+	}
+	t.Logf("the engine pod %s kept its UID from make deploy to helm install and upgrade", engine)
+}

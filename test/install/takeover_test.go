@@ -1,0 +1,94 @@
+package install
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// TestChart_TakesOverAMakeDeployInstall: what make deploy applied
+// (kustomize, server-side) is adopted by `helm install --take-ownership`
+// --force-conflicts with release stratops in stratops-system, as the
+// README says: the same objects, now the release's; an upgrade changing a
+// value needs --force-conflicts once more (kubectl co-owns the fields it
+// set); helm uninstall keeps the CRD.
+func TestChart_TakesOverAMakeDeployInstall(t *testing.T) {
+	api := startAPIServer(t)
+	kubeconfig := api.kubeconfig(t)
+	kubectl := func(stdin string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command("kubectl", append([]string{"--kubeconfig", kubeconfig}, args...)...)
+		cmd.Dir = repoRoot(t)
+		cmd.Stdin = strings.NewReader(stdin)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("kubectl %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	helm := func(args ...string) (string, error) {
+		t.Helper()
+		return run(t, tool(t, "HELM"), append([]string{"--kubeconfig", kubeconfig}, args...)...)
+	}
+	// make deploy's manifests, applied as make deploy applies them.
+	for _, dir := range []string{"config/default", "config/policy"} {
+		out, err := run(t, tool(t, "KUSTOMIZE"), "build", dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kubectl(out, "apply", "--server-side", "-f", "-")
+	}
+	ctx := context.Background()
+	key := client.ObjectKey{Namespace: "stratops-system", Name: "stratops-controller-manager"}
+	before := &appsv1.Deployment{}
+	if err := api.client.Get(ctx, key, before); err != nil {
+		t.Fatal(err)
+	}
+
+	if out, err := helm("install", "stratops", chartDir, "-n", "stratops-system"); err == nil {
+		t.Fatalf("helm install over make deploy's objects without --take-ownership succeeded:\n%s", out)
+	}
+	if out, err := helm("install", "stratops", chartDir, "-n", "stratops-system", "--take-ownership", "--force-conflicts"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	after := &appsv1.Deployment{}
+	if err := api.client.Get(ctx, key, after); err != nil {
+		t.Fatal(err)
+	}
+	if after.UID != before.UID {
+		t.Errorf("the manager's Deployment was replaced, not adopted")
+	}
+	if after.Annotations["meta.helm.sh/release-name"] != "stratops" {
+		t.Errorf("the Deployment is not the release's: %v", after.Annotations)
+	}
+	// Fields make deploy set to the chart's values stay co-owned by
+	// kubectl: an upgrade that changes one conflicts, unless it forces.
+	if _, err := helm("upgrade", "stratops", chartDir, "-n", "stratops-system", "--set", "replicaCount=3"); err == nil ||
+		!strings.Contains(err.Error(), "conflict") {
+		t.Errorf("an upgrade changing a field kubectl co-owns: %v, want a conflict", err)
+	}
+	if out, err := helm("upgrade", "stratops", chartDir, "-n", "stratops-system", "--set", "replicaCount=3", "--force-conflicts"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if err := api.client.Get(ctx, key, after); err != nil {
+		t.Fatal(err)
+	}
+	if *after.Spec.Replicas != 3 {
+		t.Errorf("helm upgrade --set replicaCount=3: replicas %d", *after.Spec.Replicas)
+	}
+	if out, err := helm("uninstall", "stratops", "-n", "stratops-system"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if out := kubectl("", "get", "crd", "strategies.stratops.dev", "-o", "name"); !strings.Contains(out, "strategies.stratops.dev") {
+		t.Errorf("helm uninstall deleted the CRD")
+	}
+	if err := api.client.Get(ctx, key, after); err == nil {
+		t.Errorf("helm uninstall left the manager's Deployment")
+	}
+	_ = os.Remove(kubeconfig)
+}
