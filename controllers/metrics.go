@@ -1,6 +1,9 @@
 package controllers
 
 import (
+	"slices"
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -81,42 +84,63 @@ var statusVecs = []*prometheus.GaugeVec{strategyPhase, strategyCondition, strate
 var allPhases = []stratv1.StrategyPhase{stratv1.PhasePending, stratv1.PhaseGated, stratv1.PhaseRunning, stratv1.PhaseDegraded,
 	stratv1.PhaseHalted, stratv1.PhaseSuspended, stratv1.PhaseSucceeded, stratv1.PhaseFailed}
 
-// exportStatus puts what a Strategy's status says into the status series,
-// replacing what they said of it before.
+// statusSeries remembers which status series were last written for each
+// Strategy, so that exportStatus deletes only those the status no longer
+// has: deleting all and writing them again would let a scrape in between
+// see none, and an alert's `for` start over.
+var statusSeries = struct {
+	sync.Mutex
+	written map[string][]series
+}{written: map[string][]series{}}
+
+type series struct {
+	vec    *prometheus.GaugeVec
+	values []string
+}
+
+func (a series) same(b series) bool { return a.vec == b.vec && slices.Equal(a.values, b.values) }
+
+// exportStatus puts what a Strategy's status says into the status series.
 func exportStatus(s *stratv1.Strategy) {
-	l := prometheus.Labels{"namespace": s.Namespace, "strategy": s.Name}
-	for _, v := range statusVecs {
-		v.DeletePartialMatch(l)
-	}
 	ns, name := s.Namespace, s.Name
+	var now []series
+	set := func(v *prometheus.GaugeVec, value float64, values ...string) {
+		v.WithLabelValues(values...).Set(value)
+		now = append(now, series{v, values})
+	}
 	for _, p := range allPhases {
-		v := 0.0
-		if s.Status.Phase == p {
-			v = 1
-		}
-		strategyPhase.WithLabelValues(ns, name, string(s.Spec.Mode), string(p)).Set(v)
+		set(strategyPhase, boolValue(s.Status.Phase == p), ns, name, string(s.Spec.Mode), string(p))
 	}
 	for _, c := range s.Status.Conditions {
-		strategyCondition.WithLabelValues(ns, name, c.Type, string(c.Status), c.Reason).Set(1)
-		strategyConditionSince.WithLabelValues(ns, name, c.Type).Set(float64(c.LastTransitionTime.Unix()))
+		set(strategyCondition, 1, ns, name, c.Type, string(c.Status), c.Reason)
+		set(strategyConditionSince, float64(c.LastTransitionTime.Unix()), ns, name, c.Type)
 	}
 	if r := s.Status.Redis; r != nil {
 		if r.FailingSince != nil {
-			redisFailingSince.WithLabelValues(ns, name).Set(float64(r.FailingSince.Unix()))
+			set(redisFailingSince, float64(r.FailingSince.Unix()), ns, name)
 		}
 		for _, p := range r.Probes {
-			probeOK.WithLabelValues(ns, name, p.Name).Set(boolValue(p.OK))
+			set(probeOK, boolValue(p.OK), ns, name, p.Name)
 		}
 	}
 	for _, c := range s.Status.Channels {
-		channelHealthy.WithLabelValues(ns, name, c.Name, c.Reason).Set(boolValue(c.Healthy))
+		set(channelHealthy, boolValue(c.Healthy), ns, name, c.Name, c.Reason)
 	}
 	for _, k := range s.Status.Keys {
-		keyHealthy.WithLabelValues(ns, name, k.Name, k.Reason).Set(boolValue(k.Healthy))
+		set(keyHealthy, boolValue(k.Healthy), ns, name, k.Name, k.Reason)
 		if k.PolicyTTLSeconds != nil {
-			keyPolicyTTL.WithLabelValues(ns, name, k.Name).Set(float64(*k.PolicyTTLSeconds))
+			set(keyPolicyTTL, float64(*k.PolicyTTLSeconds), ns, name, k.Name)
 		}
 	}
+	key := ns + "/" + name
+	statusSeries.Lock()
+	defer statusSeries.Unlock()
+	for _, old := range statusSeries.written[key] {
+		if !slices.ContainsFunc(now, old.same) {
+			old.vec.DeleteLabelValues(old.values...)
+		}
+	}
+	statusSeries.written[key] = now
 }
 
 func boolValue(b bool) float64 {
@@ -143,9 +167,12 @@ func forgetMetrics(namespace, name string) {
 	keyTTL.DeletePartialMatch(l)
 	healthyCount.DeletePartialMatch(l)
 	totalCount.DeletePartialMatch(l)
+	statusSeries.Lock()
+	delete(statusSeries.written, namespace+"/"+name)
 	for _, v := range statusVecs {
 		v.DeletePartialMatch(l)
 	}
+	statusSeries.Unlock()
 }
 
 // NewRedisClients is the Redis client cache, reporting how many clients

@@ -13,8 +13,10 @@ import (
 	"testing"
 	"time"
 
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // helmBin builds helm into bin/ (make helm) and returns its path.
@@ -84,6 +86,12 @@ func TestHelmTakesOverARunningOperator(t *testing.T) {
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Logf("helm uninstall: %v\n%s", err, out)
 		}
+		// The kept CRD is still co-owned by Helm's field manager: a later
+		// kubectl apply --server-side of another CRD (the upgrade test's
+		// previous release) would conflict with it. Drop Helm's entry.
+		if err := dropFieldManager("strategies.stratops.dev", "helm"); err != nil {
+			t.Errorf("releasing Helm's fields of the CRD: %v", err)
+		}
 		if err := deployOperator(); err != nil {
 			t.Errorf("redeploying with make deploy: %v", err)
 		}
@@ -138,4 +146,25 @@ func TestHelmTakesOverARunningOperator(t *testing.T) {
 		}
 	}
 	t.Logf("the engine pod %s kept its UID from make deploy to helm install and upgrade", engine)
+}
+
+// dropFieldManager removes a field manager's entries from a CRD's
+// managedFields (a JSON patch, tested against the entry it removes), so
+// that the fields it owned are left to their other managers.
+func dropFieldManager(crdName, manager string) error {
+	crd := &apiextensionsv1.CustomResourceDefinition{}
+	if err := k8s.Get(context.Background(), client.ObjectKey{Name: crdName}, crd); err != nil {
+		return err
+	}
+	var ops []string
+	for i := len(crd.ManagedFields) - 1; i >= 0; i-- {
+		if crd.ManagedFields[i].Manager == manager {
+			ops = append(ops, fmt.Sprintf(`{"op":"test","path":"/metadata/managedFields/%d/manager","value":%q},{"op":"remove","path":"/metadata/managedFields/%d"}`, i, manager, i))
+		}
+	}
+	if len(ops) == 0 {
+		return nil
+	}
+	patch := []byte("[" + strings.Join(ops, ",") + "]")
+	return k8s.Patch(context.Background(), crd, client.RawPatch(types.JSONPatchType, patch))
 }

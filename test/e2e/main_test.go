@@ -26,6 +26,7 @@ import (
 	stratopsv1 "github.com/stratops/stratops/api/v1"
 	"github.com/stratops/stratops/test/e2e/cluster"
 
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 )
@@ -117,6 +118,7 @@ func mainE2E(m *testing.M) (code int) {
 	scheme := runtime.NewScheme()
 	_ = clientgoscheme.AddToScheme(scheme)
 	_ = stratopsv1.AddToScheme(scheme)
+	_ = apiextensionsv1.AddToScheme(scheme)
 	if k8s, err = client.New(kc.Config, client.Options{Scheme: scheme}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

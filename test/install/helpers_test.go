@@ -15,10 +15,13 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	kruntime "k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -108,7 +111,16 @@ func startAPIServer(t testing.TB) *apiServer {
 			sharedErr = err
 			return
 		}
-		c, err := client.New(cfg, client.Options{})
+		scheme := kruntime.NewScheme()
+		if err := clientgoscheme.AddToScheme(scheme); err != nil {
+			sharedErr = err
+			return
+		}
+		if err := apiextensionsv1.AddToScheme(scheme); err != nil {
+			sharedErr = err
+			return
+		}
+		c, err := client.New(cfg, client.Options{Scheme: scheme})
 		if err != nil {
 			sharedErr = err
 			return

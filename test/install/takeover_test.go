@@ -3,13 +3,13 @@ package install
 import (
 	"context"
 	"encoding/json"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -22,30 +22,24 @@ import (
 func TestChart_TakesOverAMakeDeployInstall(t *testing.T) {
 	api := startAPIServer(t)
 	kubeconfig := api.kubeconfig(t)
-	kubectl := func(stdin string, args ...string) string {
-		t.Helper()
-		cmd := exec.Command("kubectl", append([]string{"--kubeconfig", kubeconfig}, args...)...)
-		cmd.Dir = repoRoot(t)
-		cmd.Stdin = strings.NewReader(stdin)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("kubectl %v: %v\n%s", args, err, out)
-		}
-		return string(out)
-	}
 	helm := func(args ...string) (string, error) {
 		t.Helper()
 		return run(t, tool(t, "HELM"), append([]string{"--kubeconfig", kubeconfig}, args...)...)
 	}
-	// make deploy's manifests, applied as make deploy applies them.
+	// make deploy's manifests, applied as make deploy applies them
+	// (kubectl apply --server-side: field manager "kubectl").
+	ctx := context.Background()
 	for _, dir := range []string{"config/default", "config/policy"} {
 		out, err := run(t, tool(t, "KUSTOMIZE"), "build", dir)
 		if err != nil {
 			t.Fatal(err)
 		}
-		kubectl(out, "apply", "--server-side", "-f", "-")
+		for _, o := range decodeObjects(t, out) {
+			if err := api.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(o), client.FieldOwner("kubectl")); err != nil {
+				t.Fatalf("applying %s: %v", key(o), err)
+			}
+		}
 	}
-	ctx := context.Background()
 	key := client.ObjectKey{Namespace: "stratops-system", Name: "stratops-controller-manager"}
 	before := &appsv1.Deployment{}
 	if err := api.client.Get(ctx, key, before); err != nil {
@@ -91,11 +85,34 @@ func TestChart_TakesOverAMakeDeployInstall(t *testing.T) {
 	if out, err := helm("uninstall", "stratops", "-n", "stratops-system"); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	if out := kubectl("", "get", "crd", "strategies.stratops.dev", "-o", "name"); !strings.Contains(out, "strategies.stratops.dev") {
-		t.Errorf("helm uninstall deleted the CRD")
+	crd := &apiextensionsv1.CustomResourceDefinition{}
+	if err := api.client.Get(ctx, client.ObjectKey{Name: "strategies.stratops.dev"}, crd); err != nil || !crd.DeletionTimestamp.IsZero() {
+		t.Errorf("helm uninstall deleted the CRD: %v", err)
 	}
 	if err := api.client.Get(ctx, key, after); err == nil {
 		t.Errorf("helm uninstall left the manager's Deployment")
 	}
-	_ = os.Remove(kubeconfig)
+
+	// The kept CRD is still co-owned by Helm: applying another version of
+	// it (an older release's make install) conflicts, as the README says,
+	// until the apply forces.
+	out, err := run(t, tool(t, "KUSTOMIZE"), "build", "config/crd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := decodeObjects(t, out)[0]
+	versions, _, _ := unstructured.NestedSlice(other.Object, "spec", "versions")
+	if err := unstructured.SetNestedField(versions[0].(map[string]any), "another release's schema", "schema", "openAPIV3Schema", "description"); err != nil {
+		t.Fatal(err)
+	}
+	if err := unstructured.SetNestedSlice(other.Object, versions, "spec", "versions"); err != nil {
+		t.Fatal(err)
+	}
+	err = api.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(other), client.FieldOwner("kubectl"))
+	if err == nil || !strings.Contains(err.Error(), `"helm"`) {
+		t.Errorf("applying another CRD after helm uninstall: %v, want a conflict with helm", err)
+	}
+	if err := api.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(other), client.FieldOwner("kubectl"), client.ForceOwnership); err != nil {
+		t.Errorf("the same, forced: %v", err)
+	}
 }
