@@ -48,7 +48,6 @@ func liveEngine() *stratv1.EngineSpec { return liveOn("", "", "", "").Spec.Engin
 // redisOpen (mutate may change it), waits for its event logger and plays
 // the kubelet for it, so that the engine's Job is made next.
 func runningBacktest(g Gomega, ns, name string, mutate func(*stratv1.Strategy)) {
-	ctx := context.Background()
 	s := backtest(ns, name)
 	// The namespace in the prefix: one prefix has one owner, and tests
 	// reuse names.
@@ -57,11 +56,18 @@ func runningBacktest(g Gomega, ns, name string, mutate func(*stratv1.Strategy)) 
 	if mutate != nil {
 		mutate(s)
 	}
+	createWithLogger(g, s)
+}
+
+// createWithLogger creates a Strategy and plays the kubelet for its event
+// logger once the operator made it.
+func createWithLogger(g Gomega, s *stratv1.Strategy) {
+	ctx := context.Background()
 	g.Expect(k8sClient.Create(ctx, s)).To(Succeed())
 	g.Eventually(func() error {
-		return k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: name + "-eventlogger"}, &appsv1.Deployment{})
+		return k8sClient.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: s.Name + "-eventlogger"}, &appsv1.Deployment{})
 	}, timeout, interval).Should(Succeed())
-	markAvailable(g, ns, name+"-eventlogger")
+	markAvailable(g, s.Namespace, s.Name+"-eventlogger")
 }
 
 // runningLive creates a Live Strategy on addr (without an engine unless
@@ -73,11 +79,7 @@ func runningLive(g Gomega, ns, name, addr string, mutate func(*stratv1.Strategy)
 	if mutate != nil {
 		mutate(s)
 	}
-	g.Expect(k8sClient.Create(ctx, s)).To(Succeed())
-	g.Eventually(func() error {
-		return k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: name + "-eventlogger"}, &appsv1.Deployment{})
-	}, timeout, interval).Should(Succeed())
-	markAvailable(g, ns, name+"-eventlogger")
+	createWithLogger(g, s)
 	if s.Spec.Engine != nil {
 		g.Eventually(func() error {
 			return k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: name + "-engine"}, &appsv1.Deployment{})

@@ -265,12 +265,19 @@ func (k *Kubelet) stop(key types.NamespacedName) {
 	if p == nil {
 		return
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	Stop(p.cmd.Process, p.exited, 15*time.Second)
+}
+
+// Stop ends a process the way the kubelet does: SIGTERM, then SIGKILL
+// after grace; it returns once exited is closed (by whoever waits on the
+// process).
+func Stop(p *os.Process, exited <-chan struct{}, grace time.Duration) {
+	_ = p.Signal(syscall.SIGTERM)
 	select {
-	case <-p.exited:
-	case <-time.After(15 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.exited
+	case <-exited:
+	case <-time.After(grace):
+		_ = p.Kill()
+		<-exited
 	}
 }
 
