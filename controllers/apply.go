@@ -11,9 +11,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/sets"
-	"k8s.io/client-go/util/csaupgrade"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
@@ -26,12 +23,6 @@ import (
 // fieldManager is the operator's name in the children's managed fields:
 // it owns the fields it applies, and only those.
 const fieldManager = children.ManagerName
-
-// DefaultLegacyFieldManagers are the field managers of the operator's
-// releases that wrote children with Update (the binaries' names): their
-// fields move to fieldManager the first time this operator applies a
-// child, so that fields it no longer sets are pruned.
-var DefaultLegacyFieldManagers = []string{"manager", "stratops-local"}
 
 // applied is what ensure found and did.
 type applied[T client.Object, A any] struct {
@@ -71,7 +62,7 @@ func ensure[T client.Object, A runtime.ApplyConfiguration](ctx context.Context, 
 			ctrl.LoggerFrom(ctx).Info("Created "+kind, "name", name)
 			current.SetName(name)
 			current.SetNamespace(s.Namespace)
-			r.eventAbout(s, current, corev1.EventTypeNormal, "Created", "Create", "Created %s %s", kind, name)
+			r.eventAbout(s, current, corev1.EventTypeNormal, stratv1.EventCreated, "Create", "Created %s %s", kind, name)
 			res.created = true
 			return res, nil
 		}
@@ -80,7 +71,7 @@ func ensure[T client.Object, A runtime.ApplyConfiguration](ctx context.Context, 
 		return res, fmt.Errorf("reading %s %q: %w", kind, name, err)
 	}
 	if !metav1.IsControlledBy(current, s) {
-		return res, lifecycle.Stalled(stratv1.ReasonNameConflict,
+		return res, lifecycle.Stall(stratv1.ReasonNameConflict,
 			"%s %q exists and is not owned by this Strategy; rename or delete it", kind, name)
 	}
 	if extract == nil {
@@ -97,9 +88,6 @@ func ensure[T client.Object, A runtime.ApplyConfiguration](ctx context.Context, 
 	}
 	if seen, ok := r.inShape.Load(shapeKey); ok && seen == (shapeMark{current.GetResourceVersion(), desiredSum}) {
 		return res, nil
-	}
-	if err := r.adoptLegacyFields(ctx, current); err != nil {
-		return res, fmt.Errorf("moving the managed fields of %s %q to server-side apply: %w", kind, name, err)
 	}
 	if res.owned, err = extract(current, fieldManager); err != nil {
 		return res, fmt.Errorf("reading what the operator owns of %s %q: %w", kind, name, err)
@@ -119,7 +107,7 @@ func ensure[T client.Object, A runtime.ApplyConfiguration](ctx context.Context, 
 		return res, fmt.Errorf("applying %s %q: %w", kind, name, err)
 	}
 	ctrl.LoggerFrom(ctx).Info("Applied "+kind, "name", name)
-	r.eventAbout(s, current, corev1.EventTypeNormal, "Updated", "Update", "Updated %s %s to match the Strategy", kind, name)
+	r.eventAbout(s, current, corev1.EventTypeNormal, stratv1.EventUpdated, "Update", "Updated %s %s to match the Strategy", kind, name)
 	res.updated = true
 	return res, nil
 }
@@ -137,40 +125,6 @@ func digest(ac any) ([sha256.Size]byte, error) {
 		return [sha256.Size]byte{}, fmt.Errorf("encoding an apply configuration: %w", err)
 	}
 	return sha256.Sum256(b), nil
-}
-
-// adoptLegacyFields moves what a release that wrote children with Update
-// owns to fieldManager, once: on an object the operator has never applied.
-// Without it, a field the operator stops setting would stay, held by its
-// old manager.
-func (r *StrategyReconciler) adoptLegacyFields(ctx context.Context, obj client.Object) error {
-	legacy := sets.New(r.legacyFieldManagers()...)
-	found := false
-	for _, m := range obj.GetManagedFields() {
-		if m.Manager == fieldManager && m.Operation == metav1.ManagedFieldsOperationApply {
-			return nil
-		}
-		if legacy.Has(m.Manager) && m.Operation == metav1.ManagedFieldsOperationUpdate {
-			found = true
-		}
-	}
-	if !found {
-		return nil
-	}
-	patch, err := csaupgrade.UpgradeManagedFieldsPatch(obj, legacy, fieldManager)
-	if err != nil || patch == nil {
-		return err
-	}
-	// The patch tests the managedFields it replaces: it fails, and is
-	// retried, if they changed since the cache read them.
-	return r.Patch(ctx, obj, client.RawPatch(types.JSONPatchType, patch))
-}
-
-func (r *StrategyReconciler) legacyFieldManagers() []string {
-	if r.LegacyFieldManagers != nil {
-		return r.LegacyFieldManagers
-	}
-	return DefaultLegacyFieldManagers
 }
 
 func kindOf(scheme *runtime.Scheme, o client.Object) string {

@@ -182,7 +182,7 @@ func (r *StrategyReconciler) ensureLoggerToken(ctx context.Context, s *stratv1.S
 	}
 	switch {
 	case err == nil && !metav1.IsControlledBy(meta, s):
-		return "", lifecycle.Stalled(stratv1.ReasonNameConflict,
+		return "", lifecycle.Stall(stratv1.ReasonNameConflict,
 			"Secret %q exists and is not owned by this Strategy; rename or delete it", name)
 	case err == nil:
 		return meta.UID, nil
@@ -200,7 +200,7 @@ func (r *StrategyReconciler) ensureLoggerToken(ctx context.Context, s *stratv1.S
 	if err := r.APIReader.Get(ctx, key, meta); err != nil {
 		return "", fmt.Errorf("reading Secret %q: %w", name, err)
 	}
-	r.eventAbout(s, meta, corev1.EventTypeNormal, "Created", "Create", "Created Secret %s (the event logger's API token)", name)
+	r.eventAbout(s, meta, corev1.EventTypeNormal, stratv1.EventCreated, "Create", "Created Secret %s (the event logger's API token)", name)
 	return meta.UID, nil
 }
 

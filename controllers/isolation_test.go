@@ -115,6 +115,22 @@ func TestIsolation_TheEngineRunsAsItsOwnServiceAccountWithoutAToken(t *testing.T
 		g.Expect(d.Spec.Template.Spec.AutomountServiceAccountToken).NotTo(BeNil())
 		g.Expect(*d.Spec.Template.Spec.AutomountServiceAccountToken).To(BeTrue(), "a template that asks gets the token")
 	}, timeout, interval).Should(Succeed())
+
+	// A ServiceAccount of the engine's name that the Strategy does not own
+	// (a CI account, say) is never borrowed: the Strategy stalls, and no
+	// engine runs as it.
+	g.Expect(k8sClient.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ci-engine"}})).To(Succeed())
+	s := liveOn(ns, "ci", redisOpen.Addr, stratv1.RedisLossHalt)
+	s.Spec.Redis.KeyPrefix = ns + "-ci:"
+	createWithLogger(g, s)
+	g.Eventually(func(g Gomega) {
+		st := condition(getStrategy(g, ns, "ci"), stratv1.ConditionStalled)
+		g.Expect(st).NotTo(BeNil())
+		g.Expect(st.Reason).To(Equal(stratv1.ReasonServiceAccountNotOwned))
+		g.Expect(st.Message).To(ContainSubstring(`ServiceAccount "ci-engine"`))
+	}, timeout, interval).Should(Succeed())
+	g.Consistently(func() bool { return notFound(ns, "ci-engine", &appsv1.Deployment{}) }, "2s", interval).Should(BeTrue(),
+		"no engine runs as a ServiceAccount the Strategy does not own")
 }
 
 // TestIsolation_TheLoggerNetworkPolicy: the logger's API port admits only

@@ -13,7 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	stratv1 "github.com/stratops/stratops/api/v1"
-	"github.com/stratops/stratops/internal/redistest"
+	"github.com/stratops/stratops/internal/redisserver"
 	"github.com/stratops/stratops/pkg/messaging"
 )
 
@@ -27,9 +27,9 @@ func TestTLS_MutualTLSWithAClientCertificateSecret(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	ns := newNamespace(t)
-	pki, err := redistest.NewPKI(t.TempDir())
+	pki, err := redisserver.NewPKI(t.TempDir())
 	g.Expect(err).NotTo(HaveOccurred())
-	srv, err := redistest.Start(redistest.Options{TLS: pki, TLSClientAuth: true})
+	srv, err := redisserver.Start(redisserver.Options{TLS: pki, TLSClientAuth: true})
 	g.Expect(err).NotTo(HaveOccurred())
 	t.Cleanup(srv.Close)
 	mk := func(name string, typ corev1.SecretType, data map[string][]byte, consent bool) {
@@ -111,11 +111,11 @@ func TestTLS_RotatingTheCASecret(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	ns := newNamespace(t)
-	oldPKI, err := redistest.NewPKI(t.TempDir())
+	oldPKI, err := redisserver.NewPKI(t.TempDir())
 	g.Expect(err).NotTo(HaveOccurred())
-	newPKI, err := redistest.NewPKI(t.TempDir())
+	newPKI, err := redisserver.NewPKI(t.TempDir())
 	g.Expect(err).NotTo(HaveOccurred())
-	srv, err := redistest.Start(redistest.Options{TLS: oldPKI})
+	srv, err := redisserver.Start(redisserver.Options{TLS: oldPKI})
 	g.Expect(err).NotTo(HaveOccurred())
 	t.Cleanup(srv.Close)
 	ca := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "redis-ca", Labels: map[string]string{stratv1.CredentialsLabel: "true"}},

@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -63,7 +62,7 @@ func (r *StrategyReconciler) reconcileRedis(ctx context.Context, sc *scope) (ctr
 	}
 	c, err := r.Clients.Acquire(key, cfg, r.NewRedisClient)
 	if err != nil {
-		return ctrl.Result{}, lifecycle.Stalled(stratv1.ReasonInvalidSpec, "spec.redis: %v", err)
+		return ctrl.Result{}, lifecycle.Stall(stratv1.ReasonInvalidSpec, "spec.redis: %v", err)
 	}
 	logger, err := r.eventLoggerDeployment(ctx, s)
 	if err != nil {
@@ -106,7 +105,7 @@ func (r *StrategyReconciler) reconcileRedis(ctx context.Context, sc *scope) (ctr
 	if !snap.checked {
 		// The first check of this process has not ended: nothing to
 		// decide on yet. Its end brings the next reconcile.
-		return ctrl.Result{RequeueAfter: time.Second}, errAwaitingRedis
+		return ctrl.Result{}, &lifecycle.Waiting{Reason: "FirstRedisCheck", RequeueAfter: time.Second}
 	}
 	if rep := snap.round; rep != nil {
 		if rep.Addr != "" && s.Spec.Redis.Topology == stratv1.TopologySentinel {
@@ -123,13 +122,15 @@ func (r *StrategyReconciler) reconcileRedis(ctx context.Context, sc *scope) (ctr
 	if o := snap.conflict; o != nil {
 		// Before anything rolls out, and whatever Redis says otherwise: two
 		// Strategies on one prefix would mix their channels and history.
-		stall := lifecycle.Stalled(stratv1.ReasonPrefixConflict,
+		stall := lifecycle.Stall(stratv1.ReasonPrefixConflict,
 			"spec.redis.keyPrefix %q on %s db %d is owned by Strategy %s: two Strategies on one Redis, database and prefix share channels, history and stats; give this one another keyPrefix (the claim lapses %s after its owner stops renewing it)",
 			s.Spec.Redis.KeyPrefix, cfg.String(), cfg.DB, o.String(), ownerTTL(facts.Interval))
-		stall.(*lifecycle.StalledError).RetryAfter = facts.Interval
+		stall.RetryAfter = facts.Interval
 		return ctrl.Result{}, stall
 	}
-	facts.Failed = snap.failed
+	if f := snap.failed; f != nil {
+		facts.Failed = &lifecycle.Failure{Probe: f.Name, Reason: f.Reason, Message: f.Message}
+	}
 	if snap.failed == nil {
 		sc.health = snap.health
 	}
@@ -169,16 +170,12 @@ func (r *StrategyReconciler) allowAddresses(ctx context.Context, s *stratv1.Stra
 	}
 	for _, a := range cfg.Addrs {
 		if _, err := policy.Check(ctx, a); redisprobe.IsAddressNotAllowed(err) {
-			return lifecycle.Stalled(stratv1.ReasonAddressNotAllowed, "%s: %v", field, err)
+			return lifecycle.Stall(stratv1.ReasonAddressNotAllowed, "%s: %v", field, err)
 		}
 	}
 	cfg.Dialer = policy.Dialer(max(cfg.DialTimeout, time.Second))
 	return nil
 }
-
-// errAwaitingRedis stops a reconcile that has no check of its Strategy's
-// Redis to decide on yet; it writes nothing.
-var errAwaitingRedis = errors.New("awaiting the first Redis check")
 
 // nextCheck says which check is due: a full probe round every
 // healthCheckInterval, and a health read-out in between. While Redis
@@ -197,11 +194,7 @@ func nextCheck(snap checkSnapshot, s *stratv1.Strategy, f lifecycle.RedisFacts) 
 		due := time.Since(snap.roundAt) >= f.Interval
 		return due, !due
 	}
-	gap := time.Duration(0)
-	if snap.failures > 0 {
-		gap = min(time.Duration(1<<min(snap.failures-1, 6))*time.Second, f.Interval)
-	}
-	return time.Since(snap.roundAt) >= gap, false
+	return time.Since(snap.roundAt) >= lifecycle.RetryGap(snap.failures, f.Interval), false
 }
 
 // checkDeadline is a Strategy's deadline for one check: a probe round

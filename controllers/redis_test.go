@@ -21,7 +21,7 @@ import (
 
 	stratv1 "github.com/stratops/stratops/api/v1"
 	"github.com/stratops/stratops/internal/lifecycle"
-	"github.com/stratops/stratops/internal/redistest"
+	"github.com/stratops/stratops/internal/redisserver"
 )
 
 func liveOn(ns, name, addr string, policy stratv1.RedisLossPolicy) *stratv1.Strategy {
@@ -171,7 +171,7 @@ func TestReconcile_ProbeFailuresNameTheirReason(t *testing.T) {
 	ns := newNamespace(t)
 	createSecret(t, ns, "wrong", "not-the-password")
 	createSecret(t, ns, "right", testPassword)
-	replica, err := redistest.Start(redistest.Options{ReplicaOf: redisOpen})
+	replica, err := redisserver.Start(redisserver.Options{ReplicaOf: redisOpen})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -134,7 +134,7 @@ func (r *StrategyReconciler) pruneCatalogs(ctx context.Context, s *stratv1.Strat
 		if err := r.Delete(ctx, &cm, client.Preconditions{UID: &cm.UID}); client.IgnoreNotFound(err) != nil {
 			return fmt.Errorf("deleting ConfigMap %s: %w", cm.Name, err)
 		}
-		r.eventAbout(s, &cm, corev1.EventTypeNormal, "Deleted", "Delete", "Deleted ConfigMap %s: no pod mounts this catalog any more", cm.Name)
+		r.eventAbout(s, &cm, corev1.EventTypeNormal, stratv1.EventDeleted, "Delete", "Deleted ConfigMap %s: no pod mounts this catalog any more", cm.Name)
 	}
 	return nil
 }

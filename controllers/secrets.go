@@ -85,9 +85,7 @@ type resolvedSecret struct {
 // resolveSecrets reads every referenced Secret key. The Secrets are read
 // from the API server, not a cache: the operator keeps no copy of Secrets
 // it does not need. A missing Secret or key stalls the Strategy; so does a
-// Secret without the consent label (stratv1.CredentialsLabel), unless the
-// Strategy already runs: then what runs keeps running, and a Warning says
-// which label to add.
+// Secret without the consent label (stratv1.CredentialsLabel).
 func (r *StrategyReconciler) resolveSecrets(ctx context.Context, s *stratv1.Strategy) ([]resolvedSecret, error) {
 	refs := secretRefs(s)
 	out := make([]resolvedSecret, 0, len(refs))
@@ -98,7 +96,7 @@ func (r *StrategyReconciler) resolveSecrets(ctx context.Context, s *stratv1.Stra
 		var sec corev1.Secret
 		err := r.APIReader.Get(quiet, types.NamespacedName{Namespace: s.Namespace, Name: ref.Name}, &sec)
 		if apierrors.IsNotFound(err) {
-			return nil, lifecycle.Stalled(stratv1.ReasonSecretNotFound,
+			return nil, lifecycle.Stall(stratv1.ReasonSecretNotFound,
 				"Secret %q referenced by %s does not exist in namespace %q", ref.Name, refField(s, ref), s.Namespace)
 		}
 		if err != nil {
@@ -106,26 +104,15 @@ func (r *StrategyReconciler) resolveSecrets(ctx context.Context, s *stratv1.Stra
 		}
 		v, ok := sec.Data[ref.Key]
 		if !ok {
-			return nil, lifecycle.Stalled(stratv1.ReasonSecretKeyNotFound,
+			return nil, lifecycle.Stall(stratv1.ReasonSecretKeyNotFound,
 				"Secret %q has no key %q (referenced by %s)", ref.Name, ref.Key, refField(s, ref))
 		}
 		if sec.Labels[stratv1.CredentialsLabel] != "true" {
-			msg := fmt.Sprintf("Secret %q (referenced by %s) lacks the label %s: \"true\"; its owner adds it to let stratops use it as Redis credentials",
+			// Checked every time: consent withdrawn is consent refused,
+			// whatever ran before.
+			return nil, lifecycle.Stall(stratv1.ReasonSecretNotPermitted,
+				"Secret %q (referenced by %s) lacks the label %s: \"true\"; its owner adds it to let stratops use it as Redis credentials",
 				ref.Name, refField(s, ref), stratv1.CredentialsLabel)
-			running, err := r.eventLoggerDeployment(ctx, s)
-			if err != nil {
-				return nil, err
-			}
-			if running == nil {
-				return nil, lifecycle.Stalled(stratv1.ReasonSecretNotPermitted, "%s", msg)
-			}
-			// Rolled out before consent was required: never stop what runs
-			// for it. Said once per version of the Secret.
-			warned := client.ObjectKeyFromObject(s).String() + "|" + ref.Name + "@" + sec.ResourceVersion
-			if _, seen := r.consentWarnings.LoadOrStore(warned, true); !seen {
-				r.event(s, corev1.EventTypeWarning, stratv1.ReasonSecretNotPermitted, "Consent",
-					"%s; the Strategy keeps running because it ran before, but a new one would be refused", msg)
-			}
 		}
 		out = append(out, resolvedSecret{ref: ref, value: v, resourceVersion: sec.ResourceVersion})
 	}

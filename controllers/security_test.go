@@ -18,7 +18,7 @@ import (
 
 	stratv1 "github.com/stratops/stratops/api/v1"
 	"github.com/stratops/stratops/internal/redisprobe"
-	"github.com/stratops/stratops/internal/redistest"
+	"github.com/stratops/stratops/internal/redisserver"
 )
 
 // TestCache_SecretMetadataHoldsNoLastAppliedCopy: a Secret made with
@@ -71,7 +71,7 @@ func TestConsent_ASecretWithoutTheLabelIsNotReadUntilItsOwnerConsents(t *testing
 	g := NewWithT(t)
 	ctx := context.Background()
 	ns := newNamespace(t)
-	srv, err := redistest.Start(redistest.Options{Args: []string{"--requirepass", testPassword}})
+	srv, err := redisserver.Start(redisserver.Options{Args: []string{"--requirepass", testPassword}})
 	g.Expect(err).NotTo(HaveOccurred())
 	t.Cleanup(srv.Close)
 	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "db-creds"}, Data: map[string][]byte{"password": []byte(testPassword)}}
@@ -104,49 +104,62 @@ func TestConsent_ASecretWithoutTheLabelIsNotReadUntilItsOwnerConsents(t *testing
 	}, timeout, interval).Should(Succeed())
 }
 
-// TestConsent_ARunningStrategyKeepsRunningWhenTheLabelIsMissing: consent
-// is asked before a rollout, never by stopping what runs (an upgrade from
-// a release that did not ask for it): a Warning says which label to add.
-func TestConsent_ARunningStrategyKeepsRunningWhenTheLabelIsMissing(t *testing.T) {
+// TestConsent_IsCheckedEveryTime: a Backtest without Redis that already
+// has its logger, patched to Live with a password from an unlabelled
+// Secret and an address of the author's, is Stalled and sends nothing to
+// that address, as the same spec created fresh would be. A running
+// Strategy whose Secret loses the label stalls too: consent withdrawn is
+// consent refused.
+func TestConsent_IsCheckedEveryTime(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	ns := newNamespace(t)
-	createSecret(t, ns, "redis-auth", testPassword)
-	g.Expect(k8sClient.Create(ctx, liveWithPassword(ns, "running", "redis-auth"))).To(Succeed())
-	g.Eventually(func() error {
-		return k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "running-eventlogger"}, &appsv1.Deployment{})
-	}, timeout, interval).Should(Succeed())
-	markAvailable(g, ns, "running-eventlogger")
-	g.Eventually(func() stratv1.StrategyPhase { return getStrategy(g, ns, "running").Status.Phase }, timeout, interval).
-		Should(Equal(stratv1.PhaseRunning))
-	g.Expect(hasEvent(g, ns, "running", corev1.EventTypeWarning, stratv1.ReasonPasswordWithoutTLS)).To(BeTrue(),
-		"a password without TLS is warned about, not refused")
+	srv, err := redisserver.Start(redisserver.Options{Args: []string{"--requirepass", testPassword}})
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(srv.Close)
+	victim := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "victim"}, Data: map[string][]byte{"password": []byte(testPassword)}}
+	g.Expect(k8sClient.Create(ctx, victim)).To(Succeed())
+	createWithLogger(g, backtest(ns, "switch"))
+	before := connectionsTo(g, srv.Addr)
 
-	sec := &corev1.Secret{}
-	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "redis-auth"}, sec)).To(Succeed())
-	sec.Labels = nil
-	g.Expect(k8sClient.Update(ctx, sec)).To(Succeed())
+	updateStrategy(g, ns, "switch", func(s *stratv1.Strategy) {
+		s.Spec.Mode = stratv1.ModeLive
+		s.Spec.Redis = &stratv1.RedisSpec{Address: srv.Addr, KeyPrefix: "switch:",
+			PasswordSecretRef: &stratv1.SecretKeySelector{Name: "victim", Key: "password"}}
+	})
 	g.Eventually(func(g Gomega) {
-		var note string
-		for _, e := range eventsFor(g, ns, "running") {
-			if e.Type == corev1.EventTypeWarning && e.Reason == stratv1.ReasonSecretNotPermitted {
-				note = e.Note
-			}
+		st := condition(getStrategy(g, ns, "switch"), stratv1.ConditionStalled)
+		g.Expect(st).NotTo(BeNil())
+		g.Expect(st.Reason).To(Equal(stratv1.ReasonSecretNotPermitted))
+	}, timeout, interval).Should(Succeed())
+	time.Sleep(2 * time.Second) // several reconciles' worth
+	g.Expect(connectionsTo(g, srv.Addr)-before).To(Equal(int64(1)), "only this test's own INFO reached that Redis: the operator sent it nothing")
+	d := &appsv1.Deployment{}
+	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "switch-eventlogger"}, d)).To(Succeed())
+	for _, e := range d.Spec.Template.Spec.Containers[0].Env {
+		if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+			g.Expect(e.ValueFrom.SecretKeyRef.Name).NotTo(Equal("victim"), "the logger was given the unlabelled Secret")
 		}
-		g.Expect(note).To(ContainSubstring("stratops.dev/redis-credentials"))
-		g.Expect(note).To(ContainSubstring("keeps running"))
-	}, timeout, interval).Should(Succeed())
-	// Editing the Secret rolls the logger today (the config hash follows
-	// the Secret's version); play the kubelet for the new template.
+	}
+
+	// The owner consents: it runs. Then withdraws: it stalls again.
+	victim.Labels = map[string]string{stratv1.CredentialsLabel: "true"}
+	g.Expect(k8sClient.Update(ctx, victim)).To(Succeed())
 	g.Eventually(func(g Gomega) {
-		markAvailable(g, ns, "running-eventlogger")
-		g.Expect(getStrategy(g, ns, "running").Status.Phase).To(Equal(stratv1.PhaseRunning))
-	}, timeout, interval).Should(Succeed())
-	g.Consistently(func(g Gomega) {
-		s := getStrategy(g, ns, "running")
-		g.Expect(s.Status.Phase).To(Equal(stratv1.PhaseRunning))
+		s := getStrategy(g, ns, "switch")
 		g.Expect(condition(s, stratv1.ConditionStalled)).To(BeNil())
-	}, "2s", interval).Should(Succeed())
+		g.Expect(condition(s, stratv1.ConditionRedisReady).Status).To(Equal(metav1.ConditionTrue))
+	}, timeout, interval).Should(Succeed())
+	g.Expect(hasEvent(g, ns, "switch", corev1.EventTypeWarning, stratv1.EventPasswordWithoutTLS)).To(BeTrue(),
+		"a password without TLS is warned about, not refused")
+	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "victim"}, victim)).To(Succeed())
+	victim.Labels = nil
+	g.Expect(k8sClient.Update(ctx, victim)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		st := condition(getStrategy(g, ns, "switch"), stratv1.ConditionStalled)
+		g.Expect(st).NotTo(BeNil())
+		g.Expect(st.Reason).To(Equal(stratv1.ReasonSecretNotPermitted))
+	}, timeout, interval).Should(Succeed())
 }
 
 // TestAllowList_AStrategyPointedElsewhereStallsBeforeAnyConnection: with

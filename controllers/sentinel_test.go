@@ -10,7 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	stratv1 "github.com/stratops/stratops/api/v1"
-	"github.com/stratops/stratops/internal/redistest"
+	"github.com/stratops/stratops/internal/redisserver"
 )
 
 // TestSentinel_AFailoverWithinTheLossThresholdIsNotALoss: a Live strategy
@@ -20,14 +20,14 @@ import (
 func TestSentinel_AFailoverWithinTheLossThresholdIsNotALoss(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t)
-	grp, err := redistest.StartSentinelGroup(2, 3, time.Second)
+	grp, err := redisserver.StartSentinelGroup(2, 3, time.Second)
 	g.Expect(err).NotTo(HaveOccurred())
 	t.Cleanup(grp.Close)
 	runningLive(g, ns, "sent", "", func(s *stratv1.Strategy) {
 		s.Spec.Redis.Address = ""
 		s.Spec.Redis.Topology = stratv1.TopologySentinel
 		s.Spec.Redis.Addresses = grp.SentinelAddrs()
-		s.Spec.Redis.SentinelMasterName = redistest.SentinelMaster
+		s.Spec.Redis.SentinelMasterName = redisserver.SentinelMaster
 		s.Spec.Redis.LossThreshold = &metav1.Duration{Duration: 20 * time.Second}
 		s.Spec.Engine = liveEngine()
 	})

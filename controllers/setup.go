@@ -62,10 +62,6 @@ type Options struct {
 	// AllowedRedisAddresses is the allow-list of the Redis addresses the
 	// operator connects to (--allowed-redis-addresses). default: nil, any.
 	AllowedRedisAddresses *redisprobe.AddressPolicy
-	// LegacyFieldManagers are the field managers whose Update-owned fields
-	// on children move to server-side apply. default:
-	// DefaultLegacyFieldManagers.
-	LegacyFieldManagers []string
 }
 
 // Scheme is what the controller reads and writes: the core kinds and
@@ -77,6 +73,17 @@ func Scheme() *runtime.Scheme {
 	return s
 }
 
+// ownedKinds are the kinds of the children a Strategy owns: the manager's
+// cache holds only those labelled as the operator's, and the controller
+// watches each for changes to a Strategy's children.
+func ownedKinds() []client.Object {
+	return []client.Object{
+		&corev1.ConfigMap{}, &corev1.ServiceAccount{}, &corev1.Service{},
+		&appsv1.Deployment{}, &batchv1.Job{},
+		&networkingv1.NetworkPolicy{}, &policyv1.PodDisruptionBudget{},
+	}
+}
+
 // ManagerOptions completes a manager's options for the controller: its
 // scheme, a cache that holds only the objects stratops made (of the kinds
 // it owns, those labelled managed-by stratops, however many others the
@@ -85,15 +92,10 @@ func Scheme() *runtime.Scheme {
 func ManagerOptions(o ctrl.Options) ctrl.Options {
 	o.Scheme = Scheme()
 	ours := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{children.LabelManagedBy: children.ManagerName})}
-	o.Cache = cache.Options{ByObject: map[client.Object]cache.ByObject{
-		&corev1.ConfigMap{}:             ours,
-		&corev1.ServiceAccount{}:        ours,
-		&corev1.Service{}:               ours,
-		&appsv1.Deployment{}:            ours,
-		&batchv1.Job{}:                  ours,
-		&networkingv1.NetworkPolicy{}:   ours,
-		&policyv1.PodDisruptionBudget{}: ours,
-	}}
+	o.Cache = cache.Options{ByObject: map[client.Object]cache.ByObject{}}
+	for _, kind := range ownedKinds() {
+		o.Cache.ByObject[kind] = ours
+	}
 	// kubectl apply keeps a whole copy of an object in this annotation: for
 	// a Secret created that way, its data. The operator never reads it, so
 	// nothing it caches (the Secrets' metadata included) keeps it.
@@ -143,7 +145,6 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) (*StrategyReconcile
 		Client:    mgr.GetClient(), APIReader: mgr.GetAPIReader(), MetadataCache: mgr.GetCache(), Scheme: mgr.GetScheme(),
 		Recorder: mgr.GetEventRecorder(children.ManagerName), EventLoggerImage: o.EventLoggerImage,
 		Clients: o.Clients, NewRedisClient: o.NewRedisClient, StatusRefreshInterval: o.StatusRefreshInterval,
-		LegacyFieldManagers: o.LegacyFieldManagers,
 	}
 	if o.RevisionKeyNamespace == "" {
 		o.RevisionKeyNamespace = "default"
@@ -156,16 +157,13 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) (*StrategyReconcile
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &stratv1.Strategy{}, secretRefIndex, indexSecretRefs); err != nil {
 		return nil, fmt.Errorf("indexing Strategies by Secret: %w", err)
 	}
-	err = ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		// A spec change, or an annotation (an approved revision).
-		For(&stratv1.Strategy{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		Owns(&corev1.ConfigMap{}).
-		Owns(&corev1.ServiceAccount{}).
-		Owns(&corev1.Service{}).
-		Owns(&appsv1.Deployment{}).
-		Owns(&batchv1.Job{}).
-		Owns(&networkingv1.NetworkPolicy{}).
-		Owns(&policyv1.PodDisruptionBudget{}).
+		For(&stratv1.Strategy{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{})))
+	for _, kind := range ownedKinds() {
+		b = b.Owns(kind)
+	}
+	err = b.
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.strategiesForSecret), builder.OnlyMetadata).
 		WatchesRawSource(source.Channel(r.redisChecks().events, &handler.EnqueueRequestForObject{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: o.MaxConcurrentReconciles}).

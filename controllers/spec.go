@@ -20,11 +20,11 @@ import (
 func (r *StrategyReconciler) reconcileSpec(ctx context.Context, sc *scope) (ctrl.Result, error) {
 	var err error
 	if sc.catalog, err = children.Catalog(sc.strategy); err != nil {
-		return ctrl.Result{}, lifecycle.Stalled(stratv1.ReasonInvalidSpec, "%v", err)
+		return ctrl.Result{}, lifecycle.Stall(stratv1.ReasonInvalidSpec, "%v", err)
 	}
 	if problems := children.EngineTemplateProblems(sc.strategy); len(problems) > 0 {
 		// What already runs is left as it is; nothing new rolls out.
-		return ctrl.Result{}, lifecycle.Stalled(stratv1.ReasonEngineTemplateNotPermitted, "%s", strings.Join(problems, "; "))
+		return ctrl.Result{}, lifecycle.Stall(stratv1.ReasonEngineTemplateNotPermitted, "%s", strings.Join(problems, "; "))
 	}
 	if sc.catalogJSON, err = sc.catalog.Marshal(); err != nil {
 		return ctrl.Result{}, err
@@ -36,15 +36,10 @@ func (r *StrategyReconciler) reconcileSpec(ctx context.Context, sc *scope) (ctrl
 		// Said once per generation: not a refusal, a Redis inside the
 		// cluster's network may be fine without TLS.
 		key := fmt.Sprintf("%s|plaintext@%d", client.ObjectKeyFromObject(sc.strategy), sc.strategy.Generation)
-		if _, seen := r.consentWarnings.LoadOrStore(key, true); !seen {
-			r.event(sc.strategy, corev1.EventTypeWarning, stratv1.ReasonPasswordWithoutTLS, "Consent",
+		if r.said.first(key) {
+			r.event(sc.strategy, corev1.EventTypeWarning, stratv1.EventPasswordWithoutTLS, "Consent",
 				"spec.redis sends the password from %s over a connection without TLS (spec.redis.tls.enabled is false)", rs.PasswordSecretRef.Name)
 		}
 	}
-	versions := make([]string, len(sc.secrets))
-	for i, sec := range sc.secrets {
-		versions[i] = sec.ref.Name + "/" + sec.resourceVersion
-	}
-	sc.configHash = children.ConfigHash(sc.catalogJSON, versions)
 	return ctrl.Result{}, nil
 }

@@ -13,7 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	stratv1 "github.com/stratops/stratops/api/v1"
-	"github.com/stratops/stratops/internal/redistest"
+	"github.com/stratops/stratops/internal/redisserver"
 )
 
 // TestProbes_ASlowRedisStarvesNoOtherStrategy: twice as many Strategies as
@@ -25,7 +25,7 @@ func TestProbes_ASlowRedisStarvesNoOtherStrategy(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	ns := newNamespace(t)
-	hole, err := redistest.StartBlackHole()
+	hole, err := redisserver.StartBlackHole()
 	g.Expect(err).NotTo(HaveOccurred())
 	defer hole.Close()
 

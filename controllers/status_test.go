@@ -2,9 +2,10 @@ package controllers
 
 import (
 	"context"
-	"k8s.io/apimachinery/pkg/types"
 	"testing"
 	"time"
+
+	"k8s.io/apimachinery/pkg/types"
 
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"

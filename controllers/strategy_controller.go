@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -46,13 +45,16 @@ type StrategyReconciler struct {
 	NewRedisClient   func(messaging.RedisConfig) (redis.UniversalClient, error)
 	// StatusRefreshInterval: see DefaultStatusRefreshInterval.
 	StatusRefreshInterval time.Duration
-	// LegacyFieldManagers: see DefaultLegacyFieldManagers.
-	LegacyFieldManagers []string
 
 	// statusWrites holds, per Strategy, when this process last wrote its
-	// status. inShape holds, per child, the resourceVersion at which it was
-	// last found in shape (see ensure).
-	statusWrites, inShape sync.Map
+	// status.
+	statusWrites sync.Map
+	// inShape holds, per child, the resourceVersion at which it was last
+	// found in shape, with the digest of what was wanted (see ensure).
+	inShape sync.Map
+	// said remembers the events said once per process (a held revision,
+	// a password sent without TLS in one generation).
+	said onceMemo
 	// networkPolicy holds the cluster's facts the loggers' NetworkPolicies
 	// need (the manager's flags); nil: none.
 	networkPolicy atomic.Pointer[children.NetworkPolicyOptions]
@@ -64,9 +66,6 @@ type StrategyReconciler struct {
 	// checks are the Strategies' Redis checks, run off the workers.
 	checks     *redisChecks
 	checksOnce sync.Once
-	// consentWarnings holds the warnings already given, once each:
-	// unlabelled Secrets, passwords without TLS.
-	consentWarnings sync.Map
 }
 
 // scope is one reconcile of one Strategy: what each step learns, for the
@@ -80,21 +79,15 @@ type scope struct {
 	catalog     messaging.Catalog
 	catalogJSON []byte
 	secrets     []resolvedSecret
-	// configHash hashes the catalog and the referenced Secrets' versions,
-	// as the previous release did: what an engine that has not rolled
-	// since the upgrade carries.
-	configHash string
 
 	// Set by reconcileEventLogger: the logger token's Secret UID (a new
 	// token is a new revision), and the current revision's catalog.
 	tokenUID  string
 	catalogCM string
 
-	// Set by reconcileRedis. awaiting: no check of Redis ended yet, so
-	// the reconcile stopped and writes nothing. redis is the client to the Strategy's Redis,
-	// nil when it runs without Redis (a backtest on memory); health is the
-	// read-out when the check made one.
-	awaiting   bool
+	// Set by reconcileRedis: the Redis verdict; redis is the client to the
+	// Strategy's Redis, nil when it runs without Redis (a backtest on
+	// memory); health is the read-out when the check made one.
 	redisState lifecycle.RedisState
 	redis      redis.UniversalClient
 	health     *redisprobe.Health
@@ -110,9 +103,10 @@ type scope struct {
 }
 
 // step is one sub-reconciler: it does one thing, sets only its own
-// condition, and says when it wants to run again. A StalledError stops the
-// steps and stalls the Strategy; any other error stops them and is retried
-// with backoff.
+// condition, and says when it wants to run again. An error stops the
+// steps; its type says what follows (see finish): a lifecycle.Stalled
+// stalls the Strategy, a lifecycle.Waiting writes nothing and comes back,
+// any other is retried with backoff.
 type step func(ctx context.Context, sc *scope) (ctrl.Result, error)
 
 // +kubebuilder:rbac:groups=stratops.dev,resources=strategies,verbs=get;list;watch
@@ -165,10 +159,6 @@ func (r *StrategyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	for _, run := range []step{r.reconcileSpec, r.reconcileRedis, r.reconcileEventLogger, r.reconcileEngine, r.reconcileCatalogs, r.reconcileHealth} {
 		res, err := run(ctx, sc)
 		result = soonest(result, res)
-		if errors.Is(err, errAwaitingRedis) {
-			sc.awaiting = true
-			return result, nil
-		}
 		if err != nil {
 			return result, err
 		}
@@ -199,23 +189,22 @@ func (r *StrategyReconciler) forget(key string) {
 	r.Clients.Release(key)
 	r.statusWrites.Delete(key)
 	r.redisChecks().forget(key)
-	for _, m := range []*sync.Map{&r.inShape, &r.consentWarnings} {
-		m.Range(func(k, _ any) bool {
-			if strings.HasPrefix(k.(string), key+"|") {
-				m.Delete(k)
-			}
-			return true
-		})
-	}
+	r.said.forget(key)
+	r.inShape.Range(func(k, _ any) bool {
+		if strings.HasPrefix(k.(string), key+"|") {
+			r.inShape.Delete(k)
+		}
+		return true
+	})
 }
 
 // finish summarizes what the steps did into the conditions and patches
 // the status, on every way out of Reconcile, and turns the steps' error
-// into the result the controller acts on.
+// into the result the controller acts on, by its type.
 func (r *StrategyReconciler) finish(ctx context.Context, sc *scope, result ctrl.Result, err error) (ctrl.Result, error) {
 	s := sc.strategy
-	if sc.awaiting {
-		return result, nil
+	if w, waiting := lifecycle.AsWaiting(err); waiting {
+		return ctrl.Result{RequeueAfter: w.RequeueAfter}, nil
 	}
 	conflict := apierrors.IsConflict(err)
 	if conflict {
@@ -236,17 +225,16 @@ func (r *StrategyReconciler) finish(ctx context.Context, sc *scope, result ctrl.
 		return ctrl.Result{}, kerrors.NewAggregate([]error{err, perr})
 	}
 	exportStatus(s)
-	r.record(s, changes, "Reconcile")
-	switch st, stalled := lifecycle.AsStalled(err); {
-	case stalled:
+	r.recordEvents(s, changes, "Reconcile")
+	if st, stalled := lifecycle.AsStalled(err); stalled {
 		// Retrying cannot help: a watch on the Strategy or the Secret
 		// brings the next reconcile (or, for a stall that can end on its
 		// own, its RetryAfter).
 		return ctrl.Result{RequeueAfter: st.RetryAfter}, nil
+	}
+	switch {
 	case err != nil:
 		return ctrl.Result{}, err
-	case conflict:
-		return result, nil
 	case sc.backtestDone != "":
 		// A finished backtest has nothing left to check.
 		return ctrl.Result{}, nil

@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
 	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -32,7 +33,7 @@ import (
 
 	stratv1 "github.com/stratops/stratops/api/v1"
 	"github.com/stratops/stratops/internal/redisprobe"
-	"github.com/stratops/stratops/internal/redistest"
+	"github.com/stratops/stratops/internal/redisserver"
 	"github.com/stratops/stratops/pkg/messaging"
 )
 
@@ -58,7 +59,7 @@ var (
 	managerCache cache.Cache
 	// redisOpen needs no password; redisAuth needs testPassword (default
 	// user, ACL user "trader", and "reader" who may not SET).
-	redisOpen, redisAuth *redistest.Server
+	redisOpen, redisAuth *redisserver.Server
 )
 
 const testPassword = "s3cret-pass"
@@ -105,13 +106,13 @@ func runSuite(m *testing.M) int {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if redisOpen, err = redistest.Start(redistest.Options{}); err != nil {
+	if redisOpen, err = redisserver.Start(redisserver.Options{}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer redisOpen.Close()
 	// An ACL user "trader" and a default user, both with a password.
-	if redisAuth, err = redistest.Start(redistest.Options{Args: []string{"--requirepass", testPassword}}); err != nil {
+	if redisAuth, err = redisserver.Start(redisserver.Options{Args: []string{"--requirepass", testPassword}}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -232,17 +233,23 @@ func markUnavailable(g Gomega, ns, name string) {
 // markAvailable plays the kubelet and deployment controller, which envtest
 // lacks: it reports every replica of the Deployment as available.
 func markAvailable(g Gomega, ns, name string) {
-	d := &appsv1.Deployment{}
-	g.Expect(k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, d)).To(Succeed())
-	n := int32(1)
-	if d.Spec.Replicas != nil {
-		n = *d.Spec.Replicas
-	}
-	d.Status = appsv1.DeploymentStatus{
-		ObservedGeneration: d.Generation, Replicas: n, UpdatedReplicas: n, ReadyReplicas: n, AvailableReplicas: n,
-		Conditions: []appsv1.DeploymentCondition{{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue, Reason: "MinimumReplicasAvailable"}},
-	}
-	g.Expect(k8sClient.Status().Update(context.Background(), d)).To(Succeed())
+	// The operator may apply the Deployment in between: read it again and
+	// retry, as the deployment controller does.
+	g.Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		d := &appsv1.Deployment{}
+		if err := k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, d); err != nil {
+			return err
+		}
+		n := int32(1)
+		if d.Spec.Replicas != nil {
+			n = *d.Spec.Replicas
+		}
+		d.Status = appsv1.DeploymentStatus{
+			ObservedGeneration: d.Generation, Replicas: n, UpdatedReplicas: n, ReadyReplicas: n, AvailableReplicas: n,
+			Conditions: []appsv1.DeploymentCondition{{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue, Reason: "MinimumReplicasAvailable"}},
+		}
+		return k8sClient.Status().Update(context.Background(), d)
+	})).To(Succeed())
 }
 
 // roundTrips counts, per Redis address, the round trips the reconciler's
@@ -287,9 +294,9 @@ func (h roundTripHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis
 
 // startRedis starts a redis-server of the test's own, which it may stop and
 // restart; it is killed when the test ends.
-func startRedis(t *testing.T) *redistest.Server {
+func startRedis(t *testing.T) *redisserver.Server {
 	t.Helper()
-	srv, err := redistest.Start(redistest.Options{})
+	srv, err := redisserver.Start(redisserver.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

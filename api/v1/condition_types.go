@@ -52,9 +52,6 @@ const (
 	// ReasonAddressNotAllowed: a Redis address of the spec is outside the
 	// operator's --allowed-redis-addresses, so it does not connect.
 	ReasonAddressNotAllowed = "AddressNotAllowed"
-	// ReasonPasswordWithoutTLS (an event, not a refusal): the spec sends a
-	// Redis password over a connection without TLS.
-	ReasonPasswordWithoutTLS = "PasswordWithoutTLS"
 	// ReasonEngineTemplateNotPermitted: the engine template asks for what
 	// an ordinary workload of the namespace may not have (host namespaces,
 	// privilege, added capabilities, hostPath, host ports, another
@@ -82,6 +79,10 @@ const (
 	// ReasonNameConflict: an object the Strategy would own already exists
 	// and belongs to someone else.
 	ReasonNameConflict = "NameConflict"
+	// ReasonServiceAccountNotOwned: a ServiceAccount named as the engine's
+	// (<name>-engine) exists and the Strategy does not own it; the engine
+	// runs only as its own.
+	ReasonServiceAccountNotOwned = "ServiceAccountNotOwned"
 	// ReasonPrefixConflict: another Strategy (in any namespace or cluster)
 	// holds the same Redis, database and key prefix.
 	ReasonPrefixConflict = "PrefixConflict"
@@ -105,6 +106,10 @@ const (
 	ReasonRedisNotReady = "RedisNotReady"
 	// ReasonRedisLost: Redis failed its probes after rollout.
 	ReasonRedisLost = "RedisLost"
+	// ReasonProbesFailing: a rolled-out Live strategy's Redis fails its
+	// probes, but not for long enough to be lost: RedisReady stays True,
+	// and the message names the failed probe and the time left.
+	ReasonProbesFailing = "ProbesFailing"
 	// ReasonInMemoryFallback: a backtest runs without Redis, on memory.
 	ReasonInMemoryFallback = "InMemoryFallback"
 	// ReasonGated: the event logger or engine waits for Redis to pass its
@@ -131,6 +136,71 @@ const (
 	ReasonUnhealthy = "Unhealthy"
 	// ReasonRedisUnavailable: health is unknown because Redis is not usable.
 	ReasonRedisUnavailable = "RedisUnavailable"
+)
+
+// Event reasons: what the operator records about a Strategy, one per
+// outcome. A Stalled reason (above) is also the reason of the Warning that
+// says the Strategy stalled.
+const (
+	// EventGatePassed (Normal): a Live strategy's Redis passed every probe
+	// and its rollout starts.
+	EventGatePassed = "GatePassed"
+	// EventGateFailed (Warning): a Live strategy stays gated; the note
+	// names the failed probe. Sent when the failure changes.
+	EventGateFailed = "GateFailed"
+	// EventRedisLost (Warning): a rolled-out Live strategy's Redis is lost;
+	// the note says what its policy does.
+	EventRedisLost = ReasonRedisLost
+	// EventRedisRecovered (Normal): Redis passes its probes after a loss.
+	EventRedisRecovered = "RedisRecovered"
+	// EventEngineHalted (Warning): Redis lost under policy Halt; the engine
+	// is scaled to 0.
+	EventEngineHalted = ReasonEngineHalted
+	// EventEngineResumed (Normal): Redis is back; a halted engine is scaled
+	// up again.
+	EventEngineResumed = "EngineResumed"
+	// EventEngineStopped (Normal): spec.engine.stopped scaled the engine to 0.
+	EventEngineStopped = "EngineStopped"
+	// EventEngineStarted (Normal): spec.engine.stopped is false again.
+	EventEngineStarted = "EngineStarted"
+	// EventEngineRestarted (Warning): the running engine's pod template
+	// changes, so its pod is replaced now.
+	EventEngineRestarted = "EngineRestarted"
+	// EventUpdateHeld (Normal): a new revision waits for approval
+	// (updateStrategy Manual); the note says how to approve it.
+	EventUpdateHeld = "UpdateHeld"
+	// EventApprovalStale (Warning): the approve annotation names a revision
+	// the spec no longer asks for.
+	EventApprovalStale = "ApprovalStale"
+	// EventEngineRemoving (Warning): spec.engine was removed or the mode
+	// changed; the engine is being stopped.
+	EventEngineRemoving = ReasonEngineRemoving
+	// EventEngineRemoved (Warning for a Job, Normal once a Deployment's pods
+	// ended): the engine of before is deleted.
+	EventEngineRemoved = "EngineRemoved"
+	// EventBacktestStopped (Warning): a new revision replaces a running
+	// backtest Job, which is stopped.
+	EventBacktestStopped = "BacktestStopped"
+	// EventCreated, EventUpdated, EventDeleted (Normal): a child was
+	// created, put back in line with the Strategy, or deleted (a catalog no
+	// pod mounts).
+	EventCreated = "Created"
+	EventUpdated = "Updated"
+	EventDeleted = "Deleted"
+	// EventReady (Normal): the Strategy became Ready.
+	EventReady = ConditionReady
+	// EventSuspended (Normal): spec.suspend stopped reconciling.
+	EventSuspended = ReasonSuspended
+	// EventChannelsHealthy, EventKeysHealthy: a health condition flipped
+	// (Warning when unhealthy, Normal when healthy again).
+	EventChannelsHealthy = ConditionChannelsHealthy
+	EventKeysHealthy     = ConditionKeysHealthy
+	// EventPasswordWithoutTLS (Warning, once per generation): the spec
+	// sends a Redis password over a connection without TLS.
+	EventPasswordWithoutTLS = "PasswordWithoutTLS"
+	// EventReconcileError (Warning): talking to the API server failed; the
+	// reconcile is retried.
+	EventReconcileError = ReasonReconcileError
 )
 
 // CredentialsLabel, set to "true" on a Secret, is its owner's consent that

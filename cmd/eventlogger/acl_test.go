@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/stratops/stratops/internal/redisprobe"
+	"github.com/stratops/stratops/internal/redisserver"
 	"github.com/stratops/stratops/internal/redistest"
 	"github.com/stratops/stratops/pkg/messaging"
 )
@@ -51,7 +52,7 @@ func readmeACLArgs(t *testing.T, user, password, prefix string) []any {
 func TestACL_TheREADMEsLeastPrivilegeRuleIsEnough(t *testing.T) {
 	ctx := context.Background()
 	readmeACL(t, "x", "y", "z")
-	srv, err := redistest.Start(redistest.Options{})
+	srv, err := redisserver.Start(redisserver.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/stratops/stratops/internal/redistest"
+	"github.com/stratops/stratops/internal/redisserver"
 	"github.com/stratops/stratops/pkg/messaging"
 )
 
@@ -39,9 +39,9 @@ func BenchmarkIngestSteady10kPerSecond(b *testing.B) {
 	}
 }
 
-func benchLogger(b *testing.B, spool bool) (*redistest.Server, *redis.Client, messaging.Catalog) {
+func benchLogger(b *testing.B, spool bool) (*redisserver.Server, *redis.Client, messaging.Catalog) {
 	b.Helper()
-	srv, err := redistest.Start(redistest.Options{})
+	srv, err := redisserver.Start(redisserver.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -18,12 +18,12 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	el "github.com/stratops/stratops/internal/eventlogger"
+	"github.com/stratops/stratops/internal/eventlogger/settings"
 	"github.com/stratops/stratops/pkg/messaging"
 )
 
@@ -41,32 +41,18 @@ type options struct {
 	startupTimeout, healthInterval                    time.Duration
 }
 
-func env(name, def string) string {
-	if v, ok := os.LookupEnv(name); ok {
-		return v
-	}
-	return def
-}
-
-func envInt(name string, def int) int {
-	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
-		return v
-	}
-	return def
-}
-
-func envDuration(name string, def time.Duration) time.Duration {
-	if v, err := time.ParseDuration(os.Getenv(name)); err == nil {
-		return v
-	}
-	return def
-}
-
 func parseFlags(args []string) (options, error) {
 	var o options
 	var addrs string
-	// The operator's pod contract gives the defaults; flags override them.
+	// The operator's pod contract and the logger's own settings give the
+	// defaults; flags override them. A variable that does not parse is an
+	// error that names it.
 	def, err := messaging.ConfigFromEnv(nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return o, err
+	}
+	own, err := settings.FromEnv(nil)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return o, err
@@ -74,17 +60,17 @@ func parseFlags(args []string) (options, error) {
 	fs := flag.NewFlagSet("eventlogger", flag.ContinueOnError)
 	fs.StringVar(&o.mode, "mode", string(def.Mode), "Backtest or Live (default: the catalog's mode) [$"+messaging.EnvMode+"]")
 	fs.StringVar(&o.catalogFile, "catalog", def.CatalogFile, "catalog JSON file; empty: the standard's catalog [$"+messaging.EnvCatalogFile+"]")
-	fs.StringVar(&o.httpAddr, "http-addr", env(el.EnvHTTPAddr, ":"+strconv.Itoa(messaging.EventLoggerPort)), "listen address of the state and events API [$"+el.EnvHTTPAddr+"]")
-	fs.StringVar(&o.healthAddr, "health-addr", env(el.EnvHealthAddr, ":"+strconv.Itoa(messaging.EventLoggerHealthPort)),
-		"listen address of /healthz, /readyz and /metrics; empty: served on the API's address [$"+el.EnvHealthAddr+"]")
+	fs.StringVar(&o.httpAddr, "http-addr", own.HTTPAddr, "listen address of the state and events API [$"+settings.EnvHTTPAddr+"]")
+	fs.StringVar(&o.healthAddr, "health-addr", own.HealthAddr,
+		"listen address of /healthz, /readyz and /metrics; empty: served on the API's address [$"+settings.EnvHealthAddr+"]")
 	fs.StringVar(&o.logLevel, "log-level", cmp.Or(def.LogLevel, "info"), "debug, info, warn or error [$"+messaging.EnvLogLevel+"]")
-	fs.StringVar(&o.eventLogFile, "event-log-file", env(el.EnvEventLogFile, ""), "also append event lines to this file [$"+el.EnvEventLogFile+"]")
-	fs.IntVar(&o.maxMessageBytes, "max-message-bytes", envInt(el.EnvMaxMessageBytes, messaging.DefaultMaxMessageBytes), "largest accepted message [$"+el.EnvMaxMessageBytes+"]")
-	fs.IntVar(&o.pendingLimit, "pending-limit", envInt(el.EnvPendingQueueLimit, 100_000), "events kept while Redis is down [$"+el.EnvPendingQueueLimit+"]")
-	fs.StringVar(&o.spoolDir, "spool-dir", env(el.EnvSpoolDir, ""), "keep accepted events in this directory until the history has them; empty: no spool (a crash loses what waits) [$"+el.EnvSpoolDir+"]")
-	fs.Int64Var(&o.spoolMaxBytes, "spool-max-bytes", int64(envInt(el.EnvSpoolMaxBytes, 256<<20)), "the spool's room; when full, POST /events answers 503 and published messages are counted dropped [$"+el.EnvSpoolMaxBytes+"]")
-	fs.DurationVar(&o.drainTimeout, "drain-timeout", envDuration(el.EnvDrainTimeout, 10*time.Second), "at shutdown, how long to keep writing what waits to the history [$"+el.EnvDrainTimeout+"]")
-	fs.StringVar(&o.holder, "holder", env(el.EnvPodName, ""), "this replica's name in the lease (default: the host name) [$"+el.EnvPodName+"]")
+	fs.StringVar(&o.eventLogFile, "event-log-file", own.EventLogFile, "also append event lines to this file [$"+settings.EnvEventLogFile+"]")
+	fs.IntVar(&o.maxMessageBytes, "max-message-bytes", own.MaxMessageBytes, "largest accepted message [$"+settings.EnvMaxMessageBytes+"]")
+	fs.IntVar(&o.pendingLimit, "pending-limit", own.PendingLimit, "events kept in memory while they wait for the history [$"+settings.EnvPendingQueueLimit+"]")
+	fs.StringVar(&o.spoolDir, "spool-dir", own.SpoolDir, "keep accepted events in this directory until the history has them; empty: no spool (a crash loses what waits) [$"+settings.EnvSpoolDir+"]")
+	fs.Int64Var(&o.spoolMaxBytes, "spool-max-bytes", own.SpoolMaxBytes, "the spool's room in bytes; when full, POST /events answers 503 and published messages are counted dropped [$"+settings.EnvSpoolMaxBytes+"]")
+	fs.DurationVar(&o.drainTimeout, "drain-timeout", own.DrainTimeout, "at shutdown, how long to keep writing what waits to the history [$"+settings.EnvDrainTimeout+"]")
+	fs.StringVar(&o.holder, "holder", own.PodName, "this replica's name in the lease (default: the host name) [$"+settings.EnvPodName+"]")
 	fs.DurationVar(&o.healthInterval, "health-interval", def.HealthInterval, "the Strategy's health check interval; the health window is this, or 1m when longer [$"+messaging.EnvHealthInterval+"]")
 	fs.StringVar(&addrs, "redis-addrs", strings.Join(def.Redis.Addrs, ","), "Redis address(es), comma-separated; empty: no Redis [$"+messaging.EnvRedisAddrs+"]")
 	fs.StringVar(&o.redis.Topology, "redis-topology", def.Redis.Topology, "Standalone, Sentinel or Cluster [$"+messaging.EnvRedisTopology+"]")
@@ -165,7 +151,7 @@ func run(args []string) int {
 			return 1
 		}
 	} else {
-		log.Warn("No spool (" + el.EnvSpoolDir + "): events waiting for Redis are kept in memory only, and a crash loses them")
+		log.Warn("No spool (" + settings.EnvSpoolDir + "): events waiting for Redis are kept in memory only, and a crash loses them")
 	}
 
 	if o.apiToken == "" {

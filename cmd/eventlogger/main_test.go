@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stratops/stratops/internal/redisserver"
 	"github.com/stratops/stratops/internal/redistest"
 	"github.com/stratops/stratops/pkg/messaging"
 )
@@ -138,15 +139,20 @@ func TestBacktestWithUnreachableRedisRunsOnMemoryAndSaysSo(t *testing.T) {
 	}
 }
 
-func TestBinaryLinksNoControllerRuntime(t *testing.T) {
-	out, err := exec.Command("go", "list", "-deps", ".").Output()
-	if err != nil {
-		t.Fatal(err)
+// TestABadSettingIsRefusedByName: a spool size written as a quantity
+// (256Mi) is not quietly read as the default: the logger exits with 2,
+// naming the variable.
+func TestABadSettingIsRefusedByName(t *testing.T) {
+	cmd := exec.Command(binary, "--http-addr=127.0.0.1:0", "--health-addr=")
+	cmd.Env = append(os.Environ(), messaging.EnvMode+"=Backtest", "STRATOPS_SPOOL_MAX_BYTES=256Mi")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	if exitErr, ok := err.(*exec.ExitError); !ok || exitErr.ExitCode() != 2 {
+		t.Fatalf("want exit 2, got %v\n%s", err, stderr.String())
 	}
-	for _, dep := range strings.Fields(string(out)) {
-		if strings.HasPrefix(dep, "sigs.k8s.io/controller-runtime") || strings.HasPrefix(dep, "github.com/stratops/stratops/api") {
-			t.Fatalf("the event logger imports %s", dep)
-		}
+	if !strings.Contains(stderr.String(), `STRATOPS_SPOOL_MAX_BYTES="256Mi"`) {
+		t.Fatalf("stderr does not name the variable:\n%s", stderr.String())
 	}
 }
 
@@ -213,7 +219,7 @@ func startLoggerEnv(t testing.TB, redisAddr, spoolDir, prefix string, stdout io.
 // exactly once, those written before the kill included.
 func TestSpool_SIGKILLLosesNoAcknowledgedEvent(t *testing.T) {
 	ctx := context.Background()
-	srv, err := redistest.Start(redistest.Options{Persist: true})
+	srv, err := redisserver.Start(redisserver.Options{Persist: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,7 +301,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // published is in the history exactly once.
 func TestReplicas_LeaderKilledUnderLoadLosesAndDuplicatesNothing(t *testing.T) {
 	ctx := context.Background()
-	srv, err := redistest.Start(redistest.Options{})
+	srv, err := redisserver.Start(redisserver.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,7 +37,7 @@ import (
 	"github.com/stratops/stratops/controllers"
 	"github.com/stratops/stratops/internal/localrun"
 	"github.com/stratops/stratops/internal/redisprobe"
-	"github.com/stratops/stratops/internal/redistest"
+	"github.com/stratops/stratops/internal/redisserver"
 	"github.com/stratops/stratops/internal/sampleengine"
 	"github.com/stratops/stratops/pkg/messaging"
 )
@@ -105,7 +105,7 @@ func run(root, dir string, tableEvery time.Duration) error {
 		return fmt.Errorf("building the event logger: %v\n%s", err, out)
 	}
 
-	var redisSrv *redistest.Server
+	var redisSrv *redisserver.Server
 	if _, err := exec.LookPath("redis-server"); err != nil && os.Geteuid() == 0 {
 		say("redis-server not found: installing it with apt-get")
 		_ = exec.CommandContext(ctx, filepath.Join(root, "hack", "ensure-redis.sh")).Run()
@@ -113,7 +113,7 @@ func run(root, dir string, tableEvery time.Duration) error {
 	redisAddr := "127.0.0.1:1" // nothing listens: Live samples stay Gated
 	// Persistent, like a managed Redis: stopping and starting it keeps the
 	// data, so the strategies recover as they would in production.
-	if s, err := redistest.Start(redistest.Options{Persist: true}); err != nil {
+	if s, err := redisserver.Start(redisserver.Options{Persist: true}); err != nil {
 		say("no redis-server (%v): Backtest samples run on the in-memory bus, Live samples stay Gated (the standard's rule)", err)
 	} else {
 		redisSrv = s

@@ -67,19 +67,6 @@ log "binaries ready in $(($(date +%s) - start))s"
 wait "$bases" || { cat "$root/bin/e2e/bases.log" >&2; log "building the base images failed"; exit 1; }
 grep '^\[e2e images\]' "$root/bin/e2e/bases.log" >&2 || true
 hack/e2e/images.sh "$IMG" "$root/bin/e2e/images"
-# The previous release, for the upgrade test: its own tree (a git worktree)
-# builds its own image, with the stand-ins above.
-PREVIOUS=${E2E_PREVIOUS_RELEASE:-26bd5d6}
-prev=$root/bin/e2e/previous
-if git -C "$root" cat-file -e "$PREVIOUS^{commit}" 2>/dev/null; then
-	git -C "$root" worktree remove --force "$prev" >/dev/null 2>&1 || rm -rf "$prev"
-	git -C "$root" worktree prune
-	git -C "$root" worktree add --detach --force "$prev" "$PREVIOUS" >/dev/null 2>&1
-	"$prev/hack/e2e/images.sh" localhost/stratops:previous "$root/bin/e2e/images-previous"
-	export STRATOPS_E2E_PREVIOUS=$prev STRATOPS_E2E_PREVIOUS_IMG=localhost/stratops:previous
-else
-	log "commit $PREVIOUS is not in this clone: the upgrade test is skipped"
-fi
 log "images ready in $(($(date +%s) - start))s (binaries and images)"
 make -s manifests kustomize >/dev/null
 

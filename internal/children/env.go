@@ -1,8 +1,6 @@
 package children
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"path"
 	"time"
@@ -64,12 +62,13 @@ func RedisEnv(s *stratv1.Strategy) messaging.RedisEnv {
 	return e
 }
 
-// PodEnv is what a pod of the Strategy is handed; withRedis false gives it
-// no Redis (a backtest on the in-memory bus).
-func PodEnv(s *stratv1.Strategy, withRedis bool) messaging.PodEnv {
+// PodEnv is what a pod of the Strategy is handed, with the catalog of its
+// revision (a ConfigMap); withRedis false gives it no Redis (a backtest on
+// the in-memory bus).
+func PodEnv(s *stratv1.Strategy, withRedis bool, catalog string) messaging.PodEnv {
 	p := messaging.PodEnv{
 		Mode:    messaging.Mode(s.Spec.Mode),
-		Catalog: messaging.FileRef{ConfigMap: CatalogName(s), Key: messaging.CatalogFileName, Path: messaging.CatalogPath},
+		Catalog: messaging.FileRef{ConfigMap: catalog, Key: messaging.CatalogFileName, Path: messaging.CatalogPath},
 	}
 	if withRedis && s.Spec.Redis != nil {
 		p.KeyPrefix = s.Spec.Redis.KeyPrefix
@@ -131,19 +130,6 @@ func fileVolume(name string, f messaging.FileRef) *corev1ac.VolumeApplyConfigura
 		cm.WithItems(corev1ac.KeyToPath().WithKey(f.Key).WithPath(file))
 	}
 	return corev1ac.Volume().WithName(name).WithConfigMap(cm)
-}
-
-// ConfigHash changes whenever the catalog or a referenced Secret changes:
-// it hashes the catalog and the Secrets' "name/resourceVersion", never
-// their contents.
-func ConfigHash(catalogJSON []byte, secretVersions []string) string {
-	h := sha256.New()
-	h.Write(catalogJSON)
-	for _, v := range secretVersions {
-		h.Write([]byte{0})
-		h.Write([]byte(v))
-	}
-	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
 // restrictedContainerSecurity satisfies the restricted Pod Security Standard.

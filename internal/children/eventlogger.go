@@ -14,7 +14,7 @@ import (
 	policyv1ac "k8s.io/client-go/applyconfigurations/policy/v1"
 
 	stratv1 "github.com/stratops/stratops/api/v1"
-	"github.com/stratops/stratops/internal/eventlogger"
+	"github.com/stratops/stratops/internal/eventlogger/settings"
 	"github.com/stratops/stratops/pkg/messaging"
 )
 
@@ -58,8 +58,7 @@ func EventLoggerService(s *stratv1.Strategy) *corev1ac.ServiceApplyConfiguration
 // EventLoggerDeployment is the logger's Deployment. withRedis false runs
 // it on its in-memory bus (a backtest without Redis).
 func EventLoggerDeployment(s *stratv1.Strategy, image string, rev Revision, withRedis bool) *appsv1ac.DeploymentApplyConfiguration {
-	pe := PodEnv(s, withRedis)
-	pe.Catalog.ConfigMap = rev.Catalog
+	pe := PodEnv(s, withRedis, rev.Catalog)
 	pe.EventLoggerToken = EventLoggerTokenRef(s)
 	pe.LogLevel = string(LogLevel(s))
 	pe.HealthInterval = HealthCheckInterval(s)
@@ -72,16 +71,7 @@ func EventLoggerDeployment(s *stratv1.Strategy, image string, rev Revision, with
 	spool := SpoolSize(s)
 	c := corev1ac.Container().WithName("eventlogger").WithImage(image).WithImagePullPolicy(corev1.PullIfNotPresent).
 		WithCommand(EventLoggerBinary).WithEnv(w.env...).
-		WithEnv(corev1ac.EnvVar().WithName(eventlogger.EnvSpoolDir).WithValue(SpoolMountPath),
-			// The spool's own limit stays under the volume's, which the
-			// kubelet enforces by evicting the pod: a tenth is left for
-			// a segment being rotated and the spool's own files.
-			corev1ac.EnvVar().WithName(eventlogger.EnvSpoolMaxBytes).WithValue(strconv.FormatInt(spool.Value()*9/10, 10)),
-			corev1ac.EnvVar().WithName(eventlogger.EnvDrainTimeout).WithValue(EventLoggerDrainTimeout.String()),
-			// Its name in the lease: the replica that records is named
-			// in status.eventLogger.leader.
-			corev1ac.EnvVar().WithName(eventlogger.EnvPodName).WithValueFrom(corev1ac.EnvVarSource().
-				WithFieldRef(corev1ac.ObjectFieldSelector().WithAPIVersion("v1").WithFieldPath("metadata.name")))).
+		WithEnv(loggerSettingsEnv(spool)...).
 		WithPorts(corev1ac.ContainerPort().WithName(EventLoggerPortName).WithContainerPort(messaging.EventLoggerPort).WithProtocol(corev1.ProtocolTCP),
 			corev1ac.ContainerPort().WithName(EventLoggerHealthPortName).WithContainerPort(messaging.EventLoggerHealthPort).WithProtocol(corev1.ProtocolTCP)).
 		WithLivenessProbe(probe("/healthz", 10)).WithReadinessProbe(probe("/readyz", 5)).
@@ -128,6 +118,32 @@ const EventLoggerDrainTimeout = 45 * time.Second
 
 // DefaultSpoolSize is the logger's spool room when the spec sets none.
 var DefaultSpoolSize = resource.MustParse("256Mi")
+
+// loggerSettingsEnv are the logger's own settings (package settings, the
+// codec the logger reads them with): its spool on the pod's volume, its
+// drain, and its name in the lease, the pod's own (the replica that
+// records is named in status.eventLogger.leader).
+func loggerSettingsEnv(spool resource.Quantity) []*corev1ac.EnvVarApplyConfiguration {
+	st := settings.Defaults()
+	st.SpoolDir = SpoolMountPath
+	// The spool's own limit stays under the volume's, which the kubelet
+	// enforces by evicting the pod: a tenth is left for a segment being
+	// rotated and the spool's own files.
+	st.SpoolMaxBytes = spool.Value() * 9 / 10
+	st.DrainTimeout = EventLoggerDrainTimeout
+	st.PodNameFromPod = true
+	var out []*corev1ac.EnvVarApplyConfiguration
+	for _, e := range st.Env() {
+		v := corev1ac.EnvVar().WithName(e.Name)
+		if e.FieldPath != "" {
+			v.WithValueFrom(corev1ac.EnvVarSource().WithFieldRef(corev1ac.ObjectFieldSelector().WithAPIVersion("v1").WithFieldPath(e.FieldPath)))
+		} else {
+			v.WithValue(e.Value)
+		}
+		out = append(out, v)
+	}
+	return out
+}
 
 // SpoolSize is the spec's spool size, or the default.
 func SpoolSize(s *stratv1.Strategy) resource.Quantity {

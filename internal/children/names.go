@@ -16,11 +16,6 @@ const (
 	LabelPartOf    = "app.kubernetes.io/part-of"
 	LabelStrategy  = "stratops.dev/strategy"
 
-	// AnnotationConfigHash is what the release before revisions put on a
-	// pod template (AnnotationRevision replaced it): an engine that has
-	// not rolled since the upgrade still carries it. It changed whenever the catalog
-	// or a referenced Secret changes, so that the pods roll.
-	AnnotationConfigHash = "stratops.dev/config-hash"
 	// AnnotationStrategyGeneration on the logger Deployment is the
 	// Strategy generation it was rolled out for.
 	AnnotationStrategyGeneration = "stratops.dev/strategy-generation"
@@ -65,7 +60,6 @@ func ObjectLabels(s *stratv1.Strategy, component string) map[string]string {
 
 // Names of a Strategy's children.
 func EventLoggerName(s *stratv1.Strategy) string { return s.Name + "-eventlogger" }
-func CatalogName(s *stratv1.Strategy) string     { return s.Name + "-catalog" }
 func EngineName(s *stratv1.Strategy) string      { return s.Name + "-engine" }
 
 // EventLoggerTokenName is the Secret holding the logger's API token.

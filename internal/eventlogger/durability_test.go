@@ -16,7 +16,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/stratops/stratops/internal/redistest"
+	"github.com/stratops/stratops/internal/redisserver"
 	"github.com/stratops/stratops/pkg/messaging"
 )
 
@@ -211,7 +211,7 @@ func TestWrite_WrongTypeFailsReadinessNamingTheCommandAndNotifiesNothingUntilThe
 
 func TestWrite_NoPermAndOutOfMemoryFailReadinessWithTheirReasons(t *testing.T) {
 	ctx := context.Background()
-	srv, err := redistest.Start(redistest.Options{})
+	srv, err := redisserver.Start(redisserver.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,7 +390,7 @@ func TestWrite_AnUnknownOutcomeWritesNeitherHistoryNorNotificationTwice(t *testi
 
 func TestGap_ASubscriberRedisDisconnectsIsRecordedAsAGap(t *testing.T) {
 	ctx := context.Background()
-	srv, err := redistest.Start(redistest.Options{})
+	srv, err := redisserver.Start(redisserver.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -440,7 +440,7 @@ func TestGap_ASubscriberRedisDisconnectsIsRecordedAsAGap(t *testing.T) {
 func TestHTTP_AFullSpoolAnswers503AndAPublishedMessageIsCountedDropped(t *testing.T) {
 	ctx := context.Background()
 	// Redis is down from the start, so nothing leaves the spool.
-	srv, err := redistest.Start(redistest.Options{})
+	srv, err := redisserver.Start(redisserver.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

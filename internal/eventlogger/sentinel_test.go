@@ -8,7 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/stratops/stratops/internal/redistest"
+	"github.com/stratops/stratops/internal/redisserver"
 	"github.com/stratops/stratops/pkg/messaging"
 )
 
@@ -20,12 +20,12 @@ import (
 // promotion and to the first event after it in the history.
 func TestSentinel_TheLoggerFollowsAFailover(t *testing.T) {
 	ctx := context.Background()
-	g, err := redistest.StartSentinelGroup(2, 3, time.Second)
+	g, err := redisserver.StartSentinelGroup(2, 3, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer g.Close()
-	cfg := messaging.RedisConfig{Topology: "Sentinel", Addrs: g.SentinelAddrs(), MasterName: redistest.SentinelMaster,
+	cfg := messaging.RedisConfig{Topology: "Sentinel", Addrs: g.SentinelAddrs(), MasterName: redisserver.SentinelMaster,
 		DialTimeout: 500 * time.Millisecond, ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond}
 	client, err := messaging.NewRedisClient(cfg)
 	if err != nil {
@@ -70,7 +70,7 @@ func TestSentinel_TheLoggerFollowsAFailover(t *testing.T) {
 	var promoted, resumed time.Time
 	for i := 100; time.Since(killed) < 10*time.Second; i++ {
 		if promoted.IsZero() {
-			if a, err := sentinel.GetMasterAddrByName(ctx, redistest.SentinelMaster).Result(); err == nil && a[0]+":"+a[1] != oldMaster {
+			if a, err := sentinel.GetMasterAddrByName(ctx, redisserver.SentinelMaster).Result(); err == nil && a[0]+":"+a[1] != oldMaster {
 				promoted = time.Now()
 			}
 		}

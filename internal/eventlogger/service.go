@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/stratops/stratops/internal/eventlogger/settings"
 	"github.com/stratops/stratops/pkg/messaging"
 )
 
@@ -30,7 +31,8 @@ type ServiceConfig struct {
 	// MaxMessageBytes bounds a message. default:
 	// messaging.DefaultMaxMessageBytes.
 	MaxMessageBytes int
-	// PendingLimit bounds the events waiting for the bus. default: 100000.
+	// PendingLimit bounds the events waiting for the bus. default:
+	// settings.DefaultPendingLimit.
 	PendingLimit int
 	// BatchSize bounds the events written in one round trip. default: 256.
 	BatchSize int
@@ -41,7 +43,8 @@ type ServiceConfig struct {
 	HealthWindow time.Duration
 	// PingInterval is how often the bus is pinged for readiness. default: 1s.
 	PingInterval time.Duration
-	// DrainTimeout bounds the flush of pending events at shutdown. default: 10s.
+	// DrainTimeout bounds the flush of pending events at shutdown.
+	// default: settings.DefaultDrainTimeout.
 	DrainTimeout time.Duration
 	// Out receives one JSON line per logged event. default: io.Discard.
 	Out io.Writer
@@ -152,7 +155,7 @@ func NewService(cfg ServiceConfig, bus messaging.Bus) *Service {
 		cfg.HealthWindow = messaging.HealthWindow(0)
 	}
 	if cfg.PendingLimit <= 0 {
-		cfg.PendingLimit = 100_000
+		cfg.PendingLimit = settings.DefaultPendingLimit
 	}
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = 256
@@ -164,7 +167,7 @@ func NewService(cfg ServiceConfig, bus messaging.Bus) *Service {
 		cfg.PingInterval = time.Second
 	}
 	if cfg.DrainTimeout <= 0 {
-		cfg.DrainTimeout = 10 * time.Second
+		cfg.DrainTimeout = settings.DefaultDrainTimeout
 	}
 	if cfg.Out == nil {
 		cfg.Out = io.Discard

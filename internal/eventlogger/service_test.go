@@ -16,7 +16,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/stratops/stratops/internal/redistest"
+	"github.com/stratops/stratops/internal/redisserver"
 	"github.com/stratops/stratops/pkg/messaging"
 )
 
@@ -202,7 +202,7 @@ func TestService_InvalidMessagesAreSkippedAndCountedPerChannelAndTheLoggerKeepsG
 // afterwards events:history holds every one, in order, once.
 func TestService_RedisKilledAndRestartedWhileIngestingLosesAndDuplicatesNothing(t *testing.T) {
 	ctx := context.Background()
-	srv, err := redistest.Start(redistest.Options{Persist: true})
+	srv, err := redisserver.Start(redisserver.Options{Persist: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +308,7 @@ func TestHTTP_StateAndEventsHappyAndErrorPaths(t *testing.T) {
 }
 
 func TestService_QueueOverflowIsRefusedCountedAndExposed(t *testing.T) {
-	srv, err := redistest.Start(redistest.Options{})
+	srv, err := redisserver.Start(redisserver.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

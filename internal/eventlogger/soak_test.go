@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/stratops/stratops/internal/redisserver"
 	"github.com/stratops/stratops/internal/redistest"
 	"github.com/stratops/stratops/pkg/messaging"
 )
@@ -36,7 +37,7 @@ func soakCycles() int {
 func TestSoak_RedisKilledAndRestartedUnderLoadLosesNothingAcknowledged(t *testing.T) {
 	ctx := context.Background()
 	cycles := soakCycles()
-	srv, err := redistest.Start(redistest.Options{Persist: true})
+	srv, err := redisserver.Start(redisserver.Options{Persist: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	stratv1 "github.com/stratops/stratops/api/v1"
-	"github.com/stratops/stratops/internal/redisprobe"
 )
 
 // RedisLossThreshold is how many probe rounds in a row must fail before a
@@ -55,7 +54,7 @@ type RedisFacts struct {
 	// lose what it holds.
 	BacktestBus string
 	// Failed is the check that failed this round; nil when Redis passed.
-	Failed *redisprobe.Result
+	Failed *Failure
 	// ConsecutiveFailures counts failed rounds in a row, this one included.
 	ConsecutiveFailures int32
 	// LossThreshold, when set, is how long Redis must keep failing before
@@ -68,6 +67,23 @@ type RedisFacts struct {
 	// Prev is the RedisReady condition as it was, for the events that mark
 	// a change.
 	Prev *metav1.Condition
+}
+
+// Failure is a check of Redis that failed: the probe (or the health
+// read-out), its failure class (Timeout, AuthFailed, ...) and what it said.
+type Failure struct {
+	Probe, Reason, Message string
+}
+
+// RetryGap is how long after a failed probe round the next one runs:
+// doubling with the failures in a row (1s, 2s, 4s, ...), never longer than
+// the health check interval, so that a Redis that fails slowly is not
+// probed back to back.
+func RetryGap(failures int32, interval time.Duration) time.Duration {
+	if failures <= 0 {
+		return 0
+	}
+	return min(time.Duration(1)<<min(failures-1, 6)*time.Second, interval)
 }
 
 // RedisVerdict is the decision: the state, the RedisReady condition, the
@@ -84,7 +100,12 @@ type RedisVerdict struct {
 
 // Event is an event a decision asks the reconciler to record about the
 // Strategy.
-type Event struct{ Type, Reason, Note string }
+type Event struct {
+	Type, Reason, Note string
+	// Once, when set, is said once per process for each value: an event
+	// about a state that lasts (a held revision), not one per reconcile.
+	Once string
+}
 
 // DecideRedis is the Redis policy of the README's behaviour sections, in
 // one function of values: the Live gate, losing Redis after rollout under
@@ -93,7 +114,7 @@ func DecideRedis(f RedisFacts) RedisVerdict {
 	soon := min(2*time.Second, f.Interval)
 	failure := ""
 	if f.Failed != nil {
-		failure = fmt.Sprintf("Redis probe %s failed (%s): %s", f.Failed.Name, f.Failed.Reason, f.Failed.Message)
+		failure = fmt.Sprintf("Redis probe %s failed (%s): %s", f.Failed.Probe, f.Failed.Reason, f.Failed.Message)
 	}
 	if !f.Configured {
 		return RedisVerdict{State: RedisInMemory, Reason: stratv1.ReasonInMemoryFallback,
@@ -124,9 +145,9 @@ func DecideRedis(f RedisFacts) RedisVerdict {
 	case f.Failed == nil:
 		v := RedisVerdict{State: RedisOK, Ready: true, Reason: stratv1.ReasonSucceeded, Message: "Redis passed every probe", RequeueAfter: f.Interval}
 		if !f.LoggerRolledOut {
-			v.Event = &Event{corev1.EventTypeNormal, "GatePassed", "Redis passed every probe: rolling out"}
+			v.Event = &Event{Type: corev1.EventTypeNormal, Reason: stratv1.EventGatePassed, Note: "Redis passed every probe: rolling out"}
 		} else if f.Prev != nil && f.Prev.Reason == stratv1.ReasonRedisLost {
-			v.Event = &Event{corev1.EventTypeNormal, "RedisRecovered", "Redis passed every probe again"}
+			v.Event = &Event{Type: corev1.EventTypeNormal, Reason: stratv1.EventRedisRecovered, Note: "Redis passed every probe again"}
 		}
 		return v
 	case !f.LoggerRolledOut:
@@ -134,19 +155,25 @@ func DecideRedis(f RedisFacts) RedisVerdict {
 		v := RedisVerdict{State: RedisGated, Reason: stratv1.ReasonRedisNotReady, Message: "Live strategy gated: " + failure,
 			RequeueAfter: min(time.Duration(1<<min(f.ConsecutiveFailures, 6))*time.Second, f.Interval)}
 		if f.Prev == nil || f.Prev.Message != v.Message {
-			v.Event = &Event{corev1.EventTypeWarning, "GateFailed", v.Message}
+			v.Event = &Event{Type: corev1.EventTypeWarning, Reason: stratv1.EventGateFailed, Note: v.Message}
 		}
 		return v
 	case f.LossThreshold == 0 && f.ConsecutiveFailures < RedisLossThreshold:
-		// Not lost yet: one failure is not an outage.
-		return RedisVerdict{State: RedisFailing, Ready: true, Reason: stratv1.ReasonSucceeded, RequeueAfter: soon,
-			Message: fmt.Sprintf("%s: %d of %d failed rounds before Redis is declared lost", failure, f.ConsecutiveFailures, RedisLossThreshold)}
+		// Not lost yet: one failure is not an outage. RedisReady stays
+		// True (nothing is halted for it), with a reason that says so.
+		var left time.Duration
+		for n := f.ConsecutiveFailures; n < RedisLossThreshold; n++ {
+			left += RetryGap(n, f.Interval)
+		}
+		return RedisVerdict{State: RedisFailing, Ready: true, Reason: stratv1.ReasonProbesFailing, RequeueAfter: soon,
+			Message: fmt.Sprintf("%s: %d of %d failed rounds; Redis is declared lost after %d more, in about %s",
+				failure, f.ConsecutiveFailures, RedisLossThreshold, RedisLossThreshold-f.ConsecutiveFailures, left)}
 	case f.LossThreshold > 0 && f.Now.Sub(f.FailingSince) < f.LossThreshold:
 		// Within the threshold (a Sentinel failover, say): not lost.
 		left := f.LossThreshold - f.Now.Sub(f.FailingSince)
-		return RedisVerdict{State: RedisFailing, Ready: true, Reason: stratv1.ReasonSucceeded, RequeueAfter: min(soon, left),
-			Message: fmt.Sprintf("%s: failing since %s; Redis is declared lost after failing for spec.redis.lossThreshold %s",
-				failure, f.FailingSince.UTC().Format(time.RFC3339), f.LossThreshold)}
+		return RedisVerdict{State: RedisFailing, Ready: true, Reason: stratv1.ReasonProbesFailing, RequeueAfter: min(soon, left),
+			Message: fmt.Sprintf("%s: failing since %s; Redis is declared lost after failing for spec.redis.lossThreshold %s, in %s",
+				failure, f.FailingSince.UTC().Format(time.RFC3339), f.LossThreshold, left.Round(time.Second))}
 	default:
 		// The message stays the same for the whole outage (the running
 		// count is status.redis.consecutiveFailures), so alerts see one
@@ -157,7 +184,7 @@ func DecideRedis(f RedisFacts) RedisVerdict {
 		}
 		v := RedisVerdict{State: RedisLost, Reason: stratv1.ReasonRedisLost, RequeueAfter: soon,
 			Message: fmt.Sprintf("Redis lost after %s: probe %s failed (%s): %s",
-				lost, f.Failed.Name, f.Failed.Reason, f.Failed.Message)}
+				lost, f.Failed.Probe, f.Failed.Reason, f.Failed.Message)}
 		if f.Prev == nil || f.Prev.Reason != stratv1.ReasonRedisLost {
 			action := "policy Halt: the engine is scaled to zero"
 			if f.LossPolicy == stratv1.RedisLossAlert {
@@ -166,7 +193,7 @@ func DecideRedis(f RedisFacts) RedisVerdict {
 			if !f.HasEngine {
 				action = "policy " + string(f.LossPolicy) + " (no engine to act on)"
 			}
-			v.Event = &Event{corev1.EventTypeWarning, stratv1.ReasonRedisLost, v.Message + "; " + action}
+			v.Event = &Event{Type: corev1.EventTypeWarning, Reason: stratv1.EventRedisLost, Note: v.Message + "; " + action}
 		}
 		return v
 	}

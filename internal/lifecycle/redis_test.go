@@ -8,14 +8,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	stratv1 "github.com/stratops/stratops/api/v1"
-	"github.com/stratops/stratops/internal/redisprobe"
 )
 
 // TestDecideRedis_EveryRowOfTheREADME walks the README's behaviour
 // sections row by row: the Live gate, losing Redis after rollout under
 // Halt and Alert, recovering, and a backtest's buses.
 func TestDecideRedis_EveryRowOfTheREADME(t *testing.T) {
-	down := &redisprobe.Result{Name: "connect", Reason: redisprobe.ReasonUnreachable, Message: "connection refused"}
+	down := &Failure{Probe: "connect", Reason: "Unreachable", Message: "connection refused"}
 	lost := &metav1.Condition{Reason: stratv1.ReasonRedisLost, Message: "Redis lost after 3 consecutive failed probe rounds: probe connect failed (Unreachable): connection refused"}
 	gated := &metav1.Condition{Reason: stratv1.ReasonRedisNotReady, Message: "Live strategy gated: Redis probe connect failed (Unreachable): connection refused"}
 	live := func(f RedisFacts) RedisFacts {
@@ -62,9 +61,9 @@ func TestDecideRedis_EveryRowOfTheREADME(t *testing.T) {
 		{"Live, not rolled out, Redis passes: the gate opens", live(RedisFacts{}),
 			RedisOK, true, stratv1.ReasonSucceeded, "passed every probe", "GatePassed", 30 * time.Second, false},
 		{"Live, rolled out, one failed round is not an outage", live(RedisFacts{LoggerRolledOut: true, Failed: down, ConsecutiveFailures: 1}),
-			RedisFailing, true, stratv1.ReasonSucceeded, "1 of 3 failed rounds", "", 2 * time.Second, false},
+			RedisFailing, true, stratv1.ReasonProbesFailing, "1 of 3 failed rounds; Redis is declared lost after 2 more, in about 3s", "", 2 * time.Second, false},
 		{"Live, rolled out, two failed rounds are not an outage", live(RedisFacts{LoggerRolledOut: true, Failed: down, ConsecutiveFailures: 2}),
-			RedisFailing, true, stratv1.ReasonSucceeded, "2 of 3 failed rounds", "", 2 * time.Second, false},
+			RedisFailing, true, stratv1.ReasonProbesFailing, "Redis probe connect failed (Unreachable): connection refused: 2 of 3 failed rounds; Redis is declared lost after 1 more, in about 2s", "", 2 * time.Second, false},
 		{"Live, three failed rounds under Halt: lost, the engine halts", live(RedisFacts{LoggerRolledOut: true, Failed: down, ConsecutiveFailures: 3}),
 			RedisLost, false, stratv1.ReasonRedisLost, "Redis lost after 3 consecutive failed probe rounds", stratv1.ReasonRedisLost, 2 * time.Second, true},
 		{"Live, lost under Alert: the engine keeps running", live(RedisFacts{LoggerRolledOut: true, Failed: down, ConsecutiveFailures: 3, LossPolicy: stratv1.RedisLossAlert}),
@@ -74,7 +73,7 @@ func TestDecideRedis_EveryRowOfTheREADME(t *testing.T) {
 		{"Redis back after a loss: recovered", live(RedisFacts{LoggerRolledOut: true, Prev: lost}),
 			RedisOK, true, stratv1.ReasonSucceeded, "passed every probe", "RedisRecovered", 30 * time.Second, false},
 		{"a short interval bounds every requeue", live(RedisFacts{LoggerRolledOut: true, Failed: down, ConsecutiveFailures: 1, Interval: time.Second}),
-			RedisFailing, true, stratv1.ReasonSucceeded, "1 of 3", "", time.Second, false},
+			RedisFailing, true, stratv1.ReasonProbesFailing, "1 of 3", "", time.Second, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -101,7 +100,7 @@ func TestDecideRedis_EveryRowOfTheREADME(t *testing.T) {
 }
 
 func TestDecideRedis_TheLossEventSaysWhatThePolicyDoes(t *testing.T) {
-	down := &redisprobe.Result{Name: "ping", Reason: redisprobe.ReasonTimeout, Message: "i/o timeout"}
+	down := &Failure{Probe: "ping", Reason: "Timeout", Message: "i/o timeout"}
 	for policy, want := range map[stratv1.RedisLossPolicy]string{
 		stratv1.RedisLossHalt:  "policy Halt: the engine is scaled to zero",
 		stratv1.RedisLossAlert: "policy Alert: the engine keeps running",
@@ -123,7 +122,7 @@ func TestDecideRedis_TheLossEventSaysWhatThePolicyDoes(t *testing.T) {
 // Redis failing for less than it is not lost, however many rounds failed
 // (a Sentinel failover); failing for it is.
 func TestDecideRedis_ALossThresholdIsADuration(t *testing.T) {
-	down := &redisprobe.Result{Name: "connect", Reason: redisprobe.ReasonUnreachable, Message: "connection refused"}
+	down := &Failure{Probe: "connect", Reason: "Unreachable", Message: "connection refused"}
 	since := time.Date(2026, 5, 12, 14, 0, 0, 0, time.UTC)
 	f := RedisFacts{Mode: stratv1.ModeLive, Configured: true, HasEngine: true, LoggerRolledOut: true, LossPolicy: stratv1.RedisLossHalt,
 		Interval: time.Second, Failed: down, ConsecutiveFailures: 9, LossThreshold: 20 * time.Second, FailingSince: since, Now: since.Add(12 * time.Second)}
@@ -131,7 +130,7 @@ func TestDecideRedis_ALossThresholdIsADuration(t *testing.T) {
 	if v.State != RedisFailing || !v.Ready || Halted(v.State, f.LossPolicy) || v.RequeueAfter > 2*time.Second {
 		t.Fatalf("9 failed rounds in 12 s under a 20 s threshold: %+v; want Failing, not halted", v)
 	}
-	if !strings.Contains(v.Message, "spec.redis.lossThreshold 20s") {
+	if v.Reason != stratv1.ReasonProbesFailing || !strings.Contains(v.Message, "spec.redis.lossThreshold 20s, in 8s") {
 		t.Fatalf("the message does not say the threshold: %s", v.Message)
 	}
 	f.Now = since.Add(20 * time.Second)

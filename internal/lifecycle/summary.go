@@ -73,7 +73,7 @@ func Summarize(s *stratv1.Strategy, o Outcome) []Event {
 		meta.RemoveStatusCondition(&s.Status.Conditions, stratv1.ConditionReconciling)
 		s.Status.Phase = stratv1.PhaseFailed
 		if prevStall == nil || prevStall.Reason != stl.Reason || prevStall.Message != stl.Message {
-			return []Event{{corev1.EventTypeWarning, stl.Reason, stl.Message}}
+			return []Event{{Type: corev1.EventTypeWarning, Reason: stl.Reason, Note: stl.Message}}
 		}
 		return nil
 	}
@@ -88,7 +88,7 @@ func Summarize(s *stratv1.Strategy, o Outcome) []Event {
 		if s.Status.Phase == "" || s.Status.Phase == stratv1.PhaseFailed || s.Status.Phase == stratv1.PhaseSuspended {
 			s.Status.Phase = stratv1.PhasePending
 		}
-		return []Event{{corev1.EventTypeWarning, stratv1.ReasonReconcileError, msg}}
+		return []Event{{Type: corev1.EventTypeWarning, Reason: stratv1.EventReconcileError, Note: msg}}
 	}
 
 	// Waiting for Redis (gate closed, or lost after rollout) is progress
@@ -139,7 +139,7 @@ func Summarize(s *stratv1.Strategy, o Outcome) []Event {
 		s.Status.Phase = o.BacktestDone
 	}
 	if !wasReady {
-		return []Event{{corev1.EventTypeNormal, "Ready", "Strategy is ready"}}
+		return []Event{{Type: corev1.EventTypeNormal, Reason: stratv1.EventReady, Note: "Strategy is ready"}}
 	}
 	return nil
 }
@@ -150,7 +150,7 @@ func Suspend(s *stratv1.Strategy) []Event {
 	s.Status.ObservedGeneration = s.Generation
 	var events []Event
 	if s.Status.Phase != stratv1.PhaseSuspended {
-		events = append(events, Event{corev1.EventTypeNormal, stratv1.ReasonSuspended, "Reconciling is suspended (spec.suspend is true)"})
+		events = append(events, Event{Type: corev1.EventTypeNormal, Reason: stratv1.EventSuspended, Note: "Reconciling is suspended (spec.suspend is true)"})
 	}
 	s.Status.Phase = stratv1.PhaseSuspended
 	meta.RemoveStatusCondition(&s.Status.Conditions, stratv1.ConditionReconciling)

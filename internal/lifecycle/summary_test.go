@@ -60,7 +60,7 @@ func TestSummarize_ConditionsPhaseAndKstatusForEachState(t *testing.T) {
 			conds{stratv1.ConditionRedisReady: true, stratv1.ConditionEventLoggerReady: true, stratv1.ConditionEngineReady: true},
 			Outcome{Redis: RedisOK, BacktestDone: stratv1.PhaseSucceeded}, metav1.ConditionTrue, stratv1.ReasonSucceeded, false, false, stratv1.PhaseSucceeded, kstatus.CurrentStatus, "Ready"},
 		{"stalled: a missing Secret", stratv1.ModeLive, "", false, conds{},
-			Outcome{Err: Stalled(stratv1.ReasonSecretNotFound, "Secret %q is missing", "redis-auth")}, metav1.ConditionFalse, stratv1.ReasonSecretNotFound, false, true, stratv1.PhaseFailed, kstatus.FailedStatus, stratv1.ReasonSecretNotFound},
+			Outcome{Err: Stall(stratv1.ReasonSecretNotFound, "Secret %q is missing", "redis-auth")}, metav1.ConditionFalse, stratv1.ReasonSecretNotFound, false, true, stratv1.PhaseFailed, kstatus.FailedStatus, stratv1.ReasonSecretNotFound},
 		{"an error that is retried", stratv1.ModeLive, "", false, conds{},
 			Outcome{Err: errors.New("etcd is slow")}, metav1.ConditionFalse, stratv1.ReasonReconcileError, true, false, stratv1.PhasePending, kstatus.InProgressStatus, stratv1.ReasonReconcileError},
 	}

@@ -19,7 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	el "github.com/stratops/stratops/internal/eventlogger"
+	"github.com/stratops/stratops/internal/eventlogger/settings"
 	"github.com/stratops/stratops/pkg/messaging"
 )
 
@@ -147,7 +147,7 @@ func (k *Kubelet) start(ctx context.Context, d *appsv1.Deployment) (*proc, error
 			v = string(s.Data[ref.Key])
 		}
 		switch e.Name {
-		case el.EnvHTTPAddr, el.EnvHealthAddr:
+		case settings.EnvHTTPAddr, settings.EnvHealthAddr:
 			continue // set below, on a free port
 		case messaging.EnvCatalogFile:
 			path, err := k.writeCatalog(ctx, d)
@@ -155,7 +155,7 @@ func (k *Kubelet) start(ctx context.Context, d *appsv1.Deployment) (*proc, error
 				return nil, err
 			}
 			v = path
-		case el.EnvSpoolDir:
+		case settings.EnvSpoolDir:
 			// The pod's emptyDir: a directory of this Deployment's own
 			// under the run's state, never the path in the container.
 			v = base + ".spool"
@@ -163,7 +163,7 @@ func (k *Kubelet) start(ctx context.Context, d *appsv1.Deployment) (*proc, error
 		env = append(env, e.Name+"="+v)
 	}
 	// One port serves the API and health: the process reports ready there.
-	env = append(env, el.EnvHTTPAddr+"=127.0.0.1:"+strconv.Itoa(port), el.EnvHealthAddr+"=")
+	env = append(env, settings.EnvHTTPAddr+"=127.0.0.1:"+strconv.Itoa(port), settings.EnvHealthAddr+"=")
 	stdout, err := os.Create(base + ".events.log")
 	if err != nil {
 		return nil, err

@@ -8,7 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/stratops/stratops/internal/redistest"
+	"github.com/stratops/stratops/internal/redisserver"
 	"github.com/stratops/stratops/pkg/messaging"
 )
 
@@ -69,18 +69,18 @@ func TestAddressPolicy_Check(t *testing.T) {
 // Sentinel reached by an allowed name hands out its master as 127.0.0.1,
 // which the list does not hold.
 func TestAddressPolicy_DialerRefusesTheMasterASentinelNames(t *testing.T) {
-	master, err := redistest.Start(redistest.Options{})
+	master, err := redisserver.Start(redisserver.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer master.Close()
-	sentinel, err := redistest.Start(redistest.Options{SentinelOf: master})
+	sentinel, err := redisserver.Start(redisserver.Options{SentinelOf: master})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sentinel.Close()
 	_, port, _ := strings.Cut(sentinel.Addr, ":")
-	cfg := messaging.RedisConfig{Topology: "Sentinel", Addrs: []string{"localhost:" + port}, MasterName: redistest.SentinelMaster,
+	cfg := messaging.RedisConfig{Topology: "Sentinel", Addrs: []string{"localhost:" + port}, MasterName: redisserver.SentinelMaster,
 		DialTimeout: time.Second}
 
 	ping := func(p *AddressPolicy) error {
@@ -98,7 +98,7 @@ func TestAddressPolicy_DialerRefusesTheMasterASentinelNames(t *testing.T) {
 // The same for a Cluster: a seed reached by an allowed name, the slots on
 // a node announced as 127.0.0.1.
 func TestAddressPolicy_DialerRefusesTheNodesAClusterAnnounces(t *testing.T) {
-	node, err := redistest.Start(redistest.Options{Args: []string{"--cluster-enabled", "yes", "--cluster-announce-ip", "127.0.0.1"}})
+	node, err := redisserver.Start(redisserver.Options{Args: []string{"--cluster-enabled", "yes", "--cluster-announce-ip", "127.0.0.1"}})
 	if err != nil {
 		t.Fatal(err)
 	}

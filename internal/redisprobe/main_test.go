@@ -5,13 +5,13 @@ import (
 	"os"
 	"testing"
 
-	"github.com/stratops/stratops/internal/redistest"
+	"github.com/stratops/stratops/internal/redisserver"
 )
 
-var server *redistest.Server
+var server *redisserver.Server
 
 func TestMain(m *testing.M) {
-	s, err := redistest.Start(redistest.Options{})
+	s, err := redisserver.Start(redisserver.Options{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

@@ -7,7 +7,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/stratops/stratops/internal/redistest"
+	"github.com/stratops/stratops/internal/redisserver"
 	"github.com/stratops/stratops/pkg/messaging"
 )
 
@@ -38,7 +38,7 @@ func TestRun_AllProbesPassOnAWritableMasterAndLeaveOnlyExpiringKeys(t *testing.T
 
 func TestRun_ReasonsForAStoppedServerAndAReplica(t *testing.T) {
 	ctx := context.Background()
-	replica, err := redistest.Start(redistest.Options{ReplicaOf: server})
+	replica, err := redisserver.Start(redisserver.Options{ReplicaOf: server})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/stratops/stratops/internal/redisserver"
 	"github.com/stratops/stratops/internal/redistest"
 	"github.com/stratops/stratops/pkg/messaging"
 )
@@ -17,7 +18,7 @@ import (
 // nothing is caught before rollout, named.
 func TestRun_ARedisThatRefusesTheLoggersWritesFailsTheRound(t *testing.T) {
 	ctx := context.Background()
-	srv, err := redistest.Start(redistest.Options{})
+	srv, err := redisserver.Start(redisserver.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

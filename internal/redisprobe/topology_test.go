@@ -8,6 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/stratops/stratops/internal/redisserver"
 	"github.com/stratops/stratops/internal/redistest"
 	"github.com/stratops/stratops/pkg/messaging"
 )
@@ -37,15 +38,15 @@ func mustFail(t *testing.T, rep Report, probe, reason string) Result {
 // gate opens with the right CA; a wrong CA, a wrong server name and a
 // missing client certificate where one is required are TLSError.
 func TestTopology_TLS(t *testing.T) {
-	pki, err := redistest.NewPKI(t.TempDir())
+	pki, err := redisserver.NewPKI(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := redistest.NewPKI(t.TempDir())
+	other, err := redisserver.NewPKI(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := redistest.Start(redistest.Options{TLS: pki})
+	srv, err := redisserver.Start(redisserver.Options{TLS: pki})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +66,7 @@ func TestTopology_TLS(t *testing.T) {
 		t.Fatal("a plain client passed the round against a TLS-only server")
 	}
 
-	mtls, err := redistest.Start(redistest.Options{TLS: pki, TLSClientAuth: true})
+	mtls, err := redisserver.Start(redisserver.Options{TLS: pki, TLSClientAuth: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +80,7 @@ func TestTopology_TLS(t *testing.T) {
 // answers is Timeout; an ACL user with a wrong password is AuthFailed; one
 // without SET is PermissionDenied, the command named.
 func TestTopology_TimeoutAuthAndPermission(t *testing.T) {
-	hole, err := redistest.StartBlackHole()
+	hole, err := redisserver.StartBlackHole()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +89,7 @@ func TestTopology_TimeoutAuthAndPermission(t *testing.T) {
 		ReadTimeout: 500 * time.Millisecond}, false), ProbeConnect, ReasonTimeout)
 
 	ctx := context.Background()
-	srv, err := redistest.Start(redistest.Options{})
+	srv, err := redisserver.Start(redisserver.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +119,7 @@ func TestTopology_TimeoutAuthAndPermission(t *testing.T) {
 // node read as healthy across the nodes.
 func TestTopology_Cluster(t *testing.T) {
 	ctx := context.Background()
-	cl, err := redistest.StartCluster(3, 1)
+	cl, err := redisserver.StartCluster(3, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

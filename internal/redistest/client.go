@@ -1,3 +1,6 @@
+// Package redistest holds the test helpers that take a *testing.T or
+// *testing.M around the servers of package redisserver: a client that
+// fails the test, a key prefix of the test's own, a TestMain body.
 package redistest
 
 import (
@@ -7,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/stratops/stratops/internal/redisserver"
 )
 
 // Client connects to addr for the length of a test, and fails the test
@@ -29,8 +34,8 @@ func KeyPrefix(t testing.TB) string {
 
 // Main runs a package's tests with a shared server (REDIS_ADDR, or one it
 // starts), which it stops at the end: the body of a TestMain.
-func Main(m *testing.M, server **Server) int {
-	s, err := Shared()
+func Main(m *testing.M, server **redisserver.Server) int {
+	s, err := redisserver.Shared()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

@@ -17,7 +17,7 @@ import (
 
 	el "github.com/stratops/stratops/internal/eventlogger"
 	"github.com/stratops/stratops/internal/redisprobe"
-	"github.com/stratops/stratops/internal/redistest"
+	"github.com/stratops/stratops/internal/redisserver"
 	"github.com/stratops/stratops/pkg/messaging"
 )
 
@@ -43,7 +43,7 @@ func TestChain_IsTheStandardsChainReadFromTheCatalog(t *testing.T) {
 // channels have their subscribers, all 9 keys are there with the policy's
 // TTL, and the malformed messages are counted, not logged.
 func TestRun_LiveChainWithTheEventLoggerMakesEveryChannelAndKeyHealthy(t *testing.T) {
-	srv, err := redistest.Shared()
+	srv, err := redisserver.Shared()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func TestRun_LiveChainWithTheEventLoggerMakesEveryChannelAndKeyHealthy(t *testin
 // nodes, the logger's history and lease on one slot, every channel and
 // key healthy as the operator reads them.
 func TestRun_TheChainOnARedisCluster(t *testing.T) {
-	cl, err := redistest.StartCluster(3, 1)
+	cl, err := redisserver.StartCluster(3, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +187,7 @@ func TestRun_BacktestWithoutRedisForwardsEveryEventToTheEventLogger(t *testing.T
 // signal), says so, and returns well within a pod's grace period; nothing
 // is published after it returned.
 func TestRun_StopsGracefully(t *testing.T) {
-	srv, err := redistest.Shared()
+	srv, err := redisserver.Shared()
 	if err != nil {
 		t.Fatal(err)
 	}

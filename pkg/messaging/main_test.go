@@ -6,12 +6,13 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/stratops/stratops/internal/redisserver"
 	"github.com/stratops/stratops/internal/redistest"
 )
 
 // redisServer is the package's shared redis-server (REDIS_ADDR, or one
 // started here). Tests that stop Redis start their own.
-var redisServer *redistest.Server
+var redisServer *redisserver.Server
 
 func TestMain(m *testing.M) { os.Exit(redistest.Main(m, &redisServer)) }
 

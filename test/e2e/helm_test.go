@@ -87,8 +87,8 @@ func TestHelmTakesOverARunningOperator(t *testing.T) {
 			t.Logf("helm uninstall: %v\n%s", err, out)
 		}
 		// The kept CRD is still co-owned by Helm's field manager: a later
-		// kubectl apply --server-side of another CRD (the upgrade test's
-		// previous release) would conflict with it. Drop Helm's entry.
+		// kubectl apply --server-side of a CRD that differs (another
+		// release's) would conflict with it. Drop Helm's entry.
 		if err := dropFieldManager("strategies.stratops.dev", "helm"); err != nil {
 			t.Errorf("releasing Helm's fields of the CRD: %v", err)
 		}

@@ -20,7 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	stratopsv1 "github.com/stratops/stratops/api/v1"
-	"github.com/stratops/stratops/internal/redistest"
+	"github.com/stratops/stratops/internal/redisserver"
 	"github.com/stratops/stratops/pkg/messaging"
 	"github.com/stratops/stratops/test/e2e/cluster"
 )
@@ -142,9 +142,9 @@ func deployment(ns, name string) (*appsv1.Deployment, error) {
 // hostRedis starts a redis-server on the bridge gateway: a Redis outside
 // the cluster, which the pods reach at cluster.GatewayIP. It keeps every
 // acknowledged write across a kill (appendfsync always).
-func hostRedis(t *testing.T, args ...string) *redistest.Server {
+func hostRedis(t *testing.T, args ...string) *redisserver.Server {
 	t.Helper()
-	srv, err := redistest.Start(redistest.Options{Host: cluster.GatewayIP, Persist: true, Args: args})
+	srv, err := redisserver.Start(redisserver.Options{Host: cluster.GatewayIP, Persist: true, Args: args})
 	if err != nil {
 		t.Fatal(err)
 	}

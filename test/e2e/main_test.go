@@ -39,15 +39,12 @@ const (
 )
 
 var (
-	root  string
-	kc    *cluster.Cluster
-	k8s   client.Client
-	cs    kubernetes.Interface
-	image string
-	// previous is the previous release's tree (a git worktree), whose
-	// image the upgrade test deploys first; empty: no upgrade test.
-	previous string
-	timings  = map[string]time.Duration{}
+	root    string
+	kc      *cluster.Cluster
+	k8s     client.Client
+	cs      kubernetes.Interface
+	image   string
+	timings = map[string]time.Duration{}
 )
 
 func env(name, def string) string {
@@ -77,9 +74,6 @@ func mainE2E(m *testing.M) (code int) {
 	defer cancel()
 	start := time.Now()
 	archives := []string{filepath.Join(images, "pause.tar"), filepath.Join(images, "stratops.tar")}
-	if previous = os.Getenv("STRATOPS_E2E_PREVIOUS"); previous != "" {
-		archives = append(archives, filepath.Join(root, "bin/e2e/images-previous/stratops.tar"))
-	}
 	kc, err = cluster.Up(ctx, cluster.Options{
 		BinDir: env("STRATOPS_E2E_BIN", filepath.Join(root, "bin/k8s/v1.37.2")),
 		Images: archives,

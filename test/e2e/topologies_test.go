@@ -13,7 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	stratopsv1 "github.com/stratops/stratops/api/v1"
-	"github.com/stratops/stratops/internal/redistest"
+	"github.com/stratops/stratops/internal/redisserver"
 	"github.com/stratops/stratops/pkg/messaging"
 	"github.com/stratops/stratops/test/e2e/cluster"
 )
@@ -32,11 +32,11 @@ func TestLiveOnMutualTLSRedis(t *testing.T) {
 	managerLogsOnFailure(t)
 	ctx := context.Background()
 	ns := namespace(t, "e2e-tls")
-	pki, err := redistest.NewPKI(t.TempDir(), cluster.GatewayIP)
+	pki, err := redisserver.NewPKI(t.TempDir(), cluster.GatewayIP)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := redistest.Start(redistest.Options{Host: cluster.GatewayIP, TLS: pki, TLSClientAuth: true})
+	srv, err := redisserver.Start(redisserver.Options{Host: cluster.GatewayIP, TLS: pki, TLSClientAuth: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func TestLiveOnSentinelSurvivesAFailover(t *testing.T) {
 	managerLogsOnFailure(t)
 	ctx := context.Background()
 	ns := namespace(t, "e2e-sentinel")
-	grp, err := redistest.StartSentinelGroupOn(cluster.GatewayIP, 2, 3, time.Second)
+	grp, err := redisserver.StartSentinelGroupOn(cluster.GatewayIP, 2, 3, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func TestLiveOnSentinelSurvivesAFailover(t *testing.T) {
 		Spec: stratopsv1.StrategySpec{
 			Mode: stratopsv1.ModeLive,
 			Redis: &stratopsv1.RedisSpec{Topology: stratopsv1.TopologySentinel, Addresses: grp.SentinelAddrs(),
-				SentinelMasterName: redistest.SentinelMaster, KeyPrefix: "sentinel:",
+				SentinelMasterName: redisserver.SentinelMaster, KeyPrefix: "sentinel:",
 				HealthCheckInterval: &metav1.Duration{Duration: 2 * time.Second},
 				LossThreshold:       &metav1.Duration{Duration: 30 * time.Second}},
 			Engine: sampleEngine(),
@@ -116,7 +116,7 @@ func TestLiveOnSentinelSurvivesAFailover(t *testing.T) {
 	if out, err := kubectl("-n", ns, "wait", "--for=condition=Ready", "strategy/sentinel", "--timeout=180s"); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	rc := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: redistest.SentinelMaster, SentinelAddrs: grp.SentinelAddrs()})
+	rc := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: redisserver.SentinelMaster, SentinelAddrs: grp.SentinelAddrs()})
 	defer rc.Close()
 	eventually(t, 120*time.Second, "the engine's events in the history", func() error {
 		if n := entriesIn(ctx, rc, "sentinel:"); n < 10 {

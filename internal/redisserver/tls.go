@@ -1,4 +1,4 @@
-package redistest
+package redisserver
 
 import (
 	"crypto/ecdsa"
@@ -35,7 +35,7 @@ func NewPKI(dir string, serverNames ...string) (*PKI, error) {
 		return nil, err
 	}
 	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "redistest CA"},
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "redisserver CA"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
 		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
 	}

@@ -1,9 +1,12 @@
-// Package redistest starts real redis-server processes for tests: on a free
-// port, with a temporary directory, killed at the end. Servers can be
-// stopped and restarted on the same port to test outages, and a replica can
-// be started to test read-only servers. Tests never use a Redis they did
-// not start, unless REDIS_ADDR points at one (see Shared).
-package redistest
+// Package redisserver runs real redis-server processes on free ports, each
+// with a temporary directory: make run's Redis, and the tests' servers,
+// Sentinel groups, Clusters and TLS. Servers can be stopped and restarted
+// on the same port to test outages, and a replica can be started to test
+// read-only servers. Tests never use a Redis they did not start, unless
+// REDIS_ADDR points at one (see Shared). It imports no testing package, so
+// a product binary (make run's) may link it; package redistest holds the
+// helpers that take a *testing.T.
+package redisserver
 
 import (
 	"bufio"
@@ -71,13 +74,13 @@ const SentinelMaster = "stratops"
 // answers PING.
 func Start(opts Options) (*Server, error) {
 	if _, err := exec.LookPath("redis-server"); err != nil {
-		return nil, errors.New("redistest: redis-server not found on PATH; run `make redis` (installs it with apt-get as root)")
+		return nil, errors.New("redisserver: redis-server not found on PATH; run `make redis` (installs it with apt-get as root)")
 	}
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "redistest-")
+	dir, err := os.MkdirTemp("", "redisserver-")
 	if err != nil {
 		return nil, err
 	}
@@ -147,7 +150,7 @@ func (s *Server) start() error {
 	cmd := exec.Command("redis-server", s.args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("redistest: starting redis-server: %w", err)
+		return fmt.Errorf("redisserver: starting redis-server: %w", err)
 	}
 	s.mu.Lock()
 	s.cmd = cmd
@@ -162,7 +165,7 @@ func (s *Server) start() error {
 	_ = cmd.Process.Kill()
 	_, _ = cmd.Process.Wait()
 	log, _ := os.ReadFile(filepath.Join(s.dir, "redis.log"))
-	return fmt.Errorf("redistest: redis-server on %s did not answer PING within 10s; its log:\n%s", s.Addr, log)
+	return fmt.Errorf("redisserver: redis-server on %s did not answer PING within 10s; its log:\n%s", s.Addr, log)
 }
 
 // ping sends an inline PING and expects +PONG (or an auth error, which
@@ -206,7 +209,7 @@ func (s *Server) Kill() error { return s.signal(syscall.SIGKILL) }
 
 func (s *Server) signal(sig syscall.Signal) error {
 	if s.external {
-		return errors.New("redistest: a server given by REDIS_ADDR is not stopped by tests")
+		return errors.New("redisserver: a server given by REDIS_ADDR is not stopped by tests")
 	}
 	s.mu.Lock()
 	cmd := s.cmd
@@ -230,7 +233,7 @@ func (s *Server) signal(sig syscall.Signal) error {
 // Restart starts the server again on the same port and directory.
 func (s *Server) Restart() error {
 	if s.external {
-		return errors.New("redistest: a server given by REDIS_ADDR is not restarted by tests")
+		return errors.New("redisserver: a server given by REDIS_ADDR is not restarted by tests")
 	}
 	if err := s.Stop(); err != nil {
 		return err
@@ -271,7 +274,7 @@ func (s *Server) WaitDown(ctx context.Context) error {
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return 0, fmt.Errorf("redistest: finding a free port: %w", err)
+		return 0, fmt.Errorf("redisserver: finding a free port: %w", err)
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
@@ -294,7 +297,7 @@ type BlackHole struct {
 func StartBlackHole() (*BlackHole, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, fmt.Errorf("redistest: black hole: %w", err)
+		return nil, fmt.Errorf("redisserver: black hole: %w", err)
 	}
 	b := &BlackHole{Addr: l.Addr().String(), l: l}
 	go func() {

@@ -1,4 +1,4 @@
-package redistest
+package redisserver
 
 import (
 	"context"
@@ -39,7 +39,7 @@ func (c *Cluster) Close() {
 // cluster says ok on every node.
 func StartCluster(masters, replicas int) (*Cluster, error) {
 	if _, err := exec.LookPath("redis-cli"); err != nil {
-		return nil, errors.New("redistest: redis-cli not found on PATH (Debian's redis-tools; make test installs it)")
+		return nil, errors.New("redisserver: redis-cli not found on PATH (Debian's redis-tools; make test installs it)")
 	}
 	c := &Cluster{}
 	for range masters * (1 + replicas) {
@@ -55,7 +55,7 @@ func StartCluster(masters, replicas int) (*Cluster, error) {
 	args = append(args, "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")
 	if out, err := exec.Command("redis-cli", args...).CombinedOutput(); err != nil {
 		c.Close()
-		return nil, fmt.Errorf("redistest: redis-cli --cluster create: %v\n%s", err, out)
+		return nil, fmt.Errorf("redisserver: redis-cli --cluster create: %v\n%s", err, out)
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for _, n := range c.Nodes {
@@ -76,7 +76,7 @@ func StartCluster(masters, replicas int) (*Cluster, error) {
 			if time.Now().After(deadline) {
 				_ = cl.Close()
 				c.Close()
-				return nil, fmt.Errorf("redistest: the cluster is not ok on %s after 30s: %s %v", n.Addr, info, err)
+				return nil, fmt.Errorf("redisserver: the cluster is not ok on %s after 30s: %s %v", n.Addr, info, err)
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
@@ -146,7 +146,7 @@ func StartSentinelGroupOn(host string, replicas, sentinels int, downAfter time.D
 			if time.Now().After(syncDeadline) {
 				_ = rc.Close()
 				g.Close()
-				return nil, fmt.Errorf("redistest: replica %s did not sync with its master within 30s", r.Addr)
+				return nil, fmt.Errorf("redisserver: replica %s did not sync with its master within 30s", r.Addr)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
@@ -172,7 +172,7 @@ func StartSentinelGroupOn(host string, replicas, sentinels int, downAfter time.D
 			if time.Now().After(deadline) {
 				_ = sc.Close()
 				g.Close()
-				return nil, fmt.Errorf("redistest: Sentinel %s knows %d replicas and %d other Sentinels after 30s", s.Addr, len(reps), len(peers))
+				return nil, fmt.Errorf("redisserver: Sentinel %s knows %d replicas and %d other Sentinels after 30s", s.Addr, len(reps), len(peers))
 			}
 			time.Sleep(100 * time.Millisecond)
 		}

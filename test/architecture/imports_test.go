@@ -1,0 +1,57 @@
+// Package architecture holds tests of the project's shape: what each
+// product binary links. The direct import rules between packages are
+// golangci-lint's depguard rules (.golangci.yml); these tests see the
+// whole linked graph, which depguard does not.
+package architecture
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/stratops/stratops/"
+
+// deps lists what a package links, itself included.
+func deps(t *testing.T, pkg string) []string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-deps", module+pkg).Output()
+	if err != nil {
+		t.Fatalf("go list -deps %s: %v", pkg, err)
+	}
+	return strings.Fields(string(out))
+}
+
+// TestProductBinariesLinkNoTestHelper: no binary the image ships, nor make
+// run's, links the testing package or a test helper.
+func TestProductBinariesLinkNoTestHelper(t *testing.T) {
+	for _, bin := range []string{"cmd/manager", "cmd/eventlogger", "cmd/sampleengine", "cmd/stratops-local"} {
+		for _, d := range deps(t, bin) {
+			if d == "testing" || strings.HasPrefix(d, module+"internal/redistest") {
+				t.Errorf("%s links %s", bin, d)
+			}
+		}
+	}
+}
+
+// TestEachBinaryLinksOnlyItsOwnSide: the manager links the logger's
+// settings codec but not the logger; the logger links no controller
+// runtime and no API types; the sample engine, written as a user would,
+// links only the public package of ours.
+func TestEachBinaryLinksOnlyItsOwnSide(t *testing.T) {
+	for _, d := range deps(t, "cmd/manager") {
+		if strings.HasPrefix(d, module+"internal/eventlogger") && d != module+"internal/eventlogger/settings" {
+			t.Errorf("the manager links the event logger's %s", d)
+		}
+	}
+	for _, d := range deps(t, "cmd/eventlogger") {
+		if strings.HasPrefix(d, "sigs.k8s.io/controller-runtime") || strings.HasPrefix(d, module+"api/") || strings.HasPrefix(d, "k8s.io/") {
+			t.Errorf("the event logger links %s", d)
+		}
+	}
+	for _, d := range deps(t, "cmd/sampleengine") {
+		if strings.HasPrefix(d, module) && !strings.HasPrefix(d, module+"pkg/") && !strings.HasPrefix(d, module+"cmd/") && !strings.HasPrefix(d, module+"internal/sampleengine") {
+			t.Errorf("the sample engine links %s", d)
+		}
+	}
+}
