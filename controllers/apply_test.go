@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"encoding/json"
 	"testing"
 
 	. "github.com/onsi/gomega"
@@ -75,14 +74,4 @@ func TestApply_ForeignFieldsStayWhatTheOperatorOwnsComesBack(t *testing.T) {
 		g.Expect(d.Spec.Template.Annotations).To(HaveKey("kubectl.kubernetes.io/restartedAt"))
 		g.Expect(d.Labels).To(HaveKeyWithValue("policy.example.com/owner", "desk-a"))
 	}, timeout, interval).Should(Succeed())
-}
-
-// typed turns an apply configuration into the object an Update-era
-// operator would have sent.
-func typed[T any](g Gomega, ac any) *T {
-	b, err := json.Marshal(ac)
-	g.Expect(err).NotTo(HaveOccurred())
-	out := new(T)
-	g.Expect(json.Unmarshal(b, out)).To(Succeed())
-	return out
 }

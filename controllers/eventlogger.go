@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -32,38 +33,9 @@ import (
 // EventLoggerReady from its Deployment.
 func (r *StrategyReconciler) reconcileEventLogger(ctx context.Context, sc *scope) (ctrl.Result, error) {
 	s := sc.strategy
-	image := s.Spec.EventLogger.Image
-	if image == "" {
-		image = r.EventLoggerImage
-	}
-	replicas := children.EventLoggerReplicas(s)
-	if _, err := ensure(ctx, r, s, children.EventLoggerName(s), &corev1.ServiceAccount{},
-		children.EventLoggerServiceAccount(s), corev1ac.ExtractServiceAccount, nil); err != nil {
-		return ctrl.Result{}, err
-	}
-	if _, err := ensure(ctx, r, s, children.EventLoggerName(s), &corev1.Service{},
-		children.EventLoggerService(s), corev1ac.ExtractService, nil); err != nil {
-		return ctrl.Result{}, err
-	}
-	tokenUID, err := r.ensureLoggerToken(ctx, s)
+	image := cmp.Or(s.Spec.EventLogger.Image, r.EventLoggerImage)
+	rev, err := r.ensureLoggerSupport(ctx, sc, image)
 	if err != nil {
-		return ctrl.Result{}, err
-	}
-	sc.tokenUID = string(tokenUID)
-	rev, err := children.NewRevision(s, loggerOwn{Image: image, LogLevel: children.LogLevel(s), Resources: s.Spec.EventLogger.Resources, WithRedis: sc.redis != nil},
-		sc.catalogJSON, secretValues(sc), sc.tokenUID, r.revisionKey)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	// The catalog of the revision: made once, never changed.
-	sc.catalogCM = rev.Catalog
-	if _, err := ensure(ctx, r, s, rev.Catalog, &corev1.ConfigMap{},
-		children.CatalogConfigMap(s, rev.Catalog, sc.catalogJSON), nil, nil); err != nil {
-		return ctrl.Result{}, err
-	}
-	if _, err := ensure(ctx, r, s, children.EventLoggerName(s), &networkingv1.NetworkPolicy{},
-		children.EventLoggerNetworkPolicy(s, sc.redisState != lifecycle.RedisInMemory, r.networkPolicyOptions()),
-		networkingv1ac.ExtractNetworkPolicy, nil); err != nil {
 		return ctrl.Result{}, err
 	}
 	if sc.redisState == lifecycle.RedisGated {
@@ -77,6 +49,7 @@ func (r *StrategyReconciler) reconcileEventLogger(ctx context.Context, sc *scope
 		lifecycle.SetCondition(s, stratv1.ConditionEventLoggerReady, false, stratv1.ReasonGated, "The event logger waits for Redis to pass its probes")
 		return ctrl.Result{}, nil
 	}
+	replicas := children.EventLoggerReplicas(s)
 	res, err := ensure(ctx, r, s, children.EventLoggerName(s), &appsv1.Deployment{},
 		children.EventLoggerDeployment(s, image, rev, sc.redis != nil), appsv1ac.ExtractDeployment, nil)
 	if err != nil {
@@ -87,7 +60,6 @@ func (r *StrategyReconciler) reconcileEventLogger(ctx context.Context, sc *scope
 	if err := r.reconcileLoggerPDB(ctx, s, replicas); err != nil {
 		return ctrl.Result{}, err
 	}
-	ready, msg := deploymentAvailable(dep, replicas)
 	s.Status.EventLogger = &stratv1.WorkloadStatus{Replicas: replicas, ReadyReplicas: dep.Status.AvailableReplicas,
 		Revision: rev.Name, UpdateRevision: rev.Name}
 	if sc.health != nil {
@@ -95,6 +67,7 @@ func (r *StrategyReconciler) reconcileEventLogger(ctx context.Context, sc *scope
 	} else if prev := sc.base.Status.EventLogger; prev != nil {
 		s.Status.EventLogger.Leader = prev.Leader
 	}
+	ready, msg := lifecycle.DeploymentAvailable(dep, replicas)
 	if reason, why, refused := redisRefusal(s); refused && sc.redisState != lifecycle.RedisInMemory {
 		// Whatever its pods say: Redis refuses what it must write (a
 		// backtest on its in-memory bus writes nothing to Redis).
@@ -108,6 +81,41 @@ func (r *StrategyReconciler) reconcileEventLogger(ctx context.Context, sc *scope
 	return ctrl.Result{}, nil
 }
 
+// ensureLoggerSupport provisions what the logger needs before it runs,
+// gate or no gate: its ServiceAccount, Service, API token, the catalog
+// of its revision and its NetworkPolicy. It returns the revision.
+func (r *StrategyReconciler) ensureLoggerSupport(ctx context.Context, sc *scope, image string) (children.Revision, error) {
+	s := sc.strategy
+	if _, err := ensure(ctx, r, s, children.EventLoggerName(s), &corev1.ServiceAccount{},
+		children.EventLoggerServiceAccount(s), corev1ac.ExtractServiceAccount, nil); err != nil {
+		return children.Revision{}, err
+	}
+	if _, err := ensure(ctx, r, s, children.EventLoggerName(s), &corev1.Service{},
+		children.EventLoggerService(s), corev1ac.ExtractService, nil); err != nil {
+		return children.Revision{}, err
+	}
+	tokenUID, err := r.ensureLoggerToken(ctx, s)
+	if err != nil {
+		return children.Revision{}, err
+	}
+	sc.tokenUID = string(tokenUID)
+	rev, err := children.NewRevision(s, loggerOwn{Image: image, LogLevel: children.LogLevel(s), Resources: s.Spec.EventLogger.Resources, WithRedis: sc.redis != nil},
+		sc.catalogJSON, secretValues(sc), sc.tokenUID, r.revisionKey)
+	if err != nil {
+		return rev, err
+	}
+	// The catalog of the revision: made once, never changed.
+	sc.catalogCM = rev.Catalog
+	if _, err := ensure(ctx, r, s, rev.Catalog, &corev1.ConfigMap{},
+		children.CatalogConfigMap(s, rev.Catalog, sc.catalogJSON), nil, nil); err != nil {
+		return rev, err
+	}
+	_, err = ensure(ctx, r, s, children.EventLoggerName(s), &networkingv1.NetworkPolicy{},
+		children.EventLoggerNetworkPolicy(s, sc.redisState != lifecycle.RedisInMemory, r.networkPolicyOptions()),
+		networkingv1ac.ExtractNetworkPolicy, nil)
+	return rev, err
+}
+
 // reconcileLoggerPDB gives several logger replicas a PodDisruptionBudget
 // (one at a time through a drain), and removes it (ours only) when one
 // replica is left.
@@ -117,12 +125,7 @@ func (r *StrategyReconciler) reconcileLoggerPDB(ctx context.Context, s *stratv1.
 			children.EventLoggerPodDisruptionBudget(s), policyv1ac.ExtractPodDisruptionBudget, nil)
 		return err
 	}
-	pdb := &policyv1.PodDisruptionBudget{}
-	err := r.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: children.EventLoggerName(s)}, pdb)
-	if err == nil && metav1.IsControlledBy(pdb, s) {
-		return client.IgnoreNotFound(r.Delete(ctx, pdb, client.Preconditions{UID: &pdb.UID}))
-	}
-	return client.IgnoreNotFound(err)
+	return r.deleteOwnedNamed(ctx, s, &policyv1.PodDisruptionBudget{}, children.EventLoggerName(s))
 }
 
 // refusalReasons map a probe's failure to the EventLoggerReady reason of
@@ -202,20 +205,4 @@ func (r *StrategyReconciler) ensureLoggerToken(ctx context.Context, s *stratv1.S
 	}
 	r.eventAbout(s, meta, corev1.EventTypeNormal, stratv1.EventCreated, "Create", "Created Secret %s (the event logger's API token)", name)
 	return meta.UID, nil
-}
-
-// deploymentAvailable reports whether a Deployment has rolled out its
-// current template with every replica available, and if not, why.
-func deploymentAvailable(d *appsv1.Deployment, want int32) (bool, string) {
-	switch {
-	case d.Status.ObservedGeneration < d.Generation:
-		return false, fmt.Sprintf("Deployment %s: waiting for the deployment controller to observe generation %d", d.Name, d.Generation)
-	case d.Status.UpdatedReplicas < want:
-		return false, fmt.Sprintf("Deployment %s: %d/%d replicas updated", d.Name, d.Status.UpdatedReplicas, want)
-	case d.Status.AvailableReplicas < want:
-		return false, fmt.Sprintf("Deployment %s: %d/%d replicas available", d.Name, d.Status.AvailableReplicas, want)
-	case d.Status.Replicas > d.Status.UpdatedReplicas:
-		return false, fmt.Sprintf("Deployment %s: %d old replicas pending termination", d.Name, d.Status.Replicas-d.Status.UpdatedReplicas)
-	}
-	return true, ""
 }

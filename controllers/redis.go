@@ -36,7 +36,7 @@ func redisConfigFor(s *stratv1.Strategy, secrets []resolvedSecret) (messaging.Re
 
 // reconcileRedis checks the Strategy's Redis and applies the verdict
 // (lifecycle.DecideRedis) to RedisReady, status.redis and events. A full
-// probe round runs when one is due (see roundDue); in between, the health
+// probe round runs when one is due (see nextCheck); in between, the health
 // read-out is the liveness check, so a healthy reconcile costs one round
 // trip. Either runs off the worker (checks.go).
 func (r *StrategyReconciler) reconcileRedis(ctx context.Context, sc *scope) (ctrl.Result, error) {
@@ -72,41 +72,82 @@ func (r *StrategyReconciler) reconcileRedis(ctx context.Context, sc *scope) (ctr
 	if logger != nil && logger.Annotations[children.AnnotationStrategyGeneration] == fmt.Sprint(s.Generation) {
 		facts.BacktestBus = busOf(logger)
 	}
-
-	rs := &stratv1.RedisStatus{}
-	if s.Status.Redis != nil {
-		rs = s.Status.Redis.DeepCopy()
-	}
-	rs.Endpoint = cfg.String()
-
-	// The check runs off the worker (see checks.go); this reconcile uses
-	// what the last one found.
-	nn := client.ObjectKeyFromObject(s)
-	var since time.Time
-	if rs.FailingSince != nil {
-		since = rs.FailingSince.Time
-	}
-	st := r.redisChecks().state(nn, redisprobe.SettingKey(cfg), rs.ConsecutiveFailures, since)
-	snap := st.snapshot()
-	if round, readOut := nextCheck(snap, s, facts); !snap.fresh && !snap.running && (round || readOut) {
-		catalog, cluster, prefix := sc.catalog, s.Spec.Redis.Topology == stratv1.TopologyCluster, s.Spec.Redis.KeyPrefix
-		probeTimeout := max(cfg.DialTimeout, time.Second) + time.Second
-		me := redisprobe.Owner{UID: string(s.UID), Namespace: s.Namespace, Name: s.Name}
-		rolledOut := facts.LoggerRolledOut
-		snap = r.redisChecks().start(nn, st, checkDeadline(probeTimeout), func(ctx context.Context) checkOutcome {
-			out := runCheck(ctx, c, round, rolledOut, catalog, redisprobe.Options{Prefix: prefix, Timeout: probeTimeout, Cluster: cluster, Observe: observeProbe})
-			if round && out.failed == nil {
-				claimPrefix(ctx, c, prefix, me, ownerTTL(facts.Interval), rolledOut, &out)
-			}
-			return out
-		})
-	}
-	st.use()
+	snap := r.checkRedis(sc, c, cfg, facts)
 	if !snap.checked {
 		// The first check of this process has not ended: nothing to
 		// decide on yet. Its end brings the next reconcile.
 		return ctrl.Result{}, &lifecycle.Waiting{Reason: "FirstRedisCheck", RequeueAfter: time.Second}
 	}
+	rs := redisStatus(s, cfg, snap)
+	if o := snap.conflict; o != nil {
+		// Before anything rolls out, and whatever Redis says otherwise: two
+		// Strategies on one prefix would mix their channels and history.
+		stall := lifecycle.Stall(stratv1.ReasonPrefixConflict,
+			"spec.redis.keyPrefix %q on %s db %d is owned by Strategy %s: two Strategies on one Redis, database and prefix share channels, history and stats; give this one another keyPrefix (the claim lapses %s after its owner stops renewing it)",
+			s.Spec.Redis.KeyPrefix, cfg.String(), cfg.DB, o.String(), ownerTTL(facts.Interval))
+		stall.RetryAfter = facts.Interval
+		return ctrl.Result{}, stall
+	}
+	if f := snap.failed; f != nil {
+		facts.Failed = &lifecycle.Failure{Probe: f.Name, Reason: f.Reason, Message: f.Message}
+	} else {
+		sc.health = snap.health
+	}
+	facts.ConsecutiveFailures, facts.FailingSince, facts.Now = snap.failures, snap.failingSince, time.Now()
+	if lt := s.Spec.Redis.LossThreshold; lt != nil {
+		facts.LossThreshold = lt.Duration
+	}
+	v := lifecycle.DecideRedis(facts)
+	rs.InMemoryFallback = v.State == lifecycle.RedisInMemory
+	s.Status.Redis = rs
+	if v.State != lifecycle.RedisInMemory {
+		sc.redis = c
+	}
+	return r.applyRedisVerdict(sc, v), nil
+}
+
+// checkRedis starts the check that is due, if none runs and none ended
+// unused, and returns what the checks found: the one just started when it
+// ended within checkWait, else the last that ended.
+func (r *StrategyReconciler) checkRedis(sc *scope, c redis.UniversalClient, cfg messaging.RedisConfig, facts lifecycle.RedisFacts) checkSnapshot {
+	s := sc.strategy
+	nn := client.ObjectKeyFromObject(s)
+	var failures int32
+	var since time.Time
+	if rs := s.Status.Redis; rs != nil {
+		failures = rs.ConsecutiveFailures
+		if rs.FailingSince != nil {
+			since = rs.FailingSince.Time
+		}
+	}
+	st := r.redisChecks().state(nn, redisprobe.SettingKey(cfg), failures, since)
+	defer st.use()
+	snap := st.snapshot()
+	round, readOut := nextCheck(snap, s, facts)
+	if snap.fresh || snap.running || (!round && !readOut) {
+		return snap
+	}
+	catalog, cluster, prefix := sc.catalog, s.Spec.Redis.Topology == stratv1.TopologyCluster, s.Spec.Redis.KeyPrefix
+	probeTimeout := max(cfg.DialTimeout, time.Second) + time.Second
+	me := redisprobe.Owner{UID: string(s.UID), Namespace: s.Namespace, Name: s.Name}
+	rolledOut, interval := facts.LoggerRolledOut, facts.Interval
+	return r.redisChecks().start(nn, st, checkDeadline(probeTimeout), func(ctx context.Context) checkOutcome {
+		out := runCheck(ctx, c, round, rolledOut, catalog, redisprobe.Options{Prefix: prefix, Timeout: probeTimeout, Cluster: cluster, Observe: observeProbe})
+		if round && out.failed == nil {
+			claimPrefix(ctx, c, prefix, me, ownerTTL(interval), rolledOut, &out)
+		}
+		return out
+	})
+}
+
+// redisStatus is status.redis as the checks left it: the endpoint, the
+// last round's probes, and the failures in a row.
+func redisStatus(s *stratv1.Strategy, cfg messaging.RedisConfig, snap checkSnapshot) *stratv1.RedisStatus {
+	rs := &stratv1.RedisStatus{}
+	if s.Status.Redis != nil {
+		rs = s.Status.Redis.DeepCopy()
+	}
+	rs.Endpoint = cfg.String()
 	if rep := snap.round; rep != nil {
 		if rep.Addr != "" && s.Spec.Redis.Topology == stratv1.TopologySentinel {
 			// The master the Sentinels name now: it changes with a failover.
@@ -119,39 +160,12 @@ func (r *StrategyReconciler) reconcileRedis(ctx context.Context, sc *scope) (ctr
 			rs.Probes = append(rs.Probes, stratv1.ProbeResult{Name: p.Name, OK: p.OK, Reason: p.Reason, Message: p.Message})
 		}
 	}
-	if o := snap.conflict; o != nil {
-		// Before anything rolls out, and whatever Redis says otherwise: two
-		// Strategies on one prefix would mix their channels and history.
-		stall := lifecycle.Stall(stratv1.ReasonPrefixConflict,
-			"spec.redis.keyPrefix %q on %s db %d is owned by Strategy %s: two Strategies on one Redis, database and prefix share channels, history and stats; give this one another keyPrefix (the claim lapses %s after its owner stops renewing it)",
-			s.Spec.Redis.KeyPrefix, cfg.String(), cfg.DB, o.String(), ownerTTL(facts.Interval))
-		stall.RetryAfter = facts.Interval
-		return ctrl.Result{}, stall
-	}
-	if f := snap.failed; f != nil {
-		facts.Failed = &lifecycle.Failure{Probe: f.Name, Reason: f.Reason, Message: f.Message}
-	}
-	if snap.failed == nil {
-		sc.health = snap.health
-	}
 	rs.ConsecutiveFailures = snap.failures
-	facts.ConsecutiveFailures = rs.ConsecutiveFailures
 	rs.FailingSince = nil
 	if snap.failures > 0 && !snap.failingSince.IsZero() {
 		rs.FailingSince = &metav1.Time{Time: snap.failingSince}
 	}
-	facts.FailingSince, facts.Now = snap.failingSince, time.Now()
-	if lt := s.Spec.Redis.LossThreshold; lt != nil {
-		facts.LossThreshold = lt.Duration
-	}
-
-	v := lifecycle.DecideRedis(facts)
-	rs.InMemoryFallback = v.State == lifecycle.RedisInMemory
-	s.Status.Redis = rs
-	if v.State != lifecycle.RedisInMemory {
-		sc.redis = c
-	}
-	return r.applyRedisVerdict(sc, v), nil
+	return rs
 }
 
 // allowAddresses holds the Strategy's Redis to the operator's allow-list:

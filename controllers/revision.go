@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -84,7 +83,7 @@ type engineOwn struct {
 }
 
 // pruneCatalogs deletes the catalog ConfigMaps the Strategy owns that no
-// pod template of its own still mounts: not the Deployments' and Job's,
+// pod template of its own still mounts: not the Deployments' and Jobs',
 // nor those of a ReplicaSet that still runs pods (a rollout under way).
 // Nothing is read from the API server while a Strategy has one catalog.
 func (r *StrategyReconciler) pruneCatalogs(ctx context.Context, s *stratv1.Strategy, inUse ...string) error {
@@ -111,11 +110,12 @@ func (r *StrategyReconciler) pruneCatalogs(ctx context.Context, s *stratv1.Strat
 			return err
 		}
 	}
-	j := &batchv1.Job{}
-	if err := r.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: children.EngineName(s)}, j); err == nil {
-		keep.Insert(children.CatalogsIn(j.Spec.Template.Spec)...)
-	} else if !apierrors.IsNotFound(err) {
+	jobs, err := r.engineJobs(ctx, s)
+	if err != nil {
 		return err
+	}
+	for _, j := range jobs {
+		keep.Insert(children.CatalogsIn(j.Spec.Template.Spec)...)
 	}
 	var rss appsv1.ReplicaSetList
 	if err := r.APIReader.List(ctx, &rss, client.InNamespace(s.Namespace),
@@ -131,8 +131,8 @@ func (r *StrategyReconciler) pruneCatalogs(ctx context.Context, s *stratv1.Strat
 		if keep.Has(cm.Name) {
 			continue
 		}
-		if err := r.Delete(ctx, &cm, client.Preconditions{UID: &cm.UID}); client.IgnoreNotFound(err) != nil {
-			return fmt.Errorf("deleting ConfigMap %s: %w", cm.Name, err)
+		if err := r.deleteOwned(ctx, s, &cm); err != nil {
+			return err
 		}
 		r.eventAbout(s, &cm, corev1.EventTypeNormal, stratv1.EventDeleted, "Delete", "Deleted ConfigMap %s: no pod mounts this catalog any more", cm.Name)
 	}
