@@ -49,26 +49,10 @@ func ensure[T client.Object, A runtime.ApplyConfiguration](ctx context.Context, 
 ) (applied[T, A], error) {
 	res := applied[T, A]{current: current}
 	kind := kindOf(r.Scheme, current)
-	key := client.ObjectKey{Namespace: s.Namespace, Name: name}
-	err := r.Get(ctx, key, current)
-	if apierrors.IsNotFound(err) {
-		// The cache holds only objects labelled as ours: one of that name
-		// without the label would be taken over by an apply. Look first.
-		err = r.APIReader.Get(ctx, key, current)
-		if apierrors.IsNotFound(err) {
-			if err := r.Apply(ctx, desired, client.FieldOwner(fieldManager), client.ForceOwnership); err != nil {
-				return res, fmt.Errorf("creating %s %q: %w", kind, name, err)
-			}
-			ctrl.LoggerFrom(ctx).Info("Created "+kind, "name", name)
-			current.SetName(name)
-			current.SetNamespace(s.Namespace)
-			r.eventAbout(s, current, corev1.EventTypeNormal, stratv1.EventCreated, "Create", "Created %s %s", kind, name)
-			res.created = true
-			return res, nil
-		}
-	}
-	if err != nil {
-		return res, fmt.Errorf("reading %s %q: %w", kind, name, err)
+	found, err := r.getOrCreate(ctx, s, name, current, desired)
+	if err != nil || !found {
+		res.created = err == nil
+		return res, err
 	}
 	if !metav1.IsControlledBy(current, s) {
 		return res, lifecycle.Stall(stratv1.ReasonNameConflict,
@@ -110,6 +94,35 @@ func ensure[T client.Object, A runtime.ApplyConfiguration](ctx context.Context, 
 	r.eventAbout(s, current, corev1.EventTypeNormal, stratv1.EventUpdated, "Update", "Updated %s %s to match the Strategy", kind, name)
 	res.updated = true
 	return res, nil
+}
+
+// getOrCreate reads a child into current, from the cache or, when the
+// cache lacks it, from the API server: the cache holds only objects
+// labelled as ours, and one of that name without the label would be taken
+// over by an apply. found is false when there was none and desired was
+// applied to create it.
+func (r *StrategyReconciler) getOrCreate(ctx context.Context, s *stratv1.Strategy, name string, current client.Object, desired runtime.ApplyConfiguration) (found bool, err error) {
+	kind := kindOf(r.Scheme, current)
+	key := client.ObjectKey{Namespace: s.Namespace, Name: name}
+	err = r.Get(ctx, key, current)
+	if apierrors.IsNotFound(err) {
+		err = r.APIReader.Get(ctx, key, current)
+	}
+	switch {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		return false, fmt.Errorf("reading %s %q: %w", kind, name, err)
+	default:
+		return true, nil
+	}
+	if err := r.Apply(ctx, desired, client.FieldOwner(fieldManager), client.ForceOwnership); err != nil {
+		return false, fmt.Errorf("creating %s %q: %w", kind, name, err)
+	}
+	ctrl.LoggerFrom(ctx).Info("Created "+kind, "name", name)
+	current.SetName(name)
+	current.SetNamespace(s.Namespace)
+	r.eventAbout(s, current, corev1.EventTypeNormal, stratv1.EventCreated, "Create", "Created %s %s", kind, name)
+	return false, nil
 }
 
 // shapeMark records that an object, at a resourceVersion, held what the

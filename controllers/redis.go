@@ -73,20 +73,13 @@ func (r *StrategyReconciler) reconcileRedis(ctx context.Context, sc *scope) (ctr
 		facts.BacktestBus = busOf(logger)
 	}
 	snap := r.checkRedis(sc, c, cfg, facts)
-	if !snap.checked {
-		// The first check of this process has not ended: nothing to
-		// decide on yet. Its end brings the next reconcile.
+	if !snap.checked { // the first check of this process has not ended; its end brings the next reconcile
 		return ctrl.Result{}, &lifecycle.Waiting{Reason: "FirstRedisCheck", RequeueAfter: time.Second}
 	}
 	rs := redisStatus(s, cfg, snap)
 	if o := snap.conflict; o != nil {
-		// Before anything rolls out, and whatever Redis says otherwise: two
-		// Strategies on one prefix would mix their channels and history.
-		stall := lifecycle.Stall(stratv1.ReasonPrefixConflict,
-			"spec.redis.keyPrefix %q on %s db %d is owned by Strategy %s: two Strategies on one Redis, database and prefix share channels, history and stats; give this one another keyPrefix (the claim lapses %s after its owner stops renewing it)",
-			s.Spec.Redis.KeyPrefix, cfg.String(), cfg.DB, o.String(), ownerTTL(facts.Interval))
-		stall.RetryAfter = facts.Interval
-		return ctrl.Result{}, stall
+		// Before anything rolls out, and whatever Redis says otherwise.
+		return ctrl.Result{}, prefixConflict(s, cfg, *o, facts.Interval)
 	}
 	if f := snap.failed; f != nil {
 		facts.Failed = &lifecycle.Failure{Probe: f.Name, Reason: f.Reason, Message: f.Message}
@@ -104,6 +97,17 @@ func (r *StrategyReconciler) reconcileRedis(ctx context.Context, sc *scope) (ctr
 		sc.redis = c
 	}
 	return r.applyRedisVerdict(sc, v), nil
+}
+
+// prefixConflict stalls a Strategy whose prefix another one owns: two
+// Strategies on one prefix would mix their channels and history. The
+// claim lapses on its own, so the stall is checked again each interval.
+func prefixConflict(s *stratv1.Strategy, cfg messaging.RedisConfig, owner redisprobe.Owner, interval time.Duration) *lifecycle.Stalled {
+	stall := lifecycle.Stall(stratv1.ReasonPrefixConflict,
+		"spec.redis.keyPrefix %q on %s db %d is owned by Strategy %s: two Strategies on one Redis, database and prefix share channels, history and stats; give this one another keyPrefix (the claim lapses %s after its owner stops renewing it)",
+		s.Spec.Redis.KeyPrefix, cfg.String(), cfg.DB, owner.String(), ownerTTL(interval))
+	stall.RetryAfter = interval
+	return stall
 }
 
 // checkRedis starts the check that is due, if none runs and none ended

@@ -146,7 +146,7 @@ func run(args []string) int {
 	}
 	svc := el.NewService(cfg, bus)
 	if o.spoolDir != "" {
-		if err := svc.OpenSpool(o.spoolDir, o.spoolMaxBytes); err != nil {
+		if err := svc.UseSpool(o.spoolDir, o.spoolMaxBytes); err != nil {
 			log.Error("Cannot open the spool", "dir", o.spoolDir, "error", err)
 			return 1
 		}

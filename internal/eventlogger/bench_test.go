@@ -28,7 +28,7 @@ func BenchmarkPublishToLog(b *testing.B) {
 			b.Errorf("Run: %v", err)
 		}
 	}()
-	for !svc.subscribed.Load() {
+	for !svc.ready.subscribed.Load() {
 		time.Sleep(time.Millisecond)
 	}
 	watch, err := messaging.NewRedisBus(newClient(b, redisServer.Addr), messaging.RedisBusOptions{KeyPrefix: cat.KeyPrefix}).Subscribe(ctx, messaging.ChannelEventsLogged)
@@ -76,7 +76,7 @@ func BenchmarkIngest(b *testing.B) {
 			runCtx, cancel := context.WithCancel(ctx)
 			done := make(chan error, 1)
 			go func() { done <- svc.Run(runCtx) }()
-			for !svc.subscribed.Load() {
+			for !svc.ready.subscribed.Load() {
 				time.Sleep(time.Millisecond)
 			}
 			payload := []byte(tc.payload)

@@ -1,6 +1,10 @@
-// Package eventlogger is the Redis messaging standard as code: the catalog
-// of channels, keys and TTL policies that the operator and the event logger
-// share, the message codec, the Redis and in-memory buses, and the event
-// logger service. It links no controller-runtime, so the event logger binary
-// stays small.
+// Package eventlogger is the standard's Event Logger service, as the
+// operator deploys it for each Strategy: it listens to the Strategy's
+// channels, logs every valid event (output lines, events:history, then
+// events:logged), skips and counts what is not an event, keeps the
+// per-channel stats the operator reads, and serves state, ingest, health
+// and metrics over HTTP. Each part owns its state (queue and spool,
+// writer, lease, counters, readiness, API); Service composes them. The
+// catalog, the codec and the buses are package messaging's; this package
+// imports no Kubernetes package, so the logger binary stays small.
 package eventlogger

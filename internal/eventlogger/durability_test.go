@@ -451,14 +451,14 @@ func TestHTTP_AFullSpoolAnswers503AndAPublishedMessageIsCountedDropped(t *testin
 	bus := messaging.NewRedisBus(c, messaging.RedisBusOptions{KeyPrefix: cat.KeyPrefix})
 	out := &syncBuffer{}
 	svc := NewService(ServiceConfig{Catalog: cat, Out: out, StatsInterval: 50 * time.Millisecond, PingInterval: 50 * time.Millisecond}, bus)
-	if err := svc.OpenSpool(t.TempDir(), 4096); err != nil {
+	if err := svc.UseSpool(t.TempDir(), 4096); err != nil {
 		t.Fatal(err)
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = svc.Run(runCtx) }()
 	defer func() { cancel(); <-done }()
-	eventually(t, "subscribed", func() bool { return svc.subscribed.Load() })
+	eventually(t, "subscribed", func() bool { return svc.ready.subscribed.Load() })
 	if err := srv.Kill(); err != nil {
 		t.Fatal(err)
 	}

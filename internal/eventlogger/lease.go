@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/stratops/stratops/pkg/messaging"
@@ -17,6 +19,24 @@ type leaser interface {
 	ReleaseLease(ctx context.Context, value string) error
 	RecordFenced(ctx context.Context, entries []messaging.LogEntry, fence string) error
 	HistorySince(ctx context.Context, t time.Time) ([]messaging.LogEntry, error)
+}
+
+// leadership is this replica's part in the lease, when the bus has one:
+// whether it leads, who does, and as a standby what it heard within its
+// window. mode orders ingest against taking over and stepping down; mu
+// guards the window, the holder and the gap found at start.
+type leadership struct {
+	// leaser is nil on a bus without a lease (memory: one process).
+	leaser leaser
+	// value is this replica's lease value ("<token>|<holder>").
+	value  string
+	leader atomic.Bool
+	mode   sync.RWMutex
+
+	mu       sync.Mutex
+	heard    []windowed
+	holder   string
+	startGap *messaging.Gap
 }
 
 // windowed is a message a standby heard and keeps for its window.
@@ -50,35 +70,37 @@ func holderOf(v string) string { return messaging.LeaseHolderName(v) }
 // Leader reports whether this replica records the channels' messages, and
 // which replica does when known.
 func (s *Service) Leader() (bool, string) {
-	if s.leaser == nil {
+	l := &s.lease
+	if l.leaser == nil {
 		return true, s.cfg.Holder
 	}
-	s.winMu.Lock()
-	defer s.winMu.Unlock()
-	return s.leader.Load(), holderOf(s.holder)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.leader.Load(), holderOf(l.holder)
 }
 
 // leaseLoop takes the lease when it is free and keeps it, every third of
 // its TTL. A replica that finds another holding it stands by.
 func (s *Service) leaseLoop(ctx context.Context) {
+	l := &s.lease
 	t := time.NewTicker(s.cfg.LeaseTTL / 3)
 	defer t.Stop()
 	for {
 		lctx, cancel := context.WithTimeout(ctx, s.cfg.LeaseTTL/3)
-		held, holder, err := s.leaser.AcquireLease(lctx, s.leaseValue, s.cfg.LeaseTTL)
+		held, holder, err := l.leaser.AcquireLease(lctx, l.value, s.cfg.LeaseTTL)
 		cancel()
 		switch {
 		case ctx.Err() != nil:
 			return
 		case err != nil:
 			// Redis unreachable: nobody writes; the fence keeps it so.
-		case held && !s.leader.Load():
+		case held && !l.leader.Load():
 			s.takeOver(ctx)
 		case !held:
-			s.winMu.Lock()
-			s.holder = holder
-			s.winMu.Unlock()
-			if s.leader.Load() {
+			l.mu.Lock()
+			l.holder = holder
+			l.mu.Unlock()
+			if l.leader.Load() {
 				s.stepDown(holder)
 			}
 		}
@@ -96,63 +118,73 @@ func (s *Service) leaseLoop(ctx context.Context) {
 // message is its channel and payload digest, counted, so that two equal
 // messages are two.
 func (s *Service) takeOver(ctx context.Context) {
-	s.modeMu.Lock()
-	defer s.modeMu.Unlock()
-	s.winMu.Lock()
-	window := s.heard
-	s.heard = nil
-	s.holder = s.leaseValue
-	s.winMu.Unlock()
+	l := &s.lease
+	l.mode.Lock()
+	defer l.mode.Unlock()
+	l.mu.Lock()
+	window := l.heard
+	l.heard = nil
+	l.holder = l.value
+	startGap := l.startGap
+	l.startGap = nil
+	l.mu.Unlock()
 	// Leader first, so that the writer writes what the window gives.
-	s.leader.Store(true)
+	l.leader.Store(true)
 	s.metrics.leader.Set(1)
-	recovered := 0
-	if len(window) > 0 {
-		var hist []messaging.LogEntry
-		var err error
-		for try := 0; try < 3; try++ {
-			hctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			// From before the window's start, by more than the clocks of
-			// this host and Redis's (whose times the stream's IDs are)
-			// are likely to differ.
-			hist, err = s.leaser.HistorySince(hctx, window[0].at.Add(-historySlack))
-			cancel()
-			if err == nil {
-				break
-			}
-		}
-		if err != nil {
-			s.cfg.Log.Error("Taking over: the history cannot be read, so the window is logged whole (messages the former leader wrote may be logged twice)", "error", err)
-		}
-		seen := map[[32]byte]int{}
-		for _, e := range hist {
-			seen[messageDigest(e.Channel, e.Event.Payload)]++
-		}
-		for _, w := range window {
-			d := messageDigest(w.channel, w.payload)
-			if seen[d] > 0 {
-				seen[d]--
-				continue
-			}
-			recovered++
-			_ = s.ingestAt(w.channel, w.payload, w.at)
-		}
-	}
+	recovered := s.recoverWindow(ctx, window)
 	s.metrics.takeovers.Inc()
 	s.metrics.recovered.Add(float64(recovered))
 	s.cfg.Log.Info("Took the lease: this replica records the channels", "holder", s.cfg.Holder,
 		"window", len(window), "recovered", recovered)
-	if g := s.startGap; g != nil {
-		s.startGap = nil
-		s.recordGap(*g)
+	if startGap != nil {
+		s.recordGap(*startGap)
 	}
+}
+
+// recoverWindow logs what a standby heard within its window that the
+// history lacks, and returns how many that was.
+func (s *Service) recoverWindow(ctx context.Context, window []windowed) int {
+	if len(window) == 0 {
+		return 0
+	}
+	var hist []messaging.LogEntry
+	var err error
+	for range 3 {
+		hctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		// From before the window's start, by more than the clocks of this
+		// host and Redis's (whose times the stream's IDs are) are likely
+		// to differ.
+		hist, err = s.lease.leaser.HistorySince(hctx, window[0].at.Add(-historySlack))
+		cancel()
+		if err == nil {
+			break
+		}
+	}
+	if err != nil {
+		s.cfg.Log.Error("Taking over: the history cannot be read, so the window is logged whole (messages the former leader wrote may be logged twice)", "error", err)
+	}
+	seen := map[[32]byte]int{}
+	for _, e := range hist {
+		seen[messageDigest(e.Channel, e.Event.Payload)]++
+	}
+	recovered := 0
+	for _, w := range window {
+		d := messageDigest(w.channel, w.payload)
+		if seen[d] > 0 {
+			seen[d]--
+			continue
+		}
+		recovered++
+		_ = s.ingestAt(w.channel, w.payload, w.at)
+	}
+	return recovered
 }
 
 // stepDown makes this replica a standby: another holds the lease.
 func (s *Service) stepDown(holder string) {
-	s.modeMu.Lock()
-	defer s.modeMu.Unlock()
-	s.leader.Store(false)
+	s.lease.mode.Lock()
+	defer s.lease.mode.Unlock()
+	s.lease.leader.Store(false)
 	s.metrics.leader.Set(0)
 	s.cfg.Log.Warn("Lost the lease: standing by; channel events not yet written are left to the new leader, which heard them too",
 		"holder", holderOf(holder))
@@ -163,17 +195,18 @@ const historySlack = 10 * time.Second
 
 // hold keeps a message a standby heard, for StandbyWindow.
 func (s *Service) hold(channel string, payload []byte, now time.Time) {
-	s.winMu.Lock()
-	defer s.winMu.Unlock()
-	s.heard = append(s.heard, windowed{channel: channel, payload: payload, at: now})
+	l := &s.lease
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.heard = append(l.heard, windowed{channel: channel, payload: payload, at: now})
 	cut := 0
-	for cut < len(s.heard) && now.Sub(s.heard[cut].at) > s.cfg.StandbyWindow {
+	for cut < len(l.heard) && now.Sub(l.heard[cut].at) > s.cfg.StandbyWindow {
 		cut++
 	}
-	if over := len(s.heard) - cut - s.cfg.PendingLimit; over > 0 {
+	if over := len(l.heard) - cut - s.cfg.PendingLimit; over > 0 {
 		cut += over
 	}
 	if cut > 0 {
-		s.heard = append([]windowed(nil), s.heard[cut:]...)
+		l.heard = append([]windowed(nil), l.heard[cut:]...)
 	}
 }

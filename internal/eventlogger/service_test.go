@@ -9,11 +9,13 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/stratops/stratops/internal/redisserver"
@@ -59,7 +61,7 @@ func startService(t *testing.T, bus messaging.Bus, cfg ServiceConfig) *running {
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx) }()
 	deadline := time.Now().Add(5 * time.Second)
-	for !svc.subscribed.Load() {
+	for !svc.ready.subscribed.Load() {
 		if time.Now().After(deadline) {
 			t.Fatal("service did not subscribe within 5s")
 		}
@@ -215,7 +217,8 @@ func TestService_RedisKilledAndRestartedWhileIngestingLosesAndDuplicatesNothing(
 	defer c.Close()
 	cat := liveCatalog(t)
 	bus := messaging.NewRedisBus(c, messaging.RedisBusOptions{KeyPrefix: cat.KeyPrefix})
-	r := startService(t, bus, ServiceConfig{Catalog: cat, BatchSize: 16})
+	retry := &countingRetry{inner: Retry()}
+	r := startService(t, bus, ServiceConfig{Catalog: cat, BatchSize: 16, Retry: func() backoff.BackOff { return retry }})
 
 	const total = 300
 	post := func(i int) {
@@ -239,6 +242,7 @@ func TestService_RedisKilledAndRestartedWhileIngestingLosesAndDuplicatesNothing(
 	if r.svc.Pending() == 0 {
 		t.Fatal("events posted while Redis is down should wait in the queue")
 	}
+	eventually(t, "the writer retried three times", func() bool { d, _ := retry.counts(); return d >= 3 })
 	if err := srv.Restart(); err != nil {
 		t.Fatal(err)
 	}
@@ -254,13 +258,31 @@ func TestService_RedisKilledAndRestartedWhileIngestingLosesAndDuplicatesNothing(
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The subscription's own gap while Redis was down is in the history
+	// too, as an event of the pseudo-channel "gap": not a posted event.
+	h = slices.DeleteFunc(h, func(e messaging.LogEntry) bool { return e.Channel == ChannelGap })
 	if len(h) != total {
-		t.Fatalf("events:history holds %d events, want %d", len(h), total)
+		t.Fatalf("events:history holds %d posted events, want %d", len(h), total)
 	}
 	for i, e := range h {
 		if seqOf(e) != i {
 			t.Fatalf("history[%d] is event %v: out of order, lost or duplicated", i, seqOf(e))
 		}
+	}
+	// The writer waited what the policy drew, within its jitter band, and
+	// started the policy afresh once the history took its writes again.
+	retry.mu.Lock()
+	defer retry.mu.Unlock()
+	jittered := false
+	for i, d := range retry.draws {
+		n := nominal(retry.places[i])
+		if d < n/2 || d > n*3/2 {
+			t.Fatalf("retry %d waited %s, outside the policy's band around %s", i, d, n)
+		}
+		jittered = jittered || d != n
+	}
+	if !jittered || retry.resets < 1 {
+		t.Fatalf("draws %v, resets %d: want jittered draws and a reset after the recovery", retry.draws, retry.resets)
 	}
 }
 

@@ -48,14 +48,14 @@ func TestSoak_RedisKilledAndRestartedUnderLoadLosesNothingAcknowledged(t *testin
 	defer client.Close()
 	bus := messaging.NewRedisBus(client, messaging.RedisBusOptions{KeyPrefix: cat.KeyPrefix})
 	svc := NewService(ServiceConfig{Catalog: cat, Out: &syncBuffer{}, StatsInterval: 100 * time.Millisecond, PingInterval: 100 * time.Millisecond}, bus)
-	if err := svc.OpenSpool(t.TempDir(), 64<<20); err != nil {
+	if err := svc.UseSpool(t.TempDir(), 64<<20); err != nil {
 		t.Fatal(err)
 	}
 	runCtx, stopSvc := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = svc.Run(runCtx) }()
 	defer func() { stopSvc(); <-done }()
-	eventually(t, "subscribed", func() bool { return svc.subscribed.Load() })
+	eventually(t, "subscribed", func() bool { return svc.ready.subscribed.Load() })
 	api := newTestServer(t, svc)
 
 	var (

@@ -119,7 +119,7 @@ func (f *forwarder) send(channel string, batch [][]byte) bool {
 	body := append([]byte{'['}, bytes.Join(batch, []byte{','})...)
 	body = append(body, ']')
 	u := f.url + "?channel=" + url.QueryEscape(channel)
-	backoff := 100 * time.Millisecond
+	retry := retryPolicy(100*time.Millisecond, 5*time.Second)
 	for {
 		req, err := http.NewRequest(http.MethodPost, u, bytes.NewReader(body))
 		if err != nil {
@@ -147,11 +147,10 @@ func (f *forwarder) send(channel string, batch [][]byte) bool {
 		}
 		f.log.Warn("Forwarding events to the event logger failed; retrying", "channel", channel, "events", len(batch), "error", err.Error())
 		select {
-		case <-time.After(backoff):
+		case <-time.After(retry.NextBackOff()):
 		case <-f.stop:
 			return false
 		}
-		backoff = min(2*backoff, 5*time.Second)
 	}
 }
 

@@ -380,7 +380,7 @@ func (s *redisSubscription) loop() {
 	last := time.Now()
 	var gapStart time.Time
 	confirmed := 0
-	backoff := 50 * time.Millisecond
+	retry := retryPolicy(50*time.Millisecond, time.Second)
 	for !s.closed.Load() {
 		msg, err := s.ps.ReceiveTimeout(ctx, subscriptionPing)
 		if err != nil {
@@ -397,8 +397,7 @@ func (s *redisSubscription) loop() {
 			if gapStart.IsZero() {
 				gapStart, confirmed = last, 0
 			}
-			time.Sleep(backoff)
-			backoff = min(2*backoff, time.Second)
+			time.Sleep(retry.NextBackOff())
 			continue
 		}
 		last = time.Now()
@@ -415,7 +414,8 @@ func (s *redisSubscription) loop() {
 			}
 			if confirmed++; s.subscribedAll(confirmed) {
 				g := Gap{Start: gapStart, End: last, Channels: append([]string(nil), s.channels...)}
-				gapStart, backoff = time.Time{}, 50*time.Millisecond
+				gapStart = time.Time{}
+				retry.Reset()
 				select {
 				case s.gaps <- g:
 				default:
