@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	stratv1 "github.com/stratops/stratops/api/v1"
+	"github.com/stratops/stratops/internal/eventlog"
 	"github.com/stratops/stratops/internal/redisprobe"
 	"github.com/stratops/stratops/internal/redistest"
 	"github.com/stratops/stratops/pkg/messaging"
@@ -30,7 +31,7 @@ func TestPrefix_ASecondStrategyOnTheSamePrefixIsStalledBeforeAnythingRollsOut(t 
 	runningLive(g, nsA, "shared", srv.Addr, nil)
 	owner := getStrategy(g, nsA, "shared")
 	c := redistest.Client(t, srv.Addr)
-	g.Expect(c.HGet(ctx, "shared:"+messaging.KeyChannelStats, messaging.StatsOwnerField).Val()).To(Equal(string(owner.UID)),
+	g.Expect(c.HGet(ctx, "shared:"+messaging.KeyChannelStats, eventlog.StatsOwnerField).Val()).To(Equal(string(owner.UID)),
 		"the stats hash carries its owner")
 	g.Expect(c.TTL(ctx, "shared:"+redisprobe.OwnerKey).Val()).To(BeNumerically(">", 0), "the claim expires unless renewed")
 
@@ -51,7 +52,7 @@ func TestPrefix_ASecondStrategyOnTheSamePrefixIsStalledBeforeAnythingRollsOut(t 
 	g.Consistently(func(g Gomega) {
 		g.Expect(getStrategy(g, nsA, "shared").Status.Phase).To(Equal(stratv1.PhaseRunning))
 	}, 2*time.Second, interval).Should(Succeed())
-	g.Expect(c.HGet(ctx, "shared:"+messaging.KeyChannelStats, messaging.StatsOwnerField).Val()).To(Equal(string(owner.UID)))
+	g.Expect(c.HGet(ctx, "shared:"+messaging.KeyChannelStats, eventlog.StatsOwnerField).Val()).To(Equal(string(owner.UID)))
 }
 
 // TestStatus_AGapInTheLoggersSubscriptionShowsAsPossibleLoss: the gaps the
@@ -63,9 +64,9 @@ func TestStatus_AGapInTheLoggersSubscriptionShowsAsPossibleLoss(t *testing.T) {
 	ns := newNamespace(t)
 	srv := startRedis(t)
 	runningLive(g, ns, "gappy", srv.Addr, nil)
-	bus := messaging.NewRedisBus(redistest.Client(t, srv.Addr), messaging.RedisBusOptions{KeyPrefix: "gappy:"})
+	bus := eventlog.NewRedisStore(redistest.Client(t, srv.Addr), eventlog.RedisStoreOptions{KeyPrefix: "gappy:"})
 	end := time.Now().UTC()
-	g.Expect(bus.WriteStats(ctx, messaging.StatsUpdate{Counters: map[string]messaging.ChannelStats{
+	g.Expect(bus.WriteStats(ctx, eventlog.StatsUpdate{Counters: map[string]eventlog.ChannelStats{
 		"position:updated": {Gaps: 1, LastGapTime: end, Dropped: 3},
 		"risk:calculated":  {Gaps: 1, LastGapTime: end},
 	}})).To(Succeed())
@@ -116,7 +117,7 @@ func TestEventLogger_ReplicasGetABudgetASpreadAndTheLeaderInStatus(t *testing.T)
 
 	// The lease as a logger replica holds it.
 	c := redistest.Client(t, srv.Addr)
-	g.Expect(c.Set(ctx, messaging.LeaseKey("ha:"), "0123abcd|ha-eventlogger-7c9f-x2x4q", time.Minute).Err()).To(Succeed())
+	g.Expect(c.Set(ctx, eventlog.LeaseKey("ha:"), "0123abcd|ha-eventlogger-7c9f-x2x4q", time.Minute).Err()).To(Succeed())
 	g.Eventually(func(g Gomega) {
 		g.Expect(getStrategy(g, ns, "ha").Status.EventLogger.Leader).To(Equal("ha-eventlogger-7c9f-x2x4q"))
 	}, timeout, interval).Should(Succeed())

@@ -14,9 +14,9 @@ import (
 
 	stratv1 "github.com/stratops/stratops/api/v1"
 	"github.com/stratops/stratops/internal/children"
+	"github.com/stratops/stratops/internal/eventlog"
 	"github.com/stratops/stratops/internal/lifecycle"
 	"github.com/stratops/stratops/internal/redisprobe"
-	"github.com/stratops/stratops/pkg/messaging"
 )
 
 // reconcileHealth reads the channels' and keys' health from Redis and puts
@@ -84,7 +84,7 @@ func channelStatuses(sc *scope, h *redisprobe.Health) (chs []stratv1.ChannelStat
 		}
 		if !c.LastGapTime.IsZero() {
 			cs.LastGapTime = ptr.To(metav1.NewTime(c.LastGapTime))
-			if time.Since(c.LastGapTime) < messaging.HealthWindow(children.HealthCheckInterval(s)) {
+			if time.Since(c.LastGapTime) < eventlog.HealthWindow(children.HealthCheckInterval(s)) {
 				gapped = append(gapped, c.Name)
 				lastGap = maxTime(lastGap, c.LastGapTime)
 			}

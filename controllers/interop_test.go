@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	stratv1 "github.com/stratops/stratops/api/v1"
+	"github.com/stratops/stratops/internal/eventlog"
 	"github.com/stratops/stratops/internal/localrun"
 	"github.com/stratops/stratops/pkg/messaging"
 )
@@ -147,7 +148,7 @@ func TestInterop_TheStandardsPythonComponentsAreLoggedWholeAndHealthy(t *testing
 	g.Expect(sent).To(HaveLen(5*updates), "the chain: 5 messages per position update")
 	rc := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	defer rc.Close()
-	bus := messaging.NewRedisBus(rc, messaging.RedisBusOptions{})
+	bus := eventlog.NewRedisStore(rc, eventlog.RedisStoreOptions{})
 	cat := messaging.Standard(messaging.ModeLive)
 	g.Eventually(func(g Gomega) {
 		h, _, err := bus.History(ctx, 10_000, "")

@@ -11,8 +11,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	stratv1 "github.com/stratops/stratops/api/v1"
+	"github.com/stratops/stratops/internal/eventlog"
 	"github.com/stratops/stratops/internal/redistest"
-	"github.com/stratops/stratops/pkg/messaging"
 )
 
 // settled waits until a Strategy's status has not been written for a
@@ -59,7 +59,7 @@ func TestStatus_SteadyTrafficCostsAtMostOneWritePerRefreshInterval(t *testing.T)
 	rv := settled(g, ns, "busy")
 
 	// A logger's traffic: the stats hash counts messages, 10 a second.
-	bus := messaging.NewRedisBus(redistest.Client(t, srv.Addr), messaging.RedisBusOptions{KeyPrefix: "busy:"})
+	bus := eventlog.NewRedisStore(redistest.Client(t, srv.Addr), eventlog.RedisStoreOptions{KeyPrefix: "busy:"})
 	go func() {
 		t := time.NewTicker(100 * time.Millisecond)
 		defer t.Stop()
@@ -68,7 +68,7 @@ func TestStatus_SteadyTrafficCostsAtMostOneWritePerRefreshInterval(t *testing.T)
 			case <-ctx.Done():
 				return
 			case now := <-t.C:
-				_ = bus.WriteStats(ctx, messaging.StatsUpdate{Counters: map[string]messaging.ChannelStats{
+				_ = bus.WriteStats(ctx, eventlog.StatsUpdate{Counters: map[string]eventlog.ChannelStats{
 					"position:updated": {Messages: 1, LastMessageTime: now},
 				}})
 			}

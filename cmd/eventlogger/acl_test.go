@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/stratops/stratops/internal/eventlog"
 	"github.com/stratops/stratops/internal/redisprobe"
 	"github.com/stratops/stratops/internal/redisserver"
 	"github.com/stratops/stratops/internal/redistest"
@@ -97,7 +98,7 @@ func TestACL_TheREADMEsLeastPrivilegeRuleIsEnough(t *testing.T) {
 		t.Fatalf("a component's PublishState under the README's rule: %v", err)
 	}
 	waitFor(t, "both events in the history and the stats written", func() bool {
-		st := messaging.ParseStats(admin.HGetAll(ctx, prefix+messaging.KeyChannelStats).Val())
+		st := eventlog.ParseStats(admin.HGetAll(ctx, prefix+messaging.KeyChannelStats).Val())
 		return admin.XLen(ctx, prefix+messaging.KeyEventsHistory).Val() == 2 && st.Channels["position:updated"].Messages == 2
 	})
 	r, err := http.Get(url + "/readyz")

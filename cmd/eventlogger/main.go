@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/stratops/stratops/internal/eventlog"
 	el "github.com/stratops/stratops/internal/eventlogger"
 	"github.com/stratops/stratops/internal/eventlogger/settings"
 	"github.com/stratops/stratops/pkg/messaging"
@@ -122,7 +123,7 @@ func run(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 
-	bus, fallback, err := openBus(ctx, cat, o, log)
+	bus, store, fallback, err := openBus(ctx, cat, o, log)
 	if err != nil {
 		log.Error(err.Error())
 		fmt.Fprintln(os.Stderr, err)
@@ -132,7 +133,7 @@ func run(args []string) int {
 
 	cfg := el.ServiceConfig{
 		Catalog: cat, MaxMessageBytes: o.maxMessageBytes, PendingLimit: o.pendingLimit,
-		Out: os.Stdout, Log: log, InMemoryFallback: fallback, HealthWindow: messaging.HealthWindow(o.healthInterval),
+		Out: os.Stdout, Log: log, InMemoryFallback: fallback, HealthWindow: eventlog.HealthWindow(o.healthInterval),
 		APIToken: o.apiToken, DrainTimeout: o.drainTimeout, Holder: o.holder,
 	}
 	if o.eventLogFile != "" {
@@ -144,7 +145,7 @@ func run(args []string) int {
 		defer f.Close()
 		cfg.Sink = f
 	}
-	svc := el.NewService(cfg, bus)
+	svc := el.NewService(cfg, bus, store)
 	if o.spoolDir != "" {
 		if err := svc.UseSpool(o.spoolDir, o.spoolMaxBytes); err != nil {
 			log.Error("Cannot open the spool", "dir", o.spoolDir, "error", err)
@@ -199,27 +200,34 @@ func run(args []string) int {
 
 // openBus applies the standard's rules. Live: Redis is required; without
 // it, the logger refuses to start. Backtest: Redis when it answers, memory
-// otherwise (said once, and reported on /readyz and in metrics).
-func openBus(ctx context.Context, cat messaging.Catalog, o options, log *slog.Logger) (messaging.Bus, bool, error) {
+// otherwise (said once, and reported on /readyz and in metrics). The event
+// log is kept where the bus is.
+func openBus(ctx context.Context, cat messaging.Catalog, o options, log *slog.Logger) (messaging.Bus, eventlog.Store, bool, error) {
+	onMemory := func() (messaging.Bus, eventlog.Store) {
+		bus := messaging.NewMemoryBus(nil)
+		return bus, eventlog.NewMemoryStore(bus, nil)
+	}
 	if !o.redis.Configured() {
 		if cat.Mode == messaging.ModeLive {
-			return nil, false, errors.New("eventlogger: Redis is required for live trading: no Redis address configured (" + messaging.EnvRedisAddrs + ")")
+			return nil, nil, false, errors.New("eventlogger: Redis is required for live trading: no Redis address configured (" + messaging.EnvRedisAddrs + ")")
 		}
 		log.Info("No Redis configured: backtest runs on the in-memory bus")
-		return messaging.NewMemoryBus(nil), false, nil
+		bus, store := onMemory()
+		return bus, store, false, nil
 	}
 	client, err := messaging.NewRedisClient(o.redis)
 	if err != nil {
-		return nil, false, err
+		return nil, nil, false, err
 	}
-	bus := messaging.NewRedisBus(client, messaging.RedisBusOptions{KeyPrefix: cat.KeyPrefix, HistoryTTL: historyTTL(cat)})
+	bus := messaging.NewRedisBus(client, messaging.RedisBusOptions{KeyPrefix: cat.KeyPrefix})
+	store := eventlog.NewRedisStore(client, eventlog.RedisStoreOptions{KeyPrefix: cat.KeyPrefix, HistoryTTL: historyTTL(cat)})
 	deadline := time.Now().Add(o.startupTimeout)
 	for {
 		pctx, cancel := context.WithTimeout(ctx, o.redis.DialTimeout+time.Second)
 		err = bus.Ping(pctx)
 		cancel()
 		if err == nil {
-			return bus, false, nil
+			return bus, store, false, nil
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			break
@@ -228,10 +236,11 @@ func openBus(ctx context.Context, cat messaging.Catalog, o options, log *slog.Lo
 	}
 	_ = bus.Close()
 	if cat.Mode == messaging.ModeLive {
-		return nil, false, fmt.Errorf("eventlogger: Redis is required for live trading: %s unreachable: %w", o.redis, err)
+		return nil, nil, false, fmt.Errorf("eventlogger: Redis is required for live trading: %s unreachable: %w", o.redis, err)
 	}
 	log.Warn("Redis unreachable: backtest continues on the in-memory bus", "redis", o.redis.String(), "error", err.Error())
-	return messaging.NewMemoryBus(nil), true, nil
+	bus2, store2 := onMemory()
+	return bus2, store2, true, nil
 }
 
 func historyTTL(cat messaging.Catalog) time.Duration {

@@ -37,7 +37,7 @@ func doAuth(t *testing.T, method, url, token string, body []byte) (int, http.Hea
 // metrics need none.
 func TestAPI_NeedsTheToken(t *testing.T) {
 	cat := liveCatalog(t)
-	r := startService(t, messaging.NewMemoryBus(nil), ServiceConfig{Catalog: cat, APIToken: testToken})
+	r := startService(t, newMemoryLog(), ServiceConfig{Catalog: cat, APIToken: testToken})
 	api := httptest.NewServer(r.svc.APIHandler())
 	defer api.Close()
 	health := httptest.NewServer(r.svc.HealthHandler())
@@ -95,7 +95,7 @@ func grepLines(s, sub string) string {
 // of it is taken.
 func TestAPI_BodiesAreBoundedByTheMessageLimit(t *testing.T) {
 	cat := liveCatalog(t)
-	bus := messaging.NewMemoryBus(nil)
+	bus := newMemoryLog()
 	r := startService(t, bus, ServiceConfig{Catalog: cat, APIToken: testToken, MaxMessageBytes: 1024})
 	api := httptest.NewServer(r.svc.APIHandler())
 	defer api.Close()
@@ -120,7 +120,7 @@ func TestAPI_BodiesAreBoundedByTheMessageLimit(t *testing.T) {
 // once a slot is free.
 func TestAPI_ConcurrentRequestsAreBounded(t *testing.T) {
 	cat := liveCatalog(t)
-	r := startService(t, messaging.NewMemoryBus(nil), ServiceConfig{Catalog: cat, APIToken: testToken, MaxConcurrentRequests: 2})
+	r := startService(t, newMemoryLog(), ServiceConfig{Catalog: cat, APIToken: testToken, MaxConcurrentRequests: 2})
 	api := httptest.NewServer(r.svc.APIHandler())
 	defer api.Close()
 
@@ -166,7 +166,7 @@ func TestAPI_ConcurrentRequestsAreBounded(t *testing.T) {
 // idles, is disconnected by the server's timeouts.
 func TestAPI_SlowClientsAreCutOff(t *testing.T) {
 	cat := liveCatalog(t)
-	r := startService(t, messaging.NewMemoryBus(nil), ServiceConfig{Catalog: cat, APIToken: testToken})
+	r := startService(t, newMemoryLog(), ServiceConfig{Catalog: cat, APIToken: testToken})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -198,7 +198,7 @@ func TestAPI_SlowClientsAreCutOff(t *testing.T) {
 // most 1000, newest first, each with the cursor of the older one.
 func TestAPI_HistoryIsReadInBoundedPages(t *testing.T) {
 	cat := liveCatalog(t)
-	r := startService(t, messaging.NewMemoryBus(nil), ServiceConfig{Catalog: cat, APIToken: testToken})
+	r := startService(t, newMemoryLog(), ServiceConfig{Catalog: cat, APIToken: testToken})
 	api := httptest.NewServer(r.svc.APIHandler())
 	defer api.Close()
 	var batch []string
@@ -209,7 +209,7 @@ func TestAPI_HistoryIsReadInBoundedPages(t *testing.T) {
 		t.Fatalf("post: %d %s", code, body)
 	}
 	eventually(t, "all 25 recorded", func() bool {
-		h, _, _ := r.svc.bus.History(t.Context(), 100, "")
+		h, _, _ := r.svc.store.History(t.Context(), 100, "")
 		return len(h) == 25
 	})
 	var ns []int

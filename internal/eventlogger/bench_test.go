@@ -17,8 +17,8 @@ func BenchmarkPublishToLog(b *testing.B) {
 	c := newClient(b, redisServer.Addr)
 	cat := messaging.Standard(messaging.ModeLive)
 	cat.KeyPrefix = prefixFor(b)
-	bus := messaging.NewRedisBus(c, messaging.RedisBusOptions{KeyPrefix: cat.KeyPrefix})
-	svc := NewService(ServiceConfig{Catalog: cat, Log: discardLog()}, bus)
+	bus := newRedisLog(c, cat.KeyPrefix)
+	svc := NewService(ServiceConfig{Catalog: cat, Log: discardLog()}, bus, bus)
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(runCtx) }()
@@ -31,7 +31,7 @@ func BenchmarkPublishToLog(b *testing.B) {
 	for !svc.ready.subscribed.Load() {
 		time.Sleep(time.Millisecond)
 	}
-	watch, err := messaging.NewRedisBus(newClient(b, redisServer.Addr), messaging.RedisBusOptions{KeyPrefix: cat.KeyPrefix}).Subscribe(ctx, messaging.ChannelEventsLogged)
+	watch, err := newRedisLog(newClient(b, redisServer.Addr), cat.KeyPrefix).Subscribe(ctx, messaging.ChannelEventsLogged)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -71,8 +71,8 @@ func BenchmarkIngest(b *testing.B) {
 			c := newClient(b, redisServer.Addr)
 			cat := messaging.Standard(messaging.ModeLive)
 			cat.KeyPrefix = prefixFor(b)
-			svc := NewService(ServiceConfig{Catalog: cat, Log: discardLog(), PendingLimit: 1 << 30},
-				messaging.NewRedisBus(c, messaging.RedisBusOptions{KeyPrefix: cat.KeyPrefix}))
+			lb := newRedisLog(c, cat.KeyPrefix)
+			svc := NewService(ServiceConfig{Catalog: cat, Log: discardLog(), PendingLimit: 1 << 30}, lb, lb)
 			runCtx, cancel := context.WithCancel(ctx)
 			done := make(chan error, 1)
 			go func() { done <- svc.Run(runCtx) }()

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/stratops/stratops/internal/eventlog"
 	"github.com/stratops/stratops/pkg/messaging"
 )
 
@@ -12,7 +13,7 @@ import (
 // the bus's stats hash, and the health window. They own their lock.
 type counters struct {
 	mu    sync.Mutex
-	delta map[string]messaging.ChannelStats
+	delta map[string]eventlog.ChannelStats
 	// windowShown is whether the last write carried traffic in the
 	// window: an empty window is written once, then left alone.
 	windowShown bool
@@ -20,7 +21,7 @@ type counters struct {
 }
 
 func newCounters(healthWindow time.Duration) *counters {
-	return &counters{delta: map[string]messaging.ChannelStats{}, window: newWindow(healthWindow)}
+	return &counters{delta: map[string]eventlog.ChannelStats{}, window: newWindow(healthWindow)}
 }
 
 // accepted counts events logged on a channel at now; dropped of them
@@ -83,15 +84,15 @@ type flushOptions struct {
 
 // flush writes the counters gathered since the last flush, and the window
 // as it is now; on failure the counters are kept and added to the next.
-func (c *counters) flush(ctx context.Context, write func(context.Context, messaging.StatsUpdate) error, o flushOptions) error {
+func (c *counters) flush(ctx context.Context, write func(context.Context, eventlog.StatsUpdate) error, o flushOptions) error {
 	now := time.Now().UTC()
 	windows := c.window.stats(now)
 	c.mu.Lock()
 	delta := c.delta
-	c.delta = map[string]messaging.ChannelStats{}
+	c.delta = map[string]eventlog.ChannelStats{}
 	showWindow := (len(windows) > 0 || c.windowShown) && o.leader
 	c.mu.Unlock()
-	u := messaging.StatsUpdate{Counters: delta, WindowLength: o.length, At: now}
+	u := eventlog.StatsUpdate{Counters: delta, WindowLength: o.length, At: now}
 	if o.subscribed {
 		// The heartbeat a logger starting after this one reads: the time
 		// from it to that one's subscription is a gap.
@@ -102,7 +103,7 @@ func (c *counters) flush(ctx context.Context, write func(context.Context, messag
 	if showWindow {
 		// Every channel of the catalog, so that one that went quiet shows
 		// an empty window rather than its last busy one.
-		u.Windows = make(map[string]messaging.WindowStats, len(o.channels))
+		u.Windows = make(map[string]eventlog.WindowStats, len(o.channels))
 		for _, ch := range o.channels {
 			u.Windows[ch.Name] = windows[ch.Name]
 		}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/stratops/stratops/internal/eventlog"
 	"github.com/stratops/stratops/internal/redisserver"
 	"github.com/stratops/stratops/pkg/messaging"
 )
@@ -177,7 +178,7 @@ func TestWrite_WrongTypeFailsReadinessNamingTheCommandAndNotifiesNothingUntilThe
 		t.Fatal(err)
 	}
 	logged := loggedCounter(t, c, cat)
-	r := startService(t, messaging.NewRedisBus(c, messaging.RedisBusOptions{KeyPrefix: cat.KeyPrefix}), ServiceConfig{Catalog: cat})
+	r := startService(t, newRedisLog(c, cat.KeyPrefix), ServiceConfig{Catalog: cat})
 	for i := range 20 {
 		if err := c.Publish(ctx, cat.ChannelName("position:updated"), event(i)).Err(); err != nil {
 			t.Fatal(err)
@@ -229,7 +230,7 @@ func TestWrite_NoPermAndOutOfMemoryFailReadinessWithTheirReasons(t *testing.T) {
 		}
 		c := redis.NewClient(&redis.Options{Addr: srv.Addr, Username: "narrow", Password: "pw", MaxRetries: -1})
 		defer c.Close()
-		r := startService(t, messaging.NewRedisBus(c, messaging.RedisBusOptions{KeyPrefix: cat.KeyPrefix}), ServiceConfig{Catalog: cat})
+		r := startService(t, newRedisLog(c, cat.KeyPrefix), ServiceConfig{Catalog: cat})
 		if _, err := r.svc.Accept("position:updated", []messaging.Event{decoded(t, cat, 1)}, time.Now()); err != nil {
 			t.Fatal(err)
 		}
@@ -254,7 +255,7 @@ func TestWrite_NoPermAndOutOfMemoryFailReadinessWithTheirReasons(t *testing.T) {
 		}
 		defer admin.ConfigSet(ctx, "maxmemory", "0")
 		c := newClient(t, srv.Addr)
-		r := startService(t, messaging.NewRedisBus(c, messaging.RedisBusOptions{KeyPrefix: cat.KeyPrefix + "oom:"}), ServiceConfig{Catalog: cat})
+		r := startService(t, newRedisLog(c, cat.KeyPrefix+"oom:"), ServiceConfig{Catalog: cat})
 		if _, err := r.svc.Accept("position:updated", []messaging.Event{decoded(t, cat, 1)}, time.Now()); err != nil {
 			t.Fatal(err)
 		}
@@ -366,7 +367,7 @@ func TestWrite_AnUnknownOutcomeWritesNeitherHistoryNorNotificationTwice(t *testi
 	proxy := startCutProxy(t, redisServer.Addr)
 	viaProxy := redis.NewClient(&redis.Options{Addr: proxy.ln.Addr().String(), MaxRetries: -1})
 	defer viaProxy.Close()
-	r := startService(t, messaging.NewRedisBus(viaProxy, messaging.RedisBusOptions{KeyPrefix: cat.KeyPrefix}), ServiceConfig{Catalog: cat, Log: slog.Default()})
+	r := startService(t, newRedisLog(viaProxy, cat.KeyPrefix), ServiceConfig{Catalog: cat, Log: slog.Default()})
 	proxy.armed.Store(true)
 	var events []messaging.Event
 	for i := range 50 {
@@ -397,7 +398,7 @@ func TestGap_ASubscriberRedisDisconnectsIsRecordedAsAGap(t *testing.T) {
 	defer srv.Close()
 	c := newClient(t, srv.Addr)
 	cat := liveCatalog(t)
-	bus := messaging.NewRedisBus(c, messaging.RedisBusOptions{KeyPrefix: cat.KeyPrefix})
+	bus := newRedisLog(c, cat.KeyPrefix)
 	r := startService(t, bus, ServiceConfig{Catalog: cat})
 	// A message larger than the pub/sub output buffer's hard limit (and
 	// than the 16 KiB a client's reply buffer holds before the limit
@@ -419,7 +420,7 @@ func TestGap_ASubscriberRedisDisconnectsIsRecordedAsAGap(t *testing.T) {
 		return false
 	})
 	eventually(t, "the stats count the gap on every channel", func() bool {
-		st := messaging.ParseStats(c.HGetAll(ctx, cat.KeyName(messaging.KeyChannelStats)).Val()).Channels
+		st := eventlog.ParseStats(c.HGetAll(ctx, cat.KeyName(messaging.KeyChannelStats)).Val()).Channels
 		return st["position:updated"].Gaps == 1 && !st["position:updated"].LastGapTime.IsZero() && st["risk:calculated"].Gaps == 1
 	})
 	_, metrics := do(t, "GET", r.http.URL+"/metrics", nil)
@@ -448,9 +449,9 @@ func TestHTTP_AFullSpoolAnswers503AndAPublishedMessageIsCountedDropped(t *testin
 	c := redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: -1})
 	defer c.Close()
 	cat := liveCatalog(t)
-	bus := messaging.NewRedisBus(c, messaging.RedisBusOptions{KeyPrefix: cat.KeyPrefix})
+	bus := newRedisLog(c, cat.KeyPrefix)
 	out := &syncBuffer{}
-	svc := NewService(ServiceConfig{Catalog: cat, Out: out, StatsInterval: 50 * time.Millisecond, PingInterval: 50 * time.Millisecond}, bus)
+	svc := NewService(ServiceConfig{Catalog: cat, Out: out, StatsInterval: 50 * time.Millisecond, PingInterval: 50 * time.Millisecond}, bus, bus)
 	if err := svc.UseSpool(t.TempDir(), 4096); err != nil {
 		t.Fatal(err)
 	}
@@ -497,7 +498,7 @@ func TestHTTP_AFullSpoolAnswers503AndAPublishedMessageIsCountedDropped(t *testin
 	}
 	check := newClient(t, srv.Addr)
 	eventually(t, "every accepted event is in the history and the drop in the stats", func() bool {
-		st := messaging.ParseStats(check.HGetAll(ctx, cat.KeyName(messaging.KeyChannelStats)).Val()).Channels
+		st := eventlog.ParseStats(check.HGetAll(ctx, cat.KeyName(messaging.KeyChannelStats)).Val()).Channels
 		return len(historyIDs(t, check, cat)) == accepted && st["risk:calculated"].Dropped == 1
 	})
 }
@@ -517,7 +518,7 @@ func TestGap_ALoggerThatStartsAfterAnotherStoppedReportsTheTimeBetween(t *testin
 	ctx := context.Background()
 	c := newClient(t, redisServer.Addr)
 	cat := liveCatalog(t)
-	bus := messaging.NewRedisBus(c, messaging.RedisBusOptions{KeyPrefix: cat.KeyPrefix})
+	bus := newRedisLog(c, cat.KeyPrefix)
 	first := startService(t, bus, ServiceConfig{Catalog: cat})
 	eventually(t, "the first logger's heartbeat", func() bool {
 		at, _ := bus.LastSubscribed(ctx)
@@ -526,7 +527,7 @@ func TestGap_ALoggerThatStartsAfterAnotherStoppedReportsTheTimeBetween(t *testin
 	first.stop()
 	stoppedAt := time.Now()
 	time.Sleep(1500 * time.Millisecond) // messages published now reach no logger
-	startService(t, messaging.NewRedisBus(newClient(t, redisServer.Addr), messaging.RedisBusOptions{KeyPrefix: cat.KeyPrefix}), ServiceConfig{Catalog: cat})
+	startService(t, newRedisLog(newClient(t, redisServer.Addr), cat.KeyPrefix), ServiceConfig{Catalog: cat})
 	eventually(t, "the gap between the two is in the history", func() bool {
 		h, _, _ := bus.History(ctx, 10, "")
 		for _, e := range h {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/stratops/stratops/internal/eventlog"
 	"github.com/stratops/stratops/pkg/messaging"
 )
 
@@ -168,8 +169,8 @@ func (s *Service) getState(w http.ResponseWriter, r *http.Request) {
 			}
 			n = c
 		}
-		entries, next, err := s.bus.History(ctx, n, r.URL.Query().Get("before"))
-		if errors.Is(err, messaging.ErrBadCursor) {
+		entries, next, err := s.store.History(ctx, n, r.URL.Query().Get("before"))
+		if errors.Is(err, eventlog.ErrBadCursor) {
 			writeError(w, http.StatusBadRequest, err.Error())
 			return
 		}

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/stratops/stratops/internal/eventlog"
 	"github.com/stratops/stratops/pkg/messaging"
 )
 
@@ -79,7 +80,7 @@ func (s *Service) Accept(channel string, events []messaging.Event, now time.Time
 func (s *Service) accept(channel string, events []messaging.Event, now time.Time, subscribed bool) ([]string, error) {
 	entries := make([]queued, len(events))
 	for i, e := range events {
-		entries[i] = queued{own: !subscribed || channel == ChannelGap, entry: messaging.LogEntry{
+		entries[i] = queued{own: !subscribed || channel == ChannelGap, entry: eventlog.LogEntry{
 			ID:      s.instance + "-" + strconv.FormatUint(s.seq.Add(1), 10),
 			Channel: channel, LoggedAt: now, Event: e,
 		}}
@@ -179,7 +180,7 @@ type lastSubscriber interface {
 // logger that is still running (a rolling update's overlap) keeps its
 // heartbeat fresh, and there is no gap.
 func (s *Service) startupGap(ctx context.Context, channels []string) {
-	ls, ok := s.bus.(lastSubscriber)
+	ls, ok := s.store.(lastSubscriber)
 	if !ok {
 		return
 	}

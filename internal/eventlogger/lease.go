@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/stratops/stratops/internal/eventlog"
 	"github.com/stratops/stratops/pkg/messaging"
 )
 
@@ -17,8 +18,8 @@ import (
 type leaser interface {
 	AcquireLease(ctx context.Context, value string, ttl time.Duration) (held bool, holder string, err error)
 	ReleaseLease(ctx context.Context, value string) error
-	RecordFenced(ctx context.Context, entries []messaging.LogEntry, fence string) error
-	HistorySince(ctx context.Context, t time.Time) ([]messaging.LogEntry, error)
+	RecordFenced(ctx context.Context, entries []eventlog.LogEntry, fence string) error
+	HistorySince(ctx context.Context, t time.Time) ([]eventlog.LogEntry, error)
 }
 
 // leadership is this replica's part in the lease, when the bus has one:
@@ -65,7 +66,7 @@ func newLeaseValue(holder string) string {
 }
 
 // holderOf is the holder part of a lease value.
-func holderOf(v string) string { return messaging.LeaseHolderName(v) }
+func holderOf(v string) string { return eventlog.LeaseHolderName(v) }
 
 // Leader reports whether this replica records the channels' messages, and
 // which replica does when known.
@@ -147,7 +148,7 @@ func (s *Service) recoverWindow(ctx context.Context, window []windowed) int {
 	if len(window) == 0 {
 		return 0
 	}
-	var hist []messaging.LogEntry
+	var hist []eventlog.LogEntry
 	var err error
 	for range 3 {
 		hctx, cancel := context.WithTimeout(ctx, 2*time.Second)

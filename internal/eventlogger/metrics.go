@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/stratops/stratops/internal/eventlog"
 	"github.com/stratops/stratops/pkg/messaging"
 )
 
@@ -105,8 +106,8 @@ func newMetrics() *metrics {
 
 // writeFailingReasons are the permanent write failures write_failing has
 // a series for.
-var writeFailingReasons = []string{messaging.WriteRedisPermissionDenied, messaging.WriteRedisWrongType,
-	messaging.WriteRedisOutOfMemory, messaging.WriteRedisReadOnly}
+var writeFailingReasons = []string{eventlog.WriteRedisPermissionDenied, eventlog.WriteRedisWrongType,
+	eventlog.WriteRedisOutOfMemory, eventlog.WriteRedisReadOnly}
 
 // initChannels gives every channel's counters a series at 0 from the
 // start, so that the first message dropped, the first gap or the first

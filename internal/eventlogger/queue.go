@@ -4,7 +4,7 @@ import (
 	"errors"
 	"sync"
 
-	"github.com/stratops/stratops/pkg/messaging"
+	"github.com/stratops/stratops/internal/eventlog"
 )
 
 // ErrQueueFull is returned when the pending queue cannot take an event.
@@ -13,7 +13,7 @@ var ErrQueueFull = errors.New("eventlogger: pending queue is full")
 // queued is an accepted event waiting for the history, with its place in
 // the spool (0 without one).
 type queued struct {
-	entry messaging.LogEntry
+	entry eventlog.LogEntry
 	seq   uint64
 	// own: only this replica has it (posted to its API, or its own gap
 	// event), so it is written whoever holds the lease.

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/stratops/stratops/internal/eventlog"
 	"github.com/stratops/stratops/pkg/messaging"
 )
 
@@ -34,7 +35,7 @@ type writeFailure struct {
 // noteWriteError keeps a permanent write error for readiness and metrics,
 // and logs it when it is new.
 func (s *Service) noteWriteError(err error) {
-	reason := messaging.PermanentReason(err)
+	reason := eventlog.PermanentReason(err)
 	if reason == "" {
 		return
 	}

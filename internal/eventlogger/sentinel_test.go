@@ -33,7 +33,7 @@ func TestSentinel_TheLoggerFollowsAFailover(t *testing.T) {
 	}
 	defer client.Close()
 	cat := liveCatalog(t)
-	bus := messaging.NewRedisBus(client, messaging.RedisBusOptions{KeyPrefix: cat.KeyPrefix})
+	bus := newRedisLog(client, cat.KeyPrefix)
 	r := startService(t, bus, ServiceConfig{Catalog: cat, Log: slog.Default()})
 	pub, err := messaging.NewRedisClient(cfg)
 	if err != nil {

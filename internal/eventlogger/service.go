@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
+	"github.com/stratops/stratops/internal/eventlog"
 	"github.com/stratops/stratops/internal/eventlogger/settings"
 	"github.com/stratops/stratops/pkg/messaging"
 )
@@ -32,7 +33,7 @@ type ServiceConfig struct {
 	// StatsInterval is how often the channel stats are written. default: 1s.
 	StatsInterval time.Duration
 	// HealthWindow is how far back the window stats (invalid share, lag
-	// quantiles) look. default: messaging.HealthWindow(0), one minute.
+	// quantiles) look. default: eventlog.HealthWindow(0), one minute.
 	HealthWindow time.Duration
 	// PingInterval is how often the bus is pinged for readiness. default: 1s.
 	PingInterval time.Duration
@@ -76,8 +77,11 @@ type ServiceConfig struct {
 // lease (lease.go), the counters (counters.go), readiness (readiness.go),
 // and the API (http.go).
 type Service struct {
-	cfg      ServiceConfig
-	bus      messaging.Bus
+	cfg ServiceConfig
+	bus messaging.Bus
+	// store keeps the event log: history, notifications, stats, and on
+	// Redis the lease.
+	store    eventlog.Store
 	metrics  *metrics
 	instance string
 	seq      atomic.Uint64
@@ -95,21 +99,22 @@ type Service struct {
 	droppedLogged atomic.Int64
 }
 
-// NewService makes a service on a bus. Every default of ServiceConfig is
-// set here.
-func NewService(cfg ServiceConfig, bus messaging.Bus) *Service {
+// NewService makes a service that listens on a bus and keeps the event
+// log in a store (Redis, or memory for a backtest without it). Every
+// default of ServiceConfig is set here.
+func NewService(cfg ServiceConfig, bus messaging.Bus, store eventlog.Store) *Service {
 	cfg = withDefaults(cfg)
 	var id [4]byte
 	_, _ = rand.Read(id[:])
 	s := &Service{
-		cfg: cfg, bus: bus, metrics: newMetrics(), instance: hex.EncodeToString(id[:]),
+		cfg: cfg, bus: bus, store: store, metrics: newMetrics(), instance: hex.EncodeToString(id[:]),
 		queue: newQueue(cfg.PendingLimit), out: &output{out: cfg.Out, sink: cfg.Sink, log: cfg.Log},
 		counters: newCounters(cfg.HealthWindow), inFlight: make(chan struct{}, cfg.MaxConcurrentRequests),
 	}
 	s.ready.busUp.Store(true)
 	s.metrics.busUp.Set(1)
 	s.metrics.initChannels(s.listenChannels())
-	if l, ok := bus.(leaser); ok {
+	if l, ok := store.(leaser); ok {
 		s.lease.leaser, s.lease.value = l, newLeaseValue(cfg.Holder)
 	} else {
 		s.lease.leader.Store(true) // memory: one process, no one to share with
@@ -126,7 +131,7 @@ func withDefaults(cfg ServiceConfig) ServiceConfig {
 		cfg.MaxMessageBytes = messaging.DefaultMaxMessageBytes
 	}
 	if cfg.HealthWindow <= 0 {
-		cfg.HealthWindow = messaging.HealthWindow(0)
+		cfg.HealthWindow = eventlog.HealthWindow(0)
 	}
 	if cfg.PendingLimit <= 0 {
 		cfg.PendingLimit = settings.DefaultPendingLimit
@@ -340,7 +345,7 @@ func (s *Service) statsLoop(ctx context.Context) {
 
 // flushStats writes the counters to the bus's stats hash.
 func (s *Service) flushStats(ctx context.Context) {
-	err := s.counters.flush(ctx, s.bus.WriteStats, flushOptions{
+	err := s.counters.flush(ctx, s.store.WriteStats, flushOptions{
 		subscribed: s.ready.subscribed.Load(), leader: s.lease.leader.Load(),
 		channels: s.cfg.Catalog.Channels, length: s.cfg.HealthWindow,
 	})

@@ -18,6 +18,7 @@ import (
 	"github.com/cenkalti/backoff/v5"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/stratops/stratops/internal/eventlog"
 	"github.com/stratops/stratops/internal/redisserver"
 	"github.com/stratops/stratops/pkg/messaging"
 )
@@ -42,8 +43,35 @@ type running struct {
 	stop func()
 }
 
+// logBus is a bus with the event log kept where it is, as the logger
+// binary pairs them: Redis with Redis, memory with memory.
+type logBus interface {
+	messaging.Bus
+	eventlog.Store
+}
+
+type redisLog struct {
+	*messaging.RedisBus
+	*eventlog.RedisStore
+}
+
+func newRedisLog(c redis.UniversalClient, prefix string) redisLog {
+	return redisLog{messaging.NewRedisBus(c, messaging.RedisBusOptions{KeyPrefix: prefix}),
+		eventlog.NewRedisStore(c, eventlog.RedisStoreOptions{KeyPrefix: prefix})}
+}
+
+type memoryLog struct {
+	*messaging.MemoryBus
+	*eventlog.MemoryStore
+}
+
+func newMemoryLog() memoryLog {
+	b := messaging.NewMemoryBus(nil)
+	return memoryLog{b, eventlog.NewMemoryStore(b, nil)}
+}
+
 // startService runs a Service and its HTTP API until the test ends.
-func startService(t *testing.T, bus messaging.Bus, cfg ServiceConfig) *running {
+func startService(t *testing.T, bus logBus, cfg ServiceConfig) *running {
 	t.Helper()
 	out := &syncBuffer{}
 	cfg.Out = out
@@ -56,7 +84,7 @@ func startService(t *testing.T, bus messaging.Bus, cfg ServiceConfig) *running {
 	if cfg.PingInterval == 0 {
 		cfg.PingInterval = 100 * time.Millisecond
 	}
-	svc := NewService(cfg, bus)
+	svc := NewService(cfg, bus, bus)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx) }()
@@ -94,7 +122,7 @@ func event(i int) []byte {
 }
 
 // seqOf reads the sequence number event(i) put in an entry.
-func seqOf(e messaging.LogEntry) int {
+func seqOf(e eventlog.LogEntry) int {
 	var md struct{ Seq int }
 	if err := e.Event.Decode(&md); err != nil {
 		return -1
@@ -129,7 +157,7 @@ func TestService_EveryCatalogKeyItWritesCarriesTheCatalogTTL(t *testing.T) {
 	ctx := context.Background()
 	c := newClient(t, redisServer.Addr)
 	cat := liveCatalog(t)
-	r := startService(t, messaging.NewRedisBus(c, messaging.RedisBusOptions{KeyPrefix: cat.KeyPrefix}), ServiceConfig{Catalog: cat})
+	r := startService(t, newRedisLog(c, cat.KeyPrefix), ServiceConfig{Catalog: cat})
 
 	if code, body := do(t, "POST", r.http.URL+"/events?channel=position:updated", event(1)); code != http.StatusAccepted {
 		t.Fatalf("POST /events: %d %s", code, body)
@@ -160,7 +188,7 @@ func TestService_InvalidMessagesAreSkippedAndCountedPerChannelAndTheLoggerKeepsG
 	ctx := context.Background()
 	c := newClient(t, redisServer.Addr)
 	cat := liveCatalog(t)
-	bus := messaging.NewRedisBus(c, messaging.RedisBusOptions{KeyPrefix: cat.KeyPrefix})
+	bus := newRedisLog(c, cat.KeyPrefix)
 	r := startService(t, bus, ServiceConfig{Catalog: cat, MaxMessageBytes: 256})
 
 	pub := func(ch string, payload []byte) {
@@ -178,7 +206,7 @@ func TestService_InvalidMessagesAreSkippedAndCountedPerChannelAndTheLoggerKeepsG
 		return len(h) == 1 && seqOf(h[0]) == 42 && h[0].Channel == "position:updated"
 	})
 	eventually(t, "the stats hash counts the invalid messages per channel", func() bool {
-		st := messaging.ParseStats(c.HGetAll(ctx, cat.KeyName(messaging.KeyChannelStats)).Val()).Channels
+		st := eventlog.ParseStats(c.HGetAll(ctx, cat.KeyName(messaging.KeyChannelStats)).Val()).Channels
 		return st["position:updated"].Invalid == 1 && st["position:updated"].Messages == 1 &&
 			st["risk:calculated"].Invalid == 1 && st["pnl:calculated"].Invalid == 1 &&
 			!st["position:updated"].LastMessageTime.IsZero()
@@ -216,7 +244,7 @@ func TestService_RedisKilledAndRestartedWhileIngestingLosesAndDuplicatesNothing(
 		ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond})
 	defer c.Close()
 	cat := liveCatalog(t)
-	bus := messaging.NewRedisBus(c, messaging.RedisBusOptions{KeyPrefix: cat.KeyPrefix})
+	bus := newRedisLog(c, cat.KeyPrefix)
 	retry := &countingRetry{inner: Retry()}
 	r := startService(t, bus, ServiceConfig{Catalog: cat, BatchSize: 16, Retry: func() backoff.BackOff { return retry }})
 
@@ -260,7 +288,7 @@ func TestService_RedisKilledAndRestartedWhileIngestingLosesAndDuplicatesNothing(
 	}
 	// The subscription's own gap while Redis was down is in the history
 	// too, as an event of the pseudo-channel "gap": not a posted event.
-	h = slices.DeleteFunc(h, func(e messaging.LogEntry) bool { return e.Channel == ChannelGap })
+	h = slices.DeleteFunc(h, func(e eventlog.LogEntry) bool { return e.Channel == ChannelGap })
 	if len(h) != total {
 		t.Fatalf("events:history holds %d posted events, want %d", len(h), total)
 	}
@@ -289,7 +317,7 @@ func TestService_RedisKilledAndRestartedWhileIngestingLosesAndDuplicatesNothing(
 func TestHTTP_StateAndEventsHappyAndErrorPaths(t *testing.T) {
 	c := newClient(t, redisServer.Addr)
 	cat := liveCatalog(t)
-	r := startService(t, messaging.NewRedisBus(c, messaging.RedisBusOptions{KeyPrefix: cat.KeyPrefix}), ServiceConfig{Catalog: cat, MaxMessageBytes: 1024})
+	r := startService(t, newRedisLog(c, cat.KeyPrefix), ServiceConfig{Catalog: cat, MaxMessageBytes: 1024})
 	url := r.http.URL
 
 	cases := []struct {
@@ -338,7 +366,7 @@ func TestService_QueueOverflowIsRefusedCountedAndExposed(t *testing.T) {
 	c := redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: 0, DialTimeout: 100 * time.Millisecond})
 	defer c.Close()
 	cat := liveCatalog(t)
-	r := startService(t, messaging.NewRedisBus(c, messaging.RedisBusOptions{KeyPrefix: cat.KeyPrefix}), ServiceConfig{Catalog: cat, PendingLimit: 2})
+	r := startService(t, newRedisLog(c, cat.KeyPrefix), ServiceConfig{Catalog: cat, PendingLimit: 2})
 	if err := srv.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -379,7 +407,7 @@ func TestService_LogsBothShapesAsTheyCameAndCountsNonconformingApart(t *testing.
 	ctx := context.Background()
 	c := newClient(t, redisServer.Addr)
 	cat := liveCatalog(t)
-	bus := messaging.NewRedisBus(c, messaging.RedisBusOptions{KeyPrefix: cat.KeyPrefix})
+	bus := newRedisLog(c, cat.KeyPrefix)
 	r := startService(t, bus, ServiceConfig{Catalog: cat})
 	naive := time.Now().UTC().Add(-2 * time.Second).Format("2006-01-02T15:04:05.000000")
 	payloads := []struct{ channel, payload string }{
@@ -392,7 +420,7 @@ func TestService_LogsBothShapesAsTheyCameAndCountsNonconformingApart(t *testing.
 			t.Fatal(err)
 		}
 	}
-	var h []messaging.LogEntry
+	var h []eventlog.LogEntry
 	eventually(t, "the three events are in events:history", func() bool {
 		h, _, _ = bus.History(ctx, 10, "")
 		return len(h) == 3
@@ -409,7 +437,7 @@ func TestService_LogsBothShapesAsTheyCameAndCountsNonconformingApart(t *testing.
 		t.Fatalf("nonconforming: %q %q", h[0].Event.Nonconforming, h[2].Event.Nonconforming)
 	}
 	eventually(t, "the stats hash counts the nonconforming event and the window's lag", func() bool {
-		st := messaging.ParseStats(c.HGetAll(ctx, cat.KeyName(messaging.KeyChannelStats)).Val())
+		st := eventlog.ParseStats(c.HGetAll(ctx, cat.KeyName(messaging.KeyChannelStats)).Val())
 		w, ok := st.Window("position:updated", time.Now())
 		return st.Channels["pnl:calculated"].Nonconforming == 1 && st.Channels["pnl:calculated"].Invalid == 0 &&
 			st.Channels["position:updated"].Nonconforming == 0 && ok && w.LagSamples == 1 && w.LagP50 >= 2*time.Second

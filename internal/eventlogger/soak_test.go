@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/stratops/stratops/internal/eventlog"
 	"github.com/stratops/stratops/internal/redisserver"
 	"github.com/stratops/stratops/internal/redistest"
 	"github.com/stratops/stratops/pkg/messaging"
@@ -46,8 +47,8 @@ func TestSoak_RedisKilledAndRestartedUnderLoadLosesNothingAcknowledged(t *testin
 	client := redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond,
 		ReadTimeout: time.Second, WriteTimeout: time.Second})
 	defer client.Close()
-	bus := messaging.NewRedisBus(client, messaging.RedisBusOptions{KeyPrefix: cat.KeyPrefix})
-	svc := NewService(ServiceConfig{Catalog: cat, Out: &syncBuffer{}, StatsInterval: 100 * time.Millisecond, PingInterval: 100 * time.Millisecond}, bus)
+	bus := newRedisLog(client, cat.KeyPrefix)
+	svc := NewService(ServiceConfig{Catalog: cat, Out: &syncBuffer{}, StatsInterval: 100 * time.Millisecond, PingInterval: 100 * time.Millisecond}, bus, bus)
 	if err := svc.UseSpool(t.TempDir(), 64<<20); err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +195,7 @@ func TestSoak_RedisKilledAndRestartedUnderLoadLosesNothingAcknowledged(t *testin
 }
 
 // gapOf reads a gap event of the history: its start and end.
-func gapOf(e messaging.LogEntry) (messaging.Gap, bool) {
+func gapOf(e eventlog.LogEntry) (messaging.Gap, bool) {
 	if e.Channel != ChannelGap {
 		return messaging.Gap{}, false
 	}
@@ -206,9 +207,9 @@ func gapOf(e messaging.LogEntry) (messaging.Gap, bool) {
 }
 
 // entryOf reads a history entry as the bus writes it.
-func entryOf(v map[string]any) (messaging.LogEntry, error) {
+func entryOf(v map[string]any) (eventlog.LogEntry, error) {
 	str := func(k string) string { s, _ := v[k].(string); return s }
 	cat := messaging.Standard(messaging.ModeLive)
 	e, err := cat.DecodeEvent(str("channel"), []byte(str("message")), messaging.DecodeOptions{MaxBytes: 1 << 20, Received: time.Now()})
-	return messaging.LogEntry{ID: str("id"), Channel: str("channel"), Event: e}, err
+	return eventlog.LogEntry{ID: str("id"), Channel: str("channel"), Event: e}, err
 }

@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/stratops/stratops/pkg/messaging"
+	"github.com/stratops/stratops/internal/eventlog"
 )
 
 // window keeps what each channel did over the last health window: valid
@@ -99,7 +99,7 @@ func (w *window) invalid(channel string, now time.Time) {
 }
 
 // stats sums the slots within the window ending at now, per channel.
-func (w *window) stats(now time.Time) map[string]messaging.WindowStats {
+func (w *window) stats(now time.Time) map[string]eventlog.WindowStats {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	sums := map[string]*slotCounts{}
@@ -123,9 +123,9 @@ func (w *window) stats(now time.Time) map[string]messaging.WindowStats {
 			}
 		}
 	}
-	out := make(map[string]messaging.WindowStats, len(sums))
+	out := make(map[string]eventlog.WindowStats, len(sums))
 	for ch, c := range sums {
-		out[ch] = messaging.WindowStats{
+		out[ch] = eventlog.WindowStats{
 			Messages: c.valid, Invalid: c.invalid, LagSamples: c.lagSamples,
 			LagP50: c.quantile(0.50), LagP99: c.quantile(0.99),
 		}

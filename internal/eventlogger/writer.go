@@ -7,6 +7,7 @@ import (
 
 	"github.com/cenkalti/backoff/v5"
 
+	"github.com/stratops/stratops/internal/eventlog"
 	"github.com/stratops/stratops/pkg/messaging"
 )
 
@@ -87,7 +88,7 @@ func (w *writer) write(ctx context.Context, batch []queued, fromSpool bool) bool
 	start := time.Now()
 	handedOver, err := s.record(ctx, batch)
 	s.metrics.recordDuration.Observe(time.Since(start).Seconds())
-	var ne *messaging.NotifyError
+	var ne *eventlog.NotifyError
 	switch {
 	case handedOver:
 		s.metrics.handedOver.Add(float64(len(batch)))
@@ -121,7 +122,7 @@ func (w *writer) write(ctx context.Context, batch []queued, fromSpool bool) bool
 // unknown, and writing now could write it twice.
 func (w *writer) skipLanded(ctx context.Context, batch []queued, fromSpool bool) (rest []queued, ok bool) {
 	s := w.s
-	ids, err := s.bus.RecentIDs(ctx, 2*len(batch)+64)
+	ids, err := s.store.RecentIDs(ctx, 2*len(batch)+64)
 	if err != nil {
 		return batch, false
 	}
@@ -130,7 +131,7 @@ func (w *writer) skipLanded(ctx context.Context, batch []queued, fromSpool bool)
 		n++
 	}
 	if n > 0 {
-		if err := s.bus.Notify(ctx, entries(batch[:n])); err != nil {
+		if err := s.store.Notify(ctx, entries(batch[:n])); err != nil {
 			s.metrics.notifyLost.Add(float64(n))
 		}
 		s.done(batch[:n], fromSpool)
@@ -162,14 +163,14 @@ func (s *Service) record(ctx context.Context, batch []queued) (handedOver bool, 
 	l := &s.lease
 	switch {
 	case l.leaser == nil:
-		return false, s.bus.Record(ctx, entries(batch))
+		return false, s.store.Record(ctx, entries(batch))
 	case batch[0].own:
 		return false, l.leaser.RecordFenced(ctx, entries(batch), "")
 	case !l.leader.Load():
 		return true, nil
 	}
 	err = l.leaser.RecordFenced(ctx, entries(batch), l.value)
-	if !errors.Is(err, messaging.ErrFenced) {
+	if !errors.Is(err, eventlog.ErrFenced) {
 		return false, err
 	}
 	// The lease is not ours on this Redis any more. Lapsed (a failover
@@ -208,7 +209,7 @@ func (s *Service) nextBatch() ([]queued, bool, error) {
 			// decodes (a catalog change) is kept as it came.
 			e = messaging.Event{Channel: r.Channel, Timestamp: r.LoggedAt, Payload: r.Payload, Nonconforming: "spool_replay"}
 		}
-		b = append(b, queued{seq: r.Seq, own: r.HTTP, entry: messaging.LogEntry{ID: r.ID, Channel: r.Channel, LoggedAt: r.LoggedAt, Event: e}})
+		b = append(b, queued{seq: r.Seq, own: r.HTTP, entry: eventlog.LogEntry{ID: r.ID, Channel: r.Channel, LoggedAt: r.LoggedAt, Event: e}})
 	}
 	return sameSource(b), true, nil
 }
@@ -225,8 +226,8 @@ func (s *Service) done(b []queued, fromSpool bool) {
 	s.metrics.pending.Set(float64(left))
 }
 
-func entries(b []queued) []messaging.LogEntry {
-	out := make([]messaging.LogEntry, len(b))
+func entries(b []queued) []eventlog.LogEntry {
+	out := make([]eventlog.LogEntry, len(b))
 	for i, q := range b {
 		out[i] = q.entry
 	}

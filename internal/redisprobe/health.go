@@ -9,6 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/stratops/stratops/internal/eventlog"
 	"github.com/stratops/stratops/pkg/messaging"
 )
 
@@ -38,7 +39,7 @@ type ChannelHealth struct {
 	LastMessageTime time.Time
 	// Window is what the channel did over the logger's health window;
 	// WindowOK is false when no logger reported a current one.
-	Window   messaging.WindowStats
+	Window   eventlog.WindowStats
 	WindowOK bool
 	Healthy  bool
 	Reason   string
@@ -86,7 +87,7 @@ func ReadHealth(ctx context.Context, c redis.UniversalClient, cat messaging.Cata
 			numsub = p.PubSubNumSub(ctx, chNames...)
 		}
 		stats = p.HGetAll(ctx, cat.KeyName(messaging.KeyChannelStats))
-		lease = p.Get(ctx, messaging.LeaseKey(cat.KeyPrefix))
+		lease = p.Get(ctx, eventlog.LeaseKey(cat.KeyPrefix))
 		for i, k := range cat.Keys {
 			ttls[i] = p.PTTL(ctx, cat.KeyName(k.Name))
 			if k.MaxAge.Duration > 0 && k.Name != messaging.KeyEventsHistory {
@@ -106,10 +107,10 @@ func ReadHealth(ctx context.Context, c redis.UniversalClient, cat messaging.Cata
 			return Health{}, err
 		}
 	}
-	st := messaging.ParseStats(stats.Val())
+	st := eventlog.ParseStats(stats.Val())
 
 	var h Health
-	h.LoggerLeader = messaging.LeaseHolderName(lease.Val())
+	h.LoggerLeader = eventlog.LeaseHolderName(lease.Val())
 	for i, pol := range cat.Channels {
 		s := st.Channels[pol.Name]
 		ch := ChannelHealth{Name: pol.Name, Subscribers: subs[chNames[i]], Messages: s.Messages, Invalid: s.Invalid,

@@ -9,6 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/stratops/stratops/internal/eventlog"
 	"github.com/stratops/stratops/pkg/messaging"
 )
 
@@ -60,7 +61,7 @@ func ClaimPrefix(ctx context.Context, c redis.UniversalClient, prefix string, me
 		return me, true, nil
 	}
 	stats := prefix + messaging.KeyChannelStats
-	owner, err := c.HGet(ctx, stats, messaging.StatsOwnerField).Result()
+	owner, err := c.HGet(ctx, stats, eventlog.StatsOwnerField).Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return Owner{}, false, fmt.Errorf("HGET %s: %w", stats, err)
 	}
@@ -69,7 +70,7 @@ func ClaimPrefix(ctx context.Context, c redis.UniversalClient, prefix string, me
 		// would hide this one's silence.
 		if _, err := c.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.Del(ctx, stats)
-			p.HSet(ctx, stats, messaging.StatsOwnerField, me.UID)
+			p.HSet(ctx, stats, eventlog.StatsOwnerField, me.UID)
 			p.Expire(ctx, stats, messaging.HistoryTTL)
 			return nil
 		}); err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/stratops/stratops/internal/eventlog"
 	"github.com/stratops/stratops/pkg/messaging"
 )
 
@@ -303,7 +304,7 @@ func probeCommands(ctx context.Context, c redis.UniversalClient, prefix string) 
 		return "", fmt.Errorf("XRANGE: %w", err)
 	}
 	if err := leaseProbe.Run(ctx, c, []string{stream + ":lease", stream}).Err(); err != nil {
-		if cmd := messaging.ScriptCommand(leaseProbeSrc, err); cmd != "" {
+		if cmd := eventlog.ScriptCommand(leaseProbeSrc, err); cmd != "" {
 			return "", &scriptError{fmt.Sprintf("%s, in the logger's lease and history scripts: %v", cmd, err), err}
 		}
 		return "", fmt.Errorf("the logger's lease script (EVALSHA): %w", err)

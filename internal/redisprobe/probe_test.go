@@ -7,6 +7,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/stratops/stratops/internal/eventlog"
 	"github.com/stratops/stratops/internal/redisserver"
 	"github.com/stratops/stratops/pkg/messaging"
 )
@@ -93,10 +94,10 @@ func TestReadHealth_ReasonsForKeysAndChannels(t *testing.T) {
 	// What the event logger reports of the last health window: a channel
 	// of mostly invalid messages (51 of 81, as a user saw it), one invalid
 	// message where none is allowed, and a p99 lag above and below maxLag.
-	bus := messaging.NewRedisBus(c, messaging.RedisBusOptions{KeyPrefix: cat.KeyPrefix})
-	if err := bus.WriteStats(ctx, messaging.StatsUpdate{
-		Counters: map[string]messaging.ChannelStats{"a:garbled": {Messages: 30, Invalid: 51, LastMessageTime: now}},
-		Windows: map[string]messaging.WindowStats{
+	bus := eventlog.NewRedisStore(c, eventlog.RedisStoreOptions{KeyPrefix: cat.KeyPrefix})
+	if err := bus.WriteStats(ctx, eventlog.StatsUpdate{
+		Counters: map[string]eventlog.ChannelStats{"a:garbled": {Messages: 30, Invalid: 51, LastMessageTime: now}},
+		Windows: map[string]eventlog.WindowStats{
 			"a:garbled": {Messages: 30, Invalid: 51}, "a:fine": {Messages: 100, Invalid: 5},
 			"a:strict": {Messages: 100, Invalid: 1},
 			"a:slow":   {Messages: 10, LagSamples: 10, LagP50: 100 * time.Millisecond, LagP99: 800 * time.Millisecond},

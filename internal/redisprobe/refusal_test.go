@@ -8,6 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/stratops/stratops/internal/eventlog"
 	"github.com/stratops/stratops/internal/redisserver"
 	"github.com/stratops/stratops/internal/redistest"
 	"github.com/stratops/stratops/pkg/messaging"
@@ -86,7 +87,7 @@ func TestClaimPrefix_OneOwnerAPrefixAndANewOwnerGetsFreshStats(t *testing.T) {
 		t.Fatalf("the first claim: %v %v", ok, err)
 	}
 	h := c.HGetAll(ctx, stats).Val()
-	if h["position:updated|messages"] != "" || h[messaging.StatsOwnerField] != "uid-a" {
+	if h["position:updated|messages"] != "" || h[eventlog.StatsOwnerField] != "uid-a" {
 		t.Fatalf("the stats were not reset for the new owner: %v", h)
 	}
 	if ttl := c.TTL(ctx, stats).Val(); ttl <= 0 {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/stratops/stratops/internal/eventlog"
 	"github.com/stratops/stratops/internal/redisserver"
 	"github.com/stratops/stratops/internal/redistest"
 	"github.com/stratops/stratops/pkg/messaging"
@@ -143,12 +144,12 @@ func TestTopology_Cluster(t *testing.T) {
 			t.Fatalf("SET %s on the Cluster: %v", k.Name, err)
 		}
 	}
-	bus := messaging.NewRedisBus(c, messaging.RedisBusOptions{KeyPrefix: cat.KeyPrefix})
-	if err := bus.Record(ctx, []messaging.LogEntry{{ID: "e1", Channel: "position:updated", LoggedAt: time.Now(),
+	bus := eventlog.NewRedisStore(c, eventlog.RedisStoreOptions{KeyPrefix: cat.KeyPrefix})
+	if err := bus.Record(ctx, []eventlog.LogEntry{{ID: "e1", Channel: "position:updated", LoggedAt: time.Now(),
 		Event: messaging.Event{Timestamp: time.Now(), Payload: []byte(`{}`)}}}); err != nil {
 		t.Fatalf("the logger's history write on the Cluster: %v", err)
 	}
-	if err := bus.RecordFenced(ctx, []messaging.LogEntry{{ID: "e2", Channel: "position:updated", LoggedAt: time.Now(),
+	if err := bus.RecordFenced(ctx, []eventlog.LogEntry{{ID: "e2", Channel: "position:updated", LoggedAt: time.Now(),
 		Event: messaging.Event{Timestamp: time.Now(), Payload: []byte(`{}`)}}}, ""); err != nil {
 		t.Fatalf("the logger's fenced history script on the Cluster (history and lease on one slot): %v", err)
 	}

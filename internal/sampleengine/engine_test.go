@@ -15,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/stratops/stratops/internal/eventlog"
 	el "github.com/stratops/stratops/internal/eventlogger"
 	"github.com/stratops/stratops/internal/redisprobe"
 	"github.com/stratops/stratops/internal/redisserver"
@@ -79,7 +80,8 @@ func liveChainHealthy(t *testing.T, rc messaging.RedisConfig) {
 	}
 	defer loggerClient.Close()
 	logger := el.NewService(el.ServiceConfig{Catalog: cat, Log: quiet, StatsInterval: 100 * time.Millisecond},
-		messaging.NewRedisBus(loggerClient, messaging.RedisBusOptions{KeyPrefix: cat.KeyPrefix}))
+		messaging.NewRedisBus(loggerClient, messaging.RedisBusOptions{KeyPrefix: cat.KeyPrefix}),
+		eventlog.NewRedisStore(loggerClient, eventlog.RedisStoreOptions{KeyPrefix: cat.KeyPrefix}))
 	go func() { _ = logger.Run(ctx) }()
 	time.Sleep(200 * time.Millisecond) // the logger subscribes first, as in a rollout
 
@@ -141,7 +143,8 @@ func TestRun_BacktestWithoutRedisForwardsEveryEventToTheEventLogger(t *testing.T
 	defer cancel()
 	cat := messaging.Standard(messaging.ModeBacktest)
 	loggerBus := messaging.NewMemoryBus(nil)
-	logger := el.NewService(el.ServiceConfig{Catalog: cat, Log: quiet}, loggerBus)
+	loggerStore := eventlog.NewMemoryStore(loggerBus, nil)
+	logger := el.NewService(el.ServiceConfig{Catalog: cat, Log: quiet}, loggerBus, loggerStore)
 	go func() { _ = logger.Run(ctx) }()
 	api := httptest.NewServer(logger.Handler())
 	defer api.Close()
@@ -163,7 +166,7 @@ func TestRun_BacktestWithoutRedisForwardsEveryEventToTheEventLogger(t *testing.T
 			t.Fatalf("the logger saw only %v", seen)
 		}
 		time.Sleep(50 * time.Millisecond)
-		h, _, _ := loggerBus.History(ctx, 100_000, "")
+		h, _, _ := loggerStore.History(ctx, 100_000, "")
 		seen = map[string]int{}
 		for _, e := range h {
 			seen[e.Channel]++

@@ -109,7 +109,7 @@ func dialRedis(ctx context.Context, rc RedisConfig, cat Catalog, timeout time.Du
 	if err != nil {
 		return nil, err
 	}
-	bus := NewRedisBus(client, RedisBusOptions{KeyPrefix: cat.KeyPrefix, HistoryTTL: historyTTL(cat)})
+	bus := NewRedisBus(client, RedisBusOptions{KeyPrefix: cat.KeyPrefix})
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	for {
@@ -124,13 +124,6 @@ func dialRedis(ctx context.Context, rc RedisConfig, cat Catalog, timeout time.Du
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
-}
-
-func historyTTL(cat Catalog) time.Duration {
-	if k, ok := cat.Key(KeyEventsHistory); ok {
-		return k.TTL.Duration
-	}
-	return 0
 }
 
 // Catalog is the catalog the client follows.

@@ -3,7 +3,6 @@ package messaging
 import (
 	"context"
 	"errors"
-	"strconv"
 	"sync"
 	"time"
 )
@@ -22,19 +21,12 @@ func (WallClock) Now() time.Time { return time.Now() }
 // on an injectable clock. It is what a backtest runs on when it has no
 // Redis.
 type MemoryBus struct {
-	clock      Clock
-	historyTTL time.Duration
-	maxLen     int
+	clock Clock
 
-	mu      sync.Mutex
-	keys    map[string]memValue
-	history []LogEntry
-	// dropped counts the entries trimmed from the front of history, so
-	// that a history cursor names the same entry after a trim.
-	dropped int
-	histExp time.Time
-	subs    map[string][]*memSubscription
-	closed  bool
+	mu     sync.Mutex
+	keys   map[string]memValue
+	subs   map[string][]*memSubscription
+	closed bool
 }
 
 type memValue struct {
@@ -47,10 +39,7 @@ func NewMemoryBus(clock Clock) *MemoryBus {
 	if clock == nil {
 		clock = WallClock{}
 	}
-	return &MemoryBus{
-		clock: clock, historyTTL: history, maxLen: memoryHistoryMaxLen,
-		keys: map[string]memValue{}, subs: map[string][]*memSubscription{},
-	}
+	return &MemoryBus{clock: clock, keys: map[string]memValue{}, subs: map[string][]*memSubscription{}}
 }
 
 var errClosed = errors.New("messaging: bus closed")
@@ -111,12 +100,6 @@ func (b *MemoryBus) Get(_ context.Context, key string) ([]byte, time.Duration, e
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := b.clock.Now()
-	if key == KeyEventsHistory {
-		if len(b.history) == 0 || (!b.histExp.IsZero() && !now.Before(b.histExp)) {
-			return nil, 0, ErrKeyNotFound
-		}
-		return nil, b.histExp.Sub(now), nil
-	}
 	v, ok := b.keys[key]
 	if !ok {
 		return nil, 0, ErrKeyNotFound
@@ -130,80 +113,6 @@ func (b *MemoryBus) Get(_ context.Context, key string) ([]byte, time.Duration, e
 	}
 	return v.value, v.expires.Sub(now), nil
 }
-
-func (b *MemoryBus) Record(ctx context.Context, entries []LogEntry) error {
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
-		return errClosed
-	}
-	now := b.clock.Now()
-	if !b.histExp.IsZero() && !now.Before(b.histExp) {
-		b.dropped += len(b.history)
-		b.history = nil
-	}
-	b.history = append(b.history, entries...)
-	if over := len(b.history) - b.maxLen; over > 0 {
-		b.dropped += over
-		b.history = append([]LogEntry(nil), b.history[over:]...)
-	}
-	b.histExp = now.Add(b.historyTTL)
-	b.mu.Unlock()
-	return b.Notify(ctx, entries)
-}
-
-// Notify publishes the events:logged notification of entries already in
-// the history.
-func (b *MemoryBus) Notify(ctx context.Context, entries []LogEntry) error {
-	for i, e := range entries {
-		if err := b.Publish(ctx, ChannelEventsLogged, loggedNotification(e)); err != nil {
-			return &NotifyError{Events: len(entries) - i, Err: err}
-		}
-	}
-	return nil
-}
-
-// memoryHistoryMaxLen bounds the in-memory history of a backtest.
-const memoryHistoryMaxLen = 100_000
-
-func (b *MemoryBus) RecentIDs(_ context.Context, n int) (map[string]bool, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	ids := map[string]bool{}
-	for i := len(b.history) - 1; i >= 0 && len(ids) < n; i-- {
-		ids[b.history[i].ID] = true
-	}
-	return ids, nil
-}
-
-// History pages with positions as cursors: the number of entries logged
-// before the page, counting those trimmed since.
-func (b *MemoryBus) History(_ context.Context, n int, before string) ([]LogEntry, string, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if !b.histExp.IsZero() && !b.clock.Now().Before(b.histExp) {
-		return nil, "", nil
-	}
-	end := len(b.history)
-	if before != "" {
-		c, err := strconv.Atoi(before)
-		if err != nil || c < 0 || c-b.dropped > len(b.history) {
-			return nil, "", ErrBadCursor
-		}
-		end = max(c-b.dropped, 0)
-	}
-	start := max(end-n, 0)
-	next := ""
-	if start > 0 {
-		next = strconv.Itoa(b.dropped + start)
-	}
-	return append([]LogEntry(nil), b.history[start:end]...), next, nil
-}
-
-// WriteStats does nothing: the stats hash is for the operator, which reads
-// it from Redis and never from a process's memory; a logger on memory
-// reports the same counters in its metrics.
-func (b *MemoryBus) WriteStats(context.Context, StatsUpdate) error { return nil }
 
 func (b *MemoryBus) Ping(context.Context) error {
 	b.mu.Lock()

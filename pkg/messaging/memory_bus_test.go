@@ -45,11 +45,11 @@ func TestMemoryBus_KeysExpireBySimulatedTime(t *testing.T) {
 	}
 }
 
-func TestMemoryBus_PubSubAndHistory(t *testing.T) {
+func TestMemoryBus_PubSub(t *testing.T) {
 	ctx := context.Background()
 	clock := &simClock{now: time.Date(2024, 5, 12, 14, 0, 0, 0, time.UTC)}
 	b := NewMemoryBus(clock)
-	sub, err := b.Subscribe(ctx, "position:updated", ChannelEventsLogged)
+	sub, err := b.Subscribe(ctx, "position:updated")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,20 +60,6 @@ func TestMemoryBus_PubSubAndHistory(t *testing.T) {
 	d := <-sub.C()
 	if d.Channel != "position:updated" || string(d.Payload) != string(msg) {
 		t.Fatalf("got %+v", d)
-	}
-	if err := b.Record(ctx, []LogEntry{{ID: "a-1", Channel: "position:updated", LoggedAt: clock.Now()}}); err != nil {
-		t.Fatal(err)
-	}
-	if d := <-sub.C(); d.Channel != ChannelEventsLogged {
-		t.Fatalf("want a notification on events:logged, got %+v", d)
-	}
-	h, _, _ := b.History(ctx, 10, "")
-	if len(h) != 1 || h[0].ID != "a-1" {
-		t.Fatalf("history %+v", h)
-	}
-	clock.Advance(24 * time.Hour)
-	if h, _, _ := b.History(ctx, 10, ""); len(h) != 0 {
-		t.Fatal("events:history outlived its 24h TTL in simulated time")
 	}
 	_ = sub.Close()
 	if _, ok := <-sub.C(); ok {

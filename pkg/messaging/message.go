@@ -60,10 +60,15 @@ type Event struct {
 // Data is the event's own data: an envelope's metadata, or the whole flat
 // payload (its timestamp included).
 func (e Event) Data() json.RawMessage {
-	if e.Shape == ShapeEnvelope {
-		return e.Metadata
+	if e.Shape != ShapeEnvelope {
+		return e.Payload
 	}
-	return e.Payload
+	if e.Metadata == nil {
+		// An event made from its payload alone (read back from a log):
+		// the envelope's metadata is in the payload.
+		return scanTopLevel(e.Payload).metadata
+	}
+	return e.Metadata
 }
 
 // Decode unmarshals the event's Data into v. Numbers keep their precision

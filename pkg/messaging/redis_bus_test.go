@@ -3,7 +3,6 @@ package messaging
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"testing"
 	"time"
 
@@ -69,70 +68,6 @@ func TestRedisBus_PublishStateSetsTheKeyWithItsTTLInOneRoundTrip(t *testing.T) {
 	ttl := c.TTL(ctx, prefix+"position:snapshot").Val()
 	if ttl <= 59*time.Minute || ttl > time.Hour {
 		t.Fatalf("TTL %v, want about 1h", ttl)
-	}
-}
-
-func TestRedisBus_RecordAppendsHistoryWithTTLAndNotifies(t *testing.T) {
-	ctx := context.Background()
-	c := newClient(t, redisServer.Addr)
-	prefix := prefixFor(t)
-	bus := NewRedisBus(c, RedisBusOptions{KeyPrefix: prefix})
-	sub, err := bus.Subscribe(ctx, ChannelEventsLogged)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
-	now := time.Now().UTC()
-	cat := Standard(ModeLive)
-	envelope, _ := Envelope(now, "position_monitor", "updated", map[string]any{"n": 1})
-	// A flat payload as Python writes it: a naive timestamp, an integer
-	// too large for a float64, fields in an order of its own.
-	flat := []byte(`{"timestamp": "2024-05-12T14:00:00.123456", "z": 123456789012345678901234, "a": [1, 2]}`)
-	var entries []LogEntry
-	for i, in := range []struct {
-		channel string
-		payload []byte
-	}{{"position:updated", envelope}, {"risk:calculated", flat}} {
-		e, err := cat.DecodeEvent(in.channel, in.payload, DecodeOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		entries = append(entries, LogEntry{ID: fmt.Sprintf("x-%d", i+1), Channel: in.channel, LoggedAt: now, Event: e})
-	}
-	if err := bus.Record(ctx, entries); err != nil {
-		t.Fatal(err)
-	}
-	h, _, err := bus.History(ctx, 10, "")
-	if err != nil || len(h) != 2 || h[0].ID != "x-1" || h[1].ID != "x-2" {
-		t.Fatalf("history %+v, %v", h, err)
-	}
-	if string(h[0].Event.Metadata) != `{"n":1}` || h[0].Event.Shape != ShapeEnvelope {
-		t.Fatalf("envelope entry %+v", h[0].Event)
-	}
-	if string(h[1].Event.Payload) != string(flat) || h[1].Event.Component != "risk_monitor" || h[1].Event.Event != "calculated" ||
-		!h[1].Event.Timestamp.Equal(time.Date(2024, 5, 12, 14, 0, 0, 123456000, time.UTC)) {
-		t.Fatalf("flat entry %+v: the payload must come back byte for byte", h[1].Event)
-	}
-	ttl := c.TTL(ctx, prefix+KeyEventsHistory).Val()
-	if ttl <= 23*time.Hour || ttl > 24*time.Hour {
-		t.Fatalf("events:history TTL %v, want 24h", ttl)
-	}
-	for i := range 2 {
-		select {
-		case d := <-sub.C():
-			m, err := cat.DecodeEvent(d.Channel, d.Payload, DecodeOptions{})
-			var md struct{ ID string }
-			_ = m.Decode(&md)
-			if err != nil || m.Component != ComponentEventLogger || m.Shape != ShapeEnvelope || md.ID != entries[i].ID {
-				t.Fatalf("notification %d: %s (%v)", i, d.Payload, err)
-			}
-		case <-time.After(time.Second):
-			t.Fatal("no notification on events:logged")
-		}
-	}
-	ids, err := bus.RecentIDs(ctx, 10)
-	if err != nil || !ids["x-1"] || !ids["x-2"] {
-		t.Fatalf("RecentIDs %v, %v", ids, err)
 	}
 }
 

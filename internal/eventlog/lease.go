@@ -1,4 +1,4 @@
-package messaging
+package eventlog
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/stratops/stratops/pkg/messaging"
 )
 
 // The event logger's lease: with several replicas, exactly one records
@@ -19,15 +21,15 @@ import (
 // it still thinks it leads.
 
 // ErrFenced is a write refused because the writer does not hold the lease.
-var ErrFenced = errors.New("messaging: fenced: this logger does not hold the lease")
+var ErrFenced = errors.New("eventlog: fenced: this logger does not hold the lease")
 
 // LeaseKey is the lease's key: on the hash slot of events:history, so that
 // the script that checks it and writes the history runs on a Cluster too.
-func (b *RedisBus) LeaseKey() string { return LeaseKey(b.prefix) }
+func (b *RedisStore) LeaseKey() string { return LeaseKey(b.prefix) }
 
 // LeaseKey is the event logger's lease key for a key prefix.
 func LeaseKey(prefix string) string {
-	return sameSlot(prefix+KeyEventsHistory, ":"+ReservedComponent+":lease")
+	return sameSlot(prefix+messaging.KeyEventsHistory, ":"+messaging.ReservedComponent+":lease")
 }
 
 // LeaseHolderName is the holder (the pod's name) of a lease value.
@@ -63,13 +65,13 @@ return {0, v}`)
 
 // AcquireLease takes the lease for value (renewing it when value holds
 // it); held is false when another value holds it, and holder is that one.
-func (b *RedisBus) AcquireLease(ctx context.Context, value string, ttl time.Duration) (held bool, holder string, err error) {
+func (b *RedisStore) AcquireLease(ctx context.Context, value string, ttl time.Duration) (held bool, holder string, err error) {
 	res, err := acquireScript.Run(ctx, b.client, []string{b.LeaseKey()}, value, ttl.Milliseconds()).Slice()
 	if err != nil {
 		return false, "", &CommandError{Command: "EVALSHA lease " + strings.TrimPrefix(b.LeaseKey(), b.prefix), Err: err}
 	}
 	if len(res) != 2 {
-		return false, "", fmt.Errorf("messaging: lease: unexpected reply %v", res)
+		return false, "", fmt.Errorf("eventlog: lease: unexpected reply %v", res)
 	}
 	n, _ := res[0].(int64)
 	h, _ := res[1].(string)
@@ -84,12 +86,12 @@ return 0`)
 
 // ReleaseLease gives the lease up, when value holds it, so that a standby
 // takes over at once rather than when it expires.
-func (b *RedisBus) ReleaseLease(ctx context.Context, value string) error {
+func (b *RedisStore) ReleaseLease(ctx context.Context, value string) error {
 	return releaseScript.Run(ctx, b.client, []string{b.LeaseKey()}, value).Err()
 }
 
 // LeaseHolder is the lease's value, "" when no one holds it.
-func (b *RedisBus) LeaseHolder(ctx context.Context) (string, error) {
+func (b *RedisStore) LeaseHolder(ctx context.Context) (string, error) {
 	v, err := b.client.Get(ctx, b.LeaseKey()).Result()
 	if errors.Is(err, redis.Nil) {
 		return "", nil
@@ -120,11 +122,11 @@ return n`
 // RecordFenced is Record through the lease: the history entries are
 // written only while fence holds the lease (an empty fence writes
 // whoever holds it), then the notifications. ErrFenced when it does not.
-func (b *RedisBus) RecordFenced(ctx context.Context, entries []LogEntry, fence string) error {
+func (b *RedisStore) RecordFenced(ctx context.Context, entries []LogEntry, fence string) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	hist := b.name(KeyEventsHistory)
+	hist := b.name(messaging.KeyEventsHistory)
 	args := make([]any, 0, 3+len(entries)*20)
 	args = append(args, fence, strconv.FormatInt(b.now().Add(-b.retention).UnixMilli(), 10), int64(b.historyTTL.Seconds()))
 	for _, e := range entries {
@@ -137,28 +139,28 @@ func (b *RedisBus) RecordFenced(ctx context.Context, entries []LogEntry, fence s
 			return ErrFenced
 		}
 		if IsTransient(err) {
-			return fmt.Errorf("messaging: record %d events: %w", len(entries), err)
+			return fmt.Errorf("eventlog: record %d events: %w", len(entries), err)
 		}
 		cmd := ScriptCommand(recordSrc, err)
 		if cmd == "" {
 			cmd = "EVALSHA"
 		}
-		return fmt.Errorf("messaging: record %d events: %w", len(entries), &CommandError{Command: cmd + " " + KeyEventsHistory + " (the fenced history script)", Err: err})
+		return fmt.Errorf("eventlog: record %d events: %w", len(entries), &CommandError{Command: cmd + " " + messaging.KeyEventsHistory + " (the fenced history script)", Err: err})
 	}
 	return b.Notify(ctx, entries)
 }
 
 // HistorySince returns the channel and message of every history entry
 // written since t (the stream's IDs are times), oldest first.
-func (b *RedisBus) HistorySince(ctx context.Context, t time.Time) ([]LogEntry, error) {
-	msgs, err := b.client.XRange(ctx, b.name(KeyEventsHistory), strconv.FormatInt(t.UnixMilli(), 10), "+").Result()
+func (b *RedisStore) HistorySince(ctx context.Context, t time.Time) ([]LogEntry, error) {
+	msgs, err := b.client.XRange(ctx, b.name(messaging.KeyEventsHistory), strconv.FormatInt(t.UnixMilli(), 10), "+").Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("messaging: read history: %w", err)
+		return nil, fmt.Errorf("eventlog: read history: %w", err)
 	}
 	out := make([]LogEntry, 0, len(msgs))
 	for _, m := range msgs {
 		str := func(k string) string { s, _ := m.Values[k].(string); return s }
-		out = append(out, LogEntry{ID: str("id"), Channel: str("channel"), Event: Event{Payload: []byte(str("message"))}})
+		out = append(out, LogEntry{ID: str("id"), Channel: str("channel"), Event: messaging.Event{Payload: []byte(str("message"))}})
 	}
 	return out, nil
 }

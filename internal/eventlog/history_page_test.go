@@ -1,4 +1,4 @@
-package messaging
+package eventlog
 
 import (
 	"context"
@@ -6,21 +6,23 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/stratops/stratops/pkg/messaging"
 )
 
-// Both buses page events:history the same way: newest page first, each
+// Both stores page events:history the same way: newest page first, each
 // page oldest first, a cursor to the older page, none after the oldest.
-func TestHistory_PagesBackwardsOnBothBuses(t *testing.T) {
-	for name, bus := range map[string]Bus{
-		"redis":  NewRedisBus(newClient(t, redisServer.Addr), RedisBusOptions{KeyPrefix: prefixFor(t)}),
-		"memory": NewMemoryBus(nil),
+func TestHistory_PagesBackwardsOnBothStores(t *testing.T) {
+	for name, bus := range map[string]Store{
+		"redis":  NewRedisStore(newClient(t, redisServer.Addr), RedisStoreOptions{KeyPrefix: prefixFor(t)}),
+		"memory": NewMemoryStore(messaging.NewMemoryBus(nil), nil),
 	} {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			var entries []LogEntry
 			for i := range 25 {
 				entries = append(entries, LogEntry{ID: fmt.Sprintf("e-%02d", i), Channel: "http", LoggedAt: time.Now(),
-					Event: Event{Channel: "http", Component: "c", Event: "e", Timestamp: time.Now(), Payload: []byte(`{}`)}})
+					Event: messaging.Event{Channel: "http", Component: "c", Event: "e", Timestamp: time.Now(), Payload: []byte(`{}`)}})
 			}
 			if err := bus.Record(ctx, entries); err != nil {
 				t.Fatal(err)

@@ -1,9 +1,8 @@
-package messaging
+package eventlog
 
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -18,19 +17,6 @@ type CommandError struct {
 
 func (e *CommandError) Error() string { return e.Command + ": " + e.Err.Error() }
 func (e *CommandError) Unwrap() error { return e.Err }
-
-// NotifyError says that a batch's history was written but its events:logged
-// notifications were not all published. Retrying would publish some twice;
-// the logger counts them as lost instead.
-type NotifyError struct {
-	Events int
-	Err    error
-}
-
-func (e *NotifyError) Error() string {
-	return fmt.Sprintf("messaging: history written, %d events:logged notifications not published: %v", e.Events, e.Err)
-}
-func (e *NotifyError) Unwrap() error { return e.Err }
 
 // Reasons of a write Redis refuses for good: retrying changes nothing until
 // someone changes Redis (its ACL, a key's type, its memory, its role).
