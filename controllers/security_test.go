@@ -2,6 +2,9 @@ package controllers
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -206,4 +209,38 @@ func TestAllowList_AStrategyPointedElsewhereStallsBeforeAnyConnection(t *testing
 	g.Eventually(func() error {
 		return k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "fenced-eventlogger"}, &appsv1.Deployment{})
 	}, timeout, interval).Should(Succeed(), "an allowed address passes the gate")
+}
+
+// TestProbe_AnHTTPListenerIsNotQuotedAnywhere: a Strategy pointed at a
+// plain HTTP server is gated with probe connect NotRedis, and nothing the
+// server sent is in the Strategy's status, its events or the manager's
+// logs.
+func TestProbe_AnHTTPListenerIsNotQuotedAnywhere(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("intranet-login-page"))
+	}))
+	t.Cleanup(web.Close)
+	s := liveOn(ns, "web", strings.TrimPrefix(web.URL, "http://"), stratv1.RedisLossHalt)
+	g.Expect(k8sClient.Create(ctx, s)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		p := probe(getStrategy(g, ns, "web"), "connect")
+		g.Expect(p).NotTo(BeNil())
+		g.Expect(p.Reason).To(Equal("NotRedis"))
+	}, timeout, interval).Should(Succeed())
+	status, err := json.Marshal(getStrategy(g, ns, "web").Status)
+	g.Expect(err).NotTo(HaveOccurred())
+	for _, leaked := range []string{"HTTP/", "intranet-login-page", "Bad Request"} {
+		g.Expect(string(status)).NotTo(ContainSubstring(leaked), "status")
+		for _, e := range eventsFor(g, ns, "web") {
+			g.Expect(e.Note).NotTo(ContainSubstring(leaked), "event %s", e.Reason)
+		}
+	}
+	// The logs hold every test's lines (client-go's among them): look for
+	// what only this server sends.
+	for _, leaked := range []string{"HTTP/1.1 400", "intranet-login-page"} {
+		g.Expect(managerLogs.String()).NotTo(ContainSubstring(leaked), "the manager's logs")
+	}
 }

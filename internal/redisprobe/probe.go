@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"regexp"
 	"strings"
 	"time"
 
@@ -46,6 +47,9 @@ const (
 	ReasonAddressNotAllowed = "AddressNotAllowed"
 	ReasonOutOfMemory       = "OutOfMemory"
 	ReasonWrongType         = "WrongType"
+	// ReasonNotRedis: what answered does not speak the Redis protocol (an
+	// HTTP server, an SSH banner): none of what it sent is repeated.
+	ReasonNotRedis = "NotRedis"
 )
 
 // Result is one probe's outcome.
@@ -134,7 +138,7 @@ func Run(ctx context.Context, c redis.UniversalClient, o Options) Report {
 				return "", err
 			}
 			if v != "PONG" {
-				return "", &replyError{fmt.Sprintf("PING answered %q", v)}
+				return "", &replyError{"PING was not answered PONG"}
 			}
 			return "PONG", nil
 		}},
@@ -190,7 +194,7 @@ func Run(ctx context.Context, c redis.UniversalClient, o Options) Report {
 				return "", err
 			}
 			if m, ok := msg.(*redis.Message); !ok || m.Payload != "probe" {
-				return "", &replyError{fmt.Sprintf("received %v instead of the probe message", msg)}
+				return "", &replyError{"the message received on the probe channel is not the one published"}
 			}
 			return "published and received on " + o.Prefix + messaging.ProbeNamePrefix + "<random>", nil
 		}},
@@ -347,6 +351,17 @@ func (e *roleError) Error() string {
 	return fmt.Sprintf("Redis is a %s: live trading needs a writable master", e.role)
 }
 
+// notRedis reports whether go-redis could not read the reply as the Redis
+// protocol.
+func notRedis(msg string) bool {
+	for _, m := range []string{"redis: invalid reply", "redis: can't parse", "redis: unexpected", "redis: got ", "invalid reply"} {
+		if strings.Contains(msg, m) {
+			return true
+		}
+	}
+	return false
+}
+
 // Classify maps a go-redis error to a stable reason.
 func Classify(err error) string {
 	var re *roleError
@@ -364,6 +379,8 @@ func Classify(err error) string {
 		return ReasonReadOnlyReplica
 	case errors.As(err, &rp):
 		return ReasonUnexpectedReply
+	case notRedis(msg):
+		return ReasonNotRedis
 	case strings.Contains(msg, "WRONGPASS"), strings.Contains(msg, "NOAUTH"),
 		strings.Contains(msg, "invalid password"), strings.Contains(msg, "invalid username-password"):
 		return ReasonAuthFailed
@@ -387,17 +404,84 @@ func Classify(err error) string {
 	return ReasonError
 }
 
+// describe is a failed probe's message. It says the failure in words and
+// what this code knows (the command, the key); of what the server sent, it
+// keeps only the code of a Redis error reply (NOAUTH, WRONGPASS, NOPERM
+// with the command it names). Whatever answered may not be Redis, and a
+// Strategy's author chooses the address: an HTTP banner, a login prompt or
+// anything else a server sends never reaches status, events or logs.
 func describe(reason string, err error) string {
-	switch reason {
-	case ReasonAuthFailed:
-		// The server's own words, which never include the password.
-		return "authentication failed: " + err.Error()
-	case ReasonPermissionDenied:
-		return "the Redis user may not do this: " + err.Error()
-	case ReasonOutOfMemory:
-		return "Redis is out of memory and refuses writes (maxmemory with noeviction): " + err.Error()
+	var rerr redis.Error
+	if errors.As(err, &rerr) {
+		context := strings.TrimSuffix(strings.TrimSuffix(err.Error(), rerr.Error()), ": ")
+		what := map[string]string{
+			ReasonAuthFailed:       "authentication failed",
+			ReasonPermissionDenied: "the Redis user may not do this",
+			ReasonOutOfMemory:      "Redis is out of memory and refuses writes (maxmemory with noeviction)",
+			ReasonWrongType:        "a key holds another type",
+			ReasonReadOnlyReplica:  "Redis is a read-only replica",
+		}[reason]
+		parts := []string{}
+		for _, p := range []string{what, context, "Redis replied " + replyCode(rerr.Error())} {
+			if p != "" {
+				parts = append(parts, p)
+			}
+		}
+		return strings.Join(parts, ": ")
 	}
+	switch reason {
+	case ReasonNotRedis:
+		return "the server does not answer in the Redis protocol (is this address a Redis?)"
+	case ReasonTLSError:
+		return tlsProblem(err)
+	case ReasonError:
+		return "the check failed in an unexpected way"
+	}
+	// Connection errors, timeouts and this package's own errors: the
+	// words are the operating system's and ours.
 	return err.Error()
+}
+
+// replyCode is the code of a Redis error reply, and for NOPERM the command
+// it names: "WRONGPASS", "NOPERM xadd".
+func replyCode(msg string) string {
+	code, _, _ := strings.Cut(msg, " ")
+	if !replyCodePattern.MatchString(code) {
+		return "an error"
+	}
+	if code == "NOPERM" {
+		if m := nopermCommand.FindStringSubmatch(msg); m != nil {
+			return code + " " + m[1]
+		}
+	}
+	return code
+}
+
+var (
+	replyCodePattern = regexp.MustCompile(`^[A-Z]{2,20}$`)
+	nopermCommand    = regexp.MustCompile(`the '([a-z|]{1,40})' command`)
+)
+
+// tlsProblem says what went wrong in a TLS handshake, without the names
+// and values the server's certificate carries.
+func tlsProblem(err error) string {
+	var unknownAuth x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	var certErr *tls.CertificateVerificationError
+	var recordErr tls.RecordHeaderError
+	switch {
+	case errors.As(err, &unknownAuth), strings.Contains(err.Error(), "unknown authority"):
+		return "TLS: the server's certificate is not signed by the CA given (spec.redis.tls.caSecretRef)"
+	case errors.As(err, &hostErr):
+		return "TLS: the server's certificate is not valid for the name dialled (spec.redis.tls.serverName)"
+	case errors.As(err, &recordErr):
+		return "TLS: the server did not answer with TLS"
+	case errors.As(err, &certErr):
+		return "TLS: the server's certificate could not be verified"
+	case strings.Contains(err.Error(), "certificate required"), strings.Contains(err.Error(), "bad certificate"):
+		return "TLS: the server refused this client's certificate, or wants one (spec.redis.tls.clientCertSecretRef)"
+	}
+	return "TLS: the handshake failed"
 }
 
 // clientInfoField reads a field of CLIENT INFO's "k=v k=v" line.
