@@ -2,18 +2,13 @@ package controllers
 
 import (
 	"context"
-	"os"
 	"strings"
 	"testing"
 
 	. "github.com/onsi/gomega"
-	admissionv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	stratv1 "github.com/stratops/stratops/api/v1"
 )
@@ -60,28 +55,7 @@ func engineStrategy(ns, name string, mutate func(p *corev1.PodSpec)) *stratv1.St
 func TestEngineTemplate_TheShippedPolicyRefusesEachFieldNamingIt(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	raw, err := os.ReadFile("../config/policy/engine-template-policy.yaml")
-	g.Expect(err).NotTo(HaveOccurred())
-	docs := strings.Split(string(raw), "\n---\n")
-	policy, binding := &admissionv1.ValidatingAdmissionPolicy{}, &admissionv1.ValidatingAdmissionPolicyBinding{}
-	g.Expect(yaml.UnmarshalStrict([]byte(docs[0]), policy)).To(Succeed())
-	g.Expect(yaml.UnmarshalStrict([]byte(docs[1]), binding)).To(Succeed())
-	g.Expect(binding.Spec.PolicyName).To(Equal(policy.Name), "the shipped binding binds the shipped policy")
-	g.Expect(binding.Spec.ValidationActions).To(ConsistOf(admissionv1.Deny))
-	g.Expect(k8sClient.Create(ctx, policy)).To(Succeed())
-	t.Cleanup(func() { _ = k8sClient.Delete(ctx, policy) })
-	// The same binding, limited to this test's namespace.
-	ns := newNamespace(t)
-	nsObj := &corev1.Namespace{}
-	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Name: ns}, nsObj)).To(Succeed())
-	nsObj.Labels["stratops.dev/test-engine-policy"] = "on"
-	g.Expect(k8sClient.Update(ctx, nsObj)).To(Succeed())
-	binding.Name = "test-" + ns
-	binding.Spec.MatchResources = &admissionv1.MatchResources{NamespaceSelector: &metav1.LabelSelector{
-		MatchLabels: map[string]string{"stratops.dev/test-engine-policy": "on"}}}
-	g.Expect(k8sClient.Create(ctx, binding)).To(Succeed())
-	t.Cleanup(func() { _ = k8sClient.Delete(ctx, binding) })
-
+	ns := bindShippedPolicy(t, g, "engine-template-policy.yaml")
 	// The policy takes a moment to load: wait for its first refusal.
 	g.Eventually(func() error {
 		err := k8sClient.Create(ctx, engineStrategy(ns, "probe", badEngineTemplates[0].mutate))
@@ -129,25 +103,7 @@ func TestEngineTemplate_TheOperatorRefusesThemItselfWithoutThePolicy(t *testing.
 func TestDeletionProtection_TheShippedPolicyRefusesDeletingAProtectedStrategy(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	raw, err := os.ReadFile("../config/policy/deletion-protection-policy.yaml")
-	g.Expect(err).NotTo(HaveOccurred())
-	docs := strings.Split(string(raw), "\n---\n")
-	policy, binding := &admissionv1.ValidatingAdmissionPolicy{}, &admissionv1.ValidatingAdmissionPolicyBinding{}
-	g.Expect(yaml.UnmarshalStrict([]byte(docs[0]), policy)).To(Succeed())
-	g.Expect(yaml.UnmarshalStrict([]byte(docs[1]), binding)).To(Succeed())
-	g.Expect(binding.Spec.PolicyName).To(Equal(policy.Name))
-	g.Expect(k8sClient.Create(ctx, policy)).To(Succeed())
-	t.Cleanup(func() { _ = k8sClient.Delete(ctx, policy) })
-	ns := newNamespace(t)
-	nsObj := &corev1.Namespace{}
-	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Name: ns}, nsObj)).To(Succeed())
-	nsObj.Labels["stratops.dev/test-deletion-protection"] = "on"
-	g.Expect(k8sClient.Update(ctx, nsObj)).To(Succeed())
-	binding.Name = "test-" + ns
-	binding.Spec.MatchResources = &admissionv1.MatchResources{NamespaceSelector: &metav1.LabelSelector{
-		MatchLabels: map[string]string{"stratops.dev/test-deletion-protection": "on"}}}
-	g.Expect(k8sClient.Create(ctx, binding)).To(Succeed())
-	t.Cleanup(func() { _ = k8sClient.Delete(ctx, binding) })
+	ns := bindShippedPolicy(t, g, "deletion-protection-policy.yaml")
 
 	protected := func(name string) *stratv1.Strategy {
 		s := backtest(ns, name)

@@ -115,7 +115,7 @@ func managerRole() error {
 // policies: the ValidatingAdmissionPolicies and their bindings, which
 // have fixed, cluster-wide names.
 func policies() error {
-	srcs := []string{"config/policy/engine-template-policy.yaml", "config/policy/deletion-protection-policy.yaml"}
+	srcs := []string{"config/policy/strategy-authority-policy.yaml", "config/policy/engine-template-policy.yaml", "config/policy/deletion-protection-policy.yaml"}
 	var docs []string
 	for _, src := range srcs {
 		b, err := read(src)
