@@ -3,14 +3,17 @@ package controllers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	stratv1 "github.com/stratops/stratops/api/v1"
 	"github.com/stratops/stratops/internal/children"
@@ -42,6 +45,9 @@ func (r *StrategyReconciler) reconcileEngine(ctx context.Context, sc *scope) (ct
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	if err := r.judgePodSecurity(ctx, s, tmpl); err != nil {
+		return ctrl.Result{}, err
+	}
 	if s.Spec.Mode == stratv1.ModeBacktest {
 		return ctrl.Result{}, r.reconcileBacktest(ctx, sc, tmpl, rev.Name)
 	}
@@ -70,6 +76,34 @@ func (r *StrategyReconciler) engineTemplate(sc *scope) (*corev1ac.PodTemplateSpe
 		return nil, rev, lifecycle.Stall(stratv1.ReasonInvalidSpec, "%v", err)
 	}
 	return children.WithEngineIdentity(s, tmpl), rev, nil
+}
+
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+
+// judgePodSecurity holds the engine's pod, as the operator would create
+// it (its own additions included), to the official Pod Security checks at
+// the namespace's enforce level, never below baseline: a Strategy gets its
+// author no pod the namespace would not admit of a workload of theirs.
+// The namespace's labels come from the metadata cache; a label change
+// brings a reconcile. What already runs is left as it is.
+func (r *StrategyReconciler) judgePodSecurity(ctx context.Context, s *stratv1.Strategy, tmpl *corev1ac.PodTemplateSpecApplyConfiguration) error {
+	nsMeta := &metav1.PartialObjectMetadata{}
+	nsMeta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
+	if err := r.metadataCache().Get(ctx, client.ObjectKey{Name: s.Namespace}, nsMeta); err != nil {
+		return fmt.Errorf("reading namespace %s: %w", s.Namespace, err)
+	}
+	lv := children.PodSecurityLevel(nsMeta.Labels)
+	pod, err := children.TypedPodTemplate(tmpl)
+	if err != nil {
+		return err
+	}
+	problems, err := children.PodSecurityProblems(lv, pod)
+	if err != nil || len(problems) == 0 {
+		return err
+	}
+	return lifecycle.Stall(stratv1.ReasonEngineTemplateNotPermitted,
+		"spec.engine.template: the engine's pod would violate Pod Security %q (namespace %s, %s): %s",
+		lv.Level, s.Namespace, lv.Version, strings.Join(problems, "; "))
 }
 
 // ensureEngineServiceAccount provisions the engine's own ServiceAccount.

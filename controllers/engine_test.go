@@ -175,3 +175,24 @@ func TestEngine_ABacktestRunsOnceForEachRevision(t *testing.T) {
 	// Reconciles of the same spec run nothing again.
 	g.Consistently(func(g Gomega) { g.Expect(backtestJobs(g, ns, "bt")).To(HaveLen(1)) }, 2*time.Second, 200*time.Millisecond).Should(Succeed())
 }
+
+// TestEngine_TheTemplatesLabelsAndAnnotationsReachThePods: the CRD keeps
+// the embedded template's metadata (not pruned as an opaque object), so
+// what the user labels and annotates their pods with is what runs.
+func TestEngine_TheTemplatesLabelsAndAnnotationsReachThePods(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	runningLive(g, ns, "meta", redisOpen.Addr, func(s *stratv1.Strategy) {
+		s.Spec.Engine = liveEngine()
+		s.Spec.Engine.Template.Labels = map[string]string{"desk": "a"}
+		s.Spec.Engine.Template.Annotations = map[string]string{"prometheus.io/scrape": "true"}
+	})
+	stored := getStrategy(g, ns, "meta")
+	g.Expect(stored.Spec.Engine.Template.Labels).To(HaveKeyWithValue("desk", "a"), "the API server kept the template's labels")
+	g.Expect(stored.Spec.Engine.Template.Annotations).To(HaveKeyWithValue("prometheus.io/scrape", "true"))
+	d := &appsv1.Deployment{}
+	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "meta-engine"}, d)).To(Succeed())
+	g.Expect(d.Spec.Template.Labels).To(HaveKeyWithValue("desk", "a"))
+	g.Expect(d.Spec.Template.Annotations).To(HaveKeyWithValue("prometheus.io/scrape", "true"))
+}

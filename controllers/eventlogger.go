@@ -174,11 +174,7 @@ func (r *StrategyReconciler) ensureLoggerToken(ctx context.Context, s *stratv1.S
 	// is immutable.
 	meta := &metav1.PartialObjectMetadata{}
 	meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-	cache := r.MetadataCache
-	if cache == nil {
-		cache = r.APIReader
-	}
-	err := cache.Get(ctx, key, meta)
+	err := r.metadataCache().Get(ctx, key, meta)
 	if apierrors.IsNotFound(err) {
 		// The cache may not have seen it yet: ask the API server.
 		err = r.APIReader.Get(ctx, key, meta)

@@ -74,6 +74,22 @@ func (r *StrategyReconciler) strategiesForSecret(ctx context.Context, o client.O
 	return reqs
 }
 
+// strategiesInNamespace maps a Namespace event to the Strategies that
+// have an engine in it.
+func (r *StrategyReconciler) strategiesInNamespace(ctx context.Context, o client.Object) []reconcile.Request {
+	var list stratv1.StrategyList
+	if err := r.List(ctx, &list, client.InNamespace(o.GetName())); err != nil {
+		return nil
+	}
+	var reqs []reconcile.Request
+	for _, s := range list.Items {
+		if s.Spec.Engine != nil {
+			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: s.Namespace, Name: s.Name}})
+		}
+	}
+	return reqs
+}
+
 // resolvedSecret is a referenced Secret key that exists. The value stays
 // here, in memory: it is never written to status, events, logs or children.
 type resolvedSecret struct {

@@ -165,6 +165,9 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) (*StrategyReconcile
 	}
 	err = b.
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.strategiesForSecret), builder.OnlyMetadata).
+		// A namespace's Pod Security labels judge its engines.
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.strategiesInNamespace), builder.OnlyMetadata,
+			builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		WatchesRawSource(source.Channel(r.redisChecks().events, &handler.EnqueueRequestForObject{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: o.MaxConcurrentReconciles}).
 		Named("strategy").

@@ -31,9 +31,9 @@ type StrategyReconciler struct {
 	// APIReader reads from the API server, bypassing the cache: Secrets are
 	// read through it, and children the cache does not hold.
 	APIReader client.Reader
-	// MetadataCache reads the Secrets' metadata the manager watches (the
-	// client reads Secrets from the API server, never from a cache).
-	// default: APIReader.
+	// MetadataCache reads the metadata the manager watches: Secrets' (the
+	// client reads Secrets from the API server, never from a cache) and
+	// Namespaces' (their Pod Security labels). default: APIReader.
 	MetadataCache client.Reader
 	// Clientset runs what controller-runtime's client does not return: a
 	// dry-run apply's result.
@@ -164,6 +164,15 @@ func (r *StrategyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		}
 	}
 	return result, nil
+}
+
+// metadataCache reads the metadata the manager watches (Secrets',
+// Namespaces').
+func (r *StrategyReconciler) metadataCache() client.Reader {
+	if r.MetadataCache != nil {
+		return r.MetadataCache
+	}
+	return r.APIReader
 }
 
 // networkPolicyOptions are the loggers' NetworkPolicy facts.
