@@ -59,6 +59,8 @@ func TestManagerRBAC(t *testing.T) {
 		"events.events.k8s.io":              {"create", "patch"},
 		// A backtest's refused pod is said only in the Job's events.
 		"events": {"list"},
+		// A namespace's Pod Security labels judge its engines.
+		"namespaces": {"get", "list", "watch"},
 		// The metrics' authentication and authorization.
 		"tokenreviews.authentication.k8s.io":        {"create"},
 		"subjectaccessreviews.authorization.k8s.io": {"create"},
@@ -82,7 +84,7 @@ func TestManagerRBAC(t *testing.T) {
 		}
 	}
 	// Nothing the table does not list.
-	for _, r := range []string{"pods", "pods/exec", "nodes", "namespaces", "roles.rbac.authorization.k8s.io",
+	for _, r := range []string{"pods", "pods/exec", "nodes", "roles.rbac.authorization.k8s.io",
 		"clusterroles.rbac.authorization.k8s.io", "rolebindings.rbac.authorization.k8s.io",
 		"customresourcedefinitions.apiextensions.k8s.io", "statefulsets.apps", "daemonsets.apps", "cronjobs.batch",
 		"persistentvolumeclaims", "serviceaccounts/token", "*"} {
