@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -90,8 +89,9 @@ func ensure[T client.Object, A runtime.ApplyConfiguration](ctx context.Context, 
 	if err := r.Apply(ctx, desired, client.FieldOwner(fieldManager), client.ForceOwnership); err != nil {
 		return res, fmt.Errorf("applying %s %q: %w", kind, name, err)
 	}
-	ctrl.LoggerFrom(ctx).Info("Applied "+kind, "name", name)
-	r.eventAbout(s, current, corev1.EventTypeNormal, stratv1.EventUpdated, "Update", "Updated %s %s to match the Strategy", kind, name)
+	// Logged, not an event: the Strategy's events are the outcomes a
+	// person acts on, and keeping its children in shape is the routine.
+	ctrl.LoggerFrom(ctx).Info("Applied "+kind+" to match the Strategy", "name", name)
 	res.updated = true
 	return res, nil
 }
@@ -121,7 +121,6 @@ func (r *StrategyReconciler) getOrCreate(ctx context.Context, s *stratv1.Strateg
 	ctrl.LoggerFrom(ctx).Info("Created "+kind, "name", name)
 	current.SetName(name)
 	current.SetNamespace(s.Namespace)
-	r.eventAbout(s, current, corev1.EventTypeNormal, stratv1.EventCreated, "Create", "Created %s %s", kind, name)
 	return false, nil
 }
 

@@ -199,6 +199,6 @@ func (r *StrategyReconciler) ensureLoggerToken(ctx context.Context, s *stratv1.S
 	if err := r.APIReader.Get(ctx, key, meta); err != nil {
 		return "", fmt.Errorf("reading Secret %q: %w", name, err)
 	}
-	r.eventAbout(s, meta, corev1.EventTypeNormal, stratv1.EventCreated, "Create", "Created Secret %s (the event logger's API token)", name)
+	ctrl.LoggerFrom(ctx).Info("Created the event logger's API token", "secret", name)
 	return meta.UID, nil
 }

@@ -178,7 +178,10 @@ func (r *StrategyReconciler) setHealth(s *stratv1.Strategy, t, what string, bad 
 	}
 	msg := fmt.Sprintf("%d/%d %s unhealthy: %s", len(bad), total, what, strings.Join(bad, ", "))
 	lifecycle.SetCondition(s, t, false, stratv1.ReasonUnhealthy, msg)
-	if prev == nil || prev.Status != metav1.ConditionFalse {
+	if prev != nil && prev.Status == metav1.ConditionTrue {
+		// A flip from healthy. A new Strategy's channels and keys start
+		// unhealthy until traffic flows: the condition, the metrics and
+		// the alerts say so, without a Warning for a state nothing left.
 		r.event(s, corev1.EventTypeWarning, t, "HealthCheck", "%s", msg)
 	}
 }

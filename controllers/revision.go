@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	stratv1 "github.com/stratops/stratops/api/v1"
@@ -134,7 +135,7 @@ func (r *StrategyReconciler) pruneCatalogs(ctx context.Context, s *stratv1.Strat
 		if err := r.deleteOwned(ctx, s, &cm); err != nil {
 			return err
 		}
-		r.eventAbout(s, &cm, corev1.EventTypeNormal, stratv1.EventDeleted, "Delete", "Deleted ConfigMap %s: no pod mounts this catalog any more", cm.Name)
+		ctrl.LoggerFrom(ctx).Info("Deleted a catalog no pod mounts any more", "configMap", cm.Name)
 	}
 	return nil
 }

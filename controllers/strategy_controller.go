@@ -318,16 +318,10 @@ func withoutFigures(st *stratv1.StrategyStatus) *stratv1.StrategyStatus {
 	return c
 }
 
+// event records an event about the Strategy: one per outcome a person
+// acts on (see the README's event table), never one per child.
 func (r *StrategyReconciler) event(s *stratv1.Strategy, eventType, reason, action, note string, args ...any) {
-	r.eventAbout(s, nil, eventType, reason, action, note, args...)
-}
-
-// eventAbout records an event about s that concerns a child: the events
-// API folds events with the same regarding, related, reason and action into
-// one series, so naming the child keeps "Created ConfigMap" and "Created
-// Deployment" apart.
-func (r *StrategyReconciler) eventAbout(s *stratv1.Strategy, related runtime.Object, eventType, reason, action, note string, args ...any) {
 	if r.Recorder != nil {
-		r.Recorder.Eventf(s, related, eventType, reason, action, note, args...)
+		r.Recorder.Eventf(s, nil, eventType, reason, action, note, args...)
 	}
 }

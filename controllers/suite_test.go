@@ -96,7 +96,11 @@ func runSuite(m *testing.M) int {
 		}
 	}()
 
-	mgr, err := ctrl.NewManager(restConfig, ManagerOptions(ctrl.Options{
+	// The manager's own requests are counted at its client (see
+	// managerRequests), for the cost budgets.
+	managerConfig := rest.CopyConfig(restConfig)
+	managerConfig.Wrap(managerRequests.wrap)
+	mgr, err := ctrl.NewManager(managerConfig, ManagerOptions(ctrl.Options{
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 	}))

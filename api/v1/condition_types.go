@@ -139,7 +139,8 @@ const (
 )
 
 // Event reasons: what the operator records about a Strategy, one per
-// outcome. A Stalled reason (above) is also the reason of the Warning that
+// outcome a person acts on; what it does to its children is logged, not
+// recorded. A Stalled reason (above) is also the reason of the Warning that
 // says the Strategy stalled.
 const (
 	// EventGatePassed (Normal): a Live strategy's Redis passed every probe
@@ -181,18 +182,12 @@ const (
 	// EventBacktestStopped (Warning): a new revision replaces a running
 	// backtest Job, which is stopped.
 	EventBacktestStopped = "BacktestStopped"
-	// EventCreated, EventUpdated, EventDeleted (Normal): a child was
-	// created, put back in line with the Strategy, or deleted (a catalog no
-	// pod mounts).
-	EventCreated = "Created"
-	EventUpdated = "Updated"
-	EventDeleted = "Deleted"
 	// EventReady (Normal): the Strategy became Ready.
 	EventReady = ConditionReady
 	// EventSuspended (Normal): spec.suspend stopped reconciling.
 	EventSuspended = ReasonSuspended
 	// EventChannelsHealthy, EventKeysHealthy: a health condition flipped
-	// (Warning when unhealthy, Normal when healthy again).
+	// (Warning from healthy to unhealthy, Normal when healthy again).
 	EventChannelsHealthy = ConditionChannelsHealthy
 	EventKeysHealthy     = ConditionKeysHealthy
 	// EventPasswordWithoutTLS (Warning, once per generation): the spec
