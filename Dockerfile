@@ -8,6 +8,8 @@ ARG BASE_IMAGE=distroless/static:nonroot
 FROM ${BUILDER_IMAGE} AS builder
 ARG TARGETOS=linux
 ARG TARGETARCH
+# The commit, which the build cannot read without .git: --build-arg.
+ARG REVISION=
 WORKDIR /workspace
 COPY go.mod go.sum ./
 # Module and build caches persist between builds (BuildKit and podman).
@@ -17,9 +19,11 @@ COPY cmd/ cmd/
 COPY controllers/ controllers/
 COPY internal/ internal/
 COPY pkg/ pkg/
+COPY VERSION ./
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     mkdir -p /out && CGO_ENABLED=0 GOOS=${TARGETOS} GOARCH=${TARGETARCH} \
-    go build -trimpath -ldflags=-s -o /out/ ./cmd/manager ./cmd/eventlogger ./cmd/sampleengine
+    go build -trimpath -ldflags="-s -X github.com/stratops/stratops/internal/version.Version=$(cat VERSION) -X github.com/stratops/stratops/internal/version.Revision=${REVISION}" \
+    -o /out/ ./cmd/manager ./cmd/eventlogger ./cmd/sampleengine
 
 FROM ${BASE_IMAGE}
 WORKDIR /

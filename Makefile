@@ -1,6 +1,9 @@
 # stratops: a Kubernetes operator for trading strategies that talk through Redis.
 
 IMG ?= stratops:dev
+# The release every binary reports (--version, stratops_build_info).
+VERSION ?= $(shell cat VERSION)
+LDFLAGS ?= -X github.com/stratops/stratops/internal/version.Version=$(VERSION)
 KUBE_VERSION ?= v1.37.2
 ETCD_VERSION ?= v3.6.16
 
@@ -59,6 +62,8 @@ verify: manifests generate chart golangci-lint ## Fail when generated code, the 
 		git status --porcelain >&2; git --no-pager diff --stat >&2; exit 1; \
 	fi
 	$(GOLANGCI_LINT) run
+	@big=$$(git ls-files -z | xargs -0 -I{} sh -c 'f="{}"; [ -f "$$f" ] && [ $$(stat -c %s "$$f") -gt 1048576 ] && echo "$$f"' | grep -vxF -f hack/large-files-allowed.txt || true); \
+	if [ -n "$$big" ]; then echo "make verify: tracked files over 1 MiB (build outputs are not committed; hack/large-files-allowed.txt lists the exceptions):" >&2; echo "$$big" >&2; exit 1; fi
 
 .PHONY: fmt
 fmt: ## Run go fmt.
@@ -103,12 +108,12 @@ soak: redis ## The event logger's chaos soak: 25 Redis kill/restart cycles under
 
 .PHONY: build
 build: manifests generate fmt vet ## Build the manager, event logger and sample engine binaries into bin/.
-	go build -o bin/ ./cmd/manager ./cmd/eventlogger ./cmd/sampleengine
+	go build -ldflags "$(LDFLAGS)" -o bin/ ./cmd/manager ./cmd/eventlogger ./cmd/sampleengine
 
 .PHONY: run
 run: manifests envtest redis ## Run a complete local stratops: control plane, Redis, operator, event loggers, Prometheus with the alerts, samples and sample traffic.
 	-hack/ensure-packages.sh prometheus
-	go build -o bin/stratops-local ./cmd/stratops-local
+	go build -ldflags "$(LDFLAGS)" -o bin/stratops-local ./cmd/stratops-local
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" bin/stratops-local
 
 .PHONY: screenshot
@@ -121,7 +126,7 @@ run-cluster: manifests generate ## Run the manager on this host against the curr
 
 .PHONY: docker-build
 docker-build: ## Build the image with $(CONTAINER_TOOL).
-	$(CONTAINER_TOOL) build -t $(IMG) .
+	$(CONTAINER_TOOL) build --build-arg REVISION=$$(git rev-parse HEAD 2>/dev/null) -t $(IMG) .
 
 ##@ Deployment
 

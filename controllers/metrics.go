@@ -151,6 +151,7 @@ func boolValue(b bool) float64 {
 }
 
 func init() {
+	metrics.Registry.MustRegister(buildInfo)
 	metrics.Registry.MustRegister(probeLatency, probeFailures, redisClientsOpen, checksInFlight, channelSubscribers, channelLagP99, channelLastMessage,
 		keyTTL, healthyCount, totalCount)
 	for _, v := range statusVecs {
@@ -181,4 +182,15 @@ func NewRedisClients() *redisprobe.Clients {
 	c := redisprobe.NewClients()
 	c.OnChange = func(open int) { redisClientsOpen.Set(float64(open)) }
 	return c
+}
+
+// buildInfo says which build of the operator runs: always 1, labelled.
+var buildInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+	Name: "stratops_build_info",
+	Help: "The operator's build: 1, labelled with its version, commit and Go version.",
+}, []string{"version", "revision", "goversion"})
+
+// ExportBuildInfo sets stratops_build_info for this process.
+func ExportBuildInfo(version, revision, goVersion string) {
+	buildInfo.WithLabelValues(version, revision, goVersion).Set(1)
 }

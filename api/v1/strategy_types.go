@@ -563,10 +563,15 @@ const (
 // +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 51 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must be a DNS-1035 label (lower case letters, digits and '-', starting with a letter) of at most 51 characters: it names the event logger Service"
 // +kubebuilder:printcolumn:name="Mode",type=string,JSONPath=`.spec.mode`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Redis",type=string,JSONPath=`.status.conditions[?(@.type=="RedisReady")].status`
 // +kubebuilder:printcolumn:name="Channels",type=string,JSONPath=`.status.channelsSummary`
 // +kubebuilder:printcolumn:name="Keys",type=string,JSONPath=`.status.keysSummary`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`
+// +kubebuilder:printcolumn:name="Revision",type=string,JSONPath=`.status.engine.revision`,priority=1
+// +kubebuilder:printcolumn:name="Endpoint",type=string,JSONPath=`.status.redis.endpoint`,priority=1
+// +kubebuilder:printcolumn:name="Leader",type=string,JSONPath=`.status.eventLogger.leader`,priority=1
 type Strategy struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -25,6 +26,7 @@ import (
 	"github.com/stratops/stratops/internal/eventlog"
 	el "github.com/stratops/stratops/internal/eventlogger"
 	"github.com/stratops/stratops/internal/eventlogger/settings"
+	"github.com/stratops/stratops/internal/version"
 	"github.com/stratops/stratops/pkg/messaging"
 )
 
@@ -86,6 +88,7 @@ func parseFlags(args []string) (options, error) {
 	fs.BoolVar(&o.redis.InsecureSkipVerify, "redis-tls-insecure-skip-verify", def.Redis.InsecureSkipVerify, "skip TLS verification (tests only) [$"+messaging.EnvRedisTLSInsecure+"]")
 	fs.DurationVar(&o.redis.DialTimeout, "redis-dial-timeout", def.Redis.DialTimeout, "Redis dial timeout [$"+messaging.EnvRedisDialTimeout+"]")
 	fs.DurationVar(&o.startupTimeout, "startup-timeout", 10*time.Second, "how long to try to reach Redis at start")
+	fs.Bool("version", false, "print the version, the commit and the Go version, and exit")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -102,6 +105,11 @@ func parseFlags(args []string) (options, error) {
 }
 
 func run(args []string) int {
+	// Before the environment is read: --version answers whatever it holds.
+	if slices.Contains(args, "--version") || slices.Contains(args, "-version") {
+		fmt.Println(version.String("eventlogger"))
+		return 0
+	}
 	o, err := parseFlags(args)
 	if err != nil {
 		return 2

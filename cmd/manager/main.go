@@ -19,6 +19,7 @@ import (
 	"github.com/stratops/stratops/controllers"
 	"github.com/stratops/stratops/internal/children"
 	"github.com/stratops/stratops/internal/redisprobe"
+	"github.com/stratops/stratops/internal/version"
 )
 
 // defaultImage is the operator's own image, used for event loggers whose
@@ -42,7 +43,9 @@ func run() error {
 		allowedRedis                  string
 		metricsCIDRs, metricsNSLabel  string
 		revisionKeyNamespace          string
+		printVersion                  bool
 	)
+	flag.BoolVar(&printVersion, "version", false, "Print the version, the commit and the Go version, and exit.")
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address of the Prometheus metrics endpoint (HTTPS; clients need a token allowed to get /metrics); 0 disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader, so that only one replica reconciles at a time.")
@@ -62,9 +65,15 @@ func run() error {
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
+	if printVersion {
+		fmt.Println(version.String("manager"))
+		return nil
+	}
 
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 	log := ctrl.Log.WithName("setup")
+	log.Info("Starting stratops", "version", version.Version, "commit", version.Commit(), "go", version.GoVersion())
+	controllers.ExportBuildInfo(version.Version, version.Commit(), version.GoVersion())
 	redisprobe.RouteLogs(ctrl.Log)
 
 	allowed, err := redisprobe.ParseAddressPolicy(strings.Split(allowedRedis, ","))

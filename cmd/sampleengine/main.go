@@ -16,13 +16,19 @@ import (
 	"time"
 
 	"github.com/stratops/stratops/internal/sampleengine"
+	"github.com/stratops/stratops/internal/version"
 	"github.com/stratops/stratops/pkg/messaging"
 )
 
 func main() {
 	interval := flag.Duration("interval", time.Second, "time between position updates")
 	malformed := flag.Int("malformed-every", 20, "publish a malformed message every N updates (0: never)")
+	printVersion := flag.Bool("version", false, "print the version, the commit and the Go version, and exit")
 	flag.Parse()
+	if *printVersion {
+		fmt.Println(version.String("sampleengine"))
+		return
+	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	if err := run(*interval, *malformed, log); err != nil {
 		fmt.Fprintln(os.Stderr, "sampleengine:", err)

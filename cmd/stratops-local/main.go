@@ -39,6 +39,7 @@ import (
 	"github.com/stratops/stratops/internal/redisprobe"
 	"github.com/stratops/stratops/internal/redisserver"
 	"github.com/stratops/stratops/internal/sampleengine"
+	"github.com/stratops/stratops/internal/version"
 	"github.com/stratops/stratops/pkg/messaging"
 )
 
@@ -62,7 +63,12 @@ func main() {
 	dir := flag.String("dir", "bin/local", "where the kubeconfig, logs and state go")
 	root := flag.String("root", ".", "the stratops source tree (for config/ and hack/)")
 	table := flag.Duration("table-interval", 5*time.Second, "how often the Strategies table is printed (0: never)")
+	printVersion := flag.Bool("version", false, "print the version, the commit and the Go version, and exit")
 	flag.Parse()
+	if *printVersion {
+		fmt.Println(version.String("stratops-local"))
+		return
+	}
 	if err := run(*root, *dir, *table); err != nil {
 		fmt.Fprintln(os.Stderr, "stratops-local:", err)
 		os.Exit(1)

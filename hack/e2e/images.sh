@@ -100,7 +100,7 @@ $bases_only && exit 0
 # --- the project's image -------------------------------------------------------
 start=$(date +%s)
 log "building $img from the Dockerfile (seconds when cached; several minutes the first time)"
-podman_build --build-arg TARGETARCH="$(go env GOARCH)" -t "$img" "$root" >"$work/image-build.log" 2>&1 || { tail -n 40 "$work/image-build.log" >&2; exit 1; }
+podman_build --build-arg TARGETARCH="$(go env GOARCH)" --build-arg REVISION="$(git -C "$root" rev-parse HEAD 2>/dev/null)" -t "$img" "$root" >"$work/image-build.log" 2>&1 || { tail -n 40 "$work/image-build.log" >&2; exit 1; }
 log "built $img in $(($(date +%s) - start))s"
 
 # --- archives for containerd ---------------------------------------------------

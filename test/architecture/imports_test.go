@@ -5,7 +5,9 @@
 package architecture
 
 import (
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -52,6 +54,31 @@ func TestEachBinaryLinksOnlyItsOwnSide(t *testing.T) {
 	for _, d := range deps(t, "cmd/sampleengine") {
 		if strings.HasPrefix(d, module) && !strings.HasPrefix(d, module+"pkg/") && !strings.HasPrefix(d, module+"cmd/") && !strings.HasPrefix(d, module+"internal/sampleengine") {
 			t.Errorf("the sample engine links %s", d)
+		}
+	}
+}
+
+// TestEveryBinaryAnswersVersion: each binary, built as make build builds
+// it, prints the release from VERSION, a commit and the Go version.
+func TestEveryBinaryAnswersVersion(t *testing.T) {
+	raw, err := os.ReadFile("../../VERSION")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := strings.TrimSpace(string(raw))
+	dir := t.TempDir()
+	for _, bin := range []string{"manager", "eventlogger", "sampleengine", "stratops-local"} {
+		out := filepath.Join(dir, bin)
+		build := exec.Command("go", "build", "-ldflags", "-X "+module+"internal/version.Version="+want, "-o", out, module+"cmd/"+bin)
+		if b, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("building %s: %v\n%s", bin, err, b)
+		}
+		got, err := exec.Command(out, "--version").Output()
+		if err != nil {
+			t.Fatalf("%s --version: %v", bin, err)
+		}
+		if s := string(got); !strings.HasPrefix(s, bin+" "+want+" (commit ") || !strings.Contains(s, "go1.") {
+			t.Fatalf("%s --version printed %q", bin, s)
 		}
 	}
 }
