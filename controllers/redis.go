@@ -64,13 +64,8 @@ func (r *StrategyReconciler) reconcileRedis(ctx context.Context, sc *scope) (ctr
 	if err != nil {
 		return ctrl.Result{}, lifecycle.Stall(stratv1.ReasonInvalidSpec, "spec.redis: %v", err)
 	}
-	logger, err := r.eventLoggerDeployment(ctx, s)
-	if err != nil {
+	if err := r.loggerFacts(ctx, s, &facts); err != nil {
 		return ctrl.Result{}, err
-	}
-	facts.LoggerRolledOut = logger != nil
-	if logger != nil && logger.Annotations[children.AnnotationStrategyGeneration] == fmt.Sprint(s.Generation) {
-		facts.BacktestBus = busOf(logger)
 	}
 	snap := r.checkRedis(sc, c, cfg, facts)
 	if !snap.checked { // the first check of this process has not ended; its end brings the next reconcile
@@ -108,6 +103,24 @@ func prefixConflict(s *stratv1.Strategy, cfg messaging.RedisConfig, owner redisp
 		s.Spec.Redis.KeyPrefix, cfg.String(), cfg.DB, owner.String(), ownerTTL(interval))
 	stall.RetryAfter = interval
 	return stall
+}
+
+// loggerFacts adds what the event logger's Deployment says to the facts:
+// whether it rolled out (the gate holds until it does), the bus a
+// backtest's logger rolled out with, and the logger's own view of Redis,
+// its ready replicas, from the cache: no request, and no path from the
+// operator to Redis or to the pod.
+func (r *StrategyReconciler) loggerFacts(ctx context.Context, s *stratv1.Strategy, f *lifecycle.RedisFacts) error {
+	logger, err := r.eventLoggerDeployment(ctx, s)
+	if err != nil || logger == nil {
+		return err
+	}
+	f.LoggerRolledOut = true
+	f.LoggerReady, f.LoggerReplicas = logger.Status.ReadyReplicas, logger.Status.Replicas
+	if logger.Annotations[children.AnnotationStrategyGeneration] == fmt.Sprint(s.Generation) {
+		f.BacktestBus = busOf(logger)
+	}
+	return nil
 }
 
 // checkRedis starts the check that is due, if none runs and none ended
@@ -292,7 +305,11 @@ func observeProbe(res redisprobe.Result) {
 // applyRedisVerdict puts the verdict in the scope, RedisReady and events.
 func (r *StrategyReconciler) applyRedisVerdict(sc *scope, v lifecycle.RedisVerdict) ctrl.Result {
 	sc.redisState = v.State
-	lifecycle.SetCondition(sc.strategy, stratv1.ConditionRedisReady, v.Ready, v.Reason, v.Message)
+	if v.Unknown {
+		lifecycle.SetConditionStatus(sc.strategy, stratv1.ConditionRedisReady, metav1.ConditionUnknown, v.Reason, v.Message)
+	} else {
+		lifecycle.SetCondition(sc.strategy, stratv1.ConditionRedisReady, v.Ready, v.Reason, v.Message)
+	}
 	if e := v.Event; e != nil {
 		r.event(sc.strategy, e.Type, e.Reason, "Probe", "%s", e.Note)
 	}

@@ -283,6 +283,27 @@ func TestReconcile_RedisLostHaltsOrAlertsAndRecovers(t *testing.T) {
 			}, timeout, interval).Should(Succeed())
 
 			g.Expect(srv.Kill()).To(Succeed())
+			// While the logger stays ready (its own view of Redis, as if
+			// only the operator's path to Redis broke), the operator's
+			// failing probes are a second opinion short: not lost, nothing
+			// halted, and RedisReady says why.
+			g.Eventually(func(g Gomega) {
+				s := getStrategy(g, ns, name)
+				c := condition(s, stratv1.ConditionRedisReady)
+				g.Expect(c.Status).To(Equal(metav1.ConditionUnknown))
+				g.Expect(c.Reason).To(Equal(stratv1.ReasonOperatorCannotReachRedis))
+				g.Expect(c.Message).To(ContainSubstring("but the event logger can (1/1 replicas ready"))
+				g.Expect(hasEvent(g, ns, name, corev1.EventTypeWarning, stratv1.EventOperatorCannotReachRedis)).To(BeTrue())
+			}, timeout, interval).Should(Succeed())
+			s := getStrategy(g, ns, name)
+			g.Expect(s.Status.Phase).To(Equal(stratv1.PhaseRunning))
+			g.Expect(condition(s, stratv1.ConditionReady).Status).To(Equal(metav1.ConditionTrue))
+			d := &appsv1.Deployment{}
+			g.Expect(k8sClient.Get(ctx, engine, d)).To(Succeed())
+			g.Expect(*d.Spec.Replicas).To(Equal(int32(1)), "nothing is halted on the operator's view alone")
+			// The logger's readiness fails too (the kubelet's part, as the
+			// logger's /readyz fails in Live without Redis): Redis is lost.
+			markUnavailable(g, ns, name+"-eventlogger")
 			wantPhase, wantReplicas, wantEvent := stratv1.PhaseHalted, int32(0), "EngineHalted"
 			if policy == stratv1.RedisLossAlert {
 				wantPhase, wantReplicas, wantEvent = stratv1.PhaseDegraded, 1, stratv1.ReasonRedisLost
@@ -302,7 +323,6 @@ func TestReconcile_RedisLostHaltsOrAlertsAndRecovers(t *testing.T) {
 			if policy == stratv1.RedisLossHalt {
 				// The logger lost Redis too: until it is available again
 				// the halted engine stays at zero.
-				markUnavailable(g, ns, name+"-eventlogger")
 				g.Expect(srv.Restart()).To(Succeed())
 				g.Eventually(func(g Gomega) {
 					s := getStrategy(g, ns, name)
@@ -318,6 +338,7 @@ func TestReconcile_RedisLostHaltsOrAlertsAndRecovers(t *testing.T) {
 				markAvailable(g, ns, name+"-eventlogger")
 			} else {
 				g.Expect(srv.Restart()).To(Succeed())
+				markAvailable(g, ns, name+"-eventlogger")
 			}
 			g.Eventually(func(g Gomega) {
 				d := &appsv1.Deployment{}
@@ -594,6 +615,7 @@ func TestMetrics_PhaseAndConditionsFollowTheStatus(t *testing.T) {
 	}, timeout, interval).Should(Succeed())
 
 	g.Expect(srv.Kill()).To(Succeed())
+	markUnavailable(g, ns, "phases-eventlogger") // its readiness fails with Redis
 	g.Eventually(func(g Gomega) {
 		v, _ := gaugeOf(g, "stratops_strategy_phase", with("phase", "Halted"))
 		g.Expect(v).To(Equal(1.0))

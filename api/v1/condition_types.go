@@ -110,6 +110,10 @@ const (
 	// probes, but not for long enough to be lost: RedisReady stays True,
 	// and the message names the failed probe and the time left.
 	ReasonProbesFailing = "ProbesFailing"
+	// ReasonOperatorCannotReachRedis: RedisReady Unknown: the operator's
+	// probes fail for as long as a loss takes, but the event logger still
+	// reaches Redis; nothing is halted.
+	ReasonOperatorCannotReachRedis = "OperatorCannotReachRedis"
 	// ReasonInMemoryFallback: a backtest runs without Redis, on memory.
 	ReasonInMemoryFallback = "InMemoryFallback"
 	// ReasonGated: the event logger or engine waits for Redis to pass its
@@ -152,6 +156,9 @@ const (
 	// EventRedisLost (Warning): a rolled-out Live strategy's Redis is lost;
 	// the note says what its policy does.
 	EventRedisLost = ReasonRedisLost
+	// EventOperatorCannotReachRedis (Warning): the operator's probes say
+	// lost, the event logger still reaches Redis: nothing is halted.
+	EventOperatorCannotReachRedis = ReasonOperatorCannotReachRedis
 	// EventRedisRecovered (Normal): Redis passes its probes after a loss.
 	EventRedisRecovered = "RedisRecovered"
 	// EventEngineHalted (Warning): Redis lost under policy Halt; the engine

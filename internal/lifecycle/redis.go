@@ -35,6 +35,11 @@ const (
 	// RedisLost: Live, rolled out, and RedisLossThreshold rounds in a row
 	// failed: the loss policy applies.
 	RedisLost RedisState = "Lost"
+	// RedisUnseen: Live, rolled out, the operator's probes failed for as
+	// long as a loss takes, but the event logger still reaches Redis (it
+	// is ready, which in Live it is not without Redis): the operator's
+	// own path to Redis is broken, not Redis. Nothing is halted.
+	RedisUnseen RedisState = "Unseen"
 )
 
 // RedisFacts is what the verdict is decided from: the spec, what runs, and
@@ -48,6 +53,11 @@ type RedisFacts struct {
 	// LoggerRolledOut: the event logger Deployment exists; the gate
 	// applies until it does.
 	LoggerRolledOut bool
+	// LoggerReady is how many of the event logger's replicas are ready:
+	// the logger's own view of Redis, since in Live its readiness fails
+	// while Redis is gone. It reaches the operator through the kubelet
+	// and the API server, not over the operator's path to Redis.
+	LoggerReady, LoggerReplicas int32
 	// BacktestBus is the bus a backtest's logger rolled out with for the
 	// current generation ("redis" or "memory"), "" when it has not yet: a
 	// backtest keeps its bus, since switching would restart the logger and
@@ -89,8 +99,11 @@ func RetryGap(failures int32, interval time.Duration) time.Duration {
 // RedisVerdict is the decision: the state, the RedisReady condition, the
 // event that marks a change (if any), and when to look again.
 type RedisVerdict struct {
-	State   RedisState
-	Ready   bool
+	State RedisState
+	Ready bool
+	// Unknown makes RedisReady Unknown rather than Ready says: the
+	// operator cannot tell.
+	Unknown bool
 	Reason  string
 	Message string
 	Event   *Event
@@ -174,6 +187,12 @@ func DecideRedis(f RedisFacts) RedisVerdict {
 		return RedisVerdict{State: RedisFailing, Ready: true, Reason: stratv1.ReasonProbesFailing, RequeueAfter: min(soon, left),
 			Message: fmt.Sprintf("%s: failing since %s; Redis is declared lost after failing for spec.redis.lossThreshold %s, in %s",
 				failure, f.FailingSince.UTC().Format(time.RFC3339), f.LossThreshold, left.Round(time.Second))}
+	case f.LoggerReady > 0 && (f.Prev == nil || f.Prev.Reason != stratv1.ReasonRedisLost):
+		// Lost by the operator's view alone: a second opinion first. Once
+		// lost, Redis stays lost until the operator's own probes pass: a
+		// logger ready again first is Redis coming back, not the
+		// operator's path failing.
+		return unseen(f, failure, soon)
 	default:
 		// The message stays the same for the whole outage (the running
 		// count is status.redis.consecutiveFailures), so alerts see one
@@ -197,6 +216,19 @@ func DecideRedis(f RedisFacts) RedisVerdict {
 		}
 		return v
 	}
+}
+
+// unseen is the verdict when the operator's probes say lost and the event
+// logger, still ready, says Redis answers it: RedisReady Unknown, nothing
+// halted, a Warning naming both views once.
+func unseen(f RedisFacts, failure string, soon time.Duration) RedisVerdict {
+	v := RedisVerdict{State: RedisUnseen, Unknown: true, Reason: stratv1.ReasonOperatorCannotReachRedis, RequeueAfter: soon,
+		Message: fmt.Sprintf("the operator cannot reach Redis (%s) but the event logger can (%d/%d replicas ready, which in Live they are not without Redis): Redis is not declared lost and nothing is halted; check the operator's own path to Redis (its node's network, a NetworkPolicy, DNS)",
+			failure, f.LoggerReady, f.LoggerReplicas)}
+	if f.Prev == nil || f.Prev.Reason != stratv1.ReasonOperatorCannotReachRedis {
+		v.Event = &Event{Type: corev1.EventTypeWarning, Reason: stratv1.EventOperatorCannotReachRedis, Note: v.Message}
+	}
+	return v
 }
 
 // Buses a backtest's logger can roll out with.

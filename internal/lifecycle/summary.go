@@ -26,16 +26,23 @@ func SetCondition(s *stratv1.Strategy, t string, ok bool, reason, msg string) {
 	if ok {
 		status = metav1.ConditionTrue
 	}
+	SetConditionStatus(s, t, status, reason, msg)
+}
+
+// SetConditionStatus sets one condition to a status, Unknown included.
+func SetConditionStatus(s *stratv1.Strategy, t string, status metav1.ConditionStatus, reason, msg string) {
 	meta.SetStatusCondition(&s.Status.Conditions, metav1.Condition{
 		Type: t, Status: status, Reason: reason, Message: msg, ObservedGeneration: s.Generation,
 	})
 }
 
 // readinessConditions are the conditions Ready is derived from, in the
-// order a user should fix them.
-func readinessConditions(s *stratv1.Strategy) []string {
+// order a user should fix them. RedisReady counts in Live unless the
+// operator alone cannot see Redis (RedisUnseen): its logger can, so the
+// Strategy still runs as declared.
+func readinessConditions(s *stratv1.Strategy, redis RedisState) []string {
 	var c []string
-	if s.Spec.Mode == stratv1.ModeLive {
+	if s.Spec.Mode == stratv1.ModeLive && redis != RedisUnseen {
 		c = append(c, stratv1.ConditionRedisReady)
 	}
 	c = append(c, stratv1.ConditionEventLoggerReady)
@@ -113,7 +120,7 @@ func Summarize(s *stratv1.Strategy, o Outcome) []Event {
 		return nil
 	}
 
-	for _, t := range readinessConditions(s) {
+	for _, t := range readinessConditions(s, o.Redis) {
 		c := meta.FindStatusCondition(s.Status.Conditions, t)
 		if c == nil || c.Status != metav1.ConditionTrue {
 			reason, msg := stratv1.ReasonReconciling, t+" is not known yet"
