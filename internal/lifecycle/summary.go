@@ -58,7 +58,7 @@ type Outcome struct {
 	Redis RedisState
 	// BacktestDone is Succeeded or Failed once the backtest Job finished.
 	BacktestDone stratv1.StrategyPhase
-	// Err is what the steps returned: nil, a StalledError, or an error
+	// Err is what the steps returned: nil, a Stalled, or an error
 	// that is retried.
 	Err error
 	// Stopped: the Live engine is stopped on purpose (spec.engine.stopped).
