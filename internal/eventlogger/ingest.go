@@ -147,8 +147,15 @@ func (s *Service) countInvalid(channel string, err error, payload []byte) {
 }
 
 // recordGap logs a time the subscription was down as an event of its own
-// (on the pseudo-channel "gap"), and counts it for every channel.
+// (on the pseudo-channel "gap"), and counts it for every channel and in
+// the seconds the subscription was down.
 func (s *Service) recordGap(g messaging.Gap) {
+	s.metrics.gapSeconds.Add(g.End.Sub(g.Start).Seconds())
+	s.logGap(g)
+}
+
+// logGap logs a gap in the history and counts it for every channel.
+func (s *Service) logGap(g messaging.Gap) {
 	payload, _ := messaging.Envelope(g.End, messaging.ComponentEventLogger, EventSubscriptionGap, map[string]any{
 		"start": messaging.FormatTimestamp(g.Start), "end": messaging.FormatTimestamp(g.End),
 		"seconds": g.End.Sub(g.Start).Seconds(), "channels": g.Channels,
@@ -159,7 +166,6 @@ func (s *Service) recordGap(g messaging.Gap) {
 	for _, ch := range g.Channels {
 		s.metrics.gaps.WithLabelValues(ch).Inc()
 	}
-	s.metrics.gapSeconds.Add(g.End.Sub(g.Start).Seconds())
 	now := time.Now().UTC()
 	e, err := s.cfg.Catalog.DecodeEvent(ChannelGap, payload, messaging.DecodeOptions{MaxBytes: 1 << 20, Received: now})
 	if err != nil {

@@ -38,6 +38,9 @@ type leadership struct {
 	heard    []windowed
 	holder   string
 	startGap *messaging.Gap
+	// holes are the standby's own subscription gaps: what it may have
+	// missed of what the leader wrote, or did not.
+	holes []messaging.Gap
 }
 
 // windowed is a message a standby heard and keeps for its window.
@@ -128,6 +131,8 @@ func (s *Service) takeOver(ctx context.Context) {
 	l.holder = l.value
 	startGap := l.startGap
 	l.startGap = nil
+	holes := l.holes
+	l.holes = nil
 	l.mu.Unlock()
 	// Leader first, so that the writer writes what the window gives.
 	l.leader.Store(true)
@@ -139,6 +144,15 @@ func (s *Service) takeOver(ctx context.Context) {
 		"window", len(window), "recovered", recovered)
 	if startGap != nil {
 		s.recordGap(*startGap)
+	}
+	// The standby's own holes within the window it recovered from are
+	// gaps of the history now: what was published then and the former
+	// leader had not written is lost, and said so.
+	now := time.Now()
+	for _, g := range holes {
+		if now.Sub(g.End) <= s.cfg.StandbyWindow {
+			s.logGap(g) // its seconds were counted when it happened
+		}
 	}
 }
 
@@ -189,6 +203,21 @@ func (s *Service) stepDown(holder string) {
 	s.metrics.leader.Set(0)
 	s.cfg.Log.Warn("Lost the lease: standing by; channel events not yet written are left to the new leader, which heard them too",
 		"holder", holderOf(holder))
+}
+
+// holdGap keeps a standby's own subscription gap for StandbyWindow, to be
+// recorded if this replica takes over.
+func (s *Service) holdGap(g messaging.Gap) {
+	l := &s.lease
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	kept := l.holes[:0]
+	for _, h := range l.holes {
+		if time.Since(h.End) <= s.cfg.StandbyWindow {
+			kept = append(kept, h)
+		}
+	}
+	l.holes = append(kept, g)
 }
 
 // historySlack is how much history before the window a takeover reads.

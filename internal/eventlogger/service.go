@@ -281,7 +281,10 @@ func (s *Service) receive(wg *sync.WaitGroup, sub messaging.Subscription) (stopS
 					s.recordGap(g)
 					continue
 				}
-				// A standby's gap is a hole in its window only.
+				// A standby's gap is a hole in its window: kept, and
+				// recorded as a gap if this replica takes over while the
+				// hole is within the window it recovers from.
+				s.holdGap(g)
 				s.metrics.gapSeconds.Add(g.End.Sub(g.Start).Seconds())
 				s.cfg.Log.Warn("The standby's subscription was down: its window has a hole", "start", g.Start, "end", g.End)
 			}
