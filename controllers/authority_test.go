@@ -15,6 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -169,6 +170,31 @@ func TestAuthority_AStrategyGetsItsAuthorOnlyWhatTheirRightsAllow(t *testing.T) 
 	err := tenant.Update(ctx, s)
 	g.Expect(err).To(HaveOccurred())
 	g.Expect(err.Error()).To(ContainSubstring("spec.engine: tenant may not create jobs.batch"))
+
+	// Pointing a Strategy that names a Secret somewhere else sends the
+	// Secret's value there, which is as good as reading it: judged again.
+	// An edit that leaves where it goes alone is not.
+	admins := live("admins")
+	admins.Spec.Redis.PasswordSecretRef = &stratv1.SecretKeySelector{Name: "victim", Key: "password"}
+	g.Expect(k8sClient.Create(ctx, admins)).To(Succeed())
+	retarget := func(mutate func(*stratv1.Strategy)) error {
+		// Retried on a conflict with the operator's status writes.
+		return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			s := &stratv1.Strategy{}
+			if err := tenant.Get(ctx, client.ObjectKey{Namespace: ns, Name: "admins"}, s); err != nil {
+				return err
+			}
+			mutate(s)
+			return tenant.Update(ctx, s)
+		})
+	}
+	err = retarget(func(s *stratv1.Strategy) { s.Spec.Redis.Address = "redis.attacker.example:6379" })
+	g.Expect(err).To(MatchError(ContainSubstring("spec.redis.passwordSecretRef: tenant may not get Secret victim")), "the address, elsewhere")
+	err = retarget(func(s *stratv1.Strategy) {
+		s.Spec.Redis.TLS = &stratv1.RedisTLSSpec{Enabled: true, InsecureSkipVerify: true}
+	})
+	g.Expect(err).To(MatchError(ContainSubstring("spec.redis.passwordSecretRef: tenant may not get Secret victim")), "TLS, loosened")
+	g.Expect(retarget(func(s *stratv1.Strategy) { s.Spec.Redis.KeyPrefix = "admins-2:" })).To(Succeed(), "the same Redis, another prefix")
 
 	// The control: whoever may create the Job and read the Secret gets
 	// the engine that carries it.
