@@ -95,7 +95,6 @@ func (r *StrategyReconciler) strategiesInNamespace(ctx context.Context, o client
 type resolvedSecret struct {
 	ref             stratv1.SecretKeySelector
 	value           []byte
-	resourceVersion string
 }
 
 // resolveSecrets reads every referenced Secret key. The Secrets are read
@@ -130,7 +129,7 @@ func (r *StrategyReconciler) resolveSecrets(ctx context.Context, s *stratv1.Stra
 				"Secret %q (referenced by %s) lacks the label %s: \"true\"; its owner adds it to let stratops use it as Redis credentials",
 				ref.Name, refField(s, ref), stratv1.CredentialsLabel)
 		}
-		out = append(out, resolvedSecret{ref: ref, value: v, resourceVersion: sec.ResourceVersion})
+		out = append(out, resolvedSecret{ref: ref, value: v})
 	}
 	return out, nil
 }

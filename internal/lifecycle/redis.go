@@ -182,11 +182,13 @@ func DecideRedis(f RedisFacts) RedisVerdict {
 			Message: fmt.Sprintf("%s: %d of %d failed rounds; Redis is declared lost after %d more, in about %s",
 				failure, f.ConsecutiveFailures, RedisLossThreshold, RedisLossThreshold-f.ConsecutiveFailures, left)}
 	case f.LossThreshold > 0 && f.Now.Sub(f.FailingSince) < f.LossThreshold:
-		// Within the threshold (a Sentinel failover, say): not lost.
+		// Within the threshold (a Sentinel failover, say): not lost. The
+		// message names when it would be, not the seconds left, so that it
+		// (and the status) stays the same while the failure does.
 		left := f.LossThreshold - f.Now.Sub(f.FailingSince)
 		return RedisVerdict{State: RedisFailing, Ready: true, Reason: stratv1.ReasonProbesFailing, RequeueAfter: min(soon, left),
-			Message: fmt.Sprintf("%s: failing since %s; Redis is declared lost after failing for spec.redis.lossThreshold %s, in %s",
-				failure, f.FailingSince.UTC().Format(time.RFC3339), f.LossThreshold, left.Round(time.Second))}
+			Message: fmt.Sprintf("%s: failing since %s; Redis is declared lost at %s if it still fails (spec.redis.lossThreshold %s)",
+				failure, f.FailingSince.UTC().Format(time.RFC3339), f.FailingSince.Add(f.LossThreshold).UTC().Format(time.RFC3339), f.LossThreshold)}
 	case f.LoggerReady > 0 && (f.Prev == nil || f.Prev.Reason != stratv1.ReasonRedisLost):
 		// Lost by the operator's view alone: a second opinion first. Once
 		// lost, Redis stays lost until the operator's own probes pass: a

@@ -134,8 +134,15 @@ func TestDecideRedis_ALossThresholdIsADuration(t *testing.T) {
 	if v.State != RedisFailing || !v.Ready || Halted(v.State, f.LossPolicy) || v.RequeueAfter > 2*time.Second {
 		t.Fatalf("9 failed rounds in 12 s under a 20 s threshold: %+v; want Failing, not halted", v)
 	}
-	if v.Reason != stratv1.ReasonProbesFailing || !strings.Contains(v.Message, "spec.redis.lossThreshold 20s, in 8s") {
+	if v.Reason != stratv1.ReasonProbesFailing || !strings.Contains(v.Message, "declared lost at 2026-05-12T14:00:20Z if it still fails (spec.redis.lossThreshold 20s)") {
 		t.Fatalf("the message does not say the threshold: %s", v.Message)
+	}
+	// The message stays the same while the failure does: no status write
+	// per reconcile.
+	later := f
+	later.Now, later.ConsecutiveFailures = since.Add(17*time.Second), 12
+	if DecideRedis(later).Message != v.Message {
+		t.Fatalf("the message changed with the clock:\n%s\n%s", v.Message, DecideRedis(later).Message)
 	}
 	f.Now = since.Add(20 * time.Second)
 	v = DecideRedis(f)
