@@ -93,8 +93,8 @@ func (r *StrategyReconciler) strategiesInNamespace(ctx context.Context, o client
 // resolvedSecret is a referenced Secret key that exists. The value stays
 // here, in memory: it is never written to status, events, logs or children.
 type resolvedSecret struct {
-	ref             stratv1.SecretKeySelector
-	value           []byte
+	ref   stratv1.SecretKeySelector
+	value []byte
 }
 
 // resolveSecrets reads every referenced Secret key. The Secrets are read
