@@ -45,7 +45,7 @@ func (r *StrategyReconciler) reconcileEngine(ctx context.Context, sc *scope) (ct
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if err := r.judgePodSecurity(ctx, s, tmpl); err != nil {
+	if err := r.judgePodSecurity(ctx, s, tmpl, rev.Name); err != nil {
 		return ctrl.Result{}, err
 	}
 	if s.Spec.Mode == stratv1.ModeBacktest {
@@ -86,20 +86,30 @@ func (r *StrategyReconciler) engineTemplate(sc *scope) (*corev1ac.PodTemplateSpe
 // author no pod the namespace would not admit of a workload of theirs.
 // The namespace's labels come from the metadata cache; a label change
 // brings a reconcile. What already runs is left as it is.
-func (r *StrategyReconciler) judgePodSecurity(ctx context.Context, s *stratv1.Strategy, tmpl *corev1ac.PodTemplateSpecApplyConfiguration) error {
+// The pod is a function of the Strategy and its revision, so a passing
+// verdict is remembered for the revision and the level.
+func (r *StrategyReconciler) judgePodSecurity(ctx context.Context, s *stratv1.Strategy, tmpl *corev1ac.PodTemplateSpecApplyConfiguration, revision string) error {
 	nsMeta := &metav1.PartialObjectMetadata{}
 	nsMeta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
 	if err := r.metadataCache().Get(ctx, client.ObjectKey{Name: s.Namespace}, nsMeta); err != nil {
 		return fmt.Errorf("reading namespace %s: %w", s.Namespace, err)
 	}
 	lv := children.PodSecurityLevel(nsMeta.Labels)
+	key := client.ObjectKeyFromObject(s).String() + "|" + revision + "|" + lv.String()
+	if _, passed := r.podSecurityPassed.Load(key); passed {
+		return nil
+	}
 	pod, err := children.TypedPodTemplate(tmpl)
 	if err != nil {
 		return err
 	}
 	problems, err := children.PodSecurityProblems(lv, pod)
-	if err != nil || len(problems) == 0 {
+	if err != nil {
 		return err
+	}
+	if len(problems) == 0 {
+		r.podSecurityPassed.Store(key, struct{}{})
+		return nil
 	}
 	return lifecycle.Stall(stratv1.ReasonEngineTemplateNotPermitted,
 		"spec.engine.template: the engine's pod would violate Pod Security %q (namespace %s, %s): %s",

@@ -52,6 +52,9 @@ type StrategyReconciler struct {
 	// inShape holds, per child, the resourceVersion at which it was last
 	// found in shape, with the digest of what was wanted (see ensure).
 	inShape sync.Map
+	// podSecurityPassed holds, per Strategy, the revisions and Pod
+	// Security levels its engine's pod passed (see judgePodSecurity).
+	podSecurityPassed sync.Map
 	// said remembers the events said once per process (a held revision,
 	// a password sent without TLS in one generation).
 	said onceMemo
@@ -199,12 +202,14 @@ func (r *StrategyReconciler) forget(key string) {
 	r.statusWrites.Delete(key)
 	r.redisChecks().forget(key)
 	r.said.forget(key)
-	r.inShape.Range(func(k, _ any) bool {
-		if strings.HasPrefix(k.(string), key+"|") {
-			r.inShape.Delete(k)
-		}
-		return true
-	})
+	for _, m := range []*sync.Map{&r.inShape, &r.podSecurityPassed} {
+		m.Range(func(k, _ any) bool {
+			if strings.HasPrefix(k.(string), key+"|") {
+				m.Delete(k)
+			}
+			return true
+		})
+	}
 }
 
 // finish summarizes what the steps did into the conditions and patches
