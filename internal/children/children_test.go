@@ -2,6 +2,7 @@ package children
 
 import (
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -216,5 +217,24 @@ func TestCatalog_NarrowsTheStandardAndRejectsWhatBreaksIt(t *testing.T) {
 	s.Spec.Messaging.Keys = []stratv1.KeySpec{{Name: "events:channel_stats"}}
 	if _, err := Catalog(s); err == nil || !strings.Contains(err.Error(), "spec.messaging") {
 		t.Fatalf("a reserved key: %v", err)
+	}
+}
+
+// TestEventLoggerDeployment_ItsOwnSettingsAreWrittenAsBefore pins the
+// logger's own settings at the end of its environment, names, values and
+// order, as the operator wrote them before they went through one codec:
+// a change here rolls every logger, and the CHANGELOG must say so.
+func TestEventLoggerDeployment_ItsOwnSettingsAreWrittenAsBefore(t *testing.T) {
+	s := live()
+	c := typed[appsv1.Deployment](t, EventLoggerDeployment(s, "stratops:1", Revision{Name: "h", Catalog: "c"}, true)).Spec.Template.Spec.Containers[0]
+	got := c.Env[len(c.Env)-4:]
+	want := []corev1.EnvVar{
+		{Name: "STRATOPS_SPOOL_DIR", Value: SpoolMountPath},
+		{Name: "STRATOPS_SPOOL_MAX_BYTES", Value: "241591910"}, // 90% of the default 256Mi
+		{Name: "STRATOPS_DRAIN_TIMEOUT", Value: "45s"},
+		{Name: "STRATOPS_POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.name"}}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("the logger's own settings:\n%+v\nwant\n%+v", got, want)
 	}
 }
