@@ -74,18 +74,7 @@ func TestANarrowAuthorGetsOnlyWhatTheirRightsAllow(t *testing.T) {
 	if out, err := kubectl("-n", ns, "wait", "--for=condition=Ready", "strategy/allowed", "--timeout=180s"); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	var engine corev1.Pod
-	eventually(t, 60*time.Second, "the engine pod runs", func() error {
-		pods, err := strategyPods(ns, "allowed", "engine")
-		if err != nil {
-			return err
-		}
-		if err := runningReady(pods, 1); err != nil {
-			return err
-		}
-		engine = pods[0]
-		return nil
-	})
+	engine := runningEnginePod(t, ns, "allowed")
 	if engine.Spec.ServiceAccountName != "allowed-engine" {
 		t.Fatalf("the engine runs as %q, want allowed-engine", engine.Spec.ServiceAccountName)
 	}

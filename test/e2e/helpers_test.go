@@ -272,6 +272,25 @@ func readyLiveWithEngine(t *testing.T, ns, name, addr string, mutate func(*strat
 	}
 }
 
+// runningEnginePod waits for the Strategy's one engine pod to be Running
+// and Ready, and returns it.
+func runningEnginePod(t *testing.T, ns, name string) corev1.Pod {
+	t.Helper()
+	var engine corev1.Pod
+	eventually(t, 60*time.Second, "the engine pod runs", func() error {
+		pods, err := strategyPods(ns, name, "engine")
+		if err != nil {
+			return err
+		}
+		if err := runningReady(pods, 1); err != nil {
+			return err
+		}
+		engine = pods[0]
+		return nil
+	})
+	return engine
+}
+
 // oneEnginePod is the UID of the Strategy's one engine pod, Running and
 // Ready.
 func oneEnginePod(ns, name string) (types.UID, error) {

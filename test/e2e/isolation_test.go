@@ -48,18 +48,7 @@ func TestTenantIsolation(t *testing.T) {
 	}
 
 	// The engine: its own ServiceAccount, no token.
-	var engine corev1.Pod
-	eventually(t, 60*time.Second, "the engine pod runs", func() error {
-		pods, err := strategyPods(ns, "iso", "engine")
-		if err != nil {
-			return err
-		}
-		if err := runningReady(pods, 1); err != nil {
-			return err
-		}
-		engine = pods[0]
-		return nil
-	})
+	engine := runningEnginePod(t, ns, "iso")
 	if engine.Spec.ServiceAccountName != "iso-engine" {
 		t.Errorf("the engine runs as ServiceAccount %q, want iso-engine", engine.Spec.ServiceAccountName)
 	}
