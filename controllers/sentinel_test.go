@@ -14,13 +14,13 @@ import (
 )
 
 // TestSentinel_AFailoverWithinTheLossThresholdIsNotALoss: a Live strategy
-// on three real Sentinels (master down after 1 s) with lossThreshold 20s.
+// on three real Sentinels (master down after 2 s) with lossThreshold 20s.
 // Its master is SIGKILLed; Sentinel promotes a replica; the strategy is
 // never Halted, its status names the new master, and it ends Ready.
 func TestSentinel_AFailoverWithinTheLossThresholdIsNotALoss(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t)
-	grp, err := redisserver.StartSentinelGroup(2, 3, time.Second)
+	grp, err := redisserver.StartSentinelGroup(2, 3, redisserver.MinSentinelDownAfter)
 	g.Expect(err).NotTo(HaveOccurred())
 	t.Cleanup(grp.Close)
 	runningLive(g, ns, "sent", "", func(s *stratv1.Strategy) {

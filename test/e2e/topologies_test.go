@@ -85,7 +85,7 @@ func TestLiveOnMutualTLSRedis(t *testing.T) {
 }
 
 // TestLiveOnSentinelSurvivesAFailover: a Live strategy on a master, two
-// replicas and three Sentinels (down after 1 s), with lossThreshold 30s.
+// replicas and three Sentinels (down after 2 s), with lossThreshold 30s.
 // The master is SIGKILLed: the strategy is never Halted, its status names
 // the promoted master, and the engine's events published after the
 // failover are logged.
@@ -94,7 +94,7 @@ func TestLiveOnSentinelSurvivesAFailover(t *testing.T) {
 	managerLogsOnFailure(t)
 	ctx := context.Background()
 	ns := namespace(t, "e2e-sentinel")
-	grp, err := redisserver.StartSentinelGroupOn(cluster.GatewayIP, 2, 3, time.Second)
+	grp, err := redisserver.StartSentinelGroupOn(cluster.GatewayIP, 2, 3, redisserver.MinSentinelDownAfter)
 	if err != nil {
 		t.Fatal(err)
 	}
