@@ -194,7 +194,14 @@ func (s *Service) startupGap(ctx context.Context, channels []string) {
 	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	last, err := ls.LastSubscribed(rctx)
 	cancel()
-	if err != nil || last.IsZero() || now.Sub(last) <= 2*s.cfg.StatsInterval+time.Second {
+	if err != nil || last.IsZero() {
+		return
+	}
+	if now.Sub(last) <= 2*s.cfg.StatsInterval+time.Second {
+		// Another replica listens, or did until a moment ago: it has
+		// heard what this one has not, and should lead if the lease is
+		// free (see leaseLoop).
+		s.lease.othersListening.Store(true)
 		return
 	}
 	g := messaging.Gap{Start: last, End: now, Channels: channels}

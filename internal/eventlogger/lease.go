@@ -1,7 +1,9 @@
 package eventlogger
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -18,6 +20,7 @@ import (
 type leaser interface {
 	AcquireLease(ctx context.Context, value string, ttl time.Duration) (held bool, holder string, err error)
 	ReleaseLease(ctx context.Context, value string) error
+	LeaseHolder(ctx context.Context) (string, error)
 	RecordFenced(ctx context.Context, entries []eventlog.LogEntry, fence string) error
 	HistorySince(ctx context.Context, t time.Time) ([]eventlog.LogEntry, error)
 }
@@ -41,6 +44,16 @@ type leadership struct {
 	// holes are the standby's own subscription gaps: what it may have
 	// missed of what the leader wrote, or did not.
 	holes []messaging.Gap
+	// othersListening is set at start when another replica's heartbeat
+	// was fresh: this one then defers to it for the lease (youngDefer).
+	othersListening atomic.Bool
+	// subscribed is when this replica's subscription began; seenHeld the
+	// last time it saw another value hold the lease. A takeover with
+	// seenHeld-LeaseTTL before subscribed has a hole: the former holder
+	// may have stopped hearing as early as its last renewal, which was
+	// after seenHeld-LeaseTTL, and this one heard nothing before
+	// subscribed.
+	subscribed, seenHeld time.Time
 }
 
 // windowed is a message a standby heard and keeps for its window.
@@ -83,27 +96,52 @@ func (s *Service) Leader() (bool, string) {
 	return l.leader.Load(), holderOf(l.holder)
 }
 
+// youngDefer is how long a replica that starts beside another listening
+// one leaves the lease to it: the time a leader that died can have held
+// the lease unrenewed (its TTL) and a poll. A leader's container killed
+// and restarted in the same pod would otherwise race the standby for the
+// lease, and win half the time with a window that starts after the kill:
+// what was published in between, which the standby heard, would be lost
+// and reported nowhere. Waiting loses nothing: a replica keeps a window
+// from its subscription and logs it when it takes over.
+func youngDefer(ttl time.Duration) time.Duration { return ttl + ttl/3 }
+
 // leaseLoop takes the lease when it is free and keeps it, every third of
-// its TTL. A replica that finds another holding it stands by.
+// its TTL. A replica that finds another holding it stands by; one that
+// started beside another listening replica first leaves the lease to it
+// for youngDefer.
 func (s *Service) leaseLoop(ctx context.Context) {
 	l := &s.lease
 	t := time.NewTicker(s.cfg.LeaseTTL / 3)
 	defer t.Stop()
+	var deferUntil time.Time
+	if l.othersListening.Load() {
+		deferUntil = time.Now().Add(youngDefer(s.cfg.LeaseTTL))
+	}
 	for {
 		lctx, cancel := context.WithTimeout(ctx, s.cfg.LeaseTTL/3)
-		held, holder, err := l.leaser.AcquireLease(lctx, l.value, s.cfg.LeaseTTL)
+		var held bool
+		var holder string
+		var err error
+		if time.Now().Before(deferUntil) {
+			// Deferring: who holds it, without taking it.
+			holder, err = l.leaser.LeaseHolder(lctx)
+			err = cmp.Or(err, errNotHeld)
+		} else {
+			held, holder, err = l.leaser.AcquireLease(lctx, l.value, s.cfg.LeaseTTL)
+		}
 		cancel()
 		switch {
 		case ctx.Err() != nil:
 			return
+		case errors.Is(err, errNotHeld) && holder != "":
+			s.seeHolder(holder)
 		case err != nil:
 			// Redis unreachable: nobody writes; the fence keeps it so.
 		case held && !l.leader.Load():
 			s.takeOver(ctx)
 		case !held:
-			l.mu.Lock()
-			l.holder = holder
-			l.mu.Unlock()
+			s.seeHolder(holder)
 			if l.leader.Load() {
 				s.stepDown(holder)
 			}
@@ -113,6 +151,20 @@ func (s *Service) leaseLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// errNotHeld marks a look at the lease that did not try to take it.
+var errNotHeld = errors.New("eventlogger: lease not tried")
+
+// seeHolder records that another value holds the lease, now.
+func (s *Service) seeHolder(holder string) {
+	l := &s.lease
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.holder = holder
+	if holder != l.value {
+		l.seenHeld = time.Now()
 	}
 }
 
@@ -133,6 +185,12 @@ func (s *Service) takeOver(ctx context.Context) {
 	l.startGap = nil
 	holes := l.holes
 	l.holes = nil
+	if from := l.seenHeld.Add(-s.cfg.LeaseTTL); startGap == nil && !l.seenHeld.IsZero() && from.Before(l.subscribed) {
+		// The former holder may have stopped hearing before this one
+		// began (a leader's container restarted in its pod, taking the
+		// lease back from nobody): what was published then is lost.
+		startGap = &messaging.Gap{Start: from, End: l.subscribed, Channels: s.listenChannels()}
+	}
 	l.mu.Unlock()
 	// Leader first, so that the writer writes what the window gives.
 	l.leader.Store(true)

@@ -205,6 +205,7 @@ func (s *Service) Run(ctx context.Context) error {
 		return err
 	}
 	s.ready.subscribed.Store(true)
+	s.lease.subscribed = time.Now()
 	s.startupGap(ctx, channels)
 	// The lease is kept through the drain at shutdown (the channel events
 	// waiting are written under it), then given up.
