@@ -125,7 +125,9 @@ func TestReplicas_ALeaderRestartedInItsPodLeavesTheLeaseToTheStandby(t *testing.
 	defer srv.Close()
 	const prefix = "restart:"
 	c := redistest.Client(t, srv.Addr)
-	lease := func() string { return eventlog.LeaseHolderName(c.Get(context.Background(), eventlog.LeaseKey(prefix)).Val()) }
+	lease := func() string {
+		return eventlog.LeaseHolderName(c.Get(context.Background(), eventlog.LeaseKey(prefix)).Val())
+	}
 	a, _ := startLoggerEnv(t, srv.Addr, t.TempDir(), prefix, io.Discard, []string{"STRATOPS_POD_NAME=logger-a"})
 	waitFor(t, "logger-a leads", func() bool { return lease() == "logger-a" })
 	b, _ := startLoggerEnv(t, srv.Addr, t.TempDir(), prefix, io.Discard, []string{"STRATOPS_POD_NAME=logger-b"})

@@ -15,8 +15,11 @@ import (
 
 // TestManualUpdateHeldThenApproved: with updateStrategy Manual, an edit of
 // a running Live Strategy's engine leaves its pod alone (the same UID for
-// 30 s) while UpdatePending says how to approve it; approved, the pod is
-// replaced exactly once.
+// 30 s) while UpdatePending says how to approve it. The approval is
+// written and the leading manager's container SIGKILLed at once, in the
+// middle of acting on it: the engine Deployment gains exactly one new
+// ReplicaSet, no two engine pods ever run together, the pod is replaced
+// exactly once, and status.engine.revision ends at the approved one.
 func TestManualUpdateHeldThenApproved(t *testing.T) {
 	timed(t)
 	ns := namespace(t, "e2e-manual")
@@ -54,9 +57,27 @@ func TestManualUpdateHeldThenApproved(t *testing.T) {
 		}
 	}
 
+	replicaSets := func() (map[string]bool, error) {
+		out, err := kubectl("-n", ns, "get", "replicasets", "-l", "app.kubernetes.io/component=engine,stratops.dev/strategy=held",
+			"-o", "jsonpath={range .items[*]}{.metadata.name}{\"\\n\"}{end}")
+		set := map[string]bool{}
+		for _, n := range strings.Fields(out) {
+			set[n] = true
+		}
+		return set, err
+	}
+	rsBefore, err := replicaSets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	overlap := watchEngineOverlap(t, ns, "held")
+	leader := leaderPod(t)
 	if out, err := kubectl("-n", ns, "annotate", "strat/held", stratopsv1.AnnotationApproveRevision+"="+want, "--overwrite"); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
+	approvedAt := time.Now()
+	sigkill(t, operatorNS, leader, "manager")
+	t.Logf("approved %s and SIGKILLed the leading manager %s", want, leader)
 	var after types.UID
 	eventually(t, 90*time.Second, "the approved revision's pod runs", func() error {
 		uid, err := onePod()
@@ -69,10 +90,30 @@ func TestManualUpdateHeldThenApproved(t *testing.T) {
 		after = uid
 		return nil
 	})
+	replaced := time.Since(approvedAt)
 	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(2 * time.Second) {
 		if uid, err := onePod(); err != nil || uid != after {
 			t.Fatalf("after approval the pod was replaced again: %s (was %s): %v", uid, after, err)
 		}
+	}
+	most := overlap()
+	if most > 1 {
+		t.Errorf("%d engine pods ran at once across the approval", most)
+	}
+	rsAfter, err := replicaSets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var added []string
+	for n := range rsAfter {
+		if !rsBefore[n] {
+			added = append(added, n)
+		}
+	}
+	t.Logf("manager SIGKILLed on approval: the approved revision's pod ran %s later; ReplicaSets %d → %d; at most %d engine pod(s) running at once",
+		replaced.Round(100*time.Millisecond), len(rsBefore), len(rsAfter), most)
+	if len(added) != 1 || len(rsAfter) != len(rsBefore)+1 {
+		t.Errorf("the engine Deployment's ReplicaSets went from %v to %v; want exactly one new one", rsBefore, rsAfter)
 	}
 	s, err := getStrategy(ns, "held")
 	if err != nil {
