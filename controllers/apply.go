@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -96,32 +97,68 @@ func ensure[T client.Object, A runtime.ApplyConfiguration](ctx context.Context, 
 	return res, nil
 }
 
-// getOrCreate reads a child into current, from the cache or, when the
-// cache lacks it, from the API server: the cache holds only objects
-// labelled as ours, and one of that name without the label would be taken
-// over by an apply. found is false when there was none and desired was
-// applied to create it.
+// getOrCreate reads a child into current from the cache or, when the
+// cache lacks it, creates it from desired with a create-only apply (see
+// createOnly). found is false when there was none and desired created it.
+// The cache holds only objects labelled as ours: when the create finds
+// one of that name anyway (someone else's, or ours the cache has not seen
+// yet), it is read from the API server, and the caller judges it.
 func (r *StrategyReconciler) getOrCreate(ctx context.Context, s *stratv1.Strategy, name string, current client.Object, desired runtime.ApplyConfiguration) (found bool, err error) {
 	kind := kindOf(r.Scheme, current)
 	key := client.ObjectKey{Namespace: s.Namespace, Name: name}
 	err = r.Get(ctx, key, current)
-	if apierrors.IsNotFound(err) {
-		err = r.APIReader.Get(ctx, key, current)
-	}
 	switch {
-	case apierrors.IsNotFound(err):
-	case err != nil:
-		return false, fmt.Errorf("reading %s %q: %w", kind, name, err)
-	default:
+	case err == nil:
 		return true, nil
+	case !apierrors.IsNotFound(err):
+		return false, fmt.Errorf("reading %s %q: %w", kind, name, err)
 	}
-	if err := r.Apply(ctx, desired, client.FieldOwner(fieldManager), client.ForceOwnership); err != nil {
+	created, err := r.createOnly(ctx, desired)
+	switch {
+	case err == nil:
+		ctrl.LoggerFrom(ctx).Info("Created "+kind, "name", name)
+		current.SetName(name)
+		current.SetNamespace(s.Namespace)
+		current.SetUID(created.GetUID())
+		current.SetResourceVersion(created.GetResourceVersion())
+		return false, nil
+	case apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err):
+		// The exception to reading through the cache: an object of that
+		// name exists and the cache does not hold it.
+		if err := r.APIReader.Get(ctx, key, current); err != nil {
+			return false, fmt.Errorf("reading %s %q: %w", kind, name, err)
+		}
+		return true, nil
+	default:
 		return false, fmt.Errorf("creating %s %q: %w", kind, name, err)
 	}
-	ctrl.LoggerFrom(ctx).Info("Created "+kind, "name", name)
-	current.SetName(name)
-	current.SetNamespace(s.Namespace)
-	return false, nil
+}
+
+// createOnlyResourceVersion makes an apply create-only: an apply that
+// names a resourceVersion creates the object when there is none, and is
+// refused with a Conflict when there is one at any other version. An
+// object's resourceVersion is the store's revision of its last write, and
+// revision 1 is the first write a cluster ever makes: never a child of a
+// Strategy. One request, where reading first and then applying took two,
+// and the object is owned by the operator's apply from its creation.
+const createOnlyResourceVersion = "1"
+
+// createOnly creates desired by server-side apply, refused when an object
+// of its name exists; it returns the object created.
+func (r *StrategyReconciler) createOnly(ctx context.Context, desired runtime.ApplyConfiguration) (*unstructured.Unstructured, error) {
+	b, err := json.Marshal(desired)
+	if err != nil {
+		return nil, fmt.Errorf("encoding an apply configuration: %w", err)
+	}
+	u := &unstructured.Unstructured{}
+	if err := u.UnmarshalJSON(b); err != nil {
+		return nil, fmt.Errorf("encoding an apply configuration: %w", err)
+	}
+	u.SetResourceVersion(createOnlyResourceVersion)
+	if err := r.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(fieldManager)); err != nil {
+		return nil, err
+	}
+	return u, nil
 }
 
 // shapeMark records that an object, at a resourceVersion, held what the

@@ -1,18 +1,27 @@
 package controllers
 
 import (
+	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	stratv1 "github.com/stratops/stratops/api/v1"
 )
 
 // TestCost_ALiveStrategyCostsTwoEventsToReadyAndNothingWhileHealthy
 // counts, at the manager's client, what one Live Strategy without an
 // engine costs from create to Ready, and over five probe rounds once
-// healthy: at most two of its requests are Events (GatePassed and Ready:
-// one per outcome a person acts on, none per child), and a healthy
-// Strategy costs no request at all.
+// healthy: at most a dozen requests, at most two of them Events
+// (GatePassed and Ready: one per outcome a person acts on, none per
+// child), no read that bypasses the cache (each child is made by a
+// create-only apply), and a healthy Strategy costs no request at all.
 func TestCost_ALiveStrategyCostsTwoEventsToReadyAndNothingWhileHealthy(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t)
@@ -20,8 +29,44 @@ func TestCost_ALiveStrategyCostsTwoEventsToReadyAndNothingWhileHealthy(t *testin
 	toReady, total := managerRequests.in(ns)
 	t.Logf("create to Ready: %d requests: %s", total, summary(toReady))
 	g.Expect(toReady["POST events"]).To(BeNumerically("<=", 2), "events to Ready: %s", summary(toReady))
+	g.Expect(total).To(BeNumerically("<=", 12), "requests to Ready: %s", summary(toReady))
+	for what, n := range toReady {
+		g.Expect(strings.HasPrefix(what, "GET ") || strings.HasPrefix(what, "LIST ")).To(BeFalse(), "%d uncached reads %q: %s", n, what, summary(toReady))
+	}
 
 	time.Sleep(5 * time.Second) // five probe rounds at a 1 s interval
 	after, total2 := managerRequests.in(ns)
 	g.Expect(total2-total).To(BeZero(), "a healthy Strategy costs no request: before %s, after %s", summary(toReady), summary(after))
+}
+
+// TestCost_ACreateThatFindsSomeoneElsesObjectStallsAndLeavesItAlone: the
+// children are made by create-only applies, without reading first. One
+// that finds an object of its name the Strategy does not own (a Service
+// someone made, a Secret) stalls the Strategy with NameConflict, naming
+// it, and the object is left as it was: no field of it is the operator's.
+func TestCost_ACreateThatFindsSomeoneElsesObjectStallsAndLeavesItAlone(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	for name, obj := range map[string]client.Object{
+		"svc":   &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "svc-eventlogger"}, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 1234}}}},
+		"token": &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "token-eventlogger-token"}, StringData: map[string]string{"token": "theirs"}},
+	} {
+		g.Expect(k8sClient.Create(ctx, obj)).To(Succeed())
+		s := liveOn(ns, name, redisOpen.Addr, stratv1.RedisLossHalt)
+		s.Spec.Redis.KeyPrefix = ns + "-" + name + ":"
+		g.Expect(k8sClient.Create(ctx, s)).To(Succeed())
+		g.Eventually(func(g Gomega) {
+			st := condition(getStrategy(g, ns, name), stratv1.ConditionStalled)
+			g.Expect(st).NotTo(BeNil())
+			g.Expect(st.Reason).To(Equal(stratv1.ReasonNameConflict))
+			g.Expect(st.Message).To(ContainSubstring(fmt.Sprintf("%q exists and is not owned by this Strategy", obj.GetName())))
+		}, timeout, interval).Should(Succeed())
+		after := obj.DeepCopyObject().(client.Object)
+		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(obj), after)).To(Succeed())
+		g.Expect(after.GetResourceVersion()).To(Equal(obj.GetResourceVersion()), "%s %s was written", name, obj.GetName())
+		for _, mf := range after.GetManagedFields() {
+			g.Expect(mf.Manager).NotTo(Equal(fieldManager), "%s %s has fields the operator owns", name, obj.GetName())
+		}
+	}
 }

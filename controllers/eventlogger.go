@@ -176,29 +176,38 @@ func (r *StrategyReconciler) ensureLoggerToken(ctx context.Context, s *stratv1.S
 	meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
 	err := r.metadataCache().Get(ctx, key, meta)
 	if apierrors.IsNotFound(err) {
-		// The cache may not have seen it yet: ask the API server.
+		uid, cerr := r.createToken(ctx, s)
+		switch {
+		case cerr == nil:
+			return uid, nil
+		case !apierrors.IsConflict(cerr) && !apierrors.IsAlreadyExists(cerr):
+			return "", fmt.Errorf("creating Secret %q: %w", name, cerr)
+		}
+		// There is one the cache has not seen: ask the API server.
 		err = r.APIReader.Get(ctx, key, meta)
 	}
 	switch {
-	case err == nil && !metav1.IsControlledBy(meta, s):
+	case err != nil:
+		return "", fmt.Errorf("reading Secret %q: %w", name, err)
+	case !metav1.IsControlledBy(meta, s):
 		return "", lifecycle.Stall(stratv1.ReasonNameConflict,
 			"Secret %q exists and is not owned by this Strategy; rename or delete it", name)
-	case err == nil:
-		return meta.UID, nil
-	case !apierrors.IsNotFound(err):
-		return "", fmt.Errorf("reading Secret %q: %w", name, err)
 	}
+	return meta.UID, nil
+}
+
+// createToken makes the logger's token Secret, create-only: a Conflict
+// when one of its name exists.
+func (r *StrategyReconciler) createToken(ctx context.Context, s *stratv1.Strategy) (types.UID, error) {
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return "", err
 	}
 	quiet := logr.NewContext(ctx, logr.Discard())
-	if err := r.Apply(quiet, children.EventLoggerTokenSecret(s, hex.EncodeToString(b[:])), client.FieldOwner(fieldManager), client.ForceOwnership); err != nil {
-		return "", fmt.Errorf("creating Secret %q: %w", name, err)
+	created, err := r.createOnly(quiet, children.EventLoggerTokenSecret(s, hex.EncodeToString(b[:])))
+	if err != nil {
+		return "", err
 	}
-	if err := r.APIReader.Get(ctx, key, meta); err != nil {
-		return "", fmt.Errorf("reading Secret %q: %w", name, err)
-	}
-	ctrl.LoggerFrom(ctx).Info("Created the event logger's API token", "secret", name)
-	return meta.UID, nil
+	ctrl.LoggerFrom(ctx).Info("Created the event logger's API token", "secret", created.GetName())
+	return created.GetUID(), nil
 }
