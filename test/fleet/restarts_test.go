@@ -1,0 +1,279 @@
+// Package fleet runs the operator over many Strategies at once, on a real
+// API server (envtest) and a real Redis, with managers it starts and stops
+// itself: what a restart costs is counted at the manager's own client.
+package fleet
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	stratv1 "github.com/stratops/stratops/api/v1"
+	"github.com/stratops/stratops/controllers"
+	"github.com/stratops/stratops/internal/redisserver"
+)
+
+// counter counts a manager's requests in one namespace, as "VERB
+// resource[/subresource]" (APPLY for a server-side apply); watches are
+// not counted.
+type counter struct {
+	ns string
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *counter) wrap(rt http.RoundTripper) http.RoundTripper {
+	return roundTripper(func(req *http.Request) (*http.Response, error) {
+		if what, ok := c.describe(req); ok {
+			c.mu.Lock()
+			c.n[what]++
+			c.mu.Unlock()
+		}
+		return rt.RoundTrip(req)
+	})
+}
+
+func (c *counter) describe(req *http.Request) (string, bool) {
+	if req.URL.Query().Get("watch") == "true" {
+		return "", false
+	}
+	_, rest, ok := strings.Cut(req.URL.Path, "/namespaces/"+c.ns+"/")
+	if !ok {
+		return "", false
+	}
+	parts := strings.Split(rest, "/")
+	resource := parts[0]
+	if len(parts) == 3 {
+		resource += "/" + parts[2]
+	}
+	verb := req.Method
+	switch {
+	case req.Method == http.MethodPatch && req.Header.Get("Content-Type") == "application/apply-patch+yaml":
+		verb = "APPLY"
+	case req.Method == http.MethodGet && len(parts) == 1:
+		verb = "LIST"
+	}
+	return verb + " " + resource, true
+}
+
+// take returns the counts so far, and their total, and starts again.
+func (c *counter) take() (map[string]int, int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out, total := c.n, 0
+	for _, v := range out {
+		total += v
+	}
+	c.n = map[string]int{}
+	return out, total
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func summary(counts map[string]int) string {
+	var parts []string
+	for k, v := range counts {
+		parts = append(parts, k+"="+strconv.Itoa(v))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ", ")
+}
+
+// startManager runs a manager (no leader election: one at a time here)
+// until the returned function stops it.
+func startManager(t *testing.T, cfg *rest.Config, c *counter) (stop func()) {
+	t.Helper()
+	mc := rest.CopyConfig(cfg)
+	mc.Wrap(c.wrap)
+	mgr, err := ctrl.NewManager(mc, controllers.ManagerOptions(ctrl.Options{
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		// The same controller, started again in this process.
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if _, err := controllers.Setup(ctx, mgr, controllers.Options{EventLoggerImage: "stratops:test"}); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("manager: %v", err)
+		}
+	}
+}
+
+// standInKubelet plays the deployment controller and the kubelet, which
+// envtest lacks: every Deployment in ns is reported available once its
+// spec is seen. It runs until the returned function is called.
+func standInKubelet(t *testing.T, c client.Client, ns string) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			var list appsv1.DeploymentList
+			if err := c.List(ctx, &list, client.InNamespace(ns)); err == nil {
+				for i := range list.Items {
+					d := &list.Items[i]
+					n := ptr.Deref(d.Spec.Replicas, 1)
+					if d.Status.ObservedGeneration == d.Generation && d.Status.AvailableReplicas == n {
+						continue
+					}
+					d.Status = appsv1.DeploymentStatus{
+						ObservedGeneration: d.Generation, Replicas: n, UpdatedReplicas: n, ReadyReplicas: n, AvailableReplicas: n,
+						Conditions: []appsv1.DeploymentCondition{{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue, Reason: "MinimumReplicasAvailable"}},
+					}
+					_ = c.Status().Update(ctx, d)
+				}
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+func startEnv(t *testing.T) (*rest.Config, client.Client) {
+	t.Helper()
+	ctrl.SetLogger(logr.Discard())
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		t.Skip("KUBEBUILDER_ASSETS is not set: run with `make test`, which builds kube-apiserver and etcd into bin/")
+	}
+	env := &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+	}
+	cfg, err := env.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	c, err := client.New(cfg, client.Options{Scheme: controllers.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg, c
+}
+
+// waitAll waits until every Strategy in ns passes ok, and says how many
+// did not when it gives up.
+func waitAll(t *testing.T, c client.Client, ns string, n int, what string, ok func(*stratv1.Strategy) bool) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		var list stratv1.StrategyList
+		if err := c.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
+			t.Fatal(err)
+		}
+		good := 0
+		for i := range list.Items {
+			if ok(&list.Items[i]) {
+				good++
+			}
+		}
+		if good == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d of %d after 3 minutes", what, good, n)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+func ready(s *stratv1.Strategy) bool {
+	return apimeta.IsStatusConditionTrue(s.Status.Conditions, stratv1.ConditionReady)
+}
+
+// TestRestarts_FiveManagerRestartsOver200StrategiesCostOneStatusWriteEach:
+// 200 Live Strategies on one Redis reach Ready under one manager, which is
+// then stopped; five managers in turn start over them. Each restart costs
+// at most one status write per Strategy (a new manager's first probe
+// round), and nothing else: no child applied, no Event, no read that
+// bypasses the cache.
+func TestRestarts_FiveManagerRestartsOver200StrategiesCostOneStatusWriteEach(t *testing.T) {
+	const strategies, restarts = 200, 5
+	cfg, c := startEnv(t)
+	srv, err := redisserver.Start(redisserver.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	ctx := context.Background()
+	const ns = "fleet"
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	defer standInKubelet(t, c, ns)()
+	count := &counter{ns: ns, n: map[string]int{}}
+	stop := startManager(t, cfg, count)
+	for i := range strategies {
+		name := fmt.Sprintf("s%03d", i)
+		s := &stratv1.Strategy{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			Spec: stratv1.StrategySpec{Mode: stratv1.ModeLive, Redis: &stratv1.RedisSpec{
+				Address: srv.Addr, KeyPrefix: name + ":", HealthCheckInterval: &metav1.Duration{Duration: 5 * time.Second},
+			}},
+		}
+		if err := c.Create(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitAll(t, c, ns, strategies, "Ready", ready)
+	toReady, total := count.take()
+	t.Logf("%d Strategies to Ready: %.1f requests each: %s", strategies, float64(total)/strategies, summary(toReady))
+	time.Sleep(2 * time.Second)
+	stop()
+	count.take()
+
+	for i := 1; i <= restarts; i++ {
+		at := metav1.Now().Rfc3339Copy()
+		stop := startManager(t, cfg, count)
+		waitAll(t, c, ns, strategies, fmt.Sprintf("restart %d: probed again", i), func(s *stratv1.Strategy) bool {
+			return ready(s) && s.Status.Redis != nil && s.Status.Redis.LastProbeTime != nil && !s.Status.Redis.LastProbeTime.Before(&at)
+		})
+		// Whatever else this manager would do after its first round, done.
+		time.Sleep(3 * time.Second)
+		stop()
+		got, total := count.take()
+		t.Logf("restart %d: %d requests: %s", i, total, summary(got))
+		if w := got["PATCH strategies/status"]; w > strategies {
+			t.Errorf("restart %d: %d status writes for %d Strategies; want at most one each", i, w, strategies)
+		}
+		if others := total - got["PATCH strategies/status"]; others != 0 {
+			t.Errorf("restart %d: %d requests besides status writes (%s); want none: no child applied, no Event, no uncached read", i, others, summary(got))
+		}
+	}
+}
