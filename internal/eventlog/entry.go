@@ -1,7 +1,6 @@
 package eventlog
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -39,15 +38,7 @@ type logLine struct {
 
 // MarshalJSON writes the entry as one line of the event log.
 func (e LogEntry) MarshalJSON() ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	err := enc.Encode(logLine{
-		ID: e.ID, Channel: e.Channel, LoggedAt: e.LoggedAt, Timestamp: messaging.FormatTimestamp(e.Event.Timestamp),
-		Component: e.Event.Component, Event: e.Event.Event, Shape: e.Event.Shape,
-		Nonconforming: e.Event.Nonconforming, Message: e.Event.Payload,
-	})
-	return bytes.TrimRight(buf.Bytes(), "\n"), err
+	return e.AppendJSON(make([]byte, 0, 256+len(e.Event.Payload))), nil
 }
 
 // UnmarshalJSON reads what MarshalJSON wrote.
@@ -68,15 +59,7 @@ func (e *LogEntry) UnmarshalJSON(b []byte) error {
 }
 
 // notification is what the logger publishes on events:logged for an entry
-// the history has: an envelope from the event logger naming the entry.
+// the history has (see appendNotification).
 func notification(e LogEntry) []byte {
-	md, _ := json.Marshal(struct {
-		ID        string `json:"id"`
-		Channel   string `json:"channel"`
-		Component string `json:"component"`
-		Event     string `json:"event"`
-		Timestamp string `json:"timestamp"`
-	}{e.ID, e.Channel, e.Event.Component, e.Event.Event, e.Event.Timestamp.UTC().Format(time.RFC3339Nano)})
-	b, _ := messaging.Envelope(e.LoggedAt, messaging.ComponentEventLogger, messaging.EventType(messaging.ChannelEventsLogged), json.RawMessage(md))
-	return b
+	return appendNotification(make([]byte, 0, 256), e)
 }

@@ -101,40 +101,55 @@ func (b *RedisStore) LeaseHolder(ctx context.Context) (string, error) {
 
 // recordScript writes a batch of history entries when the lease is
 // ARGV[1] (or, with ARGV[1] empty, whoever holds it: entries only this
-// logger has), trimming and keeping the TTL, in one atomic step.
+// logger has), trimming and keeping the TTL, then publishes each entry's
+// events:logged notification on ARGV[4], in one atomic step and one round
+// trip: a notification is never sent for an entry the history lacks, and
+// never costs a round trip of its own.
 var recordScript = redis.NewScript(recordSrc)
 
 const recordSrc = `
 if ARGV[1] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[1] then
   return redis.error_reply('FENCED this logger does not hold the lease')
 end
-local i = 4
+local i = 5
 local n = 0
+local notes = {}
 while i <= #ARGV do
   local nf = tonumber(ARGV[i])
   redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[2], '*', unpack(ARGV, i + 1, i + nf))
-  i = i + nf + 1
+  notes[#notes + 1] = ARGV[i + nf + 1]
+  i = i + nf + 2
   n = n + 1
 end
 redis.call('EXPIRE', KEYS[1], ARGV[3])
-return n`
+for _, note in ipairs(notes) do
+  local r = redis.pcall('PUBLISH', ARGV[4], note)
+  if type(r) == 'table' and r.err then
+    return {n, r.err}
+  end
+end
+return {n, ''}`
 
 // RecordFenced is Record through the lease: the history entries are
 // written only while fence holds the lease (an empty fence writes
-// whoever holds it), then the notifications. ErrFenced when it does not.
+// whoever holds it), with their notifications, in one round trip.
+// ErrFenced when it does not.
 func (b *RedisStore) RecordFenced(ctx context.Context, entries []LogEntry, fence string) error {
 	if len(entries) == 0 {
 		return nil
 	}
 	hist := b.name(messaging.KeyEventsHistory)
-	args := make([]any, 0, 3+len(entries)*20)
-	args = append(args, fence, strconv.FormatInt(b.now().Add(-b.retention).UnixMilli(), 10), int64(b.historyTTL.Seconds()))
+	args := make([]any, 0, 4+len(entries)*20)
+	args = append(args, fence, strconv.FormatInt(b.now().Add(-b.retention).UnixMilli(), 10), int64(b.historyTTL.Seconds()),
+		b.name(messaging.ChannelEventsLogged))
 	for _, e := range entries {
 		v := streamValues(e)
 		args = append(args, len(v))
 		args = append(args, v...)
+		args = append(args, notification(e))
 	}
-	if err := recordScript.Run(ctx, b.client, []string{hist, b.LeaseKey()}, args...).Err(); err != nil {
+	res, err := recordScript.Run(ctx, b.client, []string{hist, b.LeaseKey()}, args...).Slice()
+	if err != nil {
 		if strings.HasPrefix(err.Error(), "FENCED") {
 			return ErrFenced
 		}
@@ -147,7 +162,14 @@ func (b *RedisStore) RecordFenced(ctx context.Context, entries []LogEntry, fence
 		}
 		return fmt.Errorf("eventlog: record %d events: %w", len(entries), &CommandError{Command: cmd + " " + messaging.KeyEventsHistory + " (the fenced history script)", Err: err})
 	}
-	return b.Notify(ctx, entries)
+	if len(res) == 2 {
+		if refused, _ := res[1].(string); refused != "" {
+			// The history has the entries; their notifications are sent
+			// again (Notify) without writing them twice.
+			return &NotifyError{Events: len(entries), Err: &CommandError{Command: "PUBLISH " + messaging.ChannelEventsLogged, Err: errors.New(refused)}}
+		}
+	}
+	return nil
 }
 
 // HistorySince returns the channel and message of every history entry

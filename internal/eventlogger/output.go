@@ -20,14 +20,7 @@ func (o *output) write(entries []queued) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for _, q := range entries {
-		e := q.entry
-		line, err := e.MarshalJSON()
-		if err != nil {
-			// The payload was checked JSON when it was decoded.
-			o.log.Error("Encoding event line", "id", e.ID, "error", err)
-			continue
-		}
-		o.buf = append(append(o.buf[:0], line...), '\n')
+		o.buf = append(q.entry.AppendJSON(o.buf[:0]), '\n')
 		if _, err := o.out.Write(o.buf); err != nil {
 			o.log.Error("Writing event line", "error", err)
 		}

@@ -131,8 +131,12 @@ func (w *writer) skipLanded(ctx context.Context, batch []queued, fromSpool bool)
 		n++
 	}
 	if n > 0 {
-		if err := s.store.Notify(ctx, entries(batch[:n])); err != nil {
-			s.metrics.notifyLost.Add(float64(n))
+		// Through the lease, a write that landed sent its notifications
+		// in the same step; a plain one sends them after.
+		if s.lease.leaser == nil {
+			if err := s.store.Notify(ctx, entries(batch[:n])); err != nil {
+				s.metrics.notifyLost.Add(float64(n))
+			}
 		}
 		s.done(batch[:n], fromSpool)
 	}
