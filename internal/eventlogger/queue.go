@@ -26,8 +26,12 @@ type queued struct {
 type queue struct {
 	limit int
 
-	mu      sync.Mutex
-	pending []queued // the cache of the spool
+	mu sync.Mutex
+	// pending[head:] is the cache of the spool: taking a batch off moves
+	// head, and adding reuses the array's room (compacting it first when
+	// the front is free), rather than growing a new array each time.
+	pending []queued
+	head    int
 	// With a spool, the cache may spill: from spillNext on, what waits is
 	// in the spool only, and the writer reads it from there; lastSeq is
 	// the spool's newest record.
@@ -79,11 +83,11 @@ func (q *queue) add(entries []queued, then func(error)) (int, error) {
 
 func (q *queue) addLocked(entries []queued) error {
 	if q.spool == nil {
-		if len(q.pending)+len(entries) > q.limit {
+		if q.cached()+len(entries) > q.limit {
 			return ErrQueueFull
 		}
-		q.pending = append(q.pending, entries...)
-		q.backlog = len(q.pending)
+		q.appendCache(entries)
+		q.backlog = q.cached()
 		return nil
 	}
 	recs := make([]spoolRecord, len(entries))
@@ -99,13 +103,27 @@ func (q *queue) addLocked(entries []queued) error {
 	}
 	q.lastSeq = last
 	q.backlog += len(entries)
-	if !q.spilled && len(q.pending)+len(entries) > q.limit {
+	if !q.spilled && q.cached()+len(entries) > q.limit {
 		q.spilled, q.spillNext = true, entries[0].seq
 	}
 	if !q.spilled {
-		q.pending = append(q.pending, entries...)
+		q.appendCache(entries)
 	}
 	return nil
+}
+
+// cached is how many events the cache holds.
+func (q *queue) cached() int { return len(q.pending) - q.head }
+
+// appendCache adds entries to the cache, moving what waits to the front
+// of the array when they would not fit after it.
+func (q *queue) appendCache(entries []queued) {
+	if q.head > 0 && len(q.pending)+len(entries) > cap(q.pending) {
+		n := copy(q.pending, q.pending[q.head:])
+		clear(q.pending[n:])
+		q.pending, q.head = q.pending[:n], 0
+	}
+	q.pending = append(q.pending, entries...)
 }
 
 // sync makes what was added durable (one fsync for all of it).
@@ -124,9 +142,9 @@ func (q *queue) sync() error {
 func (q *queue) next(n int) (cached []queued, spilled bool, from uint64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.pending) > 0 || !q.spilled {
-		k := min(len(q.pending), n)
-		return sameSource(append([]queued(nil), q.pending[:k]...)), false, 0
+	if q.cached() > 0 || !q.spilled {
+		k := min(q.cached(), n)
+		return sameSource(append([]queued(nil), q.pending[q.head:q.head+k]...)), false, 0
 	}
 	return nil, true, q.spillNext
 }
@@ -157,9 +175,15 @@ func (q *queue) done(b []queued, fromSpool bool) (int, error) {
 			q.spilled = false
 		}
 	} else {
-		q.pending = q.pending[len(b):]
-		if len(q.pending) == 0 {
-			q.pending = nil // let the backing array go after a long outage
+		clear(q.pending[q.head : q.head+len(b)]) // their payloads are written
+		q.head += len(b)
+		if q.cached() == 0 {
+			q.head = 0
+			if cap(q.pending) > 1<<14 {
+				q.pending = nil // let a large array go after a long outage
+			} else {
+				q.pending = q.pending[:0]
+			}
 		}
 	}
 	q.backlog -= len(b)
