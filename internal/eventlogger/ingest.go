@@ -40,6 +40,41 @@ func (s *Service) Ingest(channel string, payload []byte) error {
 	return s.ingestAt(channel, payload, now)
 }
 
+// ingestAll is Ingest of the deliveries received together: decoded one
+// by one, and accepted a run of one channel at a time (one lock, one spool
+// append, one round of counters for the run).
+func (s *Service) ingestAll(ds []messaging.Delivery) {
+	now := time.Now().UTC()
+	s.lease.mode.RLock()
+	defer s.lease.mode.RUnlock()
+	if !s.lease.leader.Load() {
+		for _, d := range ds {
+			s.hold(d.Channel, d.Payload, now)
+		}
+		return
+	}
+	run, channel := make([]messaging.Event, 0, len(ds)), ""
+	flush := func() {
+		if len(run) > 0 {
+			_, _ = s.accept(channel, run, now, true)
+		}
+		run = run[:0]
+	}
+	for _, d := range ds {
+		if d.Channel != channel {
+			flush()
+			channel = d.Channel
+		}
+		e, err := s.cfg.Catalog.DecodeEvent(d.Channel, d.Payload, messaging.DecodeOptions{MaxBytes: s.cfg.MaxMessageBytes, Received: now})
+		if err != nil {
+			s.countInvalid(d.Channel, err, d.Payload)
+			continue
+		}
+		run = append(run, e)
+	}
+	flush()
+}
+
 // ingestAt is Ingest of a message received at now, by the leader.
 func (s *Service) ingestAt(channel string, payload []byte, now time.Time) error {
 	e, err := s.cfg.Catalog.DecodeEvent(channel, payload, messaging.DecodeOptions{MaxBytes: s.cfg.MaxMessageBytes, Received: now})

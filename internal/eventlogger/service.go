@@ -250,6 +250,9 @@ func (s *Service) Run(ctx context.Context) error {
 // receive ingests what the subscription delivers, and its gaps, in
 // goroutines of wg; what arrived together is made durable together by a
 // goroutine of its own, which stopSync ends after a last sync.
+// receiveBatch is the most deliveries ingested together.
+const receiveBatch = 256
+
 func (s *Service) receive(wg *sync.WaitGroup, sub messaging.Subscription) (stopSync func()) {
 	syncReq := make(chan struct{}, 1)
 	syncDone := make(chan struct{})
@@ -263,8 +266,21 @@ func (s *Service) receive(wg *sync.WaitGroup, sub messaging.Subscription) (stopS
 	}()
 	wg.Go(func() {
 		c := sub.C()
+		// What has arrived is taken together, up to a batch.
+		batch := make([]messaging.Delivery, 0, receiveBatch)
 		for d := range c {
-			_ = s.Ingest(d.Channel, d.Payload)
+			batch = append(batch[:0], d)
+			for more := true; more && len(batch) < receiveBatch; {
+				select {
+				case d, ok := <-c:
+					if more = ok; ok {
+						batch = append(batch, d)
+					}
+				default:
+					more = false
+				}
+			}
+			s.ingestAll(batch)
 			if len(c) == 0 {
 				// Off this loop: no one waits on a published message's
 				// fsync.
