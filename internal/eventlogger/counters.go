@@ -41,13 +41,7 @@ func (c *counters) accepted(channel string, events []messaging.Event, dropped bo
 	st.LastMessageTime = now
 	c.delta[channel] = st
 	c.mu.Unlock()
-	for _, e := range events {
-		lag := time.Duration(-1)
-		if e.Nonconforming == "" {
-			lag = max(now.Sub(e.Timestamp), 0)
-		}
-		c.window.valid(channel, now, lag)
-	}
+	c.window.validAll(channel, now, events)
 }
 
 // invalid counts a message skipped on a channel.

@@ -142,11 +142,12 @@ func (s *Service) accept(channel string, events []messaging.Event, now time.Time
 		s.logDropped(channel, len(entries), err)
 	}
 	ids := make([]string, len(entries))
+	lag := s.metrics.lag.WithLabelValues(channel)
 	for i, q := range entries {
 		e := q.entry
 		ids[i] = e.ID
 		if e.Event.Nonconforming == "" {
-			s.metrics.lag.WithLabelValues(channel).Observe(max(now.Sub(e.Event.Timestamp), 0).Seconds())
+			lag.Observe(max(now.Sub(e.Event.Timestamp), 0).Seconds())
 		} else {
 			s.metrics.nonconforming.WithLabelValues(channel, e.Event.Nonconforming).Inc()
 		}

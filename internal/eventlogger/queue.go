@@ -116,9 +116,10 @@ func (q *queue) addLocked(entries []queued) error {
 func (q *queue) cached() int { return len(q.pending) - q.head }
 
 // appendCache adds entries to the cache, moving what waits to the front
-// of the array when they would not fit after it.
+// of the array when they would not fit after it and at least half of it
+// is free (so that each entry is moved a bounded number of times).
 func (q *queue) appendCache(entries []queued) {
-	if q.head > 0 && len(q.pending)+len(entries) > cap(q.pending) {
+	if q.head >= len(q.pending)/2 && q.head > 0 && len(q.pending)+len(entries) > cap(q.pending) {
 		n := copy(q.pending, q.pending[q.head:])
 		clear(q.pending[n:])
 		q.pending, q.head = q.pending[:n], 0

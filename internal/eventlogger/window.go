@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/stratops/stratops/internal/eventlog"
+	"github.com/stratops/stratops/pkg/messaging"
 )
 
 // window keeps what each channel did over the last health window: valid
@@ -84,7 +85,27 @@ func (w *window) counts(channel string, now time.Time) *slotCounts {
 func (w *window) valid(channel string, now time.Time, lag time.Duration) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.counts(channel, now).count(lag)
+}
+
+// validAll is valid for each of events received at now, under one lock:
+// the lag of a nonconforming one (its timestamp is not its own) is not
+// counted.
+func (w *window) validAll(channel string, now time.Time, events []messaging.Event) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	c := w.counts(channel, now)
+	for _, e := range events {
+		lag := time.Duration(-1)
+		if e.Nonconforming == "" {
+			lag = max(now.Sub(e.Timestamp), 0)
+		}
+		c.count(lag)
+	}
+}
+
+// count counts a valid message, and its lag unless negative.
+func (c *slotCounts) count(lag time.Duration) {
 	c.valid++
 	if lag >= 0 {
 		c.lag[lagBucket(lag)]++
