@@ -101,6 +101,10 @@ bench: envtest redis ## Run the benchmarks (decoding, event logger throughput an
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test ./controllers/ -run '^$$' -bench 'Ready_' -benchtime=1x
 	go test ./cmd/eventlogger/ -run '^$$' -bench 'Ingest' -benchtime=1x
 
+.PHONY: scale
+scale: envtest redis ## N Live Strategies to Ready against plain creates of their children (STRATOPS_SCALE_N, default 1000; 5000 when asked).
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" STRATOPS_SCALE_N=$${STRATOPS_SCALE_N:-1000} go test ./test/fleet/ -run '^$$' -bench 'Scale_' -benchtime=1x -timeout 60m -v
+
 .PHONY: soak
 soak: redis ## The event logger's chaos soak: 25 Redis kill/restart cycles under HTTP and pub/sub load (make test runs 3).
 	STRATOPS_SOAK_CYCLES=25 go test -count=1 -run 'TestSoak_' -v ./internal/eventlogger/

@@ -104,7 +104,7 @@ func summary(counts map[string]int) string {
 
 // startManager runs a manager (no leader election: one at a time here)
 // until the returned function stops it.
-func startManager(t *testing.T, cfg *rest.Config, c *counter) (stop func()) {
+func startManager(t testing.TB, cfg *rest.Config, c *counter) (stop func()) {
 	t.Helper()
 	mc := rest.CopyConfig(cfg)
 	mc.Wrap(c.wrap)
@@ -135,7 +135,7 @@ func startManager(t *testing.T, cfg *rest.Config, c *counter) (stop func()) {
 // standInKubelet plays the deployment controller and the kubelet, which
 // envtest lacks: every Deployment in ns is reported available once its
 // spec is seen. It runs until the returned function is called.
-func standInKubelet(t *testing.T, c client.Client, ns string) (stop func()) {
+func standInKubelet(t testing.TB, c client.Client, ns string) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -165,7 +165,7 @@ func standInKubelet(t *testing.T, c client.Client, ns string) (stop func()) {
 	return func() { cancel(); <-done }
 }
 
-func startEnv(t *testing.T) (*rest.Config, client.Client) {
+func startEnv(t testing.TB) (*rest.Config, client.Client) {
 	t.Helper()
 	ctrl.SetLogger(logr.Discard())
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
@@ -175,6 +175,8 @@ func startEnv(t *testing.T) (*rest.Config, client.Client) {
 		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
 	}
+	// Room for thousands of Services.
+	env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "10.0.0.0/16")
 	cfg, err := env.Start()
 	if err != nil {
 		t.Fatal(err)
@@ -189,9 +191,9 @@ func startEnv(t *testing.T) (*rest.Config, client.Client) {
 
 // waitAll waits until every Strategy in ns passes ok, and says how many
 // did not when it gives up.
-func waitAll(t *testing.T, c client.Client, ns string, n int, what string, ok func(*stratv1.Strategy) bool) {
+func waitAll(t testing.TB, c client.Client, ns string, n int, what string, ok func(*stratv1.Strategy) bool) {
 	t.Helper()
-	deadline := time.Now().Add(3 * time.Minute)
+	deadline := time.Now().Add(10 * time.Minute)
 	for {
 		var list stratv1.StrategyList
 		if err := c.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
@@ -207,7 +209,7 @@ func waitAll(t *testing.T, c client.Client, ns string, n int, what string, ok fu
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: %d of %d after 3 minutes", what, good, n)
+			t.Fatalf("%s: %d of %d after 10 minutes", what, good, n)
 		}
 		time.Sleep(250 * time.Millisecond)
 	}

@@ -1,0 +1,238 @@
+package fleet
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/metrics"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	stratv1 "github.com/stratops/stratops/api/v1"
+	"github.com/stratops/stratops/internal/redisserver"
+)
+
+// BenchmarkScale_LiveStrategiesToReady: N Live Strategies on one Redis
+// (STRATOPS_SCALE_N, default 1,000), created by 8 workers against envtest
+// (a /16 Service range), a stand-in kubelet marking each logger available.
+// In the same run, on the same API server, the same children (copied
+// from those the operator made for one Strategy) are first made by plain
+// creates from 8 workers: the baseline. It reports the time to all Ready
+// beside the baseline's and their ratio, the manager's API requests per
+// Strategy, this process's peak heap and CPU over the operator's run (the
+// manager runs in it), and Redis's connections. Run it with
+// -benchtime=1x (make scale).
+func BenchmarkScale_LiveStrategiesToReady(b *testing.B) {
+	n := 1000
+	if v, err := strconv.Atoi(os.Getenv("STRATOPS_SCALE_N")); err == nil && v > 0 {
+		n = v
+	}
+	cfg, c := startEnv(b)
+	srv, err := redisserver.Start(redisserver.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Close()
+	ctx := context.Background()
+	for _, ns := range []string{"template", "baseline", "scale"} {
+		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	live := func(ns, name string) *stratv1.Strategy {
+		return &stratv1.Strategy{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			Spec: stratv1.StrategySpec{Mode: stratv1.ModeLive, Redis: &stratv1.RedisSpec{
+				Address: srv.Addr, KeyPrefix: name + ":", HealthCheckInterval: &metav1.Duration{Duration: 10 * time.Second},
+			}},
+		}
+	}
+	count := &counter{ns: "scale", n: map[string]int{}}
+	stop := startManager(b, cfg, count)
+	defer stop()
+
+	// The children of one Strategy, as the operator makes them.
+	stopTemplate := standInKubelet(b, c, "template")
+	if err := c.Create(ctx, live("template", "t")); err != nil {
+		b.Fatal(err)
+	}
+	waitAll(b, c, "template", 1, "the template Strategy Ready", ready)
+	stopTemplate()
+	children := templateChildren(b, c)
+
+	for b.Loop() {
+		baseline := parallel(b, n, func(i int) error {
+			for _, o := range children {
+				cp := o.DeepCopyObject().(client.Object)
+				cp.SetNamespace("baseline")
+				cp.SetName(strings.Replace(cp.GetName(), "t-", fmt.Sprintf("s%05d-", i), 1))
+				if err := c.Create(ctx, cp); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+
+		count.take()
+		peak := sampleHeap()
+		cpu0 := cpuTime()
+		defer standInKubelet(b, c, "scale")()
+		start := time.Now()
+		parallel(b, n, func(i int) error { return c.Create(ctx, live("scale", fmt.Sprintf("s%05d", i))) })
+		waitAll(b, c, "scale", n, "Ready", ready)
+		took := time.Since(start)
+		cpu := cpuTime() - cpu0
+		heap := peak()
+		reqs, total := count.take()
+		conns := redis.NewClient(&redis.Options{Addr: srv.Addr})
+		clients, _ := conns.ClientList(ctx).Result()
+		_ = conns.Close()
+		b.Logf("%d Live Strategies: all Ready in %s; the same children by plain creates in %s (%.2fx); %.1f requests per Strategy (%s); peak heap %d MiB; CPU %s; %d Redis connections",
+			n, took.Round(100*time.Millisecond), baseline.Round(100*time.Millisecond), took.Seconds()/baseline.Seconds(),
+			float64(total)/float64(n), summary(reqs), heap>>20, cpu.Round(100*time.Millisecond), strings.Count(clients, "\n")-1)
+		b.ReportMetric(took.Seconds(), "s-to-all-ready")
+		b.ReportMetric(baseline.Seconds(), "s-plain-creates")
+		b.ReportMetric(took.Seconds()/baseline.Seconds(), "ratio")
+		b.ReportMetric(float64(total)/float64(n), "requests/strategy")
+		b.ReportMetric(float64(heap>>20), "peak-heap-MiB")
+	}
+}
+
+// templateChildren reads what the operator made for the template
+// Strategy, as objects to create again elsewhere.
+func templateChildren(b *testing.B, c client.Client) []client.Object {
+	b.Helper()
+	ctx := context.Background()
+	sel := client.MatchingLabels{"stratops.dev/strategy": "t"}
+	var out []client.Object
+	for _, list := range []client.ObjectList{&corev1.ConfigMapList{}, &corev1.ServiceAccountList{}, &corev1.ServiceList{},
+		&networkingv1.NetworkPolicyList{}, &appsv1.DeploymentList{}, &corev1.SecretList{}} {
+		if err := c.List(ctx, list, client.InNamespace("template"), sel); err != nil {
+			b.Fatal(err)
+		}
+		items, _ := metaItems(list)
+		for _, o := range items {
+			o.SetResourceVersion("")
+			o.SetUID("")
+			o.SetOwnerReferences(nil)
+			o.SetManagedFields(nil)
+			o.SetCreationTimestamp(metav1.Time{})
+			if s, ok := o.(*corev1.Service); ok {
+				s.Spec.ClusterIP, s.Spec.ClusterIPs = "", nil
+			}
+			out = append(out, o)
+		}
+	}
+	if len(out) < 6 {
+		b.Fatalf("the template Strategy has %d children; want at least 6", len(out))
+	}
+	return out
+}
+
+func metaItems(list client.ObjectList) ([]client.Object, error) {
+	var out []client.Object
+	switch l := list.(type) {
+	case *corev1.ConfigMapList:
+		for i := range l.Items {
+			out = append(out, &l.Items[i])
+		}
+	case *corev1.ServiceAccountList:
+		for i := range l.Items {
+			out = append(out, &l.Items[i])
+		}
+	case *corev1.ServiceList:
+		for i := range l.Items {
+			out = append(out, &l.Items[i])
+		}
+	case *networkingv1.NetworkPolicyList:
+		for i := range l.Items {
+			out = append(out, &l.Items[i])
+		}
+	case *appsv1.DeploymentList:
+		for i := range l.Items {
+			out = append(out, &l.Items[i])
+		}
+	case *corev1.SecretList:
+		for i := range l.Items {
+			out = append(out, &l.Items[i])
+		}
+	}
+	return out, nil
+}
+
+// parallel runs f for 0..n-1 on 8 workers and returns how long it took.
+func parallel(b *testing.B, n int, f func(int) error) time.Duration {
+	b.Helper()
+	start := time.Now()
+	work := make(chan int)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	for range 8 {
+		wg.Go(func() {
+			for i := range work {
+				if err := f(i); err != nil {
+					mu.Lock()
+					first = cmpOr(first, err)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	for i := range n {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	if first != nil {
+		b.Fatal(first)
+	}
+	return time.Since(start)
+}
+
+func cmpOr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+// sampleHeap samples this process's heap in use every 100 ms until the
+// returned function is called, which returns the peak.
+func sampleHeap() (peak func() uint64) {
+	stop, done := make(chan struct{}), make(chan struct{})
+	var most uint64
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	go func() {
+		defer close(done)
+		for {
+			metrics.Read(s)
+			most = max(most, s[0].Value.Uint64())
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+	return func() uint64 { close(stop); <-done; runtime.GC(); return most }
+}
+
+// cpuTime is this process's user and system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
