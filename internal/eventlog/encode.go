@@ -72,7 +72,7 @@ func appendNotification(b []byte, e LogEntry) []byte {
 // only be white space (inside a string they are escaped); a space may be
 // either, so a payload with one is compacted by encoding/json.
 func appendCompact(b []byte, raw []byte) []byte {
-	if bytes.IndexAny(raw, " \t\r\n") < 0 {
+	if !bytes.ContainsAny(raw, " \t\r\n") {
 		return append(b, raw...)
 	}
 	buf := bytes.NewBuffer(b)
