@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	"github.com/go-logr/logr"
+	"golang.org/x/sync/errgroup"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -86,14 +87,38 @@ func (r *StrategyReconciler) reconcileEventLogger(ctx context.Context, sc *scope
 // of its revision and its NetworkPolicy. It returns the revision.
 func (r *StrategyReconciler) ensureLoggerSupport(ctx context.Context, sc *scope, image string) (children.Revision, error) {
 	s := sc.strategy
-	if _, err := ensure(ctx, r, s, children.EventLoggerName(s), &corev1.ServiceAccount{},
-		children.EventLoggerServiceAccount(s), corev1ac.ExtractServiceAccount, nil); err != nil {
-		return children.Revision{}, err
+	// The ServiceAccount, Service and NetworkPolicy depend on nothing
+	// else here: they are kept in shape beside the token and the catalog,
+	// which depend on each other, so that a new Strategy's first reconcile
+	// waits for three round trips in a row, not six.
+	var side errgroup.Group
+	side.Go(func() error {
+		_, err := ensure(ctx, r, s, children.EventLoggerName(s), &corev1.ServiceAccount{},
+			children.EventLoggerServiceAccount(s), corev1ac.ExtractServiceAccount, nil)
+		return err
+	})
+	side.Go(func() error {
+		_, err := ensure(ctx, r, s, children.EventLoggerName(s), &corev1.Service{},
+			children.EventLoggerService(s), corev1ac.ExtractService, nil)
+		return err
+	})
+	side.Go(func() error {
+		_, err := ensure(ctx, r, s, children.EventLoggerName(s), &networkingv1.NetworkPolicy{},
+			children.EventLoggerNetworkPolicy(s, sc.redisState != lifecycle.RedisInMemory, r.networkPolicyOptions()),
+			networkingv1ac.ExtractNetworkPolicy, nil)
+		return err
+	})
+	rev, err := r.ensureLoggerTokenAndCatalog(ctx, sc, image)
+	if serr := side.Wait(); err == nil {
+		err = serr
 	}
-	if _, err := ensure(ctx, r, s, children.EventLoggerName(s), &corev1.Service{},
-		children.EventLoggerService(s), corev1ac.ExtractService, nil); err != nil {
-		return children.Revision{}, err
-	}
+	return rev, err
+}
+
+// ensureLoggerTokenAndCatalog makes the logger's token and the catalog
+// of its revision, which names the token.
+func (r *StrategyReconciler) ensureLoggerTokenAndCatalog(ctx context.Context, sc *scope, image string) (children.Revision, error) {
+	s := sc.strategy
 	tokenUID, err := r.ensureLoggerToken(ctx, s)
 	if err != nil {
 		return children.Revision{}, err
@@ -106,13 +131,8 @@ func (r *StrategyReconciler) ensureLoggerSupport(ctx context.Context, sc *scope,
 	}
 	// The catalog of the revision: made once, never changed.
 	sc.catalogCM = rev.Catalog
-	if _, err := ensure(ctx, r, s, rev.Catalog, &corev1.ConfigMap{},
-		children.CatalogConfigMap(s, rev.Catalog, sc.catalogJSON), nil, nil); err != nil {
-		return rev, err
-	}
-	_, err = ensure(ctx, r, s, children.EventLoggerName(s), &networkingv1.NetworkPolicy{},
-		children.EventLoggerNetworkPolicy(s, sc.redisState != lifecycle.RedisInMemory, r.networkPolicyOptions()),
-		networkingv1ac.ExtractNetworkPolicy, nil)
+	_, err = ensure(ctx, r, s, rev.Catalog, &corev1.ConfigMap{},
+		children.CatalogConfigMap(s, rev.Catalog, sc.catalogJSON), nil, nil)
 	return rev, err
 }
 
