@@ -3,14 +3,17 @@
 package main
 
 import (
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
@@ -44,9 +47,16 @@ func run() error {
 		metricsCIDRs, metricsNSLabel  string
 		revisionKeyNamespace          string
 		printVersion                  bool
+		metricsCertPath               string
+		metricsCertName               string
+		metricsCertKey                string
 	)
 	flag.BoolVar(&printVersion, "version", false, "Print the version, the commit and the Go version, and exit.")
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address of the Prometheus metrics endpoint (HTTPS; clients need a token allowed to get /metrics); 0 disables it.")
+	flag.StringVar(&metricsCertPath, "metrics-cert-path", "",
+		"Directory of the metrics endpoint's serving certificate and key (a cert-manager Certificate's Secret, mounted); reloaded when they change. Empty: a self-signed certificate made at start.")
+	flag.StringVar(&metricsCertName, "metrics-cert-name", "tls.crt", "The certificate's file name in --metrics-cert-path.")
+	flag.StringVar(&metricsCertKey, "metrics-cert-key", "tls.key", "The key's file name in --metrics-cert-path.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader, so that only one replica reconciles at a time.")
 	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease; default: the pod's namespace.")
@@ -86,14 +96,23 @@ func run() error {
 		return err
 	}
 
+	// HTTPS, and only for clients whose token the API server vouches for
+	// and who may get /metrics: metric labels name every tenant's
+	// Strategies. The certificate is the one given (watched: a renewed
+	// one is served without a restart), or self-signed.
+	metricsOpts := metricsserver.Options{
+		BindAddress: metricsAddr, SecureServing: true,
+		FilterProvider: filters.WithAuthenticationAndAuthorization,
+	}
+	var certWatcher *certwatcher.CertWatcher
+	if metricsCertPath != "" {
+		if certWatcher, err = certwatcher.New(filepath.Join(metricsCertPath, metricsCertName), filepath.Join(metricsCertPath, metricsCertKey)); err != nil {
+			return fmt.Errorf("--metrics-cert-path: %w", err)
+		}
+		metricsOpts.TLSOpts = append(metricsOpts.TLSOpts, func(c *tls.Config) { c.GetCertificate = certWatcher.GetCertificate })
+	}
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), controllers.ManagerOptions(ctrl.Options{
-		// HTTPS with a self-signed certificate, and only for clients whose
-		// token the API server vouches for and who may get /metrics:
-		// metric labels name every tenant's Strategies.
-		Metrics: metricsserver.Options{
-			BindAddress: metricsAddr, SecureServing: true,
-			FilterProvider: filters.WithAuthenticationAndAuthorization,
-		},
+		Metrics:                 metricsOpts,
 		HealthProbeBindAddress:  probeAddr,
 		LeaderElection:          leaderElect,
 		LeaderElectionID:        "stratops.stratops.dev",
@@ -104,6 +123,11 @@ func run() error {
 	}))
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
+	}
+	if certWatcher != nil {
+		if err := mgr.Add(certWatcher); err != nil {
+			return fmt.Errorf("watching the metrics certificate: %w", err)
+		}
 	}
 
 	ctx := ctrl.SetupSignalHandler()

@@ -301,3 +301,84 @@ func TestChart_SchemaRejectsWrongValues(t *testing.T) {
 		t.Errorf("one replica without leader election: %v", err)
 	}
 }
+
+// TestChart_MetricsWithoutWorkarounds: the ServiceMonitor sends the token
+// of a ServiceAccount the chart binds to the metrics-reader role, from its
+// Secret (no bearerTokenFile); with metrics.certManager the manager is
+// given cert-manager's certificate (mounted, --metrics-cert-path) and the
+// ServiceMonitor verifies it against the Secret's CA, for the Service's
+// name, from a self-signed Issuer or the issuer named.
+func TestChart_MetricsWithoutWorkarounds(t *testing.T) {
+	for name, args := range map[string][]string{
+		"self-signed":  {"--set", "metrics.serviceMonitor.enabled=true"},
+		"cert-manager": {"--set", "metrics.serviceMonitor.enabled=true,metrics.certManager.enabled=true"},
+		"named issuer": {"--set", "metrics.serviceMonitor.enabled=true,metrics.certManager.enabled=true,metrics.certManager.issuerRef.name=ca,metrics.certManager.issuerRef.kind=ClusterIssuer"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			objs, err := helmTemplate(t, "prod", "ops", args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sm := find(objs, "ServiceMonitor", "")
+			if sm == nil {
+				t.Fatal("no ServiceMonitor")
+			}
+			eps, _, _ := unstructured.NestedSlice(sm.Object, "spec", "endpoints")
+			ep := eps[0].(map[string]any)
+			if _, has := ep["bearerTokenFile"]; has {
+				t.Error("the ServiceMonitor still uses bearerTokenFile")
+			}
+			secret, _, _ := unstructured.NestedString(ep, "authorization", "credentials", "name")
+			if tok := find(objs, "Secret", secret); tok == nil || tok.Object["type"] != "kubernetes.io/service-account-token" {
+				t.Fatalf("the ServiceMonitor's credentials name Secret %q, which the chart does not make as a ServiceAccount token", secret)
+			} else {
+				sa := tok.GetAnnotations()["kubernetes.io/service-account.name"]
+				b := find(objs, "ClusterRoleBinding", sa)
+				if find(objs, "ServiceAccount", sa) == nil || b == nil {
+					t.Fatalf("the token's ServiceAccount %q or its binding is not rendered", sa)
+				}
+				if ref, _, _ := unstructured.NestedString(b.Object, "roleRef", "name"); ref != "prod-stratops-metrics-reader" {
+					t.Errorf("the scraper is bound to %s", ref)
+				}
+			}
+			skip, _, _ := unstructured.NestedBool(ep, "tlsConfig", "insecureSkipVerify")
+			caSecret, _, _ := unstructured.NestedString(ep, "tlsConfig", "ca", "secret", "name")
+			serverName, _, _ := unstructured.NestedString(ep, "tlsConfig", "serverName")
+			d, _ := json.Marshal(find(objs, "Deployment", "prod-stratops-controller-manager").Object)
+			cert := find(objs, "Certificate", "")
+			if name == "self-signed" {
+				if !skip || cert != nil || strings.Contains(string(d), "--metrics-cert-path") {
+					t.Errorf("without cert-manager: insecureSkipVerify %v, Certificate %v, deployment %s", skip, cert != nil, d)
+				}
+				return
+			}
+			if skip || caSecret != "prod-stratops-metrics-cert" || serverName != "prod-stratops-controller-manager-metrics.ops.svc" {
+				t.Errorf("the ServiceMonitor does not verify the certificate: insecureSkipVerify %v, CA Secret %q, serverName %q", skip, caSecret, serverName)
+			}
+			if cert == nil {
+				t.Fatal("no Certificate")
+			}
+			secretName, _, _ := unstructured.NestedString(cert.Object, "spec", "secretName")
+			dns, _, _ := unstructured.NestedStringSlice(cert.Object, "spec", "dnsNames")
+			issuer, _, _ := unstructured.NestedString(cert.Object, "spec", "issuerRef", "name")
+			if secretName != caSecret || len(dns) == 0 || dns[0] != serverName {
+				t.Errorf("the Certificate: Secret %q, names %v", secretName, dns)
+			}
+			for _, want := range []string{`"--metrics-cert-path=/etc/stratops/metrics-cert"`, `"secretName":"prod-stratops-metrics-cert"`, `"mountPath":"/etc/stratops/metrics-cert"`} {
+				if !strings.Contains(string(d), want) {
+					t.Errorf("the Deployment lacks %s", want)
+				}
+			}
+			switch ss := find(objs, "Issuer", ""); name {
+			case "cert-manager":
+				if ss == nil || issuer != ss.GetName() {
+					t.Errorf("no self-signed Issuer for the Certificate (issuerRef %q)", issuer)
+				}
+			case "named issuer":
+				if ss != nil || issuer != "ca" {
+					t.Errorf("the named issuer is not used (issuerRef %q, self-signed Issuer rendered %v)", issuer, ss != nil)
+				}
+			}
+		})
+	}
+}
