@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/redis/go-redis/v9"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
@@ -19,6 +20,7 @@ import (
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	stratopsv1 "github.com/stratops/stratops/api/v1"
 	"github.com/stratops/stratops/internal/eventlog"
@@ -330,6 +332,7 @@ func TestChaos_FiveManagerRestartsChangeNothing(t *testing.T) {
 	children0, templates0, events0 := snapshot(), templates(), strategyEvents()
 
 	// Every write of a Strategy, from a watch.
+	ctrllog.SetLogger(logr.Discard())
 	wc, err := client.NewWithWatch(kc.Config, client.Options{Scheme: k8s.Scheme()})
 	if err != nil {
 		t.Fatal(err)
