@@ -15,12 +15,14 @@ HELM_VERSION ?= v4.3.1
 # The Prometheus Operator's CRDs (ServiceMonitor, PodMonitor,
 # PrometheusRule), from its Go module, for the chart's dry-run test.
 PROMETHEUS_OPERATOR_VERSION ?= v0.89.0
+CYCLONEDX_GOMOD_VERSION ?= v1.10.0
 
 LOCALBIN ?= $(shell pwd)/bin
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 KUSTOMIZE ?= $(LOCALBIN)/kustomize-$(KUSTOMIZE_VERSION)
 GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
+CYCLONEDX_GOMOD ?= $(LOCALBIN)/cyclonedx-gomod-$(CYCLONEDX_GOMOD_VERSION)
 MONITORING_CRDS ?= $(LOCALBIN)/monitoring-crds-$(PROMETHEUS_OPERATOR_VERSION)
 ENVTEST_ASSETS ?= $(LOCALBIN)/k8s/$(KUBE_VERSION)
 
@@ -81,8 +83,8 @@ lint: golangci-lint ## Run golangci-lint.
 .PHONY: test
 # -count=1: the tests talk to processes (redis-server, kube-apiserver) whose
 # behaviour Go's test cache cannot see, so every run runs them.
-test: manifests generate chart vet envtest test-packages helm kustomize monitoring-crds rules-test ## Run all tests against a real kube-apiserver, etcd, redis-server, redis-py, helm and promtool.
-	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" HELM="$(HELM)" KUSTOMIZE="$(KUSTOMIZE)" MONITORING_CRDS="$(MONITORING_CRDS)" \
+test: manifests generate chart vet envtest test-packages helm kustomize monitoring-crds rules-test release ## Run all tests against a real kube-apiserver, etcd, redis-server, redis-py, helm and promtool (and check what `make release` wrote).
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" HELM="$(HELM)" KUSTOMIZE="$(KUSTOMIZE)" MONITORING_CRDS="$(MONITORING_CRDS)" DIST="$(abspath $(DIST))" \
 		go test -count=1 ./... $(GO_TEST_FLAGS)
 
 .PHONY: rules-test
@@ -128,6 +130,26 @@ screenshot: manifests envtest redis ## Retake the README's Prometheus screenshot
 .PHONY: run-cluster
 run-cluster: manifests generate ## Run the manager on this host against the current kubeconfig's cluster.
 	go run ./cmd/manager
+
+RELEASE_VERSION ?= $(shell cat VERSION)
+RELEASE_IMAGE ?= stratops:$(RELEASE_VERSION)
+DIST ?= dist
+RELEASE_ARCHS ?= amd64 arm64
+
+.PHONY: release
+release: manifests chart kustomize helm cyclonedx-gomod ## Write dist/: the multi-arch OCI image archive, stratops.yaml, the chart, SBOMs and SHA256SUMS (no registry, no container engine).
+	rm -rf $(DIST) && mkdir -p $(DIST)/bin
+	rev=$$(git rev-parse HEAD 2>/dev/null); for arch in $(RELEASE_ARCHS); do \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch go build -trimpath \
+			-ldflags="-s -X github.com/stratops/stratops/internal/version.Version=$(RELEASE_VERSION) -X github.com/stratops/stratops/internal/version.Revision=$$rev" \
+			-o $(DIST)/bin/linux-$$arch/ ./cmd/manager ./cmd/eventlogger ./cmd/sampleengine || exit 1; done; \
+	go run ./hack/ociimage -version $(RELEASE_VERSION) -revision "$$rev" -bins $(DIST)/bin -out $(DIST)/stratops-$(RELEASE_VERSION).oci.tar
+	for b in manager eventlogger sampleengine; do \
+		$(CYCLONEDX_GOMOD) bin -json -version $(RELEASE_VERSION) -output $(DIST)/$$b.cdx.json $(DIST)/bin/linux-amd64/$$b || exit 1; done
+	{ $(KUSTOMIZE) build config/default && echo --- && $(KUSTOMIZE) build config/policy; } | sed 's|stratops:dev|$(RELEASE_IMAGE)|g' > $(DIST)/stratops.yaml
+	$(HELM) package charts/stratops --version $(RELEASE_VERSION) --app-version $(RELEASE_VERSION) -d $(DIST) >/dev/null
+	rm -rf $(DIST)/bin
+	cd $(DIST) && sha256sum $$(ls | grep -v SHA256SUMS) > SHA256SUMS
 
 .PHONY: docker-build
 docker-build: ## Build the image with $(CONTAINER_TOOL).
@@ -197,6 +219,11 @@ $(MONITORING_CRDS): | $(LOCALBIN)
 	mkdir -p $@.tmp && for k in servicemonitors podmonitors prometheusrules; do \
 		cp "$$dir/example/prometheus-operator-crd/monitoring.coreos.com_$$k.yaml" $@.tmp/; done && \
 	chmod -R u+w $@.tmp && mv $@.tmp $@
+
+.PHONY: cyclonedx-gomod
+cyclonedx-gomod: $(CYCLONEDX_GOMOD) ## Build cyclonedx-gomod (SBOMs from the binaries' build info) into bin/.
+$(CYCLONEDX_GOMOD): | $(LOCALBIN)
+	$(call go-install-tool,$(CYCLONEDX_GOMOD),github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod,$(CYCLONEDX_GOMOD_VERSION))
 
 .PHONY: golangci-lint
 golangci-lint: $(GOLANGCI_LINT) ## Build golangci-lint into bin/.
