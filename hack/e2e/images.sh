@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
 # Builds the images the end-to-end cluster runs, with podman and without any
 # registry, and saves them as OCI archives for the node's containerd:
-#   - local stand-ins for the Dockerfile's base images, under the short names
-#     the Dockerfile uses (resolved from local storage, --pull=never):
+#   - a local stand-in for the Dockerfile's builder image, under the short
+#     name the Dockerfile uses (resolved from local storage, --pull=never):
 #       golang:1.26               Debian bookworm (debootstrap, the mirror apt
 #                                 already uses) + this machine's Go toolchain
-#       distroless/static:nonroot /etc/passwd and /etc/group with nonroot
-#                                 (65532), CA certificates, /tmp
+#     (the image itself starts FROM scratch)
 #   - the pod sandbox image, built from hack/e2e/pause (FROM scratch)
 #   - the project's image, built from the project's own Dockerfile
 # Usage: hack/e2e/images.sh <image name> <output dir>   everything
@@ -66,22 +65,6 @@ if ! podman image exists "$builder"; then
 		--change 'ENV GOPATH=/go' --change 'WORKDIR /go' - "$builder" >/dev/null
 	rm -rf "$rootfs"
 	log "built $builder in $(($(date +%s) - start))s"
-fi
-
-# --- distroless/static:nonroot ---------------------------------------------
-base=localhost/distroless/static:nonroot
-if ! podman image exists "$base"; then
-	b=$work/base-rootfs
-	rm -rf "$b"
-	mkdir -p "$b/etc/ssl/certs" "$b/tmp" "$b/home/nonroot"
-	chmod 1777 "$b/tmp"
-	printf 'root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' >"$b/etc/passwd"
-	printf 'root:x:0:\nnobody:x:65534:\nnonroot:x:65532:\n' >"$b/etc/group"
-	cp /etc/ssl/certs/ca-certificates.crt "$b/etc/ssl/certs/"
-	chown 65532:65532 "$b/home/nonroot"
-	tar -C "$b" -c . | podman import --change 'USER 65532:65532' - "$base" >/dev/null
-	rm -rf "$b"
-	log "built $base"
 fi
 
 # --- the pod sandbox image ---------------------------------------------------

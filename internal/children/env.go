@@ -141,7 +141,7 @@ func restrictedContainerSecurity() *corev1ac.SecurityContextApplyConfiguration {
 }
 
 // restrictedPodSecurity is the pod-level half of the restricted standard.
-// 65532 is the nonroot user of the operator's distroless image.
+// 65532 is the nonroot user of the operator's image.
 func restrictedPodSecurity() *corev1ac.PodSecurityContextApplyConfiguration {
 	return corev1ac.PodSecurityContext().
 		WithRunAsNonRoot(true).WithRunAsUser(65532).WithRunAsGroup(65532).WithFSGroup(65532).
