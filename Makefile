@@ -147,7 +147,9 @@ release: manifests chart kustomize helm cyclonedx-gomod ## Write dist/: the mult
 	for b in manager eventlogger sampleengine; do \
 		$(CYCLONEDX_GOMOD) bin -json -version $(RELEASE_VERSION) -output $(DIST)/$$b.cdx.json $(DIST)/bin/linux-amd64/$$b || exit 1; done
 	{ $(KUSTOMIZE) build config/default && echo --- && $(KUSTOMIZE) build config/policy; } | sed 's|stratops:dev|$(RELEASE_IMAGE)|g' > $(DIST)/stratops.yaml
-	$(HELM) package charts/stratops --version $(RELEASE_VERSION) --app-version $(RELEASE_VERSION) -d $(DIST) >/dev/null
+	tmp=$$(mktemp -d) && cp -r charts/stratops "$$tmp/" && \
+		sed -i 's|image: stratops:dev|image: $(RELEASE_IMAGE)|' "$$tmp/stratops/Chart.yaml" && \
+		$(HELM) package "$$tmp/stratops" --version $(RELEASE_VERSION) --app-version $(RELEASE_VERSION) -d $(DIST) >/dev/null && rm -rf "$$tmp"
 	rm -rf $(DIST)/bin
 	cd $(DIST) && sha256sum $$(ls | grep -v SHA256SUMS) > SHA256SUMS
 

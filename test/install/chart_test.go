@@ -382,3 +382,32 @@ func TestChart_MetricsWithoutWorkarounds(t *testing.T) {
 		})
 	}
 }
+
+// TestChart_EveryValueIsDescribed: every value the schema knows has a
+// description (helm show values, editors and ArtifactHub show them).
+func TestChart_EveryValueIsDescribed(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(repoRoot(t), chartDir, "values.schema.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var schema map[string]any
+	if err := json.Unmarshal(raw, &schema); err != nil {
+		t.Fatal(err)
+	}
+	var walk func(path string, s map[string]any)
+	walk = func(path string, s map[string]any) {
+		props, _ := s["properties"].(map[string]any)
+		for name, p := range props {
+			ps, _ := p.(map[string]any)
+			child := strings.TrimPrefix(path+"."+name, ".")
+			if d, _ := ps["description"].(string); d == "" {
+				t.Errorf("value %s has no description", child)
+			}
+			walk(child, ps)
+		}
+		if items, ok := s["items"].(map[string]any); ok {
+			walk(path+"[]", items)
+		}
+	}
+	walk("", schema)
+}

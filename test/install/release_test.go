@@ -159,6 +159,15 @@ func TestRelease_DistIsWhatAPlatformTeamInstalls(t *testing.T) {
 		if out, err := run(t, tool(t, "HELM"), "lint", chart); err != nil {
 			t.Fatalf("helm lint: %v\n%s", err, out)
 		}
+		meta, err := run(t, tool(t, "HELM"), "show", "chart", chart)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"version: " + version, "appVersion: " + version, "image: " + image, "artifacthub.io/license: Apache-2.0", "artifacthub.io/crds:"} {
+			if !strings.Contains(meta, want) {
+				t.Errorf("the packaged Chart.yaml lacks %q:\n%s", want, meta)
+			}
+		}
 		out, err := run(t, tool(t, "HELM"), "template", "stratops", chart, "--namespace", "ops")
 		if err != nil {
 			t.Fatal(err)
