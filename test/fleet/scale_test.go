@@ -17,6 +17,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -122,8 +123,12 @@ func templateChildren(b *testing.B, c client.Client) []client.Object {
 		if err := c.List(ctx, list, client.InNamespace("template"), sel); err != nil {
 			b.Fatal(err)
 		}
-		items, _ := metaItems(list)
-		for _, o := range items {
+		items, err := apimeta.ExtractList(list)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, item := range items {
+			o := item.(client.Object)
 			o.SetResourceVersion("")
 			o.SetUID("")
 			o.SetOwnerReferences(nil)
@@ -139,37 +144,6 @@ func templateChildren(b *testing.B, c client.Client) []client.Object {
 		b.Fatalf("the template Strategy has %d children; want at least 6", len(out))
 	}
 	return out
-}
-
-func metaItems(list client.ObjectList) ([]client.Object, error) {
-	var out []client.Object
-	switch l := list.(type) {
-	case *corev1.ConfigMapList:
-		for i := range l.Items {
-			out = append(out, &l.Items[i])
-		}
-	case *corev1.ServiceAccountList:
-		for i := range l.Items {
-			out = append(out, &l.Items[i])
-		}
-	case *corev1.ServiceList:
-		for i := range l.Items {
-			out = append(out, &l.Items[i])
-		}
-	case *networkingv1.NetworkPolicyList:
-		for i := range l.Items {
-			out = append(out, &l.Items[i])
-		}
-	case *appsv1.DeploymentList:
-		for i := range l.Items {
-			out = append(out, &l.Items[i])
-		}
-	case *corev1.SecretList:
-		for i := range l.Items {
-			out = append(out, &l.Items[i])
-		}
-	}
-	return out, nil
 }
 
 // parallel runs f for 0..n-1 on 8 workers and returns how long it took.

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -220,22 +221,13 @@ func releaseIndex(t *testing.T, archive string) v1.ImageIndex {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	tr := tar.NewReader(f)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := filepath.Join(dir, filepath.FromSlash(h.Name))
-		if h.Typeflag == tar.TypeDir {
+	for name, b := range tarFiles(t, f) {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if strings.HasSuffix(name, "/") {
 			_ = os.MkdirAll(p, 0o755)
 			continue
 		}
 		_ = os.MkdirAll(filepath.Dir(p), 0o755)
-		b, _ := io.ReadAll(tr)
 		if err := os.WriteFile(p, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -276,20 +268,31 @@ func layerFiles(t *testing.T, img v1.Image) map[string][]byte {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tr := tar.NewReader(rc)
-		for {
-			h, err := tr.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := io.ReadAll(tr)
-			files[h.Name] = b
-		}
+		maps.Copy(files, tarFiles(t, rc))
 		_ = rc.Close()
 	}
 	return files
 }
 
+// tarFiles reads a tar: each entry's content by name (a directory's name
+// ends in a slash, its content empty).
+func tarFiles(t *testing.T, r io.Reader) map[string][]byte {
+	t.Helper()
+	files := map[string][]byte{}
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return files
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(tr)
+		name := h.Name
+		if h.Typeflag == tar.TypeDir && !strings.HasSuffix(name, "/") {
+			name += "/"
+		}
+		files[name] = b
+	}
+}
