@@ -74,7 +74,7 @@ func settledHistory(t *testing.T, c *redis.Client, prefix string, took map[int]t
 		t.Fatal(err)
 	}
 	seen := map[int]int{}
-	var spans []messaging.Gap
+	var spans []redistest.Span
 	for _, e := range entries {
 		var md struct{ Metadata json.RawMessage }
 		raw, _ := e.Values["message"].(string)
@@ -89,24 +89,10 @@ func settledHistory(t *testing.T, c *redis.Client, prefix string, took map[int]t
 			_ = json.Unmarshal(md.Metadata, &g)
 			start, _ := messaging.ParseTimestamp(g.Start)
 			end, _ := messaging.ParseTimestamp(g.End)
-			spans = append(spans, messaging.Gap{Start: start, End: end})
+			spans = append(spans, redistest.Span{Start: start, End: end})
 		}
 	}
-	for seq, at := range took {
-		switch n := seen[seq]; {
-		case n > 1:
-			dup++
-		case n == 0:
-			lost++
-			in := false
-			for _, g := range spans {
-				in = in || (!at.Before(g.Start.Add(-50*time.Millisecond)) && !at.After(g.End.Add(50*time.Millisecond)))
-			}
-			if !in {
-				outside++
-			}
-		}
-	}
+	lost, outside, dup = redistest.Tally(took, seen, spans)
 	return lost, outside, dup, len(spans)
 }
 

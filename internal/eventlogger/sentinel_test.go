@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/stratops/stratops/internal/redisserver"
+	"github.com/stratops/stratops/internal/redistest"
 	"github.com/stratops/stratops/pkg/messaging"
 )
 
@@ -102,10 +103,10 @@ func TestSentinel_TheLoggerFollowsAFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	seen := map[int]int{}
-	var gaps []messaging.Gap
+	var gaps []redistest.Span
 	for _, e := range h {
 		if gp, ok := gapOf(e); ok {
-			gaps = append(gaps, gp)
+			gaps = append(gaps, redistest.Span{Start: gp.Start, End: gp.End})
 			continue
 		}
 		seen[seqOf(e)]++
@@ -115,24 +116,11 @@ func TestSentinel_TheLoggerFollowsAFailover(t *testing.T) {
 		minSeq, maxSeq = min(minSeq, k), max(maxSeq, k)
 	}
 	t.Logf("history: %d entries, seqs %d..%d, %d gaps; published %d..%d", len(h), minSeq, maxSeq, len(gaps), published[0].seq, published[len(published)-1].seq)
-	lost, outside, dup := 0, 0, 0
+	took := map[int]time.Time{}
 	for _, p := range published {
-		switch n := seen[p.seq]; {
-		case n > 1:
-			dup++
-		case n == 0:
-			lost++
-			in := false
-			for _, gp := range gaps {
-				if !p.at.Before(gp.Start.Add(-50*time.Millisecond)) && !p.at.After(gp.End.Add(50*time.Millisecond)) {
-					in = true
-				}
-			}
-			if !in {
-				outside++
-			}
-		}
+		took[p.seq] = p.at
 	}
+	lost, outside, dup := redistest.Tally(took, seen, gaps)
 	t.Logf("master SIGKILLed; Sentinel promoted a replica after %s; logging resumed %s after the kill; %d messages taken by Redis through the failover, %d lost (%d outside the %d reported gaps), %d duplicated",
 		promoted.Sub(killed).Round(time.Millisecond), resumed.Sub(killed).Round(time.Millisecond), len(published), lost, outside, len(gaps), dup)
 	if dup > 0 || outside > 0 {

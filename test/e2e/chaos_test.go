@@ -24,6 +24,7 @@ import (
 
 	stratopsv1 "github.com/stratops/stratops/api/v1"
 	"github.com/stratops/stratops/internal/eventlog"
+	"github.com/stratops/stratops/internal/redistest"
 	"github.com/stratops/stratops/pkg/messaging"
 )
 
@@ -181,7 +182,7 @@ func TestChaos_TwoLoggerReplicasLoseNothingOutsideAGap(t *testing.T) {
 		t.Fatal(err)
 	}
 	seen := map[int]int{}
-	var gaps []messaging.Gap
+	var gaps []redistest.Span
 	for _, e := range entries {
 		ch, _ := e.Values["channel"].(string)
 		raw, _ := e.Values["message"].(string)
@@ -200,25 +201,10 @@ func TestChaos_TwoLoggerReplicasLoseNothingOutsideAGap(t *testing.T) {
 			if err1 != nil || err2 != nil {
 				t.Fatalf("gap entry %s has no start and end: %s", e.ID, raw)
 			}
-			gaps = append(gaps, messaging.Gap{Start: start, End: end})
+			gaps = append(gaps, redistest.Span{Start: start, End: end})
 		}
 	}
-	lost, outside, dup := 0, 0, 0
-	for seq, at := range published {
-		switch c := seen[seq]; {
-		case c > 1:
-			dup++
-		case c == 0:
-			lost++
-			in := false
-			for _, g := range gaps {
-				in = in || (!at.Before(g.Start.Add(-50*time.Millisecond)) && !at.After(g.End.Add(50*time.Millisecond)))
-			}
-			if !in {
-				outside++
-			}
-		}
-	}
+	lost, outside, dup := redistest.Tally(published, seen, gaps)
 	t.Logf("two logger replicas at 1,000 msg/s: leader %s deleted, %s took over after %s; %s SIGKILLed, %s took over after %s; %d messages taken by Redis, %d in the history, %d lost (%d outside the %d reported gaps), %d duplicated",
 		eventlog.LeaseHolderName(first), eventlog.LeaseHolderName(second), afterDelete.Round(time.Millisecond),
 		eventlog.LeaseHolderName(second), eventlog.LeaseHolderName(third), afterKill.Round(time.Millisecond),
