@@ -247,12 +247,12 @@ func (s *Service) Run(ctx context.Context) error {
 	return nil
 }
 
-// receive ingests what the subscription delivers, and its gaps, in
-// goroutines of wg; what arrived together is made durable together by a
-// goroutine of its own, which stopSync ends after a last sync.
 // receiveBatch is the most deliveries ingested together.
 const receiveBatch = 256
 
+// receive ingests what the subscription delivers, and its gaps, in
+// goroutines of wg; what arrived together is made durable together by a
+// goroutine of its own, which stopSync ends after a last sync.
 func (s *Service) receive(wg *sync.WaitGroup, sub messaging.Subscription) (stopSync func()) {
 	syncReq := make(chan struct{}, 1)
 	syncDone := make(chan struct{})
