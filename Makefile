@@ -54,11 +54,14 @@ generate: controller-gen ## Generate deepcopy code.
 	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
 
 .PHONY: chart
+asyncapi: ## Write docs/standard/asyncapi.yaml, the messaging standard as AsyncAPI 3.0, from the catalog in pkg/messaging.
+	go run ./hack/asyncapi docs/standard/asyncapi.yaml
+
 chart: manifests ## Regenerate the chart's copies of config/ (CRD, manager role, policies, alert rules, dashboard) and config/prometheus's PrometheusRule.
 	go run ./hack/chartgen
 
-.PHONY: verify
-verify: manifests generate chart golangci-lint ## Fail when generated code, the CRD, RBAC, the chart or go.mod are not up to date, or golangci-lint finds a fault.
+.PHONY: verify asyncapi
+verify: manifests generate chart asyncapi golangci-lint ## Fail when generated code, the CRD, RBAC, the chart, the AsyncAPI document or go.mod are not up to date, or golangci-lint finds a fault.
 	go mod tidy
 	@if [ -n "$$(git status --porcelain)" ]; then \
 		echo "make verify: these files differ from what make manifests generate chart and go mod tidy write; run them and commit:" >&2; \
