@@ -2,15 +2,9 @@ package main
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
-	"fmt"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -19,14 +13,14 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/stratops/stratops/internal/redisserver"
 )
 
 // TestMetrics_ServesTheGivenCertificateAndItsRenewal: the manager binary,
 // run against a real API server with --metrics-cert-path, serves its
-// metrics with that certificate (a client that trusts only its CA
+// metrics with that certificate (a client that trusts only its CAs
 // connects) and, once the files are replaced as cert-manager renews them,
 // with the new one, without a restart. Without a token /metrics is
 // refused.
@@ -35,28 +29,42 @@ func TestMetrics_ServesTheGivenCertificateAndItsRenewal(t *testing.T) {
 		t.Skip("KUBEBUILDER_ASSETS is not set: run with `make test`, which builds kube-apiserver and etcd into bin/")
 	}
 	env := &envtest.Environment{CRDDirectoryPaths: []string{filepath.Join("..", "..", "config", "crd", "bases")}, ErrorIfCRDPathMissing: true}
-	cfg, err := env.Start()
+	_, err := env.Start()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = env.Stop() }()
 	dir := t.TempDir()
+	admin, err := env.AddUser(envtest.User{Name: "manager-test", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc, err := admin.KubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
 	kubeconfig := filepath.Join(dir, "kubeconfig")
-	kc := clientcmdapi.NewConfig()
-	kc.Clusters["envtest"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
-	kc.AuthInfos["envtest"] = &clientcmdapi.AuthInfo{ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData}
-	kc.Contexts["envtest"] = &clientcmdapi.Context{Cluster: "envtest", AuthInfo: "envtest"}
-	kc.CurrentContext = "envtest"
-	if err := clientcmd.WriteToFile(*kc, kubeconfig); err != nil {
+	if err := os.WriteFile(kubeconfig, kc, 0o600); err != nil {
 		t.Fatal(err)
 	}
 
-	ca, caKey := newCA(t)
+	// Two certificates for 127.0.0.1, from two CAs: the one served at
+	// start and its renewal.
 	certs := filepath.Join(dir, "certs")
 	if err := os.Mkdir(certs, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	first := writeServing(t, certs, ca, caKey, 1001)
+	pool := x509.NewCertPool()
+	var issued []*redisserver.PKI
+	for range 2 {
+		p, err := redisserver.NewPKI(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool.AppendCertsFromPEM(p.CAPEM)
+		issued = append(issued, p)
+	}
+	first := install(t, certs, issued[0])
 
 	bin := filepath.Join(dir, "manager")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
@@ -73,26 +81,24 @@ func TestMetrics_ServesTheGivenCertificateAndItsRenewal(t *testing.T) {
 	}
 	defer func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() }()
 
-	pool := x509.NewCertPool()
-	pool.AddCert(ca)
-	served := func() (*big.Int, error) {
+	served := func() ([]byte, error) {
 		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", metricsAddr, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12})
 		if err != nil {
 			return nil, err
 		}
 		defer conn.Close()
-		return conn.ConnectionState().PeerCertificates[0].SerialNumber, nil
+		return conn.ConnectionState().PeerCertificates[0].Raw, nil
 	}
-	waitServed := func(want *big.Int) {
+	waitServed := func(want []byte) {
 		t.Helper()
 		deadline := time.Now().Add(60 * time.Second)
 		for {
 			got, err := served()
-			if err == nil && got.Cmp(want) == 0 {
+			if err == nil && bytes.Equal(got, want) {
 				return
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("the metrics endpoint does not serve certificate %v (got %v, %v); the manager said:\n%s", want, got, err, logs.String())
+				t.Fatalf("the metrics endpoint does not serve the certificate expected (%v); the manager said:\n%s", err, logs.String())
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
@@ -109,8 +115,7 @@ func TestMetrics_ServesTheGivenCertificateAndItsRenewal(t *testing.T) {
 		t.Errorf("/metrics without a token: %s, want 401", resp.Status)
 	}
 
-	renewed := writeServing(t, certs, ca, caKey, 1002)
-	waitServed(renewed)
+	waitServed(install(t, certs, issued[1]))
 }
 
 func freeAddr(t *testing.T) string {
@@ -123,55 +128,25 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-func newCA(t *testing.T) (*x509.Certificate, *ecdsa.PrivateKey) {
+// install puts a PKI's server certificate and key in dir as tls.crt and
+// tls.key, each replaced at once as a mounted Secret's files are, and
+// returns the certificate (DER).
+func install(t *testing.T, dir string, p *redisserver.PKI) []byte {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "metrics CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ca, key
-}
-
-// writeServing writes a serving certificate for 127.0.0.1, signed by ca,
-// with serial, as tls.crt and tls.key in dir (each replaced at once, as a
-// mounted Secret's files are), and returns the serial.
-func writeServing(t *testing.T, dir string, ca *x509.Certificate, caKey *ecdsa.PrivateKey, serial int64) *big.Int {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "metrics"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		KeyUsage: x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, block := range map[string]*pem.Block{"tls.key": {Type: "EC PRIVATE KEY", Bytes: keyDER}, "tls.crt": {Type: "CERTIFICATE", Bytes: der}} {
-		tmp := filepath.Join(dir, fmt.Sprintf(".%s.tmp", name))
-		if err := os.WriteFile(tmp, pem.EncodeToMemory(block), 0o600); err != nil {
+	for name, src := range map[string]string{"tls.key": p.ServerKey, "tls.crt": p.ServerCert} {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmp := filepath.Join(dir, "."+name+".tmp")
+		if err := os.WriteFile(tmp, b, 0o600); err != nil {
 			t.Fatal(err)
 		}
 		if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return big.NewInt(serial)
+	b, _ := os.ReadFile(p.ServerCert)
+	block, _ := pem.Decode(b)
+	return block.Bytes
 }
