@@ -26,7 +26,7 @@ func TestCost_ALiveStrategyCostsTwoEventsToReadyAndNothingWhileHealthy(t *testin
 	g := NewWithT(t)
 	ns := newNamespace(t)
 	runningLive(g, ns, "cost", redisOpen.Addr, nil)
-	toReady, total := managerRequests.in(ns)
+	toReady, total := managerRequests.In(ns)
 	t.Logf("create to Ready: %d requests: %s", total, summary(toReady))
 	g.Expect(toReady["POST events"]).To(BeNumerically("<=", 2), "events to Ready: %s", summary(toReady))
 	g.Expect(total).To(BeNumerically("<=", 12), "requests to Ready: %s", summary(toReady))
@@ -35,7 +35,7 @@ func TestCost_ALiveStrategyCostsTwoEventsToReadyAndNothingWhileHealthy(t *testin
 	}
 
 	time.Sleep(5 * time.Second) // five probe rounds at a 1 s interval
-	after, total2 := managerRequests.in(ns)
+	after, total2 := managerRequests.In(ns)
 	g.Expect(total2-total).To(BeZero(), "a healthy Strategy costs no request: before %s, after %s", summary(toReady), summary(after))
 }
 

@@ -99,7 +99,7 @@ func runSuite(m *testing.M) int {
 	// The manager's own requests are counted at its client (see
 	// managerRequests), for the cost budgets.
 	managerConfig := rest.CopyConfig(restConfig)
-	managerConfig.Wrap(managerRequests.wrap)
+	managerConfig.Wrap(managerRequests.Wrap)
 	mgr, err := ctrl.NewManager(managerConfig, ManagerOptions(ctrl.Options{
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",

@@ -6,13 +6,8 @@ package fleet
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
-	"strconv"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -31,83 +26,16 @@ import (
 
 	stratv1 "github.com/stratops/stratops/api/v1"
 	"github.com/stratops/stratops/controllers"
+	"github.com/stratops/stratops/internal/apicount"
 	"github.com/stratops/stratops/internal/redisserver"
 )
 
-// counter counts a manager's requests in one namespace, as "VERB
-// resource[/subresource]" (APPLY for a server-side apply); watches are
-// not counted.
-type counter struct {
-	ns string
-	mu sync.Mutex
-	n  map[string]int
-}
-
-func (c *counter) wrap(rt http.RoundTripper) http.RoundTripper {
-	return roundTripper(func(req *http.Request) (*http.Response, error) {
-		if what, ok := c.describe(req); ok {
-			c.mu.Lock()
-			c.n[what]++
-			c.mu.Unlock()
-		}
-		return rt.RoundTrip(req)
-	})
-}
-
-func (c *counter) describe(req *http.Request) (string, bool) {
-	if req.URL.Query().Get("watch") == "true" {
-		return "", false
-	}
-	_, rest, ok := strings.Cut(req.URL.Path, "/namespaces/"+c.ns+"/")
-	if !ok {
-		return "", false
-	}
-	parts := strings.Split(rest, "/")
-	resource := parts[0]
-	if len(parts) == 3 {
-		resource += "/" + parts[2]
-	}
-	verb := req.Method
-	switch {
-	case req.Method == http.MethodPatch && req.Header.Get("Content-Type") == "application/apply-patch+yaml":
-		verb = "APPLY"
-	case req.Method == http.MethodGet && len(parts) == 1:
-		verb = "LIST"
-	}
-	return verb + " " + resource, true
-}
-
-// take returns the counts so far, and their total, and starts again.
-func (c *counter) take() (map[string]int, int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out, total := c.n, 0
-	for _, v := range out {
-		total += v
-	}
-	c.n = map[string]int{}
-	return out, total
-}
-
-type roundTripper func(*http.Request) (*http.Response, error)
-
-func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
-func summary(counts map[string]int) string {
-	var parts []string
-	for k, v := range counts {
-		parts = append(parts, k+"="+strconv.Itoa(v))
-	}
-	sort.Strings(parts)
-	return strings.Join(parts, ", ")
-}
-
 // startManager runs a manager (no leader election: one at a time here)
 // until the returned function stops it.
-func startManager(t testing.TB, cfg *rest.Config, c *counter) (stop func()) {
+func startManager(t testing.TB, cfg *rest.Config, c *apicount.Counter) (stop func()) {
 	t.Helper()
 	mc := rest.CopyConfig(cfg)
-	mc.Wrap(c.wrap)
+	mc.Wrap(c.Wrap)
 	mgr, err := ctrl.NewManager(mc, controllers.ManagerOptions(ctrl.Options{
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
@@ -239,7 +167,7 @@ func TestRestarts_FiveManagerRestartsOver200StrategiesCostOneStatusWriteEach(t *
 		t.Fatal(err)
 	}
 	defer standInKubelet(t, c, ns)()
-	count := &counter{ns: ns, n: map[string]int{}}
+	count := &apicount.Counter{}
 	stop := startManager(t, cfg, count)
 	for i := range strategies {
 		name := fmt.Sprintf("s%03d", i)
@@ -254,11 +182,11 @@ func TestRestarts_FiveManagerRestartsOver200StrategiesCostOneStatusWriteEach(t *
 		}
 	}
 	waitAll(t, c, ns, strategies, "Ready", ready)
-	toReady, total := count.take()
-	t.Logf("%d Strategies to Ready: %.1f requests each: %s", strategies, float64(total)/strategies, summary(toReady))
+	toReady, total := count.Take(ns)
+	t.Logf("%d Strategies to Ready: %.1f requests each: %s", strategies, float64(total)/strategies, apicount.Summary(toReady))
 	time.Sleep(2 * time.Second)
 	stop()
-	count.take()
+	count.Take(ns)
 
 	for i := 1; i <= restarts; i++ {
 		at := metav1.Now().Rfc3339Copy()
@@ -269,13 +197,13 @@ func TestRestarts_FiveManagerRestartsOver200StrategiesCostOneStatusWriteEach(t *
 		// Whatever else this manager would do after its first round, done.
 		time.Sleep(3 * time.Second)
 		stop()
-		got, total := count.take()
-		t.Logf("restart %d: %d requests: %s", i, total, summary(got))
+		got, total := count.Take(ns)
+		t.Logf("restart %d: %d requests: %s", i, total, apicount.Summary(got))
 		if w := got["PATCH strategies/status"]; w > strategies {
 			t.Errorf("restart %d: %d status writes for %d Strategies; want at most one each", i, w, strategies)
 		}
 		if others := total - got["PATCH strategies/status"]; others != 0 {
-			t.Errorf("restart %d: %d requests besides status writes (%s); want none: no child applied, no Event, no uncached read", i, others, summary(got))
+			t.Errorf("restart %d: %d requests besides status writes (%s); want none: no child applied, no Event, no uncached read", i, others, apicount.Summary(got))
 		}
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	stratv1 "github.com/stratops/stratops/api/v1"
+	"github.com/stratops/stratops/internal/apicount"
 	"github.com/stratops/stratops/internal/redisserver"
 )
 
@@ -60,7 +61,7 @@ func BenchmarkScale_LiveStrategiesToReady(b *testing.B) {
 			}},
 		}
 	}
-	count := &counter{ns: "scale", n: map[string]int{}}
+	count := &apicount.Counter{}
 	stop := startManager(b, cfg, count)
 	defer stop()
 
@@ -86,7 +87,7 @@ func BenchmarkScale_LiveStrategiesToReady(b *testing.B) {
 			return nil
 		})
 
-		count.take()
+		count.Take("scale")
 		peak := sampleHeap()
 		cpu0 := cpuTime()
 		defer standInKubelet(b, c, "scale")()
@@ -96,13 +97,13 @@ func BenchmarkScale_LiveStrategiesToReady(b *testing.B) {
 		took := time.Since(start)
 		cpu := cpuTime() - cpu0
 		heap := peak()
-		reqs, total := count.take()
+		reqs, total := count.Take("scale")
 		conns := redis.NewClient(&redis.Options{Addr: srv.Addr})
 		clients, _ := conns.ClientList(ctx).Result()
 		_ = conns.Close()
 		b.Logf("%d Live Strategies: all Ready in %s; the same children by plain creates in %s (%.2fx); %.1f requests per Strategy (%s); peak heap %d MiB; CPU %s; %d Redis connections",
 			n, took.Round(100*time.Millisecond), baseline.Round(100*time.Millisecond), took.Seconds()/baseline.Seconds(),
-			float64(total)/float64(n), summary(reqs), heap>>20, cpu.Round(100*time.Millisecond), strings.Count(clients, "\n")-1)
+			float64(total)/float64(n), apicount.Summary(reqs), heap>>20, cpu.Round(100*time.Millisecond), strings.Count(clients, "\n")-1)
 		b.ReportMetric(took.Seconds(), "s-to-all-ready")
 		b.ReportMetric(baseline.Seconds(), "s-plain-creates")
 		b.ReportMetric(took.Seconds()/baseline.Seconds(), "ratio")
