@@ -115,6 +115,12 @@ func TestHelmTakesOverARunningOperator(t *testing.T) {
 	if out := run("status", "stratops", "-n", operatorNS); !strings.Contains(out, "STATUS: deployed") {
 		t.Fatalf("helm status:\n%s", out)
 	}
+	// helm test: the chart's own check, as its ServiceAccount (the
+	// manager is available; a valid Strategy is admitted, an invalid one
+	// refused).
+	if out := run("test", "stratops", "-n", operatorNS, "--timeout", "3m"); !strings.Contains(out, "Succeeded") {
+		t.Fatalf("helm test:\n%s", out)
+	}
 
 	start := time.Now()
 	run(append([]string{"upgrade", "stratops", "charts/stratops", "--force-conflicts", "--set", "logLevel=debug"}, values...)...)

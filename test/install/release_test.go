@@ -164,7 +164,7 @@ func TestRelease_DistIsWhatAPlatformTeamInstalls(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, want := range []string{"version: " + version, "appVersion: " + version, "image: " + image, "artifacthub.io/license: Apache-2.0", "artifacthub.io/crds:"} {
+		for _, want := range []string{"version: " + version, "appVersion: " + version, "image: " + image, "artifacthub.io/license: Apache-2.0", "artifacthub.io/crds:", "home: https://", "sources:", "maintainers:"} {
 			if !strings.Contains(meta, want) {
 				t.Errorf("the packaged Chart.yaml lacks %q:\n%s", want, meta)
 			}
@@ -173,15 +173,25 @@ func TestRelease_DistIsWhatAPlatformTeamInstalls(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var d *unstructured.Unstructured
+		var d, check *unstructured.Unstructured
 		for _, o := range decodeObjects(t, out) {
-			if o.GetKind() == "Deployment" {
+			switch {
+			case o.GetKind() == "Deployment":
 				d = o
+			case o.GetKind() == "Pod" && o.GetAnnotations()["helm.sh/hook"] == "test":
+				check = o
 			}
 		}
 		js, _ := json.Marshal(d.Object)
 		if !strings.Contains(string(js), `"image":"`+image+`"`) {
 			t.Errorf("the packaged chart's Deployment does not run %s: %s", image, js)
+		}
+		if check == nil {
+			t.Fatal("the packaged chart has no helm test Pod")
+		}
+		js, _ = json.Marshal(check.Object)
+		if !strings.Contains(string(js), `"image":"`+image+`"`) || !strings.Contains(string(js), `"command":["/manager","check"]`) {
+			t.Errorf("the chart's helm test Pod does not run %s's `/manager check`: %s", image, js)
 		}
 	})
 
