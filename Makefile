@@ -5,6 +5,9 @@ IMG ?= stratops:dev
 VERSION ?= $(shell cat VERSION)
 LDFLAGS ?= -X github.com/stratops/stratops/internal/version.Version=$(VERSION)
 KUBE_VERSION ?= v1.37.2
+# The lowest Kubernetes stratops supports (ValidatingAdmissionPolicy v1):
+# make test installs onto its kube-apiserver too.
+KUBE_FLOOR_VERSION ?= v1.30.14
 ETCD_VERSION ?= v3.6.16
 
 # Tool versions, built from the Go module proxy into ./bin.
@@ -25,6 +28,7 @@ HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
 CYCLONEDX_GOMOD ?= $(LOCALBIN)/cyclonedx-gomod-$(CYCLONEDX_GOMOD_VERSION)
 MONITORING_CRDS ?= $(LOCALBIN)/monitoring-crds-$(PROMETHEUS_OPERATOR_VERSION)
 ENVTEST_ASSETS ?= $(LOCALBIN)/k8s/$(KUBE_VERSION)
+ENVTEST_FLOOR_ASSETS ?= $(LOCALBIN)/k8s/$(KUBE_FLOOR_VERSION)
 
 CONTAINER_TOOL ?= podman
 GO_TEST_FLAGS ?=
@@ -86,8 +90,8 @@ lint: golangci-lint ## Run golangci-lint.
 .PHONY: test
 # -count=1: the tests talk to processes (redis-server, kube-apiserver) whose
 # behaviour Go's test cache cannot see, so every run runs them.
-test: manifests generate chart vet envtest test-packages helm kustomize monitoring-crds rules-test release ## Run all tests against a real kube-apiserver, etcd, redis-server, redis-py, helm and promtool (and check what `make release` wrote).
-	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" HELM="$(HELM)" KUSTOMIZE="$(KUSTOMIZE)" MONITORING_CRDS="$(MONITORING_CRDS)" DIST="$(abspath $(DIST))" \
+test: manifests generate chart vet envtest envtest-floor test-packages helm kustomize monitoring-crds rules-test release ## Run all tests against a real kube-apiserver, etcd, redis-server, redis-py, helm and promtool (and check what `make release` wrote).
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" KUBEBUILDER_ASSETS_FLOOR="$(ENVTEST_FLOOR_ASSETS)" HELM="$(HELM)" KUSTOMIZE="$(KUSTOMIZE)" MONITORING_CRDS="$(MONITORING_CRDS)" DIST="$(abspath $(DIST))" \
 		go test -count=1 ./... $(GO_TEST_FLAGS)
 
 .PHONY: rules-test
@@ -193,6 +197,10 @@ $(LOCALBIN):
 .PHONY: envtest
 envtest: ## Build kube-apiserver and etcd for envtest from source into bin/ (once).
 	KUBE_VERSION=$(KUBE_VERSION) ETCD_VERSION=$(ETCD_VERSION) hack/build-envtest.sh kube-apiserver etcd >/dev/null
+
+.PHONY: envtest-floor
+envtest-floor: ## Build kube-apiserver and etcd of the lowest supported Kubernetes (KUBE_FLOOR_VERSION) into bin/ (once): make test installs onto it.
+	KUBE_VERSION=$(KUBE_FLOOR_VERSION) ETCD_VERSION=$(ETCD_VERSION) hack/build-envtest.sh kube-apiserver etcd >/dev/null
 
 .PHONY: redis
 redis: ## Make sure redis-server is installed (apt-get when root).

@@ -8,8 +8,11 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -25,6 +28,8 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -283,8 +288,10 @@ func run(root, dir string, tableEvery time.Duration) error {
 	}
 }
 
-// applySamples applies config/samples into the default namespace, pointed
-// at the local Redis.
+// applySamples applies the Strategies of config/samples into the default
+// namespace, pointed at the local Redis (which has no password). The
+// samples' own Redis (its Deployment, Service and Secret) is for a real
+// cluster and is left out.
 func applySamples(ctx context.Context, c client.Client, dir, redisAddr string) ([]*stratv1.Strategy, error) {
 	files, _ := filepath.Glob(filepath.Join(dir, "*.yaml"))
 	var out []*stratv1.Strategy
@@ -296,21 +303,52 @@ func applySamples(ctx context.Context, c client.Client, dir, redisAddr string) (
 		if err != nil {
 			return nil, err
 		}
-		s := &stratv1.Strategy{}
-		if err := yaml.UnmarshalStrict(b, s); err != nil {
-			return nil, fmt.Errorf("%s: %w", f, err)
+		docs := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(b)))
+		for {
+			doc, err := docs.Read()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", f, err)
+			}
+			s, err := sampleStrategy(doc, redisAddr)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", f, err)
+			}
+			if s == nil {
+				continue
+			}
+			if err := c.Create(ctx, s); err != nil {
+				return nil, fmt.Errorf("applying %s: %w", f, err)
+			}
+			say("applied %s: Strategy %s (%s)", filepath.Base(f), s.Name, s.Spec.Mode)
+			out = append(out, s)
 		}
-		s.Namespace = "default"
-		if s.Spec.Redis != nil {
-			s.Spec.Redis.Address = redisAddr
-		}
-		if err := c.Create(ctx, s); err != nil {
-			return nil, fmt.Errorf("applying %s: %w", f, err)
-		}
-		say("applied %s: Strategy %s (%s)", filepath.Base(f), s.Name, s.Spec.Mode)
-		out = append(out, s)
 	}
 	return out, nil
+}
+
+// sampleStrategy decodes one document of a sample: nil for what is not a
+// Strategy.
+func sampleStrategy(doc []byte, redisAddr string) (*stratv1.Strategy, error) {
+	var tm metav1.TypeMeta
+	if err := yaml.Unmarshal(doc, &tm); err != nil {
+		return nil, err
+	}
+	if tm.Kind != "Strategy" {
+		return nil, nil
+	}
+	s := &stratv1.Strategy{}
+	if err := yaml.UnmarshalStrict(doc, s); err != nil {
+		return nil, err
+	}
+	s.Namespace = "default"
+	if s.Spec.Redis != nil {
+		s.Spec.Redis.Address = redisAddr
+		s.Spec.Redis.PasswordSecretRef = nil
+	}
+	return s, nil
 }
 
 func startTraffic(ctx context.Context, s *stratv1.Strategy, addr string) {
