@@ -7,7 +7,12 @@
 #                                 already uses) + this machine's Go toolchain
 #     (the image itself starts FROM scratch)
 #   - the pod sandbox image, built from hack/e2e/pause (FROM scratch)
-#   - the project's image, built from the project's own Dockerfile
+#   - redis:7.0, the image config/samples/redis.yaml names: a stand-in made
+#     of Debian's redis-server (this machine's, with the libraries it
+#     links), so that the e2e applies config/samples as the README says
+#   - the project's image, built from the project's own Dockerfile (the
+#     Strategies' sample engines run it; the operator runs the release's
+#     image, from dist/)
 # Usage: hack/e2e/images.sh <image name> <output dir>   everything
 #        hack/e2e/images.sh --bases                     the stand-ins and the
 #                                                       sandbox image only
@@ -78,6 +83,23 @@ if ! podman image exists "$pause"; then
 	log "built $pause"
 fi
 
+# --- redis:7.0 ------------------------------------------------------------------
+redis=docker.io/library/redis:7.0
+if ! podman image exists "$redis"; then
+	r=$work/redis-rootfs
+	rm -rf "$r" && mkdir -p "$r/usr/local/bin" "$r/data" "$r/tmp"
+	chmod 1777 "$r/tmp" "$r/data"
+	cp -L "$(command -v redis-server)" "$r/usr/local/bin/redis-server"
+	for lib in $(ldd "$(command -v redis-server)" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}'); do
+		mkdir -p "$r$(dirname "$lib")"
+		cp -L "$lib" "$r$lib"
+	done
+	tar -C "$r" -c . | podman import --change 'ENV PATH=/usr/local/bin' --change 'WORKDIR /data' \
+		--change 'CMD ["redis-server"]' - "$redis" >/dev/null
+	rm -rf "$r"
+	log "built $redis (a stand-in: Debian's redis-server)"
+fi
+
 $bases_only && exit 0
 
 # --- the project's image -------------------------------------------------------
@@ -101,3 +123,4 @@ save() { # name file
 }
 save "$pause" pause.tar
 save "$img" stratops.tar
+save "$redis" redis.tar

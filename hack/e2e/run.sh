@@ -68,12 +68,22 @@ wait "$bases" || { cat "$root/bin/e2e/bases.log" >&2; log "building the base ima
 grep '^\[e2e images\]' "$root/bin/e2e/bases.log" >&2 || true
 hack/e2e/images.sh "$IMG" "$root/bin/e2e/images"
 log "images ready in $(($(date +%s) - start))s (binaries and images)"
+# The operator is deployed as a platform team installs a release:
+# dist/stratops.yaml and the image archive beside it, from make release.
 make -s manifests kustomize >/dev/null
+make -s release >"$root/bin/e2e/release.log" 2>&1 || { tail -n 30 "$root/bin/e2e/release.log" >&2; exit 1; }
+previous=$(hack/e2e/previous-release.sh)
+log "previous release: $previous"
+case $previous in
+none:*) export STRATOPS_E2E_NO_PREVIOUS=${previous#none: } ;;
+*) export STRATOPS_E2E_PREVIOUS_DIST=${previous% *} STRATOPS_E2E_PREVIOUS_VERSION=${previous#* } ;;
+esac
+log "release and previous release ready in $(($(date +%s) - start))s"
 
 # --- the tests -----------------------------------------------------------------
 start=$(date +%s)
 status=0
-STRATOPS_E2E_IMG=$IMG STRATOPS_E2E_BIN=$bindir \
+STRATOPS_E2E_IMG=$IMG STRATOPS_E2E_BIN=$bindir STRATOPS_E2E_DIST=$root/dist \
 	go test -tags e2e -count=1 -timeout 30m -v ./test/e2e/ ${E2E_FLAGS:-} || status=$?
 log "tests took $(($(date +%s) - start))s"
 

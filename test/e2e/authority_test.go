@@ -18,7 +18,7 @@ import (
 )
 
 // TestANarrowAuthorGetsOnlyWhatTheirRightsAllow, on the real cluster with
-// the policies make deploy installs: a user bound only to Strategies is
+// the policies stratops.yaml installs: a user bound only to Strategies is
 // refused an engine (which would be a Deployment they may not create),
 // naming the missing right; a user who may create Deployments gets one,
 // whose pod runs as "<name>-engine", a ServiceAccount the Strategy owns.

@@ -32,13 +32,13 @@ func helmBin(t *testing.T) string {
 	return bins[len(bins)-1]
 }
 
-// TestHelmTakesOverARunningOperator moves a running stratops from make
-// deploy to the Helm chart, as the README says, with a Live engine
-// running: helm install --take-ownership adopts every object (the manager
-// is not even restarted: the chart renders the same pod), then helm
-// upgrade changes the log level, which rolls the manager; the engine pod
+// TestHelmTakesOverARunningOperator moves a running stratops from the
+// release's stratops.yaml to the release's chart, as the README says, with
+// a Live engine running: helm install --take-ownership adopts every object
+// (the manager is not even restarted: the chart renders the same pod),
+// helm test passes, then helm upgrade changes the log level, which rolls the manager; the engine pod
 // keeps its UID throughout and the Strategy stays Ready. The cluster goes
-// back to make deploy afterwards.
+// back to stratops.yaml afterwards.
 func TestHelmTakesOverARunningOperator(t *testing.T) {
 	timed(t)
 	helm := helmBin(t)
@@ -53,10 +53,7 @@ func TestHelmTakesOverARunningOperator(t *testing.T) {
 		}
 		return string(out)
 	}
-	repo, tag, ok := strings.Cut(image, ":")
-	if !ok {
-		t.Fatalf("image %q has no tag", image)
-	}
+	chart := filepath.Join(dist, "stratops-"+version+".tgz")
 	ns := namespace(t, "e2e-helm")
 	srv := hostRedis(t)
 	readyLiveWithEngine(t, ns, "helm", srv.Addr, nil)
@@ -79,8 +76,9 @@ func TestHelmTakesOverARunningOperator(t *testing.T) {
 	}
 	before := managerPods()
 	t.Cleanup(func() {
-		// Back to make deploy, whatever happened: uninstalling keeps the
-		// CRD (and so every Strategy); make deploy makes the rest again.
+		// Back to stratops.yaml, whatever happened: uninstalling keeps the
+		// CRD (and so every Strategy); applying stratops.yaml makes the
+		// rest again.
 		cmd := exec.Command(helm, "uninstall", "stratops", "-n", operatorNS, "--wait")
 		cmd.Env = append(os.Environ(), "KUBECONFIG="+kc.Kubeconfig)
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -93,12 +91,13 @@ func TestHelmTakesOverARunningOperator(t *testing.T) {
 			t.Errorf("releasing Helm's fields of the CRD: %v", err)
 		}
 		if err := deployOperator(); err != nil {
-			t.Errorf("redeploying with make deploy: %v", err)
+			t.Errorf("reinstalling stratops.yaml: %v", err)
 		}
 	})
 
-	values := []string{"-n", operatorNS, "--set", "image.repository=" + repo, "--set", "image.tag=" + tag, "--wait", "--timeout", "3m"}
-	run(append([]string{"install", "stratops", "charts/stratops", "--take-ownership", "--force-conflicts"}, values...)...)
+	// The release's chart with its defaults: it names the release's image.
+	values := []string{"-n", operatorNS, "--wait", "--timeout", "3m"}
+	run(append([]string{"install", "stratops", chart, "--take-ownership", "--force-conflicts"}, values...)...)
 	d, err := deployment(operatorNS, managerApp)
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +122,7 @@ func TestHelmTakesOverARunningOperator(t *testing.T) {
 	}
 
 	start := time.Now()
-	run(append([]string{"upgrade", "stratops", "charts/stratops", "--force-conflicts", "--set", "logLevel=debug"}, values...)...)
+	run(append([]string{"upgrade", "stratops", chart, "--force-conflicts", "--set", "logLevel=debug"}, values...)...)
 	if out, err := kubectl("-n", operatorNS, "rollout", "status", "deployment/"+managerApp, "--timeout=180s"); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
@@ -151,7 +150,7 @@ func TestHelmTakesOverARunningOperator(t *testing.T) {
 			t.Fatalf("the Strategy is not Ready under the chart's manager: %s", fmt.Sprint(c))
 		}
 	}
-	t.Logf("the engine pod %s kept its UID from make deploy to helm install and upgrade", engine)
+	t.Logf("the engine pod %s kept its UID from stratops.yaml to helm install and upgrade", engine)
 }
 
 // dropFieldManager removes a field manager's entries from a CRD's

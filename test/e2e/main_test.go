@@ -1,7 +1,8 @@
 //go:build e2e
 
 // Package e2e runs stratops on a real single-node cluster (test/e2e/cluster)
-// with the project's own image and manifests, and drives it the way a user
+// as a platform team installs a release: dist/stratops.yaml and the image
+// archive beside it, from `make release`. It drives it the way a user
 // does: through the API server and kubectl. Run it with `make e2e`, which
 // builds everything it needs first (hack/e2e/run.sh).
 package e2e
@@ -39,13 +40,25 @@ const (
 )
 
 var (
-	root    string
-	kc      *cluster.Cluster
-	k8s     client.Client
-	cs      kubernetes.Interface
-	image   string
-	timings = map[string]time.Duration{}
+	root string
+	kc   *cluster.Cluster
+	k8s  client.Client
+	cs   kubernetes.Interface
+	// version is the release under test (VERSION); dist holds what
+	// `make release` wrote for it; image is its image, as stratops.yaml
+	// names it.
+	version, dist, image string
+	// engineImage is the image built from the Dockerfile: the Strategies'
+	// sample engines run it.
+	engineImage string
+	// previous is the release the upgrade scenario starts from, if any.
+	previous *previousRelease
+	timings  = map[string]time.Duration{}
 )
+
+// releaseRepository is the repository a release's manifest names its image
+// in (stratops:<version>), as the kubelet reads that short name.
+const releaseRepository = "docker.io/library/stratops"
 
 func env(name, def string) string {
 	if v := os.Getenv(name); v != "" {
@@ -65,7 +78,15 @@ func mainE2E(m *testing.M) (code int) {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	image = env("STRATOPS_E2E_IMG", "localhost/stratops:e2e")
+	raw, err := os.ReadFile(filepath.Join(root, "VERSION"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	version = strings.TrimSpace(string(raw))
+	dist = env("STRATOPS_E2E_DIST", filepath.Join(root, "dist"))
+	image = "stratops:" + version
+	engineImage = env("STRATOPS_E2E_IMG", "localhost/stratops:e2e")
 	images := env("STRATOPS_E2E_IMAGES", filepath.Join(root, "bin/e2e/images"))
 	logDir := env("STRATOPS_E2E_LOGS", filepath.Join(root, "bin/e2e/logs"))
 	_ = os.RemoveAll(logDir)
@@ -73,7 +94,16 @@ func mainE2E(m *testing.M) (code int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	start := time.Now()
-	archives := []string{filepath.Join(images, "pause.tar"), filepath.Join(images, "stratops.tar")}
+	archives := []cluster.Archive{
+		{Path: filepath.Join(images, "pause.tar")},
+		{Path: filepath.Join(images, "stratops.tar")},
+		{Path: filepath.Join(images, "redis.tar")},
+		{Path: filepath.Join(dist, "stratops-"+version+".oci.tar"), BaseName: releaseRepository},
+	}
+	previous = previousFromEnv()
+	if previous != nil {
+		archives = append(archives, cluster.Archive{Path: previous.archive(), BaseName: releaseRepository})
+	}
 	kc, err = cluster.Up(ctx, cluster.Options{
 		BinDir: env("STRATOPS_E2E_BIN", filepath.Join(root, "bin/k8s/v1.37.2")),
 		Images: archives,
@@ -120,6 +150,15 @@ func mainE2E(m *testing.M) (code int) {
 	if cs, err = kubernetes.NewForConfig(kc.Config); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
+	}
+	if previous != nil {
+		start = time.Now()
+		if err := previous.install(); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e: installing the previous release", previous.version+":", err)
+			writeDiagnostics(logDir)
+			return 1
+		}
+		timings["previous release installed, its Strategy Ready"] = time.Since(start)
 	}
 	start = time.Now()
 	if err := deployOperator(); err != nil {
@@ -175,12 +214,15 @@ func kubectl(args ...string) (string, error) {
 	return string(out), nil
 }
 
-// deployOperator runs the README's `make deploy` and waits for the manager.
+// deployOperator installs the release under test as the README says
+// (kubectl apply --server-side -f stratops.yaml) and waits for the manager.
 func deployOperator() error {
-	cmd := exec.Command("make", "-C", root, "deploy", "IMG="+image)
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+kc.Kubeconfig)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("make deploy: %w\n%s", err, out)
+	return installManifest(filepath.Join(dist, "stratops.yaml"))
+}
+
+func installManifest(path string) error {
+	if out, err := kubectl("apply", "--server-side", "-f", path); err != nil {
+		return fmt.Errorf("%w\n%s", err, out)
 	}
 	_, err := kubectl("-n", operatorNS, "rollout", "status", "deployment/"+managerApp, "--timeout=180s")
 	return err

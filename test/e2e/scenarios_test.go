@@ -31,7 +31,7 @@ func sampleEngine() *stratopsv1.EngineSpec {
 		TerminationGracePeriodSeconds: ptr.To[int64](5),
 		Containers: []corev1.Container{{
 			Name:            "engine",
-			Image:           image,
+			Image:           engineImage,
 			ImagePullPolicy: corev1.PullIfNotPresent,
 			Command:         []string{"/sampleengine"},
 			Args:            []string{"--interval=500ms", "--malformed-every=20"},

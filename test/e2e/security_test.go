@@ -260,7 +260,7 @@ func rootReadOnly(pid int) (bool, error) {
 	return false, fmt.Errorf("no root mount in /proc/%d/mountinfo", pid)
 }
 
-// TestEngineTemplatePolicy: the admission policy that make deploy applies
+// TestEngineTemplatePolicy: the admission policy that stratops.yaml installs
 // refuses, on the real cluster, an engine that asks for the node's
 // network, naming the field, and lets an ordinary engine in.
 func TestEngineTemplatePolicy(t *testing.T) {

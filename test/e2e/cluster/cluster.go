@@ -9,7 +9,9 @@
 // Traffic stays on the machine: the API server and etcd listen on loopback
 // and the bridge gateway, pods live on the bridge 10.88.0.0/16 with a route
 // only to the bridge and to the Service range (no default route), and
-// anything a pod would forward off the bridge is dropped.
+// anything a pod would forward off the bridge is dropped. Pods resolve
+// Services by name through a DNS server of this package's own on the
+// gateway (dns.go); no other name resolves.
 package cluster
 
 import (
@@ -59,11 +61,22 @@ type Options struct {
 	// kube-scheduler, kubelet and kube-proxy.
 	BinDir string
 	// Images are OCI archives imported into the node's containerd.
-	Images []string
+	Images []Archive
 	// LogDir receives every component's log; kept after Down.
 	LogDir string
 	// Log receives progress lines.
 	Log io.Writer
+}
+
+// Archive is an OCI archive for the node's containerd.
+type Archive struct {
+	// Path is the archive's file.
+	Path string
+	// BaseName, when set, names images whose reference in the archive is
+	// a tag only (as in a release's image index): BaseName:tag. A
+	// manifest's short name, as `stratops:0.1.0` in stratops.yaml, is
+	// docker.io/library/stratops:0.1.0 to the kubelet.
+	BaseName string
 }
 
 // Cluster is a running cluster.
@@ -79,6 +92,7 @@ type Cluster struct {
 	CRISocket string
 
 	pki        *pki
+	dns        net.PacketConn
 	procs      []*process
 	bridgeMade bool
 	dropMade   bool
@@ -136,6 +150,7 @@ func Up(ctx context.Context, opts Options) (c *Cluster, err error) {
 		{"control plane", c.upControlPlane},
 		{"containerd", c.upContainerd},
 		{"controllers", c.upControllers},
+		{"dns", c.upDNS},
 		{"node", c.upNode},
 	}
 	for _, s := range steps {
@@ -397,10 +412,14 @@ state = %[2]q
 	}
 	for _, img := range c.Images {
 		t := time.Now()
-		if _, err := run("ctr", "-a", c.CRISocket, "-n", "k8s.io", "images", "import", img); err != nil {
+		args := []string{"-a", c.CRISocket, "-n", "k8s.io", "images", "import"}
+		if img.BaseName != "" {
+			args = append(args, "--base-name", img.BaseName)
+		}
+		if _, err := run("ctr", append(args, img.Path)...); err != nil {
 			return err
 		}
-		c.logf("imported %s in %s", filepath.Base(img), time.Since(t).Round(time.Millisecond))
+		c.logf("imported %s in %s", filepath.Base(img.Path), time.Since(t).Round(time.Millisecond))
 	}
 	out, err := run("ctr", "-a", c.CRISocket, "-n", "k8s.io", "images", "ls", "-q")
 	if err != nil {
@@ -437,8 +456,9 @@ func (c *Cluster) upNode(ctx context.Context) error {
 			return err
 		}
 	}
-	// Pods get no name servers: nothing they do needs DNS, and nothing may
-	// leave the machine.
+	// The node's own resolv.conf is empty: pods get only the cluster's
+	// DNS (clusterDNS, served by upDNS), and nothing resolves to outside
+	// the machine.
 	if err := os.WriteFile(c.path("resolv.conf"), nil, 0o644); err != nil {
 		return err
 	}
@@ -466,6 +486,8 @@ localStorageCapacityIsolation: false
 containerRuntimeEndpoint: unix://%s
 podLogsDir: %s
 resolvConf: %s
+clusterDNS: [%s]
+clusterDomain: %s
 authentication:
   anonymous: {enabled: true}
   webhook: {enabled: false}
@@ -476,7 +498,7 @@ evictionHard:
   nodefs.available: "1%%"
   imagefs.available: "1%%"
 serializeImagePulls: false
-`, GatewayIP, kubeletPort, healthz, c.CRISocket, c.path("pod-logs"), c.path("resolv.conf"))
+`, GatewayIP, kubeletPort, healthz, c.CRISocket, c.path("pod-logs"), c.path("resolv.conf"), GatewayIP, ClusterDomain)
 	if err := os.WriteFile(c.path("kubelet.yaml"), []byte(config), 0o644); err != nil {
 		return err
 	}

@@ -65,6 +65,9 @@ func (c *Cluster) Down() {
 	for i := len(c.procs) - 1; i >= 0; i-- {
 		c.procs[i].stop(10 * time.Second)
 	}
+	if c.dns != nil {
+		_ = c.dns.Close()
+	}
 	// Shims outlive containerd; theirs carry its socket address.
 	if c.CRISocket != "" {
 		for _, pid := range pidsWithArg(c.CRISocket) {
