@@ -83,8 +83,9 @@ if ! podman image exists "$pause"; then
 	log "built $pause"
 fi
 
-# --- redis:7.0 ------------------------------------------------------------------
-redis=docker.io/library/redis:7.0
+# --- redis:7.0 ----------------------------------------------------------------
+# Saved under a name of its own; the cluster tags it redis:7.0 on import.
+redis=localhost/stratops-e2e/redis:7.0
 if ! podman image exists "$redis"; then
 	r=$work/redis-rootfs
 	rm -rf "$r" && mkdir -p "$r/usr/local/bin" "$r/data" "$r/tmp"

@@ -56,9 +56,6 @@ var (
 	timings  = map[string]time.Duration{}
 )
 
-// releaseRepository is the repository a release's manifest names its image
-// in (stratops:<version>), as the kubelet reads that short name.
-const releaseRepository = "docker.io/library/stratops"
 
 func env(name, def string) string {
 	if v := os.Getenv(name); v != "" {
@@ -97,12 +94,12 @@ func mainE2E(m *testing.M) (code int) {
 	archives := []cluster.Archive{
 		{Path: filepath.Join(images, "pause.tar")},
 		{Path: filepath.Join(images, "stratops.tar")},
-		{Path: filepath.Join(images, "redis.tar")},
-		{Path: filepath.Join(dist, "stratops-"+version+".oci.tar"), BaseName: releaseRepository},
+		{Path: filepath.Join(images, "redis.tar"), Refs: []string{"redis:7.0"}},
+		{Path: filepath.Join(dist, "stratops-"+version+".oci.tar"), Refs: []string{image}},
 	}
 	previous = previousFromEnv()
 	if previous != nil {
-		archives = append(archives, cluster.Archive{Path: previous.archive(), BaseName: releaseRepository})
+		archives = append(archives, cluster.Archive{Path: previous.archive(), Refs: []string{"stratops:" + previous.version}})
 	}
 	kc, err = cluster.Up(ctx, cluster.Options{
 		BinDir: env("STRATOPS_E2E_BIN", filepath.Join(root, "bin/k8s/v1.37.2")),

@@ -27,6 +27,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/distribution/reference"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -68,15 +69,15 @@ type Options struct {
 	Log io.Writer
 }
 
-// Archive is an OCI archive for the node's containerd.
+// Archive is an OCI archive of one image for the node's containerd.
 type Archive struct {
 	// Path is the archive's file.
 	Path string
-	// BaseName, when set, names images whose reference in the archive is
-	// a tag only (as in a release's image index): BaseName:tag. A
-	// manifest's short name, as `stratops:0.1.0` in stratops.yaml, is
-	// docker.io/library/stratops:0.1.0 to the kubelet.
-	BaseName string
+	// Refs are the references manifests give the image, when they differ
+	// from its name in the archive: short names such as redis:7.0 or
+	// stratops:0.1.0, which the kubelet looks up under their normalized
+	// form (the default registry's). The image is tagged under each.
+	Refs []string
 }
 
 // Cluster is a running cluster.
@@ -412,12 +413,14 @@ state = %[2]q
 	}
 	for _, img := range c.Images {
 		t := time.Now()
-		args := []string{"-a", c.CRISocket, "-n", "k8s.io", "images", "import"}
-		if img.BaseName != "" {
-			args = append(args, "--base-name", img.BaseName)
-		}
-		if _, err := run("ctr", append(args, img.Path)...); err != nil {
+		out, err := run("ctr", "-a", c.CRISocket, "-n", "k8s.io", "images", "import", img.Path)
+		if err != nil {
 			return err
+		}
+		if len(img.Refs) > 0 {
+			if err := c.tagImported(out, img); err != nil {
+				return err
+			}
 		}
 		c.logf("imported %s in %s", filepath.Base(img.Path), time.Since(t).Round(time.Millisecond))
 	}
@@ -427,6 +430,34 @@ state = %[2]q
 	}
 	if !strings.Contains(out, PauseImage) {
 		return fmt.Errorf("the sandbox image %s is not in containerd after import (images: %s)", PauseImage, strings.Fields(out))
+	}
+	return nil
+}
+
+// tagImported tags the one image ctr import said it unpacked ("unpacking
+// <name> (sha256:...)...done") under each of the archive's references,
+// normalized as the kubelet normalizes them.
+func (c *Cluster) tagImported(importOutput string, img Archive) error {
+	var names []string
+	for _, line := range strings.Split(importOutput, "\n") {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "unpacking "); ok {
+			names = append(names, strings.Fields(rest)[0])
+		}
+	}
+	if len(names) != 1 {
+		return fmt.Errorf("importing %s: want one image, ctr said: %q", img.Path, importOutput)
+	}
+	for _, ref := range img.Refs {
+		named, err := reference.ParseNormalizedNamed(ref)
+		if err != nil {
+			return fmt.Errorf("%s: %w", ref, err)
+		}
+		if named.String() == names[0] {
+			continue
+		}
+		if _, err := run("ctr", "-a", c.CRISocket, "-n", "k8s.io", "images", "tag", "--force", names[0], named.String()); err != nil {
+			return err
+		}
 	}
 	return nil
 }
