@@ -58,8 +58,9 @@ generate: controller-gen ## Generate deepcopy code.
 	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
 
 .PHONY: chart
-asyncapi: ## Write docs/standard/asyncapi.yaml, the messaging standard as AsyncAPI 3.0, from the catalog in pkg/messaging.
+asyncapi: ## Write docs/standard/asyncapi.yaml (the messaging standard as AsyncAPI 3.0) and the Python package's standard catalog, from the catalog in pkg/messaging.
 	go run ./hack/asyncapi docs/standard/asyncapi.yaml
+	go run ./hack/sdkcatalog sdk/python/stratops_messaging/standard_catalog.json
 
 chart: manifests ## Regenerate the chart's copies of config/ (CRD, manager role, policies, alert rules, dashboard) and config/prometheus's PrometheusRule.
 	go run ./hack/chartgen
@@ -208,7 +209,7 @@ redis: ## Make sure redis-server is installed (apt-get when root).
 
 .PHONY: test-packages
 test-packages: ## Make sure the Debian packages the tests use are installed (apt-get when root).
-	hack/ensure-packages.sh redis-server redis-tools python3-redis prometheus
+	hack/ensure-packages.sh redis-server redis-tools python3-redis python3-venv python3-setuptools python3-wheel prometheus
 
 .PHONY: controller-gen
 controller-gen: $(CONTROLLER_GEN) ## Build controller-gen into bin/.

@@ -8,6 +8,9 @@
 #   python3-redis  redis-py for Debian's /usr/bin/python3 (the interop test
 #                  runs the standard's Python components with it; another
 #                  python3 may come first on PATH)
+#   python3-venv, python3-setuptools, python3-wheel
+#                  a venv with pip, and what pip needs to build the Python
+#                  package without an index (--no-build-isolation --no-index)
 #   prometheus     promtool (the alert rules' checks and unit tests) and the
 #                  prometheus server make run starts on a free port
 #   chromium       headless Chromium (make screenshot)
@@ -18,6 +21,9 @@ present() {
 	redis-server) command -v redis-server >/dev/null 2>&1 ;;
 	redis-tools) command -v redis-cli >/dev/null 2>&1 ;;
 	python3-redis) [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import redis' >/dev/null 2>&1 ;;
+	python3-venv) [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import ensurepip, venv' >/dev/null 2>&1 ;;
+	python3-setuptools) [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import setuptools' >/dev/null 2>&1 ;;
+	python3-wheel) [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import wheel' >/dev/null 2>&1 ;;
 	prometheus) command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 ;;
 	chromium) command -v chromium >/dev/null 2>&1 ;;
 	*) dpkg -s "$1" >/dev/null 2>&1 ;;
