@@ -10,6 +10,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/utils/ptr"
 
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
 	stratv1 "github.com/stratops/stratops/api/v1"
 )
 
@@ -127,7 +129,10 @@ func TestDeletionProtection_TheShippedPolicyRefusesDeletingAProtectedStrategy(t 
 	g.Expect(k8sClient.Create(ctx, other)).To(Succeed())
 	g.Expect(k8sClient.Delete(ctx, other)).To(Succeed(), "an unprotected Strategy is deleted")
 
+	// A merge patch, not an update: the operator writes the Strategy too
+	// (its finalizer), and an update from a stale copy would conflict.
+	before := s.DeepCopy()
 	delete(s.Annotations, stratv1.AnnotationDeletionProtection)
-	g.Expect(k8sClient.Update(ctx, s)).To(Succeed())
+	g.Expect(k8sClient.Patch(ctx, s, client.MergeFrom(before))).To(Succeed())
 	g.Expect(k8sClient.Delete(ctx, s)).To(Succeed(), "with the annotation removed")
 }
