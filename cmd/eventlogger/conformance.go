@@ -17,7 +17,7 @@ import (
 	"github.com/stratops/stratops/pkg/messaging"
 )
 
-const conformanceUsage = `usage: eventlogger conformance [flags] (--image IMAGE | -- COMMAND [ARG...])
+const conformanceUsage = `usage: eventlogger conformance [flags] (--image IMAGE [-- ARG...] | -- COMMAND [ARG...])
 
 Checks a component against the messaging standard before it ships: starts
 a redis-server and this event logger on a Strategy's catalog, runs the
@@ -46,8 +46,9 @@ func runConformance(args []string, stdout, stderr io.Writer) int {
 	}
 	command := fs.Args()
 	if *image != "" {
-		command = append([]string{"podman", "run", "--rm", "--network", "host"}, podmanEnv()...)
-		command = append(command, *image)
+		// Arguments after -- go to the image's entrypoint.
+		run := append([]string{"podman", "run", "--rm", "--network", "host"}, podmanEnv()...)
+		command = append(append(run, *image), command...)
 	}
 	cat, err := conformanceCatalog(*catalogFile, *strategy, *mode, *prefix)
 	if err == nil && len(command) == 0 {
