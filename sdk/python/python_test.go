@@ -263,3 +263,77 @@ func TestPython_InstallsIntoAVenvWithoutAnIndex(t *testing.T) {
 		t.Fatalf("the installed package: %s; want it under %s with the standard's 6 channels and 9 keys", out, venv)
 	}
 }
+
+// TestPython_ConnectsToEveryTopology: the package, given the environment
+// the operator writes, reaches a real Redis of each kind it names and
+// writes there: mutual TLS (the CA and the client certificate from files),
+// an ACL user, a db, Sentinel (the master of the set) and Cluster; the key
+// it set holds the catalog's TTL.
+func TestPython_ConnectsToEveryTopology(t *testing.T) {
+	needPython(t)
+	pki, err := redisserver.NewPKI(t.TempDir(), "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsSrv, err := redisserver.Start(redisserver.Options{TLS: pki, TLSClientAuth: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tlsSrv.Close)
+	acl, err := redisserver.Start(redisserver.Options{Args: []string{"--user", "engine", "on", ">s3cret pass", "~*", "&*", "+@all"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(acl.Close)
+	sentinels, err := redisserver.StartSentinelGroup(1, 1, redisserver.MinSentinelDownAfter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sentinels.Close)
+	cluster, err := redisserver.StartCluster(3, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+	}{
+		{"mutual TLS", map[string]string{"STRATOPS_REDIS_ADDRS": tlsSrv.Addr, "STRATOPS_REDIS_TLS": "true",
+			"STRATOPS_REDIS_TLS_CA_FILE": pki.CA, "STRATOPS_REDIS_TLS_CERT_FILE": pki.ClientCert, "STRATOPS_REDIS_TLS_KEY_FILE": pki.ClientKey}},
+		{"an ACL user and a db", map[string]string{"STRATOPS_REDIS_ADDRS": acl.Addr, "STRATOPS_REDIS_USERNAME": "engine",
+			"STRATOPS_REDIS_PASSWORD": "s3cret pass", "STRATOPS_REDIS_DB": "3"}},
+		{"Sentinel", map[string]string{"STRATOPS_REDIS_TOPOLOGY": "Sentinel", "STRATOPS_REDIS_ADDRS": strings.Join(sentinels.SentinelAddrs(), ","),
+			"STRATOPS_REDIS_MASTER_NAME": redisserver.SentinelMaster}},
+		{"Cluster", map[string]string{"STRATOPS_REDIS_TOPOLOGY": "Cluster", "STRATOPS_REDIS_ADDRS": strings.Join(cluster.Addrs(), ",")}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := []string{"STRATOPS_MODE=Live", "STRATOPS_KEY_PREFIX=topology:", "PYTHONDONTWRITEBYTECODE=1"}
+			for k, v := range tc.env {
+				env = append(env, k+"="+v)
+			}
+			cmd := exec.Command(debianPython, "-c", `import json, stratops_messaging as sm
+c = sm.connect(connect_timeout=10)
+assert not c.in_memory, "on the in-process bus"
+c.publish_state("position:updated", {"trigger": "GAS_FEE_PAID"}, "position:snapshot", {"wallet": {"eth": 12.5}})
+st = c.state("position:snapshot")
+print(json.dumps({"ttl": st.ttl, "wallet": json.loads(st.value)["wallet"]}))
+c.close()`)
+			cmd.Env = append(os.Environ(), env...)
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			var got struct {
+				TTL    float64
+				Wallet map[string]float64
+			}
+			if err := json.Unmarshal(out, &got); err != nil {
+				t.Fatalf("%v: %s", err, out)
+			}
+			if got.TTL <= 3590 || got.TTL > 3600 || got.Wallet["eth"] != 12.5 {
+				t.Fatalf("position:snapshot read back as %s; want its value with the catalog's 1h TTL", out)
+			}
+		})
+	}
+}

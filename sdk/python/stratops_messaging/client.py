@@ -84,6 +84,7 @@ class RedisBus:
     def __init__(self, client, key_prefix: str):
         self.client = client
         self.prefix = key_prefix
+        self.cluster = type(client).__name__ == "RedisCluster"
 
     def ping(self):
         self.client.ping()
@@ -92,9 +93,15 @@ class RedisBus:
         self.client.publish(self.prefix + channel, msg)
 
     def publish_state(self, channel: str, msg: bytes, key: str, value: bytes, ttl: float):
+        px = int(ttl * 1000) if ttl > 0 else None
+        if self.cluster:
+            # redis-py's cluster pipeline refuses PUBLISH: two round trips.
+            self.client.publish(self.prefix + channel, msg)
+            self.client.set(self.prefix + key, value, px=px)
+            return
         p = self.client.pipeline(transaction=False)
         p.publish(self.prefix + channel, msg)
-        p.set(self.prefix + key, value, px=int(ttl * 1000) if ttl > 0 else None)
+        p.set(self.prefix + key, value, px=px)
         p.execute()
 
     def set(self, key: str, value: bytes, ttl: float):
@@ -351,7 +358,8 @@ class Client:
 
     def publish_state(self, channel: str, metadata, key: str, value):
         """Publishes an event (as publish does) and stores the key's latest
-        state with the catalog's TTL, in one round trip. value is stamped
+        state with the catalog's TTL, in one round trip (two on a Redis
+        Cluster). value is stamped
         with a timestamp when it is an object without one."""
         msg = self._envelope(channel, metadata)
         v, ttl = self._state_value(key, value)
