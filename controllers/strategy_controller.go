@@ -155,6 +155,10 @@ func (r *StrategyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	}
 	sc := &scope{strategy: s, base: s.DeepCopy()}
 	defer func() { result, retErr = r.finish(ctx, sc, result, retErr) }()
+	// A requested reconcile (kubectl stratops reconcile) is this one.
+	if v := s.Annotations[stratv1.AnnotationReconcileRequestedAt]; v != "" {
+		s.Status.LastHandledReconcileAt = v
+	}
 
 	if s.Spec.Suspend {
 		r.suspend(s)

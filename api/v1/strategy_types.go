@@ -317,6 +317,12 @@ const (
 // admission policy (config/policy) refuse its deletion.
 const AnnotationDeletionProtection = "stratops.dev/deletion-protection"
 
+// AnnotationReconcileRequestedAt on a Strategy asks for a reconcile now
+// (kubectl stratops reconcile writes the time): the operator reconciles at
+// once, which checks Redis anew, and records the value it handled in
+// status.lastHandledReconcileAt, as Flux's reconcile.fluxcd.io/requestedAt.
+const AnnotationReconcileRequestedAt = "stratops.dev/reconcile-requested-at"
+
 // AnnotationApproveRevision on a Strategy approves a held revision of its
 // engine (updateStrategy Manual): its value is the revision's name.
 const AnnotationApproveRevision = "stratops.dev/approve-revision"
@@ -485,6 +491,11 @@ type StrategyStatus struct {
 	// observedGeneration is the generation the status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// lastHandledReconcileAt is the last stratops.dev/reconcile-requested-at
+	// value a reconcile handled: equal to the annotation once the
+	// requested reconcile ran.
+	// +optional
+	LastHandledReconcileAt string `json:"lastHandledReconcileAt,omitempty"`
 	// phase is the lifecycle in one word.
 	// +optional
 	Phase StrategyPhase `json:"phase,omitempty"`
