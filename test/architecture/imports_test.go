@@ -27,7 +27,7 @@ func deps(t *testing.T, pkg string) []string {
 // TestProductBinariesLinkNoTestHelper: no binary the image ships, nor make
 // run's, links the testing package or a test helper.
 func TestProductBinariesLinkNoTestHelper(t *testing.T) {
-	for _, bin := range []string{"cmd/manager", "cmd/eventlogger", "cmd/sampleengine", "cmd/stratops-local"} {
+	for _, bin := range []string{"cmd/manager", "cmd/eventlogger", "cmd/sampleengine", "cmd/stratops-local", "cmd/kubectl-stratops"} {
 		for _, d := range deps(t, bin) {
 			if d == "testing" || strings.HasPrefix(d, module+"internal/redistest") {
 				t.Errorf("%s links %s", bin, d)
@@ -71,7 +71,7 @@ func TestEveryBinaryAnswersVersion(t *testing.T) {
 	}
 	want := strings.TrimSpace(string(raw))
 	dir := t.TempDir()
-	for _, bin := range []string{"manager", "eventlogger", "sampleengine", "stratops-local"} {
+	for _, bin := range []string{"manager", "eventlogger", "sampleengine", "stratops-local", "kubectl-stratops"} {
 		out := filepath.Join(dir, bin)
 		build := exec.Command("go", "build", "-ldflags", "-X "+module+"internal/version.Version="+want, "-o", out, module+"cmd/"+bin)
 		if b, err := build.CombinedOutput(); err != nil {
