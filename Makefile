@@ -143,22 +143,32 @@ RELEASE_VERSION ?= $(shell cat VERSION)
 RELEASE_IMAGE ?= stratops:$(RELEASE_VERSION)
 DIST ?= dist
 RELEASE_ARCHS ?= amd64 arm64
+# Where the kubectl plugin's archives are downloaded from (the krew
+# manifest's URIs); default: dist/ itself.
+RELEASE_URL ?= file://$(abspath $(DIST))
 
 .PHONY: release
-release: manifests chart kustomize helm cyclonedx-gomod ## Write dist/: the multi-arch OCI image archive, stratops.yaml, the chart, SBOMs and SHA256SUMS (no registry, no container engine).
+release: manifests chart kustomize helm cyclonedx-gomod ## Write dist/: the multi-arch OCI image archive, stratops.yaml, the chart, the kubectl plugin's archives and krew manifest, SBOMs and SHA256SUMS (no registry, no container engine).
 	rm -rf $(DIST) && mkdir -p $(DIST)/bin
 	rev=$$(git rev-parse HEAD 2>/dev/null); for arch in $(RELEASE_ARCHS); do \
 		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch go build -trimpath \
 			-ldflags="-s -X github.com/stratops/stratops/internal/version.Version=$(RELEASE_VERSION) -X github.com/stratops/stratops/internal/version.Revision=$$rev" \
 			-o $(DIST)/bin/linux-$$arch/ ./cmd/manager ./cmd/eventlogger ./cmd/sampleengine || exit 1; done; \
 	go run ./hack/ociimage -version $(RELEASE_VERSION) -revision "$$rev" -bins $(DIST)/bin -out $(DIST)/stratops-$(RELEASE_VERSION).oci.tar
+	rev=$$(git rev-parse HEAD 2>/dev/null); for arch in $(RELEASE_ARCHS); do \
+		mkdir -p $(DIST)/plugin/linux-$$arch && cp LICENSE $(DIST)/plugin/linux-$$arch/ && \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch go build -trimpath \
+			-ldflags="-s -X github.com/stratops/stratops/internal/version.Version=$(RELEASE_VERSION) -X github.com/stratops/stratops/internal/version.Revision=$$rev" \
+			-o $(DIST)/plugin/linux-$$arch/kubectl-stratops ./cmd/kubectl-stratops && \
+		tar -C $(DIST)/plugin/linux-$$arch --owner=0 --group=0 -czf $(DIST)/kubectl-stratops-$(RELEASE_VERSION)-linux-$$arch.tar.gz kubectl-stratops LICENSE || exit 1; done
+	go run ./hack/krew -version $(RELEASE_VERSION) -url "$(RELEASE_URL)" -dist $(DIST)
 	for b in manager eventlogger sampleengine; do \
 		$(CYCLONEDX_GOMOD) bin -json -version $(RELEASE_VERSION) -output $(DIST)/$$b.cdx.json $(DIST)/bin/linux-amd64/$$b || exit 1; done
 	{ $(KUSTOMIZE) build config/default && echo --- && $(KUSTOMIZE) build config/policy; } | sed 's|stratops:dev|$(RELEASE_IMAGE)|g' > $(DIST)/stratops.yaml
 	tmp=$$(mktemp -d) && cp -r charts/stratops "$$tmp/" && \
 		sed -i 's|image: stratops:dev|image: $(RELEASE_IMAGE)|' "$$tmp/stratops/Chart.yaml" && \
 		$(HELM) package "$$tmp/stratops" --version $(RELEASE_VERSION) --app-version $(RELEASE_VERSION) -d $(DIST) >/dev/null && rm -rf "$$tmp"
-	rm -rf $(DIST)/bin
+	rm -rf $(DIST)/bin $(DIST)/plugin
 	cd $(DIST) && sha256sum $$(ls | grep -v SHA256SUMS) > SHA256SUMS
 
 .PHONY: docker-build

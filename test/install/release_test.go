@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"debug/elf"
 	"encoding/hex"
@@ -19,6 +20,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
 )
 
 // TestRelease_DistIsWhatAPlatformTeamInstalls checks what `make release`
@@ -192,6 +194,71 @@ func TestRelease_DistIsWhatAPlatformTeamInstalls(t *testing.T) {
 		js, _ = json.Marshal(check.Object)
 		if !strings.Contains(string(js), `"image":"`+image+`"`) || !strings.Contains(string(js), `"command":["/manager","check"]`) {
 			t.Errorf("the chart's helm test Pod does not run %s's `/manager check`: %s", image, js)
+		}
+	})
+
+	t.Run("kubectl plugin and krew manifest", func(t *testing.T) {
+		raw, err := os.ReadFile(filepath.Join(dist, "stratops.krew.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m struct {
+			APIVersion string `json:"apiVersion"`
+			Kind       string
+			Metadata   struct{ Name string }
+			Spec       struct {
+				Version          string
+				Homepage         string
+				ShortDescription string `json:"shortDescription"`
+				Description      string
+				Platforms        []struct {
+					Selector struct{ MatchLabels map[string]string } `json:"selector"`
+					URI      string                                  `json:"uri"`
+					SHA256   string                                  `json:"sha256"`
+					Bin      string                                  `json:"bin"`
+				}
+			}
+		}
+		if err := yaml.UnmarshalStrict(raw, &m); err != nil {
+			t.Fatalf("stratops.krew.yaml: %v", err)
+		}
+		if m.APIVersion != "krew.googlecontainertools.github.com/v1alpha2" || m.Spec.ShortDescription == "" || m.Kind != "Plugin" || m.Metadata.Name != "stratops" || m.Spec.Version != "v"+version || len(m.Spec.Platforms) != 2 {
+			t.Fatalf("stratops.krew.yaml: kind %q name %q version %q, %d platforms", m.Kind, m.Metadata.Name, m.Spec.Version, len(m.Spec.Platforms))
+		}
+		want := map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64}
+		for _, p := range m.Spec.Platforms {
+			arch := p.Selector.MatchLabels["arch"]
+			name := "kubectl-stratops-" + version + "-linux-" + arch + ".tar.gz"
+			if p.Selector.MatchLabels["os"] != "linux" || !strings.HasSuffix(p.URI, "/"+name) || p.Bin != "kubectl-stratops" {
+				t.Errorf("platform %v: uri %s, bin %s", p.Selector.MatchLabels, p.URI, p.Bin)
+			}
+			archive, err := os.ReadFile(filepath.Join(dist, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sum := sha256.Sum256(archive); hex.EncodeToString(sum[:]) != p.SHA256 {
+				t.Errorf("%s: the manifest's sha256 %s is not the archive's", name, p.SHA256)
+			}
+			gz, err := gzip.NewReader(bytes.NewReader(archive))
+			if err != nil {
+				t.Fatal(err)
+			}
+			files := tarFiles(t, gz)
+			f, err := elf.NewFile(bytes.NewReader(files["kubectl-stratops"]))
+			if err != nil || f.Machine != want[arch] || len(files["LICENSE"]) == 0 {
+				t.Errorf("%s: kubectl-stratops built for %v (%v), LICENSE %d bytes", name, f, err, len(files["LICENSE"]))
+				continue
+			}
+			if arch == "amd64" {
+				bin := filepath.Join(t.TempDir(), "kubectl-stratops")
+				if err := os.WriteFile(bin, files["kubectl-stratops"], 0o755); err != nil {
+					t.Fatal(err)
+				}
+				out, err := exec.Command(bin, "--version").CombinedOutput()
+				if err != nil || !strings.Contains(string(out), version) {
+					t.Errorf("kubectl-stratops --version: %v: %s", err, out)
+				}
+			}
 		}
 	})
 
