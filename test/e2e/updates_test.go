@@ -72,8 +72,17 @@ func TestManualUpdateHeldThenApproved(t *testing.T) {
 	}
 	overlap := watchEngineOverlap(t, ns, "held")
 	leader := leaderPod(t)
-	if out, err := kubectl("-n", ns, "annotate", "strat/held", stratopsv1.AnnotationApproveRevision+"="+want, "--overwrite"); err != nil {
-		t.Fatalf("%v\n%s", err, out)
+	// kubectl stratops approve, as a user who may edit Strategies but not
+	// approve (the policy refuses, naming the verb), then as one bound to
+	// stratops-strategy-approver too.
+	bindUsers(t, ns)
+	out, err := plugin(t, "--as", "trader", "-n", ns, "approve", "held", "--yes")
+	if err == nil || !strings.Contains(out, "may not approve strategies in namespace "+ns) {
+		t.Fatalf("approve without stratops-strategy-approver: %v\n%s", err, out)
+	}
+	t.Logf("kubectl stratops approve as trader (edit only) is refused:\n%s", out)
+	if out, err := plugin(t, "--as", "approver", "-n", ns, "approve", "held", "--yes"); err != nil || !strings.Contains(out, "approved revision "+want) {
+		t.Fatalf("kubectl stratops approve as approver: %v\n%s", err, out)
 	}
 	approvedAt := time.Now()
 	sigkill(t, operatorNS, leader, "manager")
@@ -100,6 +109,7 @@ func TestManualUpdateHeldThenApproved(t *testing.T) {
 	if most > 1 {
 		t.Errorf("%d engine pods ran at once across the approval", most)
 	}
+	followEvents(t, ns, "held", srv.Addr)
 	rsAfter, err := replicaSets()
 	if err != nil {
 		t.Fatal(err)
