@@ -65,8 +65,12 @@ asyncapi: ## Write docs/standard/asyncapi.yaml (the messaging standard as AsyncA
 chart: manifests ## Regenerate the chart's copies of config/ (CRD, manager role, policies, alert rules, dashboard) and config/prometheus's PrometheusRule.
 	go run ./hack/chartgen
 
+.PHONY: apidocs
+apidocs: ## Write docs/api.md, the API reference, from the Go types in api/v1.
+	go run ./hack/apidocs api/v1 docs/api.md
+
 .PHONY: verify asyncapi
-verify: manifests generate chart asyncapi golangci-lint ## Fail when generated code, the CRD, RBAC, the chart, the AsyncAPI document or go.mod are not up to date, or golangci-lint finds a fault.
+verify: manifests generate chart asyncapi apidocs golangci-lint ## Fail when generated code, the CRD, RBAC, the chart, the AsyncAPI document, the API reference or go.mod are not up to date, or golangci-lint finds a fault.
 	go mod tidy
 	@if [ -n "$$(git status --porcelain)" ]; then \
 		echo "make verify: these files differ from what make manifests generate chart and go mod tidy write; run them and commit:" >&2; \

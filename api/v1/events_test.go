@@ -12,18 +12,18 @@ import (
 	"testing"
 )
 
-// TestREADME_TheEventTableIsTheCodes: every event reason the code defines
-// (the Event* constants) is in the README's event table, and every reason
-// the table names is one the code defines.
-func TestREADME_TheEventTableIsTheCodes(t *testing.T) {
+// TestDocs_TheEventTableIsTheCodes: every event reason the code defines
+// (the Event* constants) is in the event table of docs/operating.md, and
+// every reason the table names is one the code defines.
+func TestDocs_TheEventTableIsTheCodes(t *testing.T) {
 	code := eventReasons(t)
-	readme, err := os.ReadFile("../../README.md")
+	readme, err := os.ReadFile("../../docs/operating.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, table, ok := strings.Cut(string(readme), "\n### Events\n")
 	if !ok {
-		t.Fatal("the README has no Events section")
+		t.Fatal("docs/operating.md has no Events section")
 	}
 	if end := strings.Index(table, "\n#"); end >= 0 {
 		table = table[:end]
@@ -40,12 +40,12 @@ func TestREADME_TheEventTableIsTheCodes(t *testing.T) {
 	}
 	for reason, name := range code {
 		if !documented[reason] {
-			t.Errorf("%s (%q) is missing from the README's event table", name, reason)
+			t.Errorf("%s (%q) is missing from the event table of docs/operating.md", name, reason)
 		}
 	}
 	for reason := range documented {
 		if _, ok := code[reason]; !ok {
-			t.Errorf("the README's event table names %q, which no Event constant in api/v1 is", reason)
+			t.Errorf("the event table of docs/operating.md names %q, which no Event constant in api/v1 is", reason)
 		}
 	}
 }

@@ -20,22 +20,22 @@ import (
 	"github.com/stratops/stratops/pkg/messaging"
 )
 
-// readmeACL is the least-privilege ACL rule the README gives, for user,
+// readmeACL is the least-privilege ACL rule docs/strategy.md gives, for user,
 // password and prefix.
 func readmeACL(t *testing.T, user, password, prefix string) []any {
-	b, err := os.ReadFile("../../README.md")
+	b, err := os.ReadFile("../../docs/strategy.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := regexp.MustCompile("(?m)^ACL SETUSER <user> .*$").Find(b)
 	if m == nil {
-		t.Fatal("the README gives no line starting \"ACL SETUSER <user>\"")
+		t.Fatal("docs/strategy.md gives no line starting \"ACL SETUSER <user>\"")
 	}
 	return readmeACLArgs(t, user, password, prefix)
 }
 
 func readmeACLArgs(t *testing.T, user, password, prefix string) []any {
-	b, _ := os.ReadFile("../../README.md")
+	b, _ := os.ReadFile("../../docs/strategy.md")
 	m := regexp.MustCompile("(?m)^ACL SETUSER <user> .*$").Find(b)
 	line := strings.NewReplacer("<user>", user, "<password>", password, "<prefix>", prefix).Replace(string(m))
 	var args []any
@@ -45,12 +45,12 @@ func readmeACLArgs(t *testing.T, user, password, prefix string) []any {
 	return args
 }
 
-// TestACL_TheREADMEsLeastPrivilegeRuleIsEnough: a Redis user made with the
-// README's rule passes every probe of the gate, the prefix claim and the
+// TestACL_TheDocumentedLeastPrivilegeRuleIsEnough: a Redis user made with the
+// documented rule passes every probe of the gate, the prefix claim and the
 // health read-out; the logger, run as the operator provisions it, writes
 // history and stats and is ready; a component publishes state. Without any
 // one of the rule's commands the gate's round fails, naming it.
-func TestACL_TheREADMEsLeastPrivilegeRuleIsEnough(t *testing.T) {
+func TestACL_TheDocumentedLeastPrivilegeRuleIsEnough(t *testing.T) {
 	ctx := context.Background()
 	readmeACL(t, "x", "y", "z")
 	srv, err := redisserver.Start(redisserver.Options{})
@@ -61,21 +61,21 @@ func TestACL_TheREADMEsLeastPrivilegeRuleIsEnough(t *testing.T) {
 	admin := redistest.Client(t, srv.Addr)
 	const prefix = "acl:"
 	if err := admin.Do(ctx, readmeACLArgs(t, "strategy", "s3cret", prefix)...).Err(); err != nil {
-		t.Fatalf("the README's rule: %v", err)
+		t.Fatalf("the documented rule: %v", err)
 	}
 	c := redis.NewClient(&redis.Options{Addr: srv.Addr, Username: "strategy", Password: "s3cret", MaxRetries: -1})
 	defer c.Close()
 	rep := redisprobe.Run(ctx, c, redisprobe.Options{Prefix: prefix, Timeout: 2 * time.Second})
 	if f, failed := rep.Failed(); failed {
-		t.Fatalf("the gate's round fails under the README's rule: %+v", f)
+		t.Fatalf("the gate's round fails under the documented rule: %+v", f)
 	}
 	if _, ok, err := redisprobe.ClaimPrefix(ctx, c, prefix, redisprobe.Owner{UID: "u", Namespace: "n", Name: "s"}, time.Minute); !ok || err != nil {
-		t.Fatalf("the prefix claim under the README's rule: %v %v", ok, err)
+		t.Fatalf("the prefix claim under the documented rule: %v %v", ok, err)
 	}
 	cat := messaging.Standard(messaging.ModeLive)
 	cat.KeyPrefix = prefix
 	if _, err := redisprobe.ReadHealth(ctx, c, cat, time.Now()); err != nil {
-		t.Fatalf("the health read-out under the README's rule: %v", err)
+		t.Fatalf("the health read-out under the documented rule: %v", err)
 	}
 
 	// The logger, as the operator runs it, with that user.
@@ -95,7 +95,7 @@ func TestACL_TheREADMEsLeastPrivilegeRuleIsEnough(t *testing.T) {
 	}
 	defer func() { _ = comp.Close(ctx) }()
 	if err := comp.PublishState(ctx, "position:updated", map[string]any{"seq": 2}, "position:snapshot", map[string]any{"qty": 1}); err != nil {
-		t.Fatalf("a component's PublishState under the README's rule: %v", err)
+		t.Fatalf("a component's PublishState under the documented rule: %v", err)
 	}
 	waitFor(t, "both events in the history and the stats written", func() bool {
 		st := eventlog.ParseStats(admin.HGetAll(ctx, prefix+messaging.KeyChannelStats).Val())
@@ -108,7 +108,7 @@ func TestACL_TheREADMEsLeastPrivilegeRuleIsEnough(t *testing.T) {
 	msg, _ := io.ReadAll(r.Body)
 	_ = r.Body.Close()
 	if r.StatusCode != 200 {
-		t.Fatalf("/readyz under the README's rule: %d %s", r.StatusCode, msg)
+		t.Fatalf("/readyz under the documented rule: %d %s", r.StatusCode, msg)
 	}
 
 	// Each command the logger writes with is needed: without it the gate

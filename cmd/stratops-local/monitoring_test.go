@@ -277,15 +277,18 @@ func checkMetricNames(t *testing.T, st State, root string) {
 		}
 	}
 
-	b, err = os.ReadFile(filepath.Join(root, "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range regexp.MustCompile(`\b(?:stratops|controller_runtime)_[a-z0-9_]*[a-z0-9]\b`).FindAllString(string(b), -1) {
-		if strings.HasSuffix(n, "_local") { // bin/stratops-local is no metric
-			continue
+	docs, _ := filepath.Glob(filepath.Join(root, "docs", "*.md"))
+	for _, f := range append([]string{filepath.Join(root, "README.md"), filepath.Join(root, "DEVELOPMENT.md")}, docs...) {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
 		}
-		note("README.md", n)
+		for _, n := range regexp.MustCompile(`\b(?:stratops|controller_runtime)_[a-z0-9_]*[a-z0-9]\b`).FindAllString(string(b), -1) {
+			if strings.HasSuffix(n, "_local") { // bin/stratops-local is no metric
+				continue
+			}
+			note(filepath.Base(f), n)
+		}
 	}
 
 	if len(unknown) > 0 {

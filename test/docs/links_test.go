@@ -57,7 +57,7 @@ func TestDocs_EveryRelativeLinkAndAnchorResolves(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files := []string{"README.md", "CHANGELOG.md"}
+	files := []string{"README.md", "CHANGELOG.md", "DEVELOPMENT.md", "sdk/python/README.md"}
 	more, _ := filepath.Glob(filepath.Join(root, "docs", "*.md"))
 	for _, f := range more {
 		rel, _ := filepath.Rel(root, f)

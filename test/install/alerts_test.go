@@ -20,8 +20,8 @@ func githubAnchor(heading string) string {
 // TestAlerts_EachHasARunbookAndAREADMERow: every alert of
 // config/prometheus/rules.yaml has a severity, a summary, a runbook_url
 // whose anchor is a heading of docs/runbooks.md that names the alert, and
-// a row in the README's alert table linking that runbook.
-func TestAlerts_EachHasARunbookAndAREADMERow(t *testing.T) {
+// a row in the alert table of docs/operating.md linking that runbook.
+func TestAlerts_EachHasARunbookAndADocsRow(t *testing.T) {
 	root := repoRoot(t)
 	b, err := os.ReadFile(filepath.Join(root, "config", "prometheus", "rules.yaml"))
 	if err != nil {
@@ -54,7 +54,7 @@ func TestAlerts_EachHasARunbookAndAREADMERow(t *testing.T) {
 			sections[anchor] += line + "\n"
 		}
 	}
-	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	readme, err := os.ReadFile(filepath.Join(root, "docs", "operating.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,9 +84,9 @@ func TestAlerts_EachHasARunbookAndAREADMERow(t *testing.T) {
 			} else if !strings.Contains(section, r.Alert) {
 				t.Errorf("%s: its runbook section #%s does not name it", r.Alert, a)
 			}
-			row := regexp.MustCompile("(?m)^\\| `" + r.Alert + "` \\|.*\\(docs/runbooks\\.md#" + regexp.QuoteMeta(a) + "\\)")
+			row := regexp.MustCompile("(?m)^\\| `" + r.Alert + "` \\|.*\\(runbooks\\.md#" + regexp.QuoteMeta(a) + "\\)")
 			if !row.Match(readme) {
-				t.Errorf("%s: no README alert-table row linking docs/runbooks.md#%s", r.Alert, a)
+				t.Errorf("%s: no alert-table row in docs/operating.md linking runbooks.md#%s", r.Alert, a)
 			}
 		}
 	}
