@@ -121,7 +121,13 @@ func startOperator(ctx context.Context, cfg *rest.Config, dir string) (func(), e
 	mgrDone, kubeletDone := make(chan error, 1), make(chan struct{})
 	go func() { mgrDone <- mgr.Start(mctx) }()
 	go func() { kubelet.Run(mctx); close(kubeletDone) }()
-	return func() { cancel(); _ = <-mgrDone; <-kubeletDone }, nil
+	return func() {
+		cancel()
+		if err := <-mgrDone; err != nil {
+			fmt.Fprintln(os.Stderr, "the operator stopped:", err)
+		}
+		<-kubeletDone
+	}, nil
 }
 
 // run runs the plugin with args (and the suite's kubeconfig), stdin in,
