@@ -76,7 +76,7 @@ func (r *StrategyReconciler) startBacktest(ctx context.Context, s *stratv1.Strat
 	if err != nil {
 		return nil, refusedTemplate("Job", err)
 	}
-	job := res.current
+	job := res.current.DeepCopy() // the cache's: a copy to change
 	job.Spec.Template.Annotations = map[string]string{children.AnnotationRevision: revision}
 	job.CreationTimestamp = metav1.Now()
 	return job, nil

@@ -22,6 +22,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	stratv1 "github.com/stratops/stratops/api/v1"
@@ -51,8 +52,13 @@ func (r *StrategyReconciler) reconcileEventLogger(ctx context.Context, sc *scope
 		return ctrl.Result{}, nil
 	}
 	replicas := children.EventLoggerReplicas(s)
-	res, err := ensure(ctx, r, s, children.EventLoggerName(s), &appsv1.Deployment{},
-		children.EventLoggerDeployment(s, image, rev, sc.redis != nil), appsv1ac.ExtractDeployment, nil)
+	withRedis := sc.redis != nil
+	res, err := ensureBuilt(ctx, r, s, children.EventLoggerName(s), &appsv1.Deployment{},
+		loggerDeploymentInputs{image, rev.Name, rev.Catalog, withRedis},
+		func() *appsv1ac.DeploymentApplyConfiguration {
+			return children.EventLoggerDeployment(s, image, rev, withRedis)
+		},
+		appsv1ac.ExtractDeployment, nil)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -93,18 +99,24 @@ func (r *StrategyReconciler) ensureLoggerSupport(ctx context.Context, sc *scope,
 	// waits for three round trips in a row, not six.
 	var side errgroup.Group
 	side.Go(func() error {
-		_, err := ensure(ctx, r, s, children.EventLoggerName(s), &corev1.ServiceAccount{},
-			children.EventLoggerServiceAccount(s), corev1ac.ExtractServiceAccount, nil)
+		_, err := ensureBuilt(ctx, r, s, children.EventLoggerName(s), &corev1.ServiceAccount{}, nil,
+			func() *corev1ac.ServiceAccountApplyConfiguration { return children.EventLoggerServiceAccount(s) },
+			corev1ac.ExtractServiceAccount, nil)
 		return err
 	})
 	side.Go(func() error {
-		_, err := ensure(ctx, r, s, children.EventLoggerName(s), &corev1.Service{},
-			children.EventLoggerService(s), corev1ac.ExtractService, nil)
+		_, err := ensureBuilt(ctx, r, s, children.EventLoggerName(s), &corev1.Service{}, nil,
+			func() *corev1ac.ServiceApplyConfiguration { return children.EventLoggerService(s) },
+			corev1ac.ExtractService, nil)
 		return err
 	})
 	side.Go(func() error {
-		_, err := ensure(ctx, r, s, children.EventLoggerName(s), &networkingv1.NetworkPolicy{},
-			children.EventLoggerNetworkPolicy(s, sc.redisState != lifecycle.RedisInMemory, r.networkPolicyOptions()),
+		// The options are replaced, never changed: their pointer names them.
+		withRedis, opts := sc.redisState != lifecycle.RedisInMemory, r.networkPolicy.Load()
+		_, err := ensureBuilt(ctx, r, s, children.EventLoggerName(s), &networkingv1.NetworkPolicy{}, networkPolicyInputs{withRedis, opts},
+			func() *networkingv1ac.NetworkPolicyApplyConfiguration {
+				return children.EventLoggerNetworkPolicy(s, withRedis, ptr.Deref(opts, children.NetworkPolicyOptions{}))
+			},
 			networkingv1ac.ExtractNetworkPolicy, nil)
 		return err
 	})
@@ -230,4 +242,18 @@ func (r *StrategyReconciler) createToken(ctx context.Context, s *stratv1.Strateg
 	}
 	ctrl.LoggerFrom(ctx).Info("Created the event logger's API token", "secret", created.GetName())
 	return created.GetUID(), nil
+}
+
+// loggerDeploymentInputs are EventLoggerDeployment's arguments beyond the
+// Strategy (the revision by its name, a digest of all it holds).
+type loggerDeploymentInputs struct {
+	image, revision, catalog string
+	withRedis                bool
+}
+
+// networkPolicyInputs are EventLoggerNetworkPolicy's arguments beyond the
+// Strategy.
+type networkPolicyInputs struct {
+	withRedis bool
+	options   *children.NetworkPolicyOptions
 }

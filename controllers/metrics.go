@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"reflect"
 	"slices"
 	"sync"
 
@@ -91,7 +92,8 @@ var allPhases = []stratv1.StrategyPhase{stratv1.PhasePending, stratv1.PhaseGated
 var statusSeries = struct {
 	sync.Mutex
 	written map[string][]series
-}{written: map[string][]series{}}
+	from    map[string]exportedFrom
+}{written: map[string][]series{}, from: map[string]exportedFrom{}}
 
 type series struct {
 	vec    *prometheus.GaugeVec
@@ -100,9 +102,22 @@ type series struct {
 
 func (a series) same(b series) bool { return a.vec == b.vec && slices.Equal(a.values, b.values) }
 
+// exportedFrom is the mode and status a Strategy's series were last
+// written from: an unchanged status (most reconciles) writes none again.
+type exportedFrom struct {
+	mode   stratv1.StrategyMode
+	status *stratv1.StrategyStatus
+}
+
 // exportStatus puts what a Strategy's status says into the status series.
 func exportStatus(s *stratv1.Strategy) {
 	ns, name := s.Namespace, s.Name
+	key := ns + "/" + name
+	statusSeries.Lock()
+	defer statusSeries.Unlock()
+	if e, ok := statusSeries.from[key]; ok && e.mode == s.Spec.Mode && reflect.DeepEqual(e.status, &s.Status) {
+		return
+	}
 	var now []series
 	set := func(v *prometheus.GaugeVec, value float64, values ...string) {
 		v.WithLabelValues(values...).Set(value)
@@ -132,15 +147,13 @@ func exportStatus(s *stratv1.Strategy) {
 			set(keyPolicyTTL, float64(*k.PolicyTTLSeconds), ns, name, k.Name)
 		}
 	}
-	key := ns + "/" + name
-	statusSeries.Lock()
-	defer statusSeries.Unlock()
 	for _, old := range statusSeries.written[key] {
 		if !slices.ContainsFunc(now, old.same) {
 			old.vec.DeleteLabelValues(old.values...)
 		}
 	}
 	statusSeries.written[key] = now
+	statusSeries.from[key] = exportedFrom{mode: s.Spec.Mode, status: s.Status.DeepCopy()}
 }
 
 func boolValue(b bool) float64 {
@@ -170,6 +183,7 @@ func forgetMetrics(namespace, name string) {
 	totalCount.DeletePartialMatch(l)
 	statusSeries.Lock()
 	delete(statusSeries.written, namespace+"/"+name)
+	delete(statusSeries.from, namespace+"/"+name)
 	for _, v := range statusVecs {
 		v.DeletePartialMatch(l)
 	}

@@ -26,7 +26,7 @@ func (r *StrategyReconciler) reconcileSpec(ctx context.Context, sc *scope) (ctrl
 		// What already runs is left as it is; nothing new rolls out.
 		return ctrl.Result{}, lifecycle.Stall(stratv1.ReasonEngineTemplateNotPermitted, "%s", strings.Join(problems, "; "))
 	}
-	if sc.catalogJSON, err = sc.catalog.Marshal(); err != nil {
+	if sc.catalogJSON, err = r.catalogJSON(sc); err != nil {
 		return ctrl.Result{}, err
 	}
 	if sc.secrets, err = r.resolveSecrets(ctx, sc.strategy); err != nil {
@@ -42,4 +42,29 @@ func (r *StrategyReconciler) reconcileSpec(ctx context.Context, sc *scope) (ctrl
 		}
 	}
 	return ctrl.Result{}, nil
+}
+
+// catalogMemo is a Strategy's catalog JSON at one generation.
+type catalogMemo struct {
+	uid  string
+	gen  int64
+	json []byte
+}
+
+// catalogJSON encodes the Strategy's catalog once per generation: it
+// depends on the spec alone. The bytes are shared: never changed.
+func (r *StrategyReconciler) catalogJSON(sc *scope) ([]byte, error) {
+	s := sc.strategy
+	key := client.ObjectKeyFromObject(s).String()
+	if m, ok := r.catalogs.Load(key); ok {
+		if m := m.(catalogMemo); m.uid == string(s.UID) && m.gen == s.Generation {
+			return m.json, nil
+		}
+	}
+	b, err := sc.catalog.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	r.catalogs.Store(key, catalogMemo{uid: string(s.UID), gen: s.Generation, json: b})
+	return b, nil
 }

@@ -56,6 +56,9 @@ type StrategyReconciler struct {
 	// podSecurityPassed holds, per Strategy, the revisions and Pod
 	// Security levels its engine's pod passed (see judgePodSecurity).
 	podSecurityPassed sync.Map
+	// catalogs holds, per Strategy, its catalog's JSON for one generation
+	// (the catalog is the spec's alone): not encoded again each reconcile.
+	catalogs sync.Map
 	// said remembers the events said once per process (a held revision,
 	// a password sent without TLS in one generation).
 	said onceMemo
@@ -183,14 +186,6 @@ func (r *StrategyReconciler) metadataCache() client.Reader {
 	return r.APIReader
 }
 
-// networkPolicyOptions are the loggers' NetworkPolicy facts.
-func (r *StrategyReconciler) networkPolicyOptions() children.NetworkPolicyOptions {
-	if o := r.networkPolicy.Load(); o != nil {
-		return *o
-	}
-	return children.NetworkPolicyOptions{}
-}
-
 // redisChecks returns the reconciler's check state, made on first use.
 func (r *StrategyReconciler) redisChecks() *redisChecks {
 	r.checksOnce.Do(func() {
@@ -205,6 +200,7 @@ func (r *StrategyReconciler) redisChecks() *redisChecks {
 func (r *StrategyReconciler) forget(key string) {
 	r.Clients.Release(key)
 	r.statusWrites.Delete(key)
+	r.catalogs.Delete(key)
 	r.redisChecks().forget(key)
 	r.said.forget(key)
 	for _, m := range []*sync.Map{&r.inShape, &r.podSecurityPassed} {

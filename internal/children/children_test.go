@@ -238,3 +238,54 @@ func TestEventLoggerDeployment_ItsOwnSettingsAreWrittenAsBefore(t *testing.T) {
 		t.Fatalf("the logger's own settings:\n%+v\nwant\n%+v", got, want)
 	}
 }
+
+// TestBuilders_ReadTheSpecNameNamespaceUIDAndGenerationAlone: the
+// controller builds a child's desired state again only when the Strategy's
+// UID or generation, or the builder's other arguments, changed (see
+// ensureBuilt), so no builder may read the Strategy's labels, annotations,
+// status or resourceVersion.
+func TestBuilders_ReadTheSpecNameNamespaceUIDAndGenerationAlone(t *testing.T) {
+	rev := Revision{Name: "r1", Parts: map[string]string{"own": "a"}, Catalog: "eth-basis-catalog-c1"}
+	opts := NetworkPolicyOptions{MetricsCIDRs: []string{"10.0.0.0/24"}}
+	built := func(s *stratv1.Strategy) []string {
+		tmpl, err := EnginePodTemplate(s, PodEnv(s, true, rev.Catalog), rev.Annotations())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, ac := range []any{
+			EventLoggerServiceAccount(s), EventLoggerService(s), EventLoggerDeployment(s, "logger:1", rev, true),
+			EventLoggerDeployment(s, "logger:1", rev, false), EventLoggerNetworkPolicy(s, true, opts),
+			EventLoggerPodDisruptionBudget(s), EngineServiceAccount(s), EngineDeployment(s, tmpl, 2),
+			EnginePodDisruptionBudget(s), CatalogConfigMap(s, rev.Catalog, []byte("{}")),
+		} {
+			b, err := json.Marshal(ac)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, string(b))
+		}
+		return out
+	}
+	want := built(live())
+	other := live()
+	other.Labels = map[string]string{"team": "b"}
+	other.Annotations = map[string]string{stratv1.AnnotationReconcileRequestedAt: "now", "note": "x"}
+	other.ResourceVersion = "999"
+	other.Finalizers = []string{"stratops.dev/finalizer"}
+	other.Status = stratv1.StrategyStatus{Phase: stratv1.PhaseHalted, ObservedGeneration: 2,
+		Conditions: []metav1.Condition{{Type: stratv1.ConditionReady, Status: metav1.ConditionFalse, Reason: "X"}}}
+	if got := built(other); !reflect.DeepEqual(got, want) {
+		for i := range got {
+			if got[i] != want[i] {
+				t.Errorf("built from the Strategy's metadata or status beyond its spec, name, namespace, UID and generation:\n%s\nwas\n%s", got[i], want[i])
+			}
+		}
+	}
+	// The spec, which the generation counts, does change what is built.
+	changed := live()
+	changed.Spec.Redis.Address = "redis-2.trading.svc:6379"
+	if reflect.DeepEqual(built(changed), want) {
+		t.Error("a changed spec built the same children: this test compares nothing")
+	}
+}
