@@ -98,7 +98,7 @@ func TestAddressPolicy_DialerRefusesTheMasterASentinelNames(t *testing.T) {
 // The same for a Cluster: a seed reached by an allowed name, the slots on
 // a node announced as 127.0.0.1.
 func TestAddressPolicy_DialerRefusesTheNodesAClusterAnnounces(t *testing.T) {
-	node, err := redisserver.Start(redisserver.Options{Args: []string{"--cluster-enabled", "yes", "--cluster-announce-ip", "127.0.0.1"}})
+	node, err := redisserver.Start(redisserver.Options{Cluster: true, Args: []string{"--cluster-announce-ip", "127.0.0.1"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -64,6 +64,9 @@ type Options struct {
 	// certificate; TLSClientAuth requires a client certificate too.
 	TLS           *PKI
 	TLSClientAuth bool
+	// Cluster runs it as a cluster node, its cluster bus on a free port of
+	// its own: the default, its port + 10000, may be taken or past 65535.
+	Cluster bool
 }
 
 // SentinelMaster is the master set a Sentinel started with SentinelOf
@@ -71,11 +74,21 @@ type Options struct {
 const SentinelMaster = "stratops"
 
 // Start starts a redis-server on a free port (loopback unless opts.Host) and waits until it
-// answers PING.
+// answers PING. A port taken between its choice and the server's bind (by
+// another test's process) is chosen again.
 func Start(opts Options) (*Server, error) {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		return nil, errors.New("redisserver: redis-server not found on PATH; run `make redis` (installs it with apt-get as root)")
 	}
+	for attempt := 1; ; attempt++ {
+		s, err := startOnce(opts)
+		if err == nil || attempt == 5 || !strings.Contains(err.Error(), "Address already in use") {
+			return s, err
+		}
+	}
+}
+
+func startOnce(opts Options) (*Server, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -127,6 +140,14 @@ func Start(opts Options) (*Server, error) {
 			_ = os.RemoveAll(dir)
 			return nil, err
 		}
+	}
+	if opts.Cluster {
+		bus, err := freePort()
+		if err != nil {
+			_ = os.RemoveAll(dir)
+			return nil, err
+		}
+		args = append(args, "--cluster-enabled", "yes", "--cluster-port", strconv.Itoa(bus))
 	}
 	args = append(args, opts.Args...)
 	s := &Server{Addr: net.JoinHostPort(host, strconv.Itoa(port)), port: port, dir: dir, args: args, tls: tlsCfg}

@@ -43,7 +43,7 @@ func StartCluster(masters, replicas int) (*Cluster, error) {
 	}
 	c := &Cluster{}
 	for range masters * (1 + replicas) {
-		n, err := Start(Options{Args: []string{"--cluster-enabled", "yes", "--cluster-announce-ip", "127.0.0.1",
+		n, err := Start(Options{Cluster: true, Args: []string{"--cluster-announce-ip", "127.0.0.1",
 			"--cluster-node-timeout", "2000", "--cluster-config-file", "nodes.conf"}})
 		if err != nil {
 			c.Close()
