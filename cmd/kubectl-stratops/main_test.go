@@ -171,7 +171,6 @@ func replace(re, repl string) func(string) string {
 	return func(s string) string { return r.ReplaceAllString(s, repl) }
 }
 
-
 func streamsTo(w io.Writer) genericiooptions.IOStreams {
 	return genericiooptions.IOStreams{In: strings.NewReader(""), Out: w, ErrOut: io.Discard}
 }

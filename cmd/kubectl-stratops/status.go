@@ -265,4 +265,3 @@ func (t *table) flush() {
 		t.ew.err = err
 	}
 }
-
