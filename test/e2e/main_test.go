@@ -56,7 +56,6 @@ var (
 	timings  = map[string]time.Duration{}
 )
 
-
 func env(name, def string) string {
 	if v := os.Getenv(name); v != "" {
 		return v
