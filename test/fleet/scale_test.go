@@ -34,7 +34,8 @@ import (
 // creates from 8 workers: the baseline. It reports the time to all Ready
 // beside the baseline's and their ratio, the manager's API requests per
 // Strategy, this process's peak heap and CPU over the operator's run (the
-// manager runs in it), and Redis's connections. Run it with
+// manager runs in it), the heap in use once all are Ready and what holds
+// it (heapBreakdown), and Redis's connections. Run it with
 // -benchtime=1x (make scale).
 func BenchmarkScale_LiveStrategiesToReady(b *testing.B) {
 	n := 1000
@@ -97,6 +98,7 @@ func BenchmarkScale_LiveStrategiesToReady(b *testing.B) {
 		took := time.Since(start)
 		cpu := cpuTime() - cpu0
 		heap := peak()
+		inUse, holders := heapBreakdown(b)
 		reqs, total := count.Take("scale")
 		conns := redis.NewClient(&redis.Options{Addr: srv.Addr})
 		clients, _ := conns.ClientList(ctx).Result()
@@ -109,6 +111,8 @@ func BenchmarkScale_LiveStrategiesToReady(b *testing.B) {
 		b.ReportMetric(took.Seconds()/baseline.Seconds(), "ratio")
 		b.ReportMetric(float64(total)/float64(n), "requests/strategy")
 		b.ReportMetric(float64(heap>>20), "peak-heap-MiB")
+		b.ReportMetric(float64(inUse>>20), "in-use-heap-MiB")
+		b.Logf("heap in use with all Ready, after a GC: %d MiB (%s)", inUse>>20, holders)
 	}
 }
 
