@@ -103,8 +103,7 @@ func ensure[T client.Object, A runtime.ApplyConfiguration](ctx context.Context, 
 // builtFrom names everything a child's desired state is built from: the
 // Strategy's UID and generation (the builders in internal/children read
 // its spec, name, namespace, UID and generation alone) and extra, the
-// builder's other arguments, which must be comparable (a string, a bool,
-// a pointer, a struct of those).
+// builder's other arguments (of a comparable type: ensureBuilt's E).
 type builtFrom struct {
 	uid   types.UID
 	gen   int64
@@ -123,8 +122,8 @@ type builtMark struct {
 // neither built, nor encoded, nor compared again. Building and digesting
 // the logger's Deployment and its neighbours was a third of a healthy
 // reconcile's allocations. extract must not be nil.
-func ensureBuilt[T client.Object, A runtime.ApplyConfiguration](ctx context.Context, r *StrategyReconciler, s *stratv1.Strategy,
-	name string, current T, extra any, build func() A, extract func(T, string) (A, error), before func(owned A) error,
+func ensureBuilt[T client.Object, A runtime.ApplyConfiguration, E comparable](ctx context.Context, r *StrategyReconciler, s *stratv1.Strategy,
+	name string, current T, extra E, build func() A, extract func(T, string) (A, error), before func(owned A) error,
 ) (applied[T, A], error) {
 	from := builtFrom{s.UID, s.Generation, extra}
 	key := client.ObjectKeyFromObject(s).String() + "|" + kindOf(r.Scheme, current) + "/" + name + "|built"

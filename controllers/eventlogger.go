@@ -99,13 +99,13 @@ func (r *StrategyReconciler) ensureLoggerSupport(ctx context.Context, sc *scope,
 	// waits for three round trips in a row, not six.
 	var side errgroup.Group
 	side.Go(func() error {
-		_, err := ensureBuilt(ctx, r, s, children.EventLoggerName(s), &corev1.ServiceAccount{}, nil,
+		_, err := ensureBuilt(ctx, r, s, children.EventLoggerName(s), &corev1.ServiceAccount{}, struct{}{},
 			func() *corev1ac.ServiceAccountApplyConfiguration { return children.EventLoggerServiceAccount(s) },
 			corev1ac.ExtractServiceAccount, nil)
 		return err
 	})
 	side.Go(func() error {
-		_, err := ensureBuilt(ctx, r, s, children.EventLoggerName(s), &corev1.Service{}, nil,
+		_, err := ensureBuilt(ctx, r, s, children.EventLoggerName(s), &corev1.Service{}, struct{}{},
 			func() *corev1ac.ServiceApplyConfiguration { return children.EventLoggerService(s) },
 			corev1ac.ExtractService, nil)
 		return err

@@ -7,6 +7,7 @@ import (
 	"io"
 	"sort"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -80,14 +81,11 @@ func median(v []float64) float64 {
 }
 
 func fmtRatios(v []float64) string {
-	out := ""
+	out := make([]string, len(v))
 	for i, r := range v {
-		if i > 0 {
-			out += " "
-		}
-		out += strconv.FormatFloat(r, 'f', 2, 64)
+		out[i] = strconv.FormatFloat(r, 'f', 2, 64)
 	}
-	return out
+	return strings.Join(out, " ")
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
