@@ -3,6 +3,8 @@ package fleet
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"runtime"
 	"runtime/metrics"
@@ -19,6 +21,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	stratv1 "github.com/stratops/stratops/api/v1"
@@ -67,11 +70,12 @@ func BenchmarkScale_LiveStrategiesToReady(b *testing.B) {
 	defer stop()
 
 	// The children of one Strategy, as the operator makes them.
-	stopTemplate := standInKubelet(b, c, "template")
+	w := watching(b, cfg, "template", "scale")
+	stopTemplate := standInKubelet(b, c, w, "template")
 	if err := c.Create(ctx, live("template", "t")); err != nil {
 		b.Fatal(err)
 	}
-	waitAll(b, c, "template", 1, "the template Strategy Ready", ready)
+	waitAll(b, w, "template", 1, "the template Strategy Ready", ready)
 	stopTemplate()
 	children := templateChildren(b, c)
 
@@ -89,13 +93,15 @@ func BenchmarkScale_LiveStrategiesToReady(b *testing.B) {
 		})
 
 		count.Take("scale")
+		stopProfile := apiServerProfile(b, cfg)
 		peak := sampleHeap()
 		cpu0 := cpuTime()
-		defer standInKubelet(b, c, "scale")()
+		defer standInKubelet(b, c, w, "scale")()
 		start := time.Now()
 		parallel(b, n, func(i int) error { return c.Create(ctx, live("scale", fmt.Sprintf("s%05d", i))) })
-		waitAll(b, c, "scale", n, "Ready", ready)
+		waitAll(b, w, "scale", n, "Ready", ready)
 		took := time.Since(start)
+		stopProfile()
 		cpu := cpuTime() - cpu0
 		heap := peak()
 		inUse, holders := heapBreakdown(b)
@@ -214,4 +220,41 @@ func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// apiServerProfile, with STRATOPS_SCALE_APISERVER_PROFILE set to a file,
+// takes the API server's CPU profile (its /debug/pprof) over the first 10
+// seconds of the operator's run and writes it there, for go tool pprof;
+// the returned function waits for it.
+func apiServerProfile(b *testing.B, cfg *rest.Config) (wait func()) {
+	file := os.Getenv("STRATOPS_SCALE_APISERVER_PROFILE")
+	if file == "" {
+		return func() {}
+	}
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		resp, err := hc.Get(strings.TrimSuffix(cfg.Host, "/") + "/debug/pprof/profile?seconds=10")
+		if err != nil {
+			done <- err
+			return
+		}
+		defer func() { _ = resp.Body.Close() }()
+		body, err := io.ReadAll(resp.Body)
+		if err == nil && resp.StatusCode != http.StatusOK {
+			err = fmt.Errorf("%s: %s", resp.Status, body)
+		}
+		if err == nil {
+			err = os.WriteFile(file, body, 0o600)
+		}
+		done <- err
+	}()
+	return func() {
+		if err := <-done; err != nil {
+			b.Errorf("the API server's profile: %v", err)
+		}
+	}
 }
