@@ -154,6 +154,9 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) (*StrategyReconcile
 	}
 	r.allowedAddresses.Store(o.AllowedRedisAddresses)
 	r.networkPolicy.Store(&o.NetworkPolicy)
+	if err := watchStatusMetrics(mgr); err != nil {
+		return nil, fmt.Errorf("controllers: the status series: %w", err)
+	}
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &stratv1.Strategy{}, secretRefIndex, indexSecretRefs); err != nil {
 		return nil, fmt.Errorf("indexing Strategies by Secret: %w", err)
 	}

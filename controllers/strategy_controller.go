@@ -239,7 +239,6 @@ func (r *StrategyReconciler) finish(ctx context.Context, sc *scope, result ctrl.
 	} else if perr != nil {
 		return ctrl.Result{}, kerrors.NewAggregate([]error{err, perr})
 	}
-	exportStatus(s)
 	r.recordEvents(s, changes, "Reconcile")
 	if st, stalled := lifecycle.AsStalled(err); stalled {
 		// Retrying cannot help: a watch on the Strategy or the Secret
