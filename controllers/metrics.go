@@ -41,7 +41,6 @@ var (
 	totalCount = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "stratops_total", Help: "Channels or keys of each Strategy.",
 	}, []string{"namespace", "strategy", "kind"})
-
 )
 
 func boolValue(b bool) float64 {
