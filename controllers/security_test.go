@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -48,6 +49,41 @@ func TestCache_SecretMetadataHoldsNoLastAppliedCopy(t *testing.T) {
 		g.Expect(managerCache.Get(ctx, client.ObjectKey{Namespace: ns, Name: "applied"}, m)).To(Succeed())
 		g.Expect(m.Annotations).To(HaveKeyWithValue("team", "desk-a"), "the Secret is in the cache")
 		g.Expect(m.Annotations).NotTo(HaveKey(lastAppliedAnnotation))
+	}, timeout, interval).Should(Succeed())
+}
+
+// TestCache_HoldsOnlyTheOperatorsOwnApplyOfTheManagedFields: of a child's
+// managed fields the cache keeps only the operator's own apply (what
+// ensure reads), not a status writer's or a user's; of a Strategy's, none.
+// The API server keeps them all.
+func TestCache_HoldsOnlyTheOperatorsOwnApplyOfTheManagedFields(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	runningLive(g, ns, "trimmed", startRedis(t).Addr, nil)
+	key := client.ObjectKey{Namespace: ns, Name: "trimmed-eventlogger"}
+	patch := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"labels":{"team":"desk-a"}}}`))
+	g.Expect(k8sClient.Patch(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: key.Name}}, patch,
+		client.FieldOwner("a-user"))).To(Succeed())
+	stored := &appsv1.Deployment{}
+	g.Expect(k8sClient.Get(ctx, key, stored)).To(Succeed())
+	managers := func(fields []metav1.ManagedFieldsEntry) []string {
+		var out []string
+		for _, f := range fields {
+			out = append(out, f.Manager+"/"+string(f.Operation)+"/"+f.Subresource)
+		}
+		return out
+	}
+	g.Expect(managers(stored.ManagedFields)).To(ContainElements("stratops/Apply/", "a-user/Update/"), "the API server keeps them all")
+	g.Expect(len(stored.ManagedFields)).To(BeNumerically(">=", 3), "the status writer's too")
+	g.Eventually(func(g Gomega) {
+		cached := &appsv1.Deployment{}
+		g.Expect(managerCache.Get(ctx, key, cached)).To(Succeed())
+		g.Expect(cached.Labels).To(HaveKeyWithValue("team", "desk-a"))
+		g.Expect(managers(cached.ManagedFields)).To(Equal([]string{"stratops/Apply/"}))
+		s := &stratv1.Strategy{}
+		g.Expect(managerCache.Get(ctx, client.ObjectKey{Namespace: ns, Name: "trimmed"}, s)).To(Succeed())
+		g.Expect(s.ManagedFields).To(BeEmpty())
 	}, timeout, interval).Should(Succeed())
 }
 
