@@ -36,10 +36,10 @@ import (
 // from those the operator made for one Strategy) are first made by plain
 // creates from 8 workers: the baseline. It reports the time to all Ready
 // beside the baseline's and their ratio, the manager's API requests per
-// Strategy, this process's peak heap and CPU over the operator's run (the
-// manager runs in it), the heap in use once all are Ready and what holds
-// it (heapBreakdown), and Redis's connections. Run it with
-// -benchtime=1x (make scale).
+// Strategy, this process's peak heap and CPU over the operator's run and
+// its peak RSS (the manager runs in it), the heap in use once all are
+// Ready and what holds it (heapBreakdown), and Redis's connections. Run
+// it with -benchtime=1x (make scale).
 func BenchmarkScale_LiveStrategiesToReady(b *testing.B) {
 	n := 1000
 	if v, err := strconv.Atoi(os.Getenv("STRATOPS_SCALE_N")); err == nil && v > 0 {
@@ -109,14 +109,16 @@ func BenchmarkScale_LiveStrategiesToReady(b *testing.B) {
 		conns := redis.NewClient(&redis.Options{Addr: srv.Addr})
 		clients, _ := conns.ClientList(ctx).Result()
 		_ = conns.Close()
-		b.Logf("%d Live Strategies: all Ready in %s; the same children by plain creates in %s (%.2fx); %.1f requests per Strategy (%s); peak heap %d MiB; CPU %s; %d Redis connections",
+		rss := peakRSS(b)
+		b.Logf("%d Live Strategies: all Ready in %s; the same children by plain creates in %s (%.2fx); %.1f requests per Strategy (%s); peak heap %d MiB; peak RSS %d MiB; CPU %s; %d Redis connections",
 			n, took.Round(100*time.Millisecond), baseline.Round(100*time.Millisecond), took.Seconds()/baseline.Seconds(),
-			float64(total)/float64(n), apicount.Summary(reqs), heap>>20, cpu.Round(100*time.Millisecond), strings.Count(clients, "\n")-1)
+			float64(total)/float64(n), apicount.Summary(reqs), heap>>20, rss>>20, cpu.Round(100*time.Millisecond), strings.Count(clients, "\n")-1)
 		b.ReportMetric(took.Seconds(), "s-to-all-ready")
 		b.ReportMetric(baseline.Seconds(), "s-plain-creates")
 		b.ReportMetric(took.Seconds()/baseline.Seconds(), "ratio")
 		b.ReportMetric(float64(total)/float64(n), "requests/strategy")
 		b.ReportMetric(float64(heap>>20), "peak-heap-MiB")
+		b.ReportMetric(float64(rss>>20), "peak-RSS-MiB")
 		b.ReportMetric(float64(inUse>>20), "in-use-heap-MiB")
 		b.Logf("heap in use with all Ready, after a GC: %d MiB (%s)", inUse>>20, holders)
 	}
@@ -213,6 +215,26 @@ func sampleHeap() (peak func() uint64) {
 		}
 	}()
 	return func() uint64 { close(stop); <-done; runtime.GC(); return most }
+}
+
+// peakRSS is this process's peak resident set (VmHWM): the manager's and
+// the test's together (its client, its watches, the baseline's creates).
+func peakRSS(b *testing.B) uint64 {
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, l := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kb, err := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	b.Fatal("/proc/self/status has no VmHWM")
+	return 0
 }
 
 // cpuTime is this process's user and system CPU time so far.
