@@ -57,6 +57,7 @@ func run() error {
 		metricsCertPath               string
 		metricsCertName               string
 		metricsCertKey                string
+		memoryLimitRatio              float64
 	)
 	flag.BoolVar(&printVersion, "version", false, "Print the version, the commit and the Go version, and exit.")
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address of the Prometheus metrics endpoint (HTTPS; clients need a token allowed to get /metrics); 0 disables it.")
@@ -79,6 +80,8 @@ func run() error {
 		"key=value: pods of the namespaces with this label (Prometheus) may reach the event loggers' health and metrics port.")
 	flag.StringVar(&revisionKeyNamespace, "revision-key-namespace", envOr("POD_NAMESPACE", "default"),
 		"Namespace of the Secret "+controllers.RevisionKeySecret+", the key of the HMACs by which revisions cover Secret values (made once): the manager's own.")
+	flag.Float64Var(&memoryLimitRatio, "memory-limit-ratio", 0.9,
+		"The Go runtime's soft memory limit as a fraction of the container's memory limit (its cgroup's), so that garbage is collected before the container is killed out of memory; 0, or GOMEMLIMIT set, leaves it alone.")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -92,6 +95,11 @@ func run() error {
 	log.Info("Starting stratops", "version", version.Version, "commit", version.Commit(), "go", version.GoVersion())
 	controllers.ExportBuildInfo(version.Version, version.Commit(), version.GoVersion())
 	redisprobe.RouteLogs(ctrl.Log)
+	if limit, err := setMemoryLimit("/sys/fs/cgroup", memoryLimitRatio); err != nil {
+		return err
+	} else if limit > 0 {
+		log.Info("The Go runtime's soft memory limit follows the container's", "bytes", limit, "ratio", memoryLimitRatio)
+	}
 
 	allowed, err := redisprobe.ParseAddressPolicy(strings.Split(allowedRedis, ","))
 	if err != nil {
