@@ -113,11 +113,14 @@ func (s *Service) Accept(channel string, events []messaging.Event, now time.Time
 // message cannot be refused: it is in the output, and counted as dropped
 // from the history.
 func (s *Service) accept(channel string, events []messaging.Event, now time.Time, subscribed bool) ([]string, error) {
+	// The queue keeps entries as they are once added: what is needed of
+	// them afterwards is read here, first.
 	entries := make([]queued, len(events))
+	ids := make([]string, len(events))
 	for i, e := range events {
+		ids[i] = s.instance + "-" + strconv.FormatUint(s.seq.Add(1), 10)
 		entries[i] = queued{own: !subscribed || channel == ChannelGap, entry: eventlog.LogEntry{
-			ID:      s.instance + "-" + strconv.FormatUint(s.seq.Add(1), 10),
-			Channel: channel, LoggedAt: now, Event: e,
+			ID: ids[i], Channel: channel, LoggedAt: now, Event: e,
 		}}
 	}
 	backlog, err := s.queue.add(entries, func(err error) {
@@ -127,8 +130,8 @@ func (s *Service) accept(channel string, events []messaging.Event, now time.Time
 		}
 	})
 	if err != nil && !subscribed {
-		s.metrics.overflow.Add(float64(len(entries)))
-		s.cfg.Log.Error("No room for the events: refused", "channel", channel, "events", len(entries), "error", err)
+		s.metrics.overflow.Add(float64(len(events)))
+		s.cfg.Log.Error("No room for the events: refused", "channel", channel, "events", len(events), "error", err)
 		return nil, err
 	}
 	s.counters.accepted(channel, events, err != nil, now)
@@ -136,20 +139,17 @@ func (s *Service) accept(channel string, events []messaging.Event, now time.Time
 	if sp := s.queue.spool; sp != nil {
 		s.metrics.spoolBytes.Set(float64(sp.Bytes()))
 	}
-	s.metrics.messages.WithLabelValues(channel).Add(float64(len(entries)))
+	s.metrics.messages.WithLabelValues(channel).Add(float64(len(events)))
 	if err != nil {
-		s.metrics.dropped.WithLabelValues(channel).Add(float64(len(entries)))
-		s.logDropped(channel, len(entries), err)
+		s.metrics.dropped.WithLabelValues(channel).Add(float64(len(events)))
+		s.logDropped(channel, len(events), err)
 	}
-	ids := make([]string, len(entries))
 	lag := s.metrics.lag.WithLabelValues(channel)
-	for i, q := range entries {
-		e := q.entry
-		ids[i] = e.ID
-		if e.Event.Nonconforming == "" {
-			lag.Observe(max(now.Sub(e.Event.Timestamp), 0).Seconds())
+	for _, e := range events {
+		if e.Nonconforming == "" {
+			lag.Observe(max(now.Sub(e.Timestamp), 0).Seconds())
 		} else {
-			s.metrics.nonconforming.WithLabelValues(channel, e.Event.Nonconforming).Inc()
+			s.metrics.nonconforming.WithLabelValues(channel, e.Nonconforming).Inc()
 		}
 	}
 	return ids, err
