@@ -111,7 +111,7 @@ func (r *StrategyReconciler) backtestReady(ctx context.Context, sc *scope, job *
 // engineJobs are the backtest Jobs the Strategy owns (from the cache).
 func (r *StrategyReconciler) engineJobs(ctx context.Context, s *stratv1.Strategy) ([]batchv1.Job, error) {
 	var list batchv1.JobList
-	if err := r.List(ctx, &list, client.InNamespace(s.Namespace), client.MatchingLabels{
+	if err := r.List(ctx, &list, client.InNamespace(s.Namespace), ownedBy(s), client.MatchingLabels{
 		children.LabelInstance: s.Name, children.LabelComponent: children.ComponentEngine, children.LabelManagedBy: children.ManagerName,
 	}); err != nil {
 		return nil, err

@@ -90,7 +90,7 @@ type engineOwn struct {
 func (r *StrategyReconciler) pruneCatalogs(ctx context.Context, s *stratv1.Strategy, inUse ...string) error {
 	var cms corev1.ConfigMapList
 	sel := client.MatchingLabels{children.LabelInstance: s.Name, children.LabelComponent: children.ComponentCatalog, children.LabelManagedBy: children.ManagerName}
-	if err := r.List(ctx, &cms, client.InNamespace(s.Namespace), sel); err != nil {
+	if err := r.List(ctx, &cms, client.InNamespace(s.Namespace), ownedBy(s), sel); err != nil {
 		return err
 	}
 	keep := sets.New(inUse...)

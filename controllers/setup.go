@@ -137,6 +137,25 @@ func trimForCache(obj any) (any, error) {
 	return obj, nil
 }
 
+// ownerIndex indexes the children a reconcile lists (a Strategy's catalog
+// ConfigMaps, its backtest Jobs) by the UID of the Strategy that controls
+// them: a reconcile reads its own Strategy's, where a label selector on
+// the cache walks every one of the namespace (at a thousand Strategies in
+// one namespace, that walk was a twelfth of the manager's CPU).
+const ownerIndex = ".metadata.controller"
+
+// ownedBy selects a reconcile's own children of a kind, by ownerIndex.
+func ownedBy(s *stratv1.Strategy) client.MatchingFields {
+	return client.MatchingFields{ownerIndex: string(s.UID)}
+}
+
+func indexByOwner(o client.Object) []string {
+	if ref := metav1.GetControllerOf(o); ref != nil && ref.Kind == "Strategy" && ref.APIVersion == stratv1.GroupVersion.String() {
+		return []string{string(ref.UID)}
+	}
+	return nil
+}
+
 // Setup registers the Strategy controller with a manager made with
 // ManagerOptions: the index of Strategies by the Secrets they reference,
 // and the reconciler, which watches Strategies, the children they own, and
@@ -178,6 +197,11 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) (*StrategyReconcile
 	}
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &stratv1.Strategy{}, secretRefIndex, indexSecretRefs); err != nil {
 		return nil, fmt.Errorf("indexing Strategies by Secret: %w", err)
+	}
+	for _, kind := range []client.Object{&corev1.ConfigMap{}, &batchv1.Job{}} {
+		if err := mgr.GetFieldIndexer().IndexField(ctx, kind, ownerIndex, indexByOwner); err != nil {
+			return nil, fmt.Errorf("indexing %T by their Strategy: %w", kind, err)
+		}
 	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		// A spec change, or an annotation (an approved revision).
