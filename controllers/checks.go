@@ -42,6 +42,8 @@ type checkOutcome struct {
 // ones that ended found.
 type checkState struct {
 	mu sync.Mutex
+	// nn is the Strategy's name.
+	nn types.NamespacedName
 	// setting is the connection setting the state is about; a new one
 	// starts afresh.
 	setting string
@@ -68,8 +70,10 @@ type checkSnapshot struct {
 	// round is the last probe round, roundAt when it ended.
 	round   *redisprobe.Report
 	roundAt time.Time
-	// health is the last check's read-out, nil when it made none.
-	health *redisprobe.Health
+	// health is the last check's read-out, nil when it made none;
+	// lastHealth the last read-out any check made (the health series say
+	// it, as status does, while Redis is lost).
+	health, lastHealth *redisprobe.Health
 	// conflict: the last round found the prefix held by another Strategy.
 	conflict *redisprobe.Owner
 }
@@ -97,7 +101,7 @@ func (rc *redisChecks) state(key types.NamespacedName, setting string, seedFailu
 	defer rc.mu.Unlock()
 	st, ok := rc.states[key.String()]
 	if !ok || st.setting != setting {
-		st = &checkState{setting: setting, checkSnapshot: checkSnapshot{failures: seedFailures, failingSince: seedSince}}
+		st = &checkState{nn: key, setting: setting, checkSnapshot: checkSnapshot{failures: seedFailures, failingSince: seedSince}}
 		rc.states[key.String()] = st
 	}
 	return st
@@ -120,6 +124,25 @@ func (rc *redisChecks) forget(key string) {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	delete(rc.states, key)
+}
+
+// lastHealth calls f with each Strategy's last read-out, for those with
+// one. A read-out is never changed once made.
+func (rc *redisChecks) lastHealth(f func(types.NamespacedName, *redisprobe.Health)) {
+	rc.mu.Lock()
+	states := make([]*checkState, 0, len(rc.states))
+	for _, st := range rc.states {
+		states = append(states, st)
+	}
+	rc.mu.Unlock()
+	for _, st := range states {
+		st.mu.Lock()
+		nn, h := st.nn, st.lastHealth
+		st.mu.Unlock()
+		if h != nil {
+			f(nn, h)
+		}
+	}
 }
 
 // current reports whether st is still the Strategy's state (it was not
@@ -199,6 +222,9 @@ func (rc *redisChecks) start(key types.NamespacedName, st *checkState, timeout t
 func (st *checkState) record(out checkOutcome, at time.Time) {
 	st.checked, st.fresh = true, true
 	st.failed, st.health = out.failed, out.health
+	if out.health != nil {
+		st.lastHealth = out.health
+	}
 	if out.round != nil {
 		st.round, st.roundAt = out.round, at
 		st.conflict = out.conflict

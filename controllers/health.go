@@ -46,15 +46,10 @@ func (r *StrategyReconciler) reconcileHealth(ctx context.Context, sc *scope) (ct
 		return ctrl.Result{RequeueAfter: min(2*time.Second, children.HealthCheckInterval(s))}, nil
 	}
 	chs, badCh, gapped, lastGap := channelStatuses(sc, h)
-	ks, badKeys := keyStatuses(s, h)
+	ks, badKeys := keyStatuses(h)
 	s.Status.Channels, s.Status.Keys = chs, ks
 	s.Status.ChannelsSummary = fmt.Sprintf("%d/%d", len(chs)-len(badCh), len(chs))
 	s.Status.KeysSummary = fmt.Sprintf("%d/%d", len(ks)-len(badKeys), len(ks))
-	ns, name := s.Namespace, s.Name
-	healthyCount.WithLabelValues(ns, name, "channels").Set(float64(len(chs) - len(badCh)))
-	totalCount.WithLabelValues(ns, name, "channels").Set(float64(len(chs)))
-	healthyCount.WithLabelValues(ns, name, "keys").Set(float64(len(ks) - len(badKeys)))
-	totalCount.WithLabelValues(ns, name, "keys").Set(float64(len(ks)))
 	r.setHealth(s, stratv1.ConditionChannelsHealthy, "channels", badCh, len(chs))
 	if len(gapped) > 0 {
 		// Healthy or not, what was published while the logger was not
@@ -70,17 +65,15 @@ func (r *StrategyReconciler) reconcileHealth(ctx context.Context, sc *scope) (ct
 
 // channelStatuses are status.channels from a read-out, with the unhealthy
 // channels said in a few words, those whose logger had a gap within the
-// health window, and the last such gap; the channels' metrics are set.
+// health window, and the last such gap.
 func channelStatuses(sc *scope, h *redisprobe.Health) (chs []stratv1.ChannelStatus, bad, gapped []string, lastGap time.Time) {
 	s := sc.strategy
-	ns, name := s.Namespace, s.Name
 	for _, c := range h.Channels {
 		cs := stratv1.ChannelStatus{Name: c.Name, Subscribers: c.Subscribers, Messages: c.Messages,
 			InvalidMessages: c.Invalid, NonconformingMessages: c.Nonconforming, DroppedMessages: c.Dropped, Gaps: c.Gaps,
 			Healthy: c.Healthy, Reason: c.Reason}
 		if !c.LastMessageTime.IsZero() {
 			cs.LastMessageTime = ptr.To(metav1.NewTime(c.LastMessageTime))
-			channelLastMessage.WithLabelValues(ns, name, c.Name).Set(float64(c.LastMessageTime.UnixMilli()) / 1000)
 		}
 		if !c.LastGapTime.IsZero() {
 			cs.LastGapTime = ptr.To(metav1.NewTime(c.LastGapTime))
@@ -91,29 +84,22 @@ func channelStatuses(sc *scope, h *redisprobe.Health) (chs []stratv1.ChannelStat
 		}
 		if c.WindowOK && c.Window.LagSamples > 0 {
 			cs.LagP50, cs.LagP99 = lagString(c.Window.LagP50), lagString(c.Window.LagP99)
-			channelLagP99.WithLabelValues(ns, name, c.Name).Set(c.Window.LagP99.Seconds())
 		}
 		if !c.Healthy {
 			bad = append(bad, fmt.Sprintf("%s (%s)", c.Name, channelProblem(sc, c)))
 		}
 		chs = append(chs, cs)
-		channelSubscribers.WithLabelValues(ns, name, c.Name).Set(float64(c.Subscribers))
 	}
 	return chs, bad, gapped, lastGap
 }
 
 // keyStatuses are status.keys from a read-out, with the unhealthy keys
-// said in a few words; the keys' TTL metric is set.
-func keyStatuses(s *stratv1.Strategy, h *redisprobe.Health) (ks []stratv1.KeyStatus, bad []string) {
+// said in a few words.
+func keyStatuses(h *redisprobe.Health) (ks []stratv1.KeyStatus, bad []string) {
 	for _, k := range h.Keys {
 		kst := stratv1.KeyStatus{Name: k.Name, Present: k.Present, Healthy: k.Healthy, Reason: k.Reason}
-		ttl := int64(-2)
 		if k.Present {
-			ttl = -1
-			if k.TTL >= 0 {
-				ttl = int64(k.TTL.Seconds())
-			}
-			kst.TTLSeconds = ptr.To(ttl)
+			kst.TTLSeconds = ptr.To(keyTTLSeconds(k))
 		}
 		if k.PolicyTTL > 0 {
 			kst.PolicyTTLSeconds = ptr.To(int64(k.PolicyTTL.Seconds()))
@@ -122,9 +108,20 @@ func keyStatuses(s *stratv1.Strategy, h *redisprobe.Health) (ks []stratv1.KeySta
 			bad = append(bad, k.Name+" ("+k.Reason+")")
 		}
 		ks = append(ks, kst)
-		keyTTL.WithLabelValues(s.Namespace, s.Name, k.Name).Set(float64(ttl))
 	}
 	return ks, bad
+}
+
+// keyTTLSeconds is a key's TTL as status and stratops_key_ttl_seconds say
+// it: whole seconds, -1 for none, -2 for a missing key.
+func keyTTLSeconds(k redisprobe.KeyHealth) int64 {
+	switch {
+	case !k.Present:
+		return -2
+	case k.TTL < 0:
+		return -1
+	}
+	return int64(k.TTL.Seconds())
 }
 
 func maxTime(a, b time.Time) time.Time {

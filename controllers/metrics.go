@@ -23,24 +23,6 @@ var (
 	checksInFlight = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "stratops_redis_checks_in_flight", Help: "Redis checks (probe rounds, health read-outs) running off the reconcile workers.",
 	})
-	channelSubscribers = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "stratops_channel_subscribers", Help: "PUBSUB NUMSUB of each channel of each Strategy.",
-	}, []string{"namespace", "strategy", "channel"})
-	channelLagP99 = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "stratops_channel_lag_p99_seconds", Help: "p99 lag of each channel over the event logger's health window (from an event's timestamp to the logger receiving it).",
-	}, []string{"namespace", "strategy", "channel"})
-	channelLastMessage = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "stratops_channel_last_message_timestamp_seconds", Help: "When the event logger last logged a message of each channel (Unix time).",
-	}, []string{"namespace", "strategy", "channel"})
-	keyTTL = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "stratops_key_ttl_seconds", Help: "Remaining TTL of each key of each Strategy (-1: none, -2: missing).",
-	}, []string{"namespace", "strategy", "key"})
-	healthyCount = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "stratops_healthy", Help: "Healthy channels or keys of each Strategy.",
-	}, []string{"namespace", "strategy", "kind"})
-	totalCount = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "stratops_total", Help: "Channels or keys of each Strategy.",
-	}, []string{"namespace", "strategy", "kind"})
 )
 
 func boolValue(b bool) float64 {
@@ -52,21 +34,7 @@ func boolValue(b bool) float64 {
 
 func init() {
 	metrics.Registry.MustRegister(buildInfo)
-	metrics.Registry.MustRegister(probeLatency, probeFailures, redisClientsOpen, checksInFlight, channelSubscribers, channelLagP99, channelLastMessage,
-		keyTTL, healthyCount, totalCount)
-	metrics.Registry.MustRegister(statusMetrics)
-}
-
-// forgetMetrics drops a deleted Strategy's health series (its status
-// series go with it from the cache: status_metrics.go).
-func forgetMetrics(namespace, name string) {
-	l := prometheus.Labels{"namespace": namespace, "strategy": name}
-	channelSubscribers.DeletePartialMatch(l)
-	channelLagP99.DeletePartialMatch(l)
-	channelLastMessage.DeletePartialMatch(l)
-	keyTTL.DeletePartialMatch(l)
-	healthyCount.DeletePartialMatch(l)
-	totalCount.DeletePartialMatch(l)
+	metrics.Registry.MustRegister(probeLatency, probeFailures, redisClientsOpen, checksInFlight, statusMetrics, healthMetrics)
 }
 
 // NewRedisClients is the Redis client cache, reporting how many clients

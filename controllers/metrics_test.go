@@ -2,14 +2,18 @@ package controllers
 
 import (
 	"context"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	stratv1 "github.com/stratops/stratops/api/v1"
+	"github.com/stratops/stratops/internal/redisprobe"
 )
 
 // strategiesReader holds Strategies as a cache would.
@@ -97,5 +101,76 @@ func TestStatusMetrics_SayWhatTheCacheHoldsWhileItsManagerLeads(t *testing.T) {
 	release()
 	if n, _ := testutil.GatherAndCount(reg); n != 0 {
 		t.Errorf("after the manager stopped leading: %d series; want none", n)
+	}
+}
+
+// TestHealthMetrics_SayTheLastReadOutOfTheLeadersChecks: the health series
+// are made at scrape time from the last read-out each Strategy's checks
+// made, kept while a later check fails (as status keeps it), gone with
+// the Strategy's checks, and none while no manager leads.
+func TestHealthMetrics_SayTheLastReadOutOfTheLeadersChecks(t *testing.T) {
+	nn := types.NamespacedName{Namespace: "metrics-unit", Name: "h"}
+	rc := newRedisChecks()
+	st := rc.state(nn, "setting", 0, time.Time{})
+	now := time.Now()
+	st.record(checkOutcome{health: &redisprobe.Health{
+		Channels: []redisprobe.ChannelHealth{
+			{Name: "orders:placed", Subscribers: 2, Healthy: true, LastMessageTime: now},
+			{Name: "risk:calculated", Subscribers: 0, Reason: redisprobe.ReasonTooFewSubscribers},
+		},
+		Keys: []redisprobe.KeyHealth{
+			{Name: "position:snapshot", Present: true, TTL: 90 * time.Second, Healthy: true},
+			{Name: "risk:limits", Present: false, Reason: redisprobe.ReasonMissing},
+			{Name: "config:static", Present: true, TTL: -1, Healthy: true},
+		},
+	}}, now)
+
+	c := &healthCollector{}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
+	if n, _ := testutil.GatherAndCount(reg); n != 0 {
+		t.Fatalf("with no manager leading: %d series", n)
+	}
+	release := c.use(rc)
+	want := `
+# HELP stratops_channel_subscribers PUBSUB NUMSUB of each channel of each Strategy.
+# TYPE stratops_channel_subscribers gauge
+stratops_channel_subscribers{channel="orders:placed",namespace="metrics-unit",strategy="h"} 2
+stratops_channel_subscribers{channel="risk:calculated",namespace="metrics-unit",strategy="h"} 0
+# HELP stratops_healthy Healthy channels or keys of each Strategy.
+# TYPE stratops_healthy gauge
+stratops_healthy{kind="channels",namespace="metrics-unit",strategy="h"} 1
+stratops_healthy{kind="keys",namespace="metrics-unit",strategy="h"} 2
+# HELP stratops_key_ttl_seconds Remaining TTL of each key of each Strategy (-1: none, -2: missing).
+# TYPE stratops_key_ttl_seconds gauge
+stratops_key_ttl_seconds{key="config:static",namespace="metrics-unit",strategy="h"} -1
+stratops_key_ttl_seconds{key="position:snapshot",namespace="metrics-unit",strategy="h"} 90
+stratops_key_ttl_seconds{key="risk:limits",namespace="metrics-unit",strategy="h"} -2
+# HELP stratops_total Channels or keys of each Strategy.
+# TYPE stratops_total gauge
+stratops_total{kind="channels",namespace="metrics-unit",strategy="h"} 2
+stratops_total{kind="keys",namespace="metrics-unit",strategy="h"} 3
+`
+	names := []string{"stratops_channel_subscribers", "stratops_healthy", "stratops_key_ttl_seconds", "stratops_total"}
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), names...); err != nil {
+		t.Error(err)
+	}
+	if n, _ := testutil.GatherAndCount(reg, "stratops_channel_last_message_timestamp_seconds"); n != 1 {
+		t.Errorf("%d last-message series; want 1 (the channel that saw none has none)", n)
+	}
+
+	// A failed check keeps the last read-out in the series.
+	st.record(checkOutcome{failed: &redisprobe.Result{Name: "ping"}}, now)
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), names...); err != nil {
+		t.Errorf("after a failed check: %v", err)
+	}
+	rc.forget(nn.String())
+	if n, _ := testutil.GatherAndCount(reg); n != 0 {
+		t.Errorf("a forgotten Strategy has %d series", n)
+	}
+	rc.state(nn, "setting", 0, time.Time{}).record(checkOutcome{health: &redisprobe.Health{}}, now)
+	release()
+	if n, _ := testutil.GatherAndCount(reg); n != 0 {
+		t.Errorf("after the manager stopped leading: %d series", n)
 	}
 }

@@ -635,7 +635,8 @@ func TestMetrics_PhaseAndConditionsFollowTheStatus(t *testing.T) {
 	g.Expect(k8sClient.Delete(ctx, getStrategy(g, ns, "phases"))).To(Succeed())
 	g.Eventually(func(g Gomega) {
 		for _, name := range []string{"stratops_strategy_phase", "stratops_strategy_condition", "stratops_redis_probe_ok",
-			"stratops_redis_failing_since_timestamp_seconds", "stratops_channel_healthy", "stratops_key_healthy"} {
+			"stratops_redis_failing_since_timestamp_seconds", "stratops_channel_healthy", "stratops_key_healthy",
+			"stratops_channel_subscribers", "stratops_key_ttl_seconds", "stratops_healthy", "stratops_total"} {
 			_, ok := gaugeOf(g, name, id)
 			g.Expect(ok).To(BeFalse(), "%s outlives its Strategy", name)
 		}

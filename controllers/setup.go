@@ -192,7 +192,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) (*StrategyReconcile
 	}
 	r.allowedAddresses.Store(o.AllowedRedisAddresses)
 	r.networkPolicy.Store(&o.NetworkPolicy)
-	if err := watchStatusMetrics(mgr); err != nil {
+	if err := watchStatusMetrics(mgr, r); err != nil {
 		return nil, fmt.Errorf("controllers: the status series: %w", err)
 	}
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &stratv1.Strategy{}, secretRefIndex, indexSecretRefs); err != nil {

@@ -154,12 +154,15 @@ func collectStatus(ch chan<- prometheus.Metric, s *stratv1.Strategy) {
 	}
 }
 
-// watchStatusMetrics points the status series at mgr's cache while mgr
-// leads: a runnable that needs leader election starts only once elected.
-func watchStatusMetrics(mgr manager.Manager) error {
+// watchStatusMetrics points the status series at mgr's cache, and the
+// health series at r's checks, while mgr leads: a runnable that needs
+// leader election starts only once elected.
+func watchStatusMetrics(mgr manager.Manager, r *StrategyReconciler) error {
 	return mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
-		release := statusMetrics.use(mgr.GetCache())
-		defer release()
+		releaseStatus := statusMetrics.use(mgr.GetCache())
+		defer releaseStatus()
+		releaseHealth := healthMetrics.use(r.redisChecks())
+		defer releaseHealth()
 		<-ctx.Done()
 		return nil
 	}))

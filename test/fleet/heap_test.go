@@ -19,7 +19,6 @@ var heapHolders = []struct{ what, frame string }{
 	{"managed fields in the informer caches", "k8s.io/apimachinery/pkg/apis/meta/v1.(*ManagedFieldsEntry)"},
 	{"the rest of the informer caches", "k8s.io/apimachinery/pkg/watch.(*StreamWatcher).receive"},
 	{"the rest of the informer caches", "k8s.io/client-go/tools/cache.(*Reflector)"},
-	{"health series", "controllers.(*StrategyReconciler).reconcileHealth"},
 	{"Redis checks", "controllers.(*redisChecks)"},
 	{"other reconciler state", "github.com/stratops/stratops/controllers."},
 	{"Redis clients", "github.com/redis/go-redis"},
