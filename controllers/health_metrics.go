@@ -1,8 +1,6 @@
 package controllers
 
 import (
-	"sync"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -40,27 +38,7 @@ var healthMetrics = &healthCollector{}
 // healthCollector makes the health series from the leading manager's
 // Redis checks.
 type healthCollector struct {
-	mu sync.Mutex
-	// checks are the leading managers' checks, latest last (see
-	// statusCollector.readers).
-	checks []*redisChecks
-}
-
-// use makes the collector read rc until the returned function is called.
-func (c *healthCollector) use(rc *redisChecks) (release func()) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.checks = append(c.checks, rc)
-	return func() {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		for i, have := range c.checks {
-			if have == rc {
-				c.checks = append(c.checks[:i], c.checks[i+1:]...)
-				return
-			}
-		}
-	}
+	leading[*redisChecks]
 }
 
 // Describe implements prometheus.Collector.
@@ -72,13 +50,8 @@ func (c *healthCollector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector.
 func (c *healthCollector) Collect(ch chan<- prometheus.Metric) {
-	c.mu.Lock()
-	var rc *redisChecks
-	if len(c.checks) > 0 {
-		rc = c.checks[len(c.checks)-1]
-	}
-	c.mu.Unlock()
-	if rc == nil {
+	rc, ok := c.current()
+	if !ok {
 		return
 	}
 	rc.lastHealth(func(nn types.NamespacedName, h *redisprobe.Health) { collectHealth(ch, nn, h) })

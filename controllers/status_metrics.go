@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -62,36 +63,40 @@ var statusMetrics = &statusCollector{}
 // the leader's, as they were when the reconciler wrote them, so that two
 // replicas scraped together do not say everything twice.
 type statusCollector struct {
-	mu sync.Mutex
-	// readers are the leading managers' caches, latest last (one in a
-	// process, but for tests that start another before the last is gone).
-	readers []client.Reader
+	// leading are the leading managers' caches.
+	leading[client.Reader]
 }
 
-// use makes the collector read r until the returned function is called.
-func (c *statusCollector) use(r client.Reader) (release func()) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.readers = append(c.readers, r)
+// leading is what a collector reads from the leading manager: the latest
+// of those in use (one in a process, but for tests that start another
+// manager before the last is gone).
+type leading[T comparable] struct {
+	mu    sync.Mutex
+	inUse []T
+}
+
+// use makes the collector read v until the returned function is called.
+func (l *leading[T]) use(v T) (release func()) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.inUse = append(l.inUse, v)
 	return func() {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		for i, have := range c.readers {
-			if have == r {
-				c.readers = append(c.readers[:i], c.readers[i+1:]...)
-				return
-			}
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if i := slices.Index(l.inUse, v); i >= 0 {
+			l.inUse = slices.Delete(l.inUse, i, i+1)
 		}
 	}
 }
 
-func (c *statusCollector) reader() client.Reader {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.readers) == 0 {
-		return nil
+// current is the latest in use; ok is false when none is.
+func (l *leading[T]) current() (v T, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.inUse) == 0 {
+		return v, false
 	}
-	return c.readers[len(c.readers)-1]
+	return l.inUse[len(l.inUse)-1], true
 }
 
 // Describe implements prometheus.Collector.
@@ -106,8 +111,8 @@ func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
 // in the leading manager's cache. A cache that cannot answer within the
 // scrape's time gives none, and the scrape goes on with the other series.
 func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
-	r := c.reader()
-	if r == nil {
+	r, ok := c.current()
+	if !ok {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
