@@ -79,7 +79,8 @@ func TestCost_ACreateThatFindsSomeoneElsesObjectStallsAndLeavesItAlone(t *testin
 // BenchmarkReconcile_HealthyStrategy times) allocates at most 800 objects:
 // its children found in shape are not built again, the cache's objects
 // are read without a copy, the catalog is encoded once per generation and
-// an unchanged status exports no series. The count is the process's, so
+// no metric series is written (they are made at scrape time). The count
+// is the process's, so
 // the manager's other work shows in it: the least of three batches is
 // the one compared.
 func TestCost_AHealthyReconcileAllocatesAtMost800(t *testing.T) {

@@ -108,21 +108,15 @@ func (r *StrategyReconciler) backtestReady(ctx context.Context, sc *scope, job *
 	return nil
 }
 
-// engineJobs are the backtest Jobs the Strategy owns (from the cache).
+// engineJobs are the backtest Jobs the Strategy controls (from the
+// cache, by ownedBy).
 func (r *StrategyReconciler) engineJobs(ctx context.Context, s *stratv1.Strategy) ([]batchv1.Job, error) {
 	var list batchv1.JobList
-	if err := r.List(ctx, &list, client.InNamespace(s.Namespace), ownedBy(s), client.MatchingLabels{
-		children.LabelInstance: s.Name, children.LabelComponent: children.ComponentEngine, children.LabelManagedBy: children.ManagerName,
-	}); err != nil {
+	if err := r.List(ctx, &list, client.InNamespace(s.Namespace), ownedBy(s),
+		client.MatchingLabels{children.LabelComponent: children.ComponentEngine}); err != nil {
 		return nil, err
 	}
-	var out []batchv1.Job
-	for _, j := range list.Items {
-		if metav1.IsControlledBy(&j, s) {
-			out = append(out, j)
-		}
-	}
-	return out, nil
+	return list.Items, nil
 }
 
 func jobNamed(jobs []batchv1.Job, name string) *batchv1.Job {

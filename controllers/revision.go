@@ -89,14 +89,14 @@ type engineOwn struct {
 // Nothing is read from the API server while a Strategy has one catalog.
 func (r *StrategyReconciler) pruneCatalogs(ctx context.Context, s *stratv1.Strategy, inUse ...string) error {
 	var cms corev1.ConfigMapList
-	sel := client.MatchingLabels{children.LabelInstance: s.Name, children.LabelComponent: children.ComponentCatalog, children.LabelManagedBy: children.ManagerName}
-	if err := r.List(ctx, &cms, client.InNamespace(s.Namespace), ownedBy(s), sel); err != nil {
+	// Those it controls (ownedBy), of its catalogs.
+	if err := r.List(ctx, &cms, client.InNamespace(s.Namespace), ownedBy(s), client.MatchingLabels{children.LabelComponent: children.ComponentCatalog}); err != nil {
 		return err
 	}
 	keep := sets.New(inUse...)
 	var stale []corev1.ConfigMap
 	for _, cm := range cms.Items {
-		if metav1.IsControlledBy(&cm, s) && !keep.Has(cm.Name) {
+		if !keep.Has(cm.Name) {
 			stale = append(stale, cm)
 		}
 	}
