@@ -125,20 +125,31 @@ type builtMark struct {
 func ensureBuilt[T client.Object, A runtime.ApplyConfiguration, E comparable](ctx context.Context, r *StrategyReconciler, s *stratv1.Strategy,
 	name string, current T, extra E, build func() A, extract func(T, string) (A, error), before func(owned A) error,
 ) (applied[T, A], error) {
-	from := builtFrom{s.UID, s.Generation, extra}
-	key := client.ObjectKeyFromObject(s).String() + "|" + kindOf(r.Scheme, current) + "/" + name + "|built"
-	if seen, ok := r.inShape.Load(key); ok {
-		err := r.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: name}, current,
-			&client.GetOptions{UnsafeDisableDeepCopy: ptr.To(true)})
-		if err == nil && seen == (builtMark{current.GetResourceVersion(), from}) {
-			return applied[T, A]{current: current}, nil
-		}
+	if builtInShape(ctx, r, s, name, current, extra) {
+		return applied[T, A]{current: current}, nil
 	}
 	res, err := ensure(ctx, r, s, name, current, build(), extract, before)
 	if err == nil && !res.created && !res.updated {
-		r.inShape.Store(key, builtMark{current.GetResourceVersion(), from})
+		r.inShape.Store(builtKey(r, s, name, current), builtMark{current.GetResourceVersion(), builtFrom{s.UID, s.Generation, extra}})
 	}
 	return res, err
+}
+
+// builtInShape reports whether a child was found in shape at the
+// resourceVersion the cache holds now, for the same inputs (see
+// ensureBuilt); current is then the cache's object.
+func builtInShape[T client.Object, E comparable](ctx context.Context, r *StrategyReconciler, s *stratv1.Strategy, name string, current T, extra E) bool {
+	seen, ok := r.inShape.Load(builtKey(r, s, name, current))
+	if !ok {
+		return false
+	}
+	err := r.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: name}, current,
+		&client.GetOptions{UnsafeDisableDeepCopy: ptr.To(true)})
+	return err == nil && seen == (builtMark{current.GetResourceVersion(), builtFrom{s.UID, s.Generation, extra}})
+}
+
+func builtKey(r *StrategyReconciler, s *stratv1.Strategy, name string, current client.Object) string {
+	return client.ObjectKeyFromObject(s).String() + "|" + kindOf(r.Scheme, current) + "/" + name + "|built"
 }
 
 // getOrCreate reads a child into current from the cache or, when the

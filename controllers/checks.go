@@ -15,9 +15,10 @@ import (
 // A Strategy's Redis is checked off the reconcile workers: a probe round
 // or a health read-out runs in a goroutine of its own, under the
 // Strategy's own deadline, at most one at a time per Strategy. The
-// reconcile that starts a check waits for it a short while (checkWait);
-// a Redis that answers in time is used at once, as if the check ran
-// inline. One that does not (a listener that accepts and never answers)
+// reconcile that starts a check waits for it a short while (checkWait),
+// after doing, while Redis answers, what the check cannot change (see
+// reconcileRedis); a Redis that answers in time is used at once, as if
+// the check ran inline. One that does not (a listener that accepts and never answers)
 // holds no worker: the reconcile carries on with what the last check
 // found, and the check's end brings the next reconcile. So however many
 // Strategies point at a slow Redis, the workers stay free for the others.
@@ -169,21 +170,32 @@ func (st *checkState) use() {
 	st.fresh = false
 }
 
+// pendingCheck is a check a reconcile started and has not waited for yet.
+type pendingCheck struct {
+	st *checkState
+	// round: the check runs a probe round; without one it is a read-out.
+	round bool
+	// done is closed when the check ends; waited when the reconcile
+	// stopped waiting for it.
+	done, waited chan struct{}
+	// until is when the reconcile stops waiting: rc.wait after the start.
+	until time.Time
+}
+
 // start runs a check in its own goroutine under timeout, unless one is in
-// flight, and waits for it up to rc.wait. It returns what the checks found
-// then.
-func (rc *redisChecks) start(key types.NamespacedName, st *checkState, timeout time.Duration, run func(ctx context.Context) checkOutcome) checkSnapshot {
+// flight (then it returns nil). The reconcile waits for it (wait) up to
+// rc.wait from now, and may do other work first.
+func (rc *redisChecks) start(key types.NamespacedName, st *checkState, round bool, timeout time.Duration, run func(ctx context.Context) checkOutcome) *pendingCheck {
 	st.mu.Lock()
 	if st.running != nil {
 		st.mu.Unlock()
-		return st.snapshot()
+		return nil
 	}
-	done := make(chan struct{})
-	st.running = done
+	p := &pendingCheck{st: st, round: round, done: make(chan struct{}), waited: make(chan struct{}), until: time.Now().Add(rc.wait)}
+	st.running = p.done
 	st.mu.Unlock()
 	checksInFlight.Inc()
 
-	waited := make(chan struct{})
 	go func() {
 		defer checksInFlight.Dec()
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -192,10 +204,10 @@ func (rc *redisChecks) start(key types.NamespacedName, st *checkState, timeout t
 		st.mu.Lock()
 		st.record(out, time.Now())
 		st.running = nil
-		close(done)
+		close(p.done)
 		st.mu.Unlock()
 		select {
-		case <-waited:
+		case <-p.waited:
 			// The reconcile stopped waiting: bring the next one.
 			if rc.current(key, st) {
 				rc.notify(key)
@@ -203,19 +215,31 @@ func (rc *redisChecks) start(key types.NamespacedName, st *checkState, timeout t
 		default:
 		}
 	}()
-	t := time.NewTimer(rc.wait)
+	return p
+}
+
+// wait waits for the check until its reconcile's time is up, marks what
+// the checks found as used, and returns it. Call it once.
+func (p *pendingCheck) wait() checkSnapshot {
+	defer p.st.use()
+	select {
+	case <-p.done: // ended while the reconcile did other work
+		return p.st.snapshot()
+	default:
+	}
+	t := time.NewTimer(time.Until(p.until))
 	defer t.Stop()
 	select {
-	case <-done:
+	case <-p.done:
 	case <-t.C:
-		close(waited)
+		close(p.waited)
 		// The check may have ended between the timer and the close.
 		select {
-		case <-done:
+		case <-p.done:
 		default:
 		}
 	}
-	return st.snapshot()
+	return p.st.snapshot()
 }
 
 // record folds a check's outcome into the state; st.mu is held.

@@ -30,7 +30,7 @@ func (r *StrategyReconciler) reconcileEngine(ctx context.Context, sc *scope) (ct
 		return ctrl.Result{RequeueAfter: time.Second}, err
 	}
 	if s.Spec.Engine == nil {
-		meta.RemoveStatusCondition(&s.Status.Conditions, stratv1.ConditionEngineReady)
+		lifecycle.RemoveCondition(s, stratv1.ConditionEngineReady)
 		s.Status.Engine = nil
 		return ctrl.Result{}, nil
 	}

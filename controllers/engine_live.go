@@ -8,7 +8,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
@@ -38,7 +37,7 @@ func (r *StrategyReconciler) reconcileLive(ctx context.Context, sc *scope, tmpl 
 	if v.UpdatePending != "" {
 		lifecycle.SetCondition(s, stratv1.ConditionUpdatePending, true, stratv1.ReasonAwaitingApproval, v.UpdatePending)
 	} else {
-		meta.RemoveStatusCondition(&s.Status.Conditions, stratv1.ConditionUpdatePending)
+		lifecycle.RemoveCondition(s, stratv1.ConditionUpdatePending)
 	}
 	if !v.Apply {
 		s.Status.Engine = &stratv1.WorkloadStatus{Replicas: 0}

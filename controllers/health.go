@@ -19,10 +19,15 @@ import (
 	"github.com/stratops/stratops/internal/redisprobe"
 )
 
-// reconcileHealth reads the channels' and keys' health from Redis and puts
-// it in status, conditions, events and metrics. It never changes Ready.
+// reconcileHealth puts the channels' and keys' health, as the Redis
+// read-out says it, and the event logger's leader in status, conditions
+// and events. It never changes Ready.
 func (r *StrategyReconciler) reconcileHealth(ctx context.Context, sc *scope) (ctrl.Result, error) {
 	s := sc.strategy
+	if el := s.Status.EventLogger; el != nil && sc.health != nil {
+		// The logger's leader, as the read-out names it.
+		el.Leader = sc.health.LoggerLeader
+	}
 	if sc.redisState != lifecycle.RedisOK && sc.redisState != lifecycle.RedisFailing {
 		why := "Redis has not passed its probes"
 		switch sc.redisState {

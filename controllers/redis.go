@@ -39,7 +39,11 @@ func redisConfigFor(s *stratv1.Strategy, secrets []resolvedSecret) (messaging.Re
 // (lifecycle.DecideRedis) to RedisReady, status.redis and events. A full
 // probe round runs when one is due (see nextCheck); in between, the health
 // read-out is the liveness check, so a healthy reconcile costs one round
-// trip. Either runs off the worker (checks.go).
+// trip. Either runs off the worker (checks.go). A read-out between rounds
+// of a rolled-out strategy cannot change what the event logger's step
+// does (it reads only the state's class: see settleable): the verdict
+// waits for it in settleRedis, after that step, so that the round trip
+// and the step overlap.
 func (r *StrategyReconciler) reconcileRedis(ctx context.Context, sc *scope) (ctrl.Result, error) {
 	s := sc.strategy
 	key := client.ObjectKeyFromObject(s).String()
@@ -61,14 +65,70 @@ func (r *StrategyReconciler) reconcileRedis(ctx context.Context, sc *scope) (ctr
 		r.Clients.Release(key)
 		return ctrl.Result{}, err
 	}
-	c, err := r.Clients.Acquire(key, cfg, r.NewRedisClient)
+	setting := redisprobe.SettingKey(cfg)
+	c, err := r.Clients.AcquireSetting(key, setting, cfg, r.NewRedisClient)
 	if err != nil {
 		return ctrl.Result{}, lifecycle.Stall(stratv1.ReasonInvalidSpec, "spec.redis: %v", err)
 	}
 	if err := r.loggerFacts(ctx, s, &facts); err != nil {
 		return ctrl.Result{}, err
 	}
-	snap := r.checkRedis(sc, c, cfg, facts)
+	snap, pending := r.checkRedis(sc, c, cfg, setting, facts)
+	if pending == nil {
+		return r.redisVerdict(sc, c, cfg, facts, snap)
+	}
+	if state, ok := settleable(snap, pending, facts); ok {
+		// What the event logger's step reads before the verdict: the
+		// state's class (gated, in memory or neither) and the round's
+		// probes, which a read-out leaves as they are.
+		sc.redisState, sc.redis = state, nil
+		if state != lifecycle.RedisInMemory {
+			sc.redis = c
+		}
+		s.Status.Redis = redisStatus(s, cfg, snap)
+		sc.settle = func() (ctrl.Result, error) { return r.redisVerdict(sc, c, cfg, facts, pending.wait()) }
+		return ctrl.Result{}, nil
+	}
+	return r.redisVerdict(sc, c, cfg, facts, pending.wait())
+}
+
+// settleable says whether a check in flight cannot change what the event
+// logger's step does, and the state that step may assume meanwhile: a
+// read-out (no round: the probes and the prefix's owner stay), after a
+// check ended in this process, of a Live strategy whose logger rolled out
+// (the gate is behind it: every verdict is neither gated nor in memory)
+// or of a backtest whose logger rolled out at this generation (its bus,
+// chosen then, says whether it runs in memory).
+func settleable(snap checkSnapshot, p *pendingCheck, f lifecycle.RedisFacts) (lifecycle.RedisState, bool) {
+	if p.round || !snap.checked || snap.conflict != nil || !f.LoggerRolledOut {
+		return "", false
+	}
+	switch {
+	case f.Mode == stratv1.ModeLive:
+		return lifecycle.RedisOK, true
+	case f.BacktestBus == lifecycle.BusMemory:
+		return lifecycle.RedisInMemory, true
+	case f.BacktestBus == lifecycle.BusRedis:
+		return lifecycle.RedisOK, true
+	}
+	return "", false
+}
+
+// settleRedis applies the verdict of a check reconcileRedis left in flight
+// (see settleable); nothing when it applied it itself.
+func (r *StrategyReconciler) settleRedis(_ context.Context, sc *scope) (ctrl.Result, error) {
+	settle := sc.settle
+	if settle == nil {
+		return ctrl.Result{}, nil
+	}
+	sc.settle = nil
+	return settle()
+}
+
+// redisVerdict applies what the checks found: the verdict, status.redis
+// and the client the next steps use.
+func (r *StrategyReconciler) redisVerdict(sc *scope, c redis.UniversalClient, cfg messaging.RedisConfig, facts lifecycle.RedisFacts, snap checkSnapshot) (ctrl.Result, error) {
+	s := sc.strategy
 	if !snap.checked { // the first check of this process has not ended; its end brings the next reconcile
 		return ctrl.Result{}, &lifecycle.Waiting{Reason: "FirstRedisCheck", RequeueAfter: time.Second}
 	}
@@ -89,6 +149,7 @@ func (r *StrategyReconciler) reconcileRedis(ctx context.Context, sc *scope) (ctr
 	v := lifecycle.DecideRedis(facts)
 	rs.InMemoryFallback = v.State == lifecycle.RedisInMemory
 	s.Status.Redis = rs
+	sc.redis = nil
 	if v.State != lifecycle.RedisInMemory {
 		sc.redis = c
 	}
@@ -125,9 +186,10 @@ func (r *StrategyReconciler) loggerFacts(ctx context.Context, s *stratv1.Strateg
 }
 
 // checkRedis starts the check that is due, if none runs and none ended
-// unused, and returns what the checks found: the one just started when it
-// ended within checkWait, else the last that ended.
-func (r *StrategyReconciler) checkRedis(sc *scope, c redis.UniversalClient, cfg messaging.RedisConfig, facts lifecycle.RedisFacts) checkSnapshot {
+// unused (the state is kept per connection setting: SettingKey(cfg)). It returns what the checks found so far and, when it started
+// one, the check to wait for (pendingCheck.wait); else it marks what they
+// found as used.
+func (r *StrategyReconciler) checkRedis(sc *scope, c redis.UniversalClient, cfg messaging.RedisConfig, setting string, facts lifecycle.RedisFacts) (checkSnapshot, *pendingCheck) {
 	s := sc.strategy
 	nn := client.ObjectKeyFromObject(s)
 	var failures int32
@@ -138,24 +200,30 @@ func (r *StrategyReconciler) checkRedis(sc *scope, c redis.UniversalClient, cfg 
 			since = rs.FailingSince.Time
 		}
 	}
-	st := r.redisChecks().state(nn, redisprobe.SettingKey(cfg), failures, since)
-	defer st.use()
+	st := r.redisChecks().state(nn, setting, failures, since)
 	snap := st.snapshot()
 	round, readOut := nextCheck(snap, s, facts)
 	if snap.fresh || snap.running || (!round && !readOut) {
-		return snap
+		st.use()
+		return snap, nil
 	}
 	catalog, cluster, prefix := sc.catalog, s.Spec.Redis.Topology == stratv1.TopologyCluster, s.Spec.Redis.KeyPrefix
 	probeTimeout := max(cfg.DialTimeout, time.Second) + time.Second
 	me := redisprobe.Owner{UID: string(s.UID), Namespace: s.Namespace, Name: s.Name}
 	rolledOut, interval := facts.LoggerRolledOut, facts.Interval
-	return r.redisChecks().start(nn, st, checkDeadline(probeTimeout), func(ctx context.Context) checkOutcome {
+	p := r.redisChecks().start(nn, st, round, checkDeadline(probeTimeout), func(ctx context.Context) checkOutcome {
 		out := runCheck(ctx, c, round, rolledOut, catalog, redisprobe.Options{Prefix: prefix, Timeout: probeTimeout, Cluster: cluster, Observe: observeProbe})
 		if round && out.failed == nil {
 			claimPrefix(ctx, c, prefix, me, ownerTTL(interval), rolledOut, &out)
 		}
 		return out
 	})
+	if p == nil { // another reconcile's check is in flight
+		snap = st.snapshot()
+		st.use()
+		return snap, nil
+	}
+	return snap, p
 }
 
 // redisStatus is status.redis as the checks left it: the endpoint, the

@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	stratv1 "github.com/stratops/stratops/api/v1"
+	"github.com/stratops/stratops/internal/eventlog"
 	"github.com/stratops/stratops/internal/lifecycle"
 	"github.com/stratops/stratops/internal/redisserver"
 )
@@ -471,6 +472,69 @@ func TestReconcile_HealthyReconcileCostsAtMostThreeRoundTripsAndNoStatusWrite(t 
 	// One pipeline: PUBSUB NUMSUB, HGETALL, the logger's lease (GET), and
 	// a PTTL per key (9).
 	g.Expect(cmds).To(BeNumerically("<=", 12))
+}
+
+// TestReconcile_AReadOutBetweenRoundsOverlapsTheLoggerStepAndIsSettledBeforeTheEngine:
+// between probe rounds, a rolled-out Live Strategy's reconcile leaves its
+// health read-out in flight while the event logger's step runs (that step
+// does the same whatever the read-out finds), and applies what it found
+// before the engine's step: the leader it names, and, once Redis is gone,
+// a failed check that the verdict counts.
+func TestReconcile_AReadOutBetweenRoundsOverlapsTheLoggerStepAndIsSettledBeforeTheEngine(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	srv := startRedis(t)
+	runningLive(g, ns, "overlap", srv.Addr, func(s *stratv1.Strategy) {
+		s.Spec.Redis.HealthCheckInterval = &metav1.Duration{Duration: time.Hour}
+	})
+	rc := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer rc.Close()
+	g.Expect(rc.Set(ctx, eventlog.LeaseKey("overlap:"), "0123abcd|overlap-eventlogger-5d8f-q7k2z", time.Minute).Err()).To(Succeed())
+
+	// The steps up to the verdict, on a Strategy as the cache holds it. A
+	// reconcile of the manager's own may hold the check meanwhile: then
+	// none starts here, and the steps run again.
+	steps := func(g Gomega) *scope {
+		s := getStrategy(g, ns, "overlap")
+		sc := &scope{strategy: s, base: s.DeepCopy()}
+		_, err := reconciler.reconcileSpec(ctx, sc)
+		g.Expect(err).NotTo(HaveOccurred())
+		_, err = reconciler.reconcileRedis(ctx, sc)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(sc.settle).NotTo(BeNil(), "the read-out is left in flight")
+		g.Expect(sc.redisState).To(Equal(lifecycle.RedisOK))
+		g.Expect(sc.redis).NotTo(BeNil())
+		g.Expect(sc.health).To(BeNil(), "nothing of the read-out is used before it is settled")
+		_, err = reconciler.reconcileEventLogger(ctx, sc)
+		g.Expect(err).NotTo(HaveOccurred())
+		_, err = reconciler.settleRedis(ctx, sc)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(sc.settle).To(BeNil())
+		return sc
+	}
+	nn := types.NamespacedName{Namespace: ns, Name: "overlap"}
+	idle := func() bool { c := reconciler.redisChecks().peek(nn); return !c.running && !c.fresh }
+	g.Eventually(idle, timeout, interval).Should(BeTrue())
+	var sc *scope
+	g.Eventually(func(g Gomega) { sc = steps(g) }, timeout, interval).Should(Succeed())
+	g.Expect(sc.redisState).To(Equal(lifecycle.RedisOK))
+	g.Expect(sc.health).NotTo(BeNil())
+	_, err := reconciler.reconcileHealth(ctx, sc)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(sc.strategy.Status.EventLogger.Leader).To(Equal("overlap-eventlogger-5d8f-q7k2z"))
+
+	// Redis gone: the read-out fails, and the same reconcile's verdict
+	// says so (the logger, still ready, keeps it from being lost).
+	g.Expect(srv.Kill()).To(Succeed())
+	g.Eventually(idle, timeout, interval).Should(BeTrue())
+	sc = steps(g)
+	g.Expect(sc.redisState).To(Equal(lifecycle.RedisFailing))
+	g.Expect(sc.health).To(BeNil())
+	g.Expect(sc.strategy.Status.Redis.ConsecutiveFailures).To(BeNumerically(">=", 1))
+	ready := condition(sc.strategy, stratv1.ConditionRedisReady)
+	g.Expect(ready.Reason).To(Equal(stratv1.ReasonProbesFailing))
+	g.Expect(ready.Message).To(ContainSubstring("health-read-out"))
 }
 
 // TestManagerLogs_NeverContainThePassword runs a wrong and a right password

@@ -13,21 +13,19 @@ import (
 	stratv1 "github.com/stratops/stratops/api/v1"
 	"github.com/stratops/stratops/internal/children"
 	"github.com/stratops/stratops/internal/lifecycle"
+	"github.com/stratops/stratops/pkg/messaging"
 )
 
 // reconcileSpec turns the spec into the catalog and resolves the Secrets
 // it references.
 func (r *StrategyReconciler) reconcileSpec(ctx context.Context, sc *scope) (ctrl.Result, error) {
 	var err error
-	if sc.catalog, err = children.Catalog(sc.strategy); err != nil {
-		return ctrl.Result{}, lifecycle.Stall(stratv1.ReasonInvalidSpec, "%v", err)
+	if sc.catalog, sc.catalogJSON, err = r.catalogOf(sc.strategy); err != nil {
+		return ctrl.Result{}, err
 	}
 	if problems := children.EngineTemplateProblems(sc.strategy); len(problems) > 0 {
 		// What already runs is left as it is; nothing new rolls out.
 		return ctrl.Result{}, lifecycle.Stall(stratv1.ReasonEngineTemplateNotPermitted, "%s", strings.Join(problems, "; "))
-	}
-	if sc.catalogJSON, err = r.catalogJSON(sc); err != nil {
-		return ctrl.Result{}, err
 	}
 	if sc.secrets, err = r.resolveSecrets(ctx, sc.strategy); err != nil {
 		return ctrl.Result{}, err
@@ -44,27 +42,32 @@ func (r *StrategyReconciler) reconcileSpec(ctx context.Context, sc *scope) (ctrl
 	return ctrl.Result{}, nil
 }
 
-// catalogMemo is a Strategy's catalog JSON at one generation.
+// catalogMemo is a Strategy's catalog, and its JSON, at one generation.
 type catalogMemo struct {
-	uid  string
-	gen  int64
-	json []byte
+	uid     string
+	gen     int64
+	catalog messaging.Catalog
+	json    []byte
 }
 
-// catalogJSON encodes the Strategy's catalog once per generation: it
-// depends on the spec alone. The bytes are shared: never changed.
-func (r *StrategyReconciler) catalogJSON(sc *scope) ([]byte, error) {
-	s := sc.strategy
+// catalogOf is the Strategy's catalog and its JSON, made (and validated)
+// once per generation: they depend on the spec alone. Both are shared:
+// never changed. An invalid catalog stalls the Strategy.
+func (r *StrategyReconciler) catalogOf(s *stratv1.Strategy) (messaging.Catalog, []byte, error) {
 	key := client.ObjectKeyFromObject(s).String()
 	if m, ok := r.catalogs.Load(key); ok {
 		if m := m.(catalogMemo); m.uid == string(s.UID) && m.gen == s.Generation {
-			return m.json, nil
+			return m.catalog, m.json, nil
 		}
 	}
-	b, err := sc.catalog.Marshal()
+	c, err := children.Catalog(s)
 	if err != nil {
-		return nil, err
+		return c, nil, lifecycle.Stall(stratv1.ReasonInvalidSpec, "%v", err)
 	}
-	r.catalogs.Store(key, catalogMemo{uid: string(s.UID), gen: s.Generation, json: b})
-	return b, nil
+	b, err := c.Marshal()
+	if err != nil {
+		return c, nil, err
+	}
+	r.catalogs.Store(key, catalogMemo{uid: string(s.UID), gen: s.Generation, catalog: c, json: b})
+	return c, b, nil
 }

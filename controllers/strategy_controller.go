@@ -16,6 +16,7 @@ import (
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -79,7 +80,8 @@ type StrategyReconciler struct {
 // steps after it and for the summary. Each field says which step sets it.
 type scope struct {
 	// strategy is the Strategy; the steps write its status. base is the
-	// Strategy as read, for the status patch.
+	// Strategy as read, for the status patch: the cache's own object,
+	// never changed.
 	strategy, base *stratv1.Strategy
 
 	// Set by reconcileSpec.
@@ -92,12 +94,15 @@ type scope struct {
 	tokenUID  string
 	catalogCM string
 
-	// Set by reconcileRedis: the Redis verdict; redis is the client to the
-	// Strategy's Redis, nil when it runs without Redis (a backtest on
-	// memory); health is the read-out when the check made one.
+	// Set by reconcileRedis, or by settleRedis when reconcileRedis left
+	// its check in flight (settle, until then): the Redis verdict; redis
+	// is the client to the Strategy's Redis, nil when it runs without
+	// Redis (a backtest on memory); health is the read-out when the check
+	// made one.
 	redisState lifecycle.RedisState
 	redis      redis.UniversalClient
 	health     *redisprobe.Health
+	settle     func() (ctrl.Result, error)
 
 	// Set by reconcileEventLogger: at least one logger replica is
 	// available, so what an engine publishes is logged.
@@ -141,21 +146,25 @@ type step func(ctx context.Context, sc *scope) (ctrl.Result, error)
 
 // Reconcile brings one Strategy's children in line with its spec. The
 // whole flow: read the Strategy; the steps in order (spec, Redis, event
-// logger, engine, health), each returning when it wants to run again; then,
-// on every way out, one summary of the conditions and one status patch.
+// logger, the Redis verdict, engine, catalogs, health), each returning
+// when it wants to run again; then, on every way out, one summary of the
+// conditions and one status patch.
 func (r *StrategyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
-	s := &stratv1.Strategy{}
-	if err := r.Get(ctx, req.NamespacedName, s); err != nil {
+	// The cache's own object is the base (read, never changed); the steps
+	// change one deep copy of it.
+	cached := &stratv1.Strategy{}
+	if err := r.Get(ctx, req.NamespacedName, cached, &client.GetOptions{UnsafeDisableDeepCopy: ptr.To(true)}); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.forget(req.String())
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	// Children are garbage-collected through their owner references.
-	if !s.DeletionTimestamp.IsZero() {
+	if !cached.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil
 	}
-	sc := &scope{strategy: s, base: s.DeepCopy()}
+	s := cached.DeepCopy()
+	sc := &scope{strategy: s, base: cached}
 	defer func() { result, retErr = r.finish(ctx, sc, result, retErr) }()
 	// A requested reconcile (kubectl stratops reconcile) is this one.
 	if v := s.Annotations[stratv1.AnnotationReconcileRequestedAt]; v != "" {
@@ -166,7 +175,7 @@ func (r *StrategyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		r.suspend(s)
 		return ctrl.Result{}, nil
 	}
-	for _, run := range []step{r.reconcileSpec, r.reconcileRedis, r.reconcileEventLogger, r.reconcileEngine, r.reconcileCatalogs, r.reconcileHealth} {
+	for _, run := range []step{r.reconcileSpec, r.reconcileRedis, r.reconcileEventLogger, r.settleRedis, r.reconcileEngine, r.reconcileCatalogs, r.reconcileHealth} {
 		res, err := run(ctx, sc)
 		result = soonest(result, res)
 		if err != nil {
@@ -217,6 +226,15 @@ func (r *StrategyReconciler) forget(key string) {
 // into the result the controller acts on, by its type.
 func (r *StrategyReconciler) finish(ctx context.Context, sc *scope, result ctrl.Result, err error) (ctrl.Result, error) {
 	s := sc.strategy
+	if sc.settle != nil {
+		// A step stopped the reconcile before settleRedis: the verdict
+		// still goes in the conditions (and the check is waited for, so
+		// that its end is seen).
+		res, serr := r.settleRedis(ctx, sc)
+		if err == nil {
+			result, err = soonest(result, res), serr
+		}
+	}
 	if w, waiting := lifecycle.AsWaiting(err); waiting {
 		return ctrl.Result{RequeueAfter: w.RequeueAfter}, nil
 	}

@@ -29,6 +29,14 @@ func SetCondition(s *stratv1.Strategy, t string, ok bool, reason, msg string) {
 	SetConditionStatus(s, t, status, reason, msg)
 }
 
+// RemoveCondition removes a condition, allocating nothing when there is
+// none (meta.RemoveStatusCondition makes a new slice either way).
+func RemoveCondition(s *stratv1.Strategy, t string) {
+	if meta.FindStatusCondition(s.Status.Conditions, t) != nil {
+		meta.RemoveStatusCondition(&s.Status.Conditions, t)
+	}
+}
+
 // SetConditionStatus sets one condition to a status, Unknown included.
 func SetConditionStatus(s *stratv1.Strategy, t string, status metav1.ConditionStatus, reason, msg string) {
 	meta.SetStatusCondition(&s.Status.Conditions, metav1.Condition{

@@ -53,7 +53,12 @@ func SettingKey(c messaging.RedisConfig) string {
 // Acquire returns the client for user's setting, creating it if needed.
 // A user that held a client for another setting releases that one.
 func (cs *Clients) Acquire(user string, c messaging.RedisConfig, build func(messaging.RedisConfig) (redis.UniversalClient, error)) (redis.UniversalClient, error) {
-	key := SettingKey(c)
+	return cs.AcquireSetting(user, SettingKey(c), c, build)
+}
+
+// AcquireSetting is Acquire for a caller that has the setting's key
+// (SettingKey(c)) already.
+func (cs *Clients) AcquireSetting(user, key string, c messaging.RedisConfig, build func(messaging.RedisConfig) (redis.UniversalClient, error)) (redis.UniversalClient, error) {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	if old, ok := cs.users[user]; ok && old != key {
