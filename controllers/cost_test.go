@@ -78,11 +78,11 @@ func TestCost_ACreateThatFindsSomeoneElsesObjectStallsAndLeavesItAlone(t *testin
 // healthy, rolled-out Live Strategy between probe rounds (what
 // BenchmarkReconcile_HealthyStrategy times) allocates at most 800 objects:
 // its children found in shape are not built again, the cache's objects
-// are read without a copy, the catalog is encoded once per generation and
-// no metric series is written (they are made at scrape time). The count
-// is the process's, so
-// the manager's other work shows in it: the least of three batches is
-// the one compared.
+// are read without a copy and the Strategy copied once, the catalog is
+// made and encoded once per generation and no metric series is written
+// (they are made at scrape time). The count is the process's, so the
+// manager's other work shows in it: the least of three batches is the one
+// compared.
 func TestCost_AHealthyReconcileAllocatesAtMost800(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
