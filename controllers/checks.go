@@ -18,10 +18,11 @@ import (
 // reconcile that starts a check waits for it a short while (checkWait),
 // after doing, while Redis answers, what the check cannot change (see
 // reconcileRedis); a Redis that answers in time is used at once, as if
-// the check ran inline. One that does not (a listener that accepts and never answers)
-// holds no worker: the reconcile carries on with what the last check
-// found, and the check's end brings the next reconcile. So however many
-// Strategies point at a slow Redis, the workers stay free for the others.
+// the check ran inline. One that does not (a listener that accepts and
+// never answers) holds no worker: the reconcile carries on with what the
+// last check found, and the check's end brings the next reconcile. So
+// however many Strategies point at a slow Redis, the workers stay free
+// for the others.
 
 // checkWait is how long a reconcile waits for the check it started.
 const checkWait = 500 * time.Millisecond
