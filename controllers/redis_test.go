@@ -22,6 +22,7 @@ import (
 	stratv1 "github.com/stratops/stratops/api/v1"
 	"github.com/stratops/stratops/internal/eventlog"
 	"github.com/stratops/stratops/internal/lifecycle"
+	"github.com/stratops/stratops/internal/redisprobe"
 	"github.com/stratops/stratops/internal/redisserver"
 )
 
@@ -535,6 +536,43 @@ func TestReconcile_AReadOutBetweenRoundsOverlapsTheLoggerStepAndIsSettledBeforeT
 	ready := condition(sc.strategy, stratv1.ConditionRedisReady)
 	g.Expect(ready.Reason).To(Equal(stratv1.ReasonProbesFailing))
 	g.Expect(ready.Message).To(ContainSubstring("health-read-out"))
+}
+
+// TestSettleable_OnlyAReadOutOfARolledOutStrategyIsLeftInFlight: the
+// event logger's step may run before the verdict only when no verdict
+// could change what it does: a read-out (a round may find the prefix
+// taken or the logger's commands refused), after a check ended in this
+// process, of a Live strategy past its gate or a backtest whose logger
+// rolled out with its bus at this generation.
+func TestSettleable_OnlyAReadOutOfARolledOutStrategyIsLeftInFlight(t *testing.T) {
+	checked := checkSnapshot{checked: true}
+	readOut, round := &pendingCheck{}, &pendingCheck{round: true}
+	live := lifecycle.RedisFacts{Mode: stratv1.ModeLive, LoggerRolledOut: true}
+	backtest := func(bus string) lifecycle.RedisFacts {
+		return lifecycle.RedisFacts{Mode: stratv1.ModeBacktest, LoggerRolledOut: true, BacktestBus: bus}
+	}
+	for _, c := range []struct {
+		name  string
+		snap  checkSnapshot
+		p     *pendingCheck
+		facts lifecycle.RedisFacts
+		state lifecycle.RedisState
+		ok    bool
+	}{
+		{"a Live read-out past the gate", checked, readOut, live, lifecycle.RedisOK, true},
+		{"a probe round", checked, round, live, "", false},
+		{"no check ended yet in this process", checkSnapshot{}, readOut, live, "", false},
+		{"the prefix held by another Strategy", checkSnapshot{checked: true, conflict: &redisprobe.Owner{Name: "other"}}, readOut, live, "", false},
+		{"a Live logger not rolled out (the gate)", checked, readOut, lifecycle.RedisFacts{Mode: stratv1.ModeLive}, "", false},
+		{"a backtest on its in-memory bus", checked, readOut, backtest(lifecycle.BusMemory), lifecycle.RedisInMemory, true},
+		{"a backtest on Redis", checked, readOut, backtest(lifecycle.BusRedis), lifecycle.RedisOK, true},
+		{"a backtest whose logger rolled out at another generation", checked, readOut, backtest(""), "", false},
+	} {
+		state, ok := settleable(c.snap, c.p, c.facts)
+		if state != c.state || ok != c.ok {
+			t.Errorf("%s: settleable = %q, %v; want %q, %v", c.name, state, ok, c.state, c.ok)
+		}
+	}
 }
 
 // TestManagerLogs_NeverContainThePassword runs a wrong and a right password
