@@ -485,19 +485,22 @@ func tlsProblem(err error) string {
 }
 
 // clientInfoField reads a field of CLIENT INFO's "k=v k=v" line.
+// clientInfoField is a field of CLIENT INFO's reply, copied: a report is
+// kept until the next round, and a slice of the reply would keep all of it.
 func clientInfoField(ci, name string) string {
 	for _, f := range strings.Fields(ci) {
 		if v, ok := strings.CutPrefix(f, name+"="); ok {
-			return v
+			return strings.Clone(v)
 		}
 	}
 	return ""
 }
 
+// infoField is a field of INFO's reply, copied (see clientInfoField).
 func infoField(info, name string) string {
 	for _, line := range strings.Split(info, "\n") {
 		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+":"); ok {
-			return v
+			return strings.Clone(v)
 		}
 	}
 	return ""
