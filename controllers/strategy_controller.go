@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -335,21 +336,27 @@ func meaningfulChange(base, st *stratv1.StrategyStatus) bool {
 }
 
 // withoutFigures is the status without the figures that tick on their own
-// or with traffic: what is left is its meaning.
+// or with traffic: what is left is its meaning. It copies only what holds
+// the figures (status.redis, the channels and keys) and shares the rest
+// with st: read it, never change it.
 func withoutFigures(st *stratv1.StrategyStatus) *stratv1.StrategyStatus {
-	c := st.DeepCopy()
-	if c.Redis != nil {
-		c.Redis.LastProbeTime = nil
+	c := *st
+	if st.Redis != nil {
+		r := *st.Redis
+		r.LastProbeTime = nil
+		c.Redis = &r
 	}
+	c.Channels = slices.Clone(st.Channels)
 	for i := range c.Channels {
 		ch := &c.Channels[i]
 		ch.Messages, ch.InvalidMessages, ch.NonconformingMessages = 0, 0, 0
 		ch.LastMessageTime, ch.LagP50, ch.LagP99 = nil, "", ""
 	}
+	c.Keys = slices.Clone(st.Keys)
 	for i := range c.Keys {
 		c.Keys[i].TTLSeconds = nil
 	}
-	return c
+	return &c
 }
 
 // event records an event about the Strategy: one per outcome a person
