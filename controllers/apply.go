@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"golang.org/x/sync/errgroup"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -146,6 +147,21 @@ func builtInShape[T client.Object, E comparable](ctx context.Context, r *Strateg
 	err := r.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: name}, current,
 		&client.GetOptions{UnsafeDisableDeepCopy: ptr.To(true)})
 	return err == nil && seen == (builtMark{current.GetResourceVersion(), builtFrom{s.UID, s.Generation, extra}})
+}
+
+// ensureBeside is ensureBuilt in a goroutine of side, for a child that
+// depends on nothing the caller does meanwhile; one found in shape now
+// (builtInShape) costs a cache read and no goroutine.
+func ensureBeside[T client.Object, A runtime.ApplyConfiguration, E comparable](ctx context.Context, side *errgroup.Group, r *StrategyReconciler, s *stratv1.Strategy,
+	name string, newObject func() T, extra E, build func() A, extract func(T, string) (A, error),
+) {
+	if builtInShape(ctx, r, s, name, newObject(), extra) {
+		return
+	}
+	side.Go(func() error {
+		_, err := ensureBuilt(ctx, r, s, name, newObject(), extra, build, extract, nil)
+		return err
+	})
 }
 
 func builtKey(r *StrategyReconciler, s *stratv1.Strategy, name string, current client.Object) string {

@@ -38,9 +38,7 @@ func BenchmarkReconcile_HealthyStrategy(b *testing.B) {
 	g := NewWithT(b)
 	ctx := context.Background()
 	ns := newNamespace(&testing.T{})
-	runningLive(g, ns, "bench", redisOpen.Addr, func(s *stratv1.Strategy) {
-		s.Spec.Redis.HealthCheckInterval = &metav1.Duration{Duration: time.Hour}
-	})
+	runningLive(g, ns, "bench", redisOpen.Addr, betweenRounds)
 	rc := redis.NewClient(&redis.Options{Addr: redisOpen.Addr})
 	defer rc.Close()
 	req := ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: "bench"}}

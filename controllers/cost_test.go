@@ -87,9 +87,7 @@ func TestCost_AHealthyReconcileAllocatesAtMost800(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	ns := newNamespace(t)
-	runningLive(g, ns, "allocs", redisOpen.Addr, func(s *stratv1.Strategy) {
-		s.Spec.Redis.HealthCheckInterval = &metav1.Duration{Duration: time.Hour}
-	})
+	runningLive(g, ns, "allocs", redisOpen.Addr, betweenRounds)
 	req := ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: "allocs"}}
 	_, _ = reconciler.Reconcile(ctx, req)
 	least := math.Inf(1)

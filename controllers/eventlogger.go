@@ -99,34 +99,19 @@ func (r *StrategyReconciler) ensureLoggerSupport(ctx context.Context, sc *scope,
 	// six. Those in shape cost a cache read, no goroutine.
 	name := children.EventLoggerName(s)
 	var side errgroup.Group
-	if !builtInShape(ctx, r, s, name, &corev1.ServiceAccount{}, struct{}{}) {
-		side.Go(func() error {
-			_, err := ensureBuilt(ctx, r, s, name, &corev1.ServiceAccount{}, struct{}{},
-				func() *corev1ac.ServiceAccountApplyConfiguration { return children.EventLoggerServiceAccount(s) },
-				corev1ac.ExtractServiceAccount, nil)
-			return err
-		})
-	}
-	if !builtInShape(ctx, r, s, name, &corev1.Service{}, struct{}{}) {
-		side.Go(func() error {
-			_, err := ensureBuilt(ctx, r, s, name, &corev1.Service{}, struct{}{},
-				func() *corev1ac.ServiceApplyConfiguration { return children.EventLoggerService(s) },
-				corev1ac.ExtractService, nil)
-			return err
-		})
-	}
+	ensureBeside(ctx, &side, r, s, name, func() *corev1.ServiceAccount { return &corev1.ServiceAccount{} }, struct{}{},
+		func() *corev1ac.ServiceAccountApplyConfiguration { return children.EventLoggerServiceAccount(s) },
+		corev1ac.ExtractServiceAccount)
+	ensureBeside(ctx, &side, r, s, name, func() *corev1.Service { return &corev1.Service{} }, struct{}{},
+		func() *corev1ac.ServiceApplyConfiguration { return children.EventLoggerService(s) },
+		corev1ac.ExtractService)
 	// The options are replaced, never changed: their pointer names them.
 	withRedis, opts := sc.redisState != lifecycle.RedisInMemory, r.networkPolicy.Load()
-	if npIn := (networkPolicyInputs{withRedis, opts}); !builtInShape(ctx, r, s, name, &networkingv1.NetworkPolicy{}, npIn) {
-		side.Go(func() error {
-			_, err := ensureBuilt(ctx, r, s, name, &networkingv1.NetworkPolicy{}, npIn,
-				func() *networkingv1ac.NetworkPolicyApplyConfiguration {
-					return children.EventLoggerNetworkPolicy(s, withRedis, ptr.Deref(opts, children.NetworkPolicyOptions{}))
-				},
-				networkingv1ac.ExtractNetworkPolicy, nil)
-			return err
-		})
-	}
+	ensureBeside(ctx, &side, r, s, name, func() *networkingv1.NetworkPolicy { return &networkingv1.NetworkPolicy{} }, networkPolicyInputs{withRedis, opts},
+		func() *networkingv1ac.NetworkPolicyApplyConfiguration {
+			return children.EventLoggerNetworkPolicy(s, withRedis, ptr.Deref(opts, children.NetworkPolicyOptions{}))
+		},
+		networkingv1ac.ExtractNetworkPolicy)
 	rev, err := r.ensureLoggerTokenAndCatalog(ctx, sc, image)
 	if serr := side.Wait(); err == nil {
 		err = serr

@@ -93,6 +93,13 @@ func runningLive(g Gomega, ns, name, addr string, mutate func(*stratv1.Strategy)
 	}, timeout, interval).Should(Succeed())
 }
 
+// betweenRounds gives a Strategy a health check interval of an hour: once
+// its first probe round has passed, each reconcile in a test runs between
+// rounds, with a health read-out alone.
+func betweenRounds(s *stratv1.Strategy) {
+	s.Spec.Redis.HealthCheckInterval = &metav1.Duration{Duration: time.Hour}
+}
+
 func probe(s *stratv1.Strategy, name string) *stratv1.ProbeResult {
 	if s.Status.Redis == nil {
 		return nil
@@ -447,9 +454,7 @@ func TestReconcile_HealthyReconcileCostsAtMostThreeRoundTripsAndNoStatusWrite(t 
 	ctx := context.Background()
 	ns := newNamespace(t)
 	srv := startRedis(t)
-	runningLive(g, ns, "cheap", srv.Addr, func(s *stratv1.Strategy) {
-		s.Spec.Redis.HealthCheckInterval = &metav1.Duration{Duration: time.Hour}
-	})
+	runningLive(g, ns, "cheap", srv.Addr, betweenRounds)
 	rc := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	defer rc.Close()
 	req := ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: "cheap"}}
@@ -486,9 +491,7 @@ func TestReconcile_AReadOutBetweenRoundsOverlapsTheLoggerStepAndIsSettledBeforeT
 	ctx := context.Background()
 	ns := newNamespace(t)
 	srv := startRedis(t)
-	runningLive(g, ns, "overlap", srv.Addr, func(s *stratv1.Strategy) {
-		s.Spec.Redis.HealthCheckInterval = &metav1.Duration{Duration: time.Hour}
-	})
+	runningLive(g, ns, "overlap", srv.Addr, betweenRounds)
 	rc := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	defer rc.Close()
 	g.Expect(rc.Set(ctx, eventlog.LeaseKey("overlap:"), "0123abcd|overlap-eventlogger-5d8f-q7k2z", time.Minute).Err()).To(Succeed())
