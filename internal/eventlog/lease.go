@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -138,17 +139,31 @@ func (b *RedisStore) RecordFenced(ctx context.Context, entries []LogEntry, fence
 	if len(entries) == 0 {
 		return nil
 	}
-	hist := b.name(messaging.KeyEventsHistory)
-	args := make([]any, 0, 4+len(entries)*20)
-	args = append(args, fence, strconv.FormatInt(b.now().Add(-b.retention).UnixMilli(), 10), int64(b.historyTTL.Seconds()),
+	buf := recordBufs.Get().(*recordBuf)
+	defer buf.put()
+	// EVALSHA <sha> 2 <history> <lease> <fence> <minID> <ttl> <events:logged>,
+	// then per entry: its field count, its fields, its notification.
+	args := append(buf.args[:0], "evalsha", recordScript.Hash(), 2, b.name(messaging.KeyEventsHistory), b.LeaseKey(),
+		fence, strconv.FormatInt(b.now().Add(-b.retention).UnixMilli(), 10), int64(b.historyTTL.Seconds()),
 		b.name(messaging.ChannelEventsLogged))
+	text := buf.text[:0]
 	for _, e := range entries {
-		v := streamValues(e)
-		args = append(args, len(v))
-		args = append(args, v...)
-		args = append(args, notification(e))
+		nf := len(args)
+		args = append(args, 0)
+		args, text = appendStreamValues(args, text, e)
+		args[nf] = len(args) - nf - 1
+		start := len(text)
+		text = appendNotification(text, e)
+		args = append(args, text[start:len(text):len(text)])
 	}
-	res, err := recordScript.Run(ctx, b.client, []string{hist, b.LeaseKey()}, args...).Slice()
+	buf.args, buf.text = args, text
+	res, err := b.client.Do(ctx, args...).Slice()
+	if err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
+		// Not loaded on this server yet (a restart, a failover): the
+		// source, which Redis caches for the next EVALSHA.
+		args[0], args[1] = "eval", recordSrc
+		res, err = b.client.Do(ctx, args...).Slice()
+	}
 	if err != nil {
 		if strings.HasPrefix(err.Error(), "FENCED") {
 			return ErrFenced
@@ -170,6 +185,28 @@ func (b *RedisStore) RecordFenced(ctx context.Context, entries []LogEntry, fence
 		}
 	}
 	return nil
+}
+
+// recordBuf holds a batch's script arguments and the bytes they point
+// into (timestamps, notifications), kept for the next batch: made anew for
+// each, with the copy go-redis's Script made of them, they were half of
+// the logger's allocations in a burst, and the garbage collector's work.
+// go-redis keeps none of them once the command returns.
+type recordBuf struct {
+	args []any
+	text []byte
+}
+
+var recordBufs = sync.Pool{New: func() any { return new(recordBuf) }}
+
+// put clears what the arguments point to and returns the buffer to the
+// pool; one grown past a large batch's size is let go.
+func (r *recordBuf) put() {
+	if cap(r.args) > 1<<16 || cap(r.text) > 1<<22 {
+		return
+	}
+	clear(r.args)
+	recordBufs.Put(r)
 }
 
 // HistorySince returns the channel and message of every history entry

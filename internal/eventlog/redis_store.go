@@ -125,15 +125,22 @@ func failedCommand(cmds []redis.Cmder, err error, prefix string) error {
 // streamValues are a history entry's fields: what the logger derived from
 // the event, and the payload as it came.
 func streamValues(e LogEntry) []any {
-	v := []any{
-		"id", e.ID, "channel", e.Channel, "logged_at", e.LoggedAt.UnixMilli(),
-		"timestamp", messaging.FormatTimestamp(e.Event.Timestamp), "component", e.Event.Component,
-		"event", e.Event.Event, "shape", string(e.Event.Shape),
-	}
+	v, _ := appendStreamValues(make([]any, 0, 18), nil, e)
+	return v
+}
+
+// appendStreamValues appends streamValues to args, writing the timestamp
+// into text, which it returns grown.
+func appendStreamValues(args []any, text []byte, e LogEntry) ([]any, []byte) {
+	start := len(text)
+	text = e.Event.Timestamp.UTC().AppendFormat(text, time.RFC3339Nano)
+	args = append(args, "id", e.ID, "channel", e.Channel, "logged_at", e.LoggedAt.UnixMilli(),
+		"timestamp", text[start:len(text):len(text)], "component", e.Event.Component,
+		"event", e.Event.Event, "shape", string(e.Event.Shape))
 	if e.Event.Nonconforming != "" {
-		v = append(v, "nonconforming", e.Event.Nonconforming)
+		args = append(args, "nonconforming", e.Event.Nonconforming)
 	}
-	return append(v, "message", []byte(e.Event.Payload))
+	return append(args, "message", []byte(e.Event.Payload)), text
 }
 
 func (b *RedisStore) RecentIDs(ctx context.Context, n int) (map[string]bool, error) {

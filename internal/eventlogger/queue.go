@@ -2,6 +2,7 @@ package eventlogger
 
 import (
 	"errors"
+	"slices"
 	"sync"
 
 	"github.com/stratops/stratops/internal/eventlog"
@@ -159,24 +160,25 @@ func (q *queue) sync() error {
 	return q.spool.Sync(last)
 }
 
-// next is the oldest events waiting, at most n: from the cache, or, when
-// the cache has spilled, the records to read back from the spool (from).
-func (q *queue) next(n int) (cached []queued, spilled bool, from uint64) {
+// next is the oldest events waiting, at most n, in b (its room reused):
+// from the cache, or, when the cache has spilled, the records to read
+// back from the spool (from).
+func (q *queue) next(b []queued, n int) (cached []queued, spilled bool, from uint64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.cached() > 0 || !q.spilled {
 		k := min(q.cached(), n)
 		if k == 0 {
-			return nil, false, 0
+			return b, false, 0
 		}
-		b := make([]queued, 0, k)
+		b = slices.Grow(b[:0], k)
 		for i, from := 0, q.head; len(b) < k; i, from = i+1, 0 {
 			c := q.chunks[i][from:]
 			b = append(b, c[:min(len(c), k-len(b))]...)
 		}
 		return sameSource(b), false, 0
 	}
-	return nil, true, q.spillNext
+	return b, true, q.spillNext
 }
 
 // sameSource cuts a batch where its entries change from channel events to

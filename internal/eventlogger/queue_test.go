@@ -32,7 +32,7 @@ func TestQueue_BatchesCrossTheAddsInOrderAndLetTheirEntriesGo(t *testing.T) {
 	}
 	next := 0
 	for _, size := range []int{2, 5, 100, 256, 256, 256, 256} {
-		b, spilled, _ := q.next(size)
+		b, spilled, _ := q.next(nil, size)
 		if spilled {
 			t.Fatal("spilled without a spool")
 		}
@@ -62,7 +62,7 @@ func TestQueue_BatchesCrossTheAddsInOrderAndLetTheirEntriesGo(t *testing.T) {
 	if q.chunks != nil || q.head != 0 {
 		t.Errorf("an empty queue holds %d chunks, head %d", len(q.chunks), q.head)
 	}
-	if b, _, _ := q.next(10); len(b) != 0 {
+	if b, _, _ := q.next(nil, 10); len(b) != 0 {
 		t.Errorf("an empty queue gave a batch of %d", len(b))
 	}
 }

@@ -39,6 +39,12 @@ type writer struct {
 	// failed: the last write failed, so the head of the queue may be in
 	// the history already.
 	failed bool
+	// batch and entries are the slices each batch is taken into and
+	// written from, reused: the writer handles one batch at a time, and
+	// nothing keeps them past it (a store copies what it keeps). Made
+	// anew for each batch, they were a quarter of a burst's allocations.
+	batch   []queued
+	entries []eventlog.LogEntry
 }
 
 // writeLoop runs the writer until stop is closed and nothing waits, or
@@ -47,7 +53,8 @@ func (s *Service) writeLoop(ctx context.Context, stop <-chan struct{}) {
 	// After a restart the spool's first records may be in the history.
 	w := &writer{s: s, retry: s.cfg.Retry(), failed: s.replaying.Load()}
 	for {
-		batch, fromSpool, err := s.nextBatch()
+		batch, fromSpool, err := s.nextBatch(w.batch[:0])
+		w.batch = batch[:0]
 		switch {
 		case err != nil:
 			s.cfg.Log.Error("Reading the spool", "error", err)
@@ -86,7 +93,7 @@ func (w *writer) write(ctx context.Context, batch []queued, fromSpool bool) bool
 		}
 	}
 	start := time.Now()
-	handedOver, err := s.record(ctx, batch)
+	handedOver, err := s.record(ctx, batch, w.entriesOf(batch))
 	s.metrics.recordDuration.Observe(time.Since(start).Seconds())
 	var ne *eventlog.NotifyError
 	switch {
@@ -134,7 +141,7 @@ func (w *writer) skipLanded(ctx context.Context, batch []queued, fromSpool bool)
 		// Through the lease, a write that landed sent its notifications
 		// in the same step; a plain one sends them after.
 		if s.lease.leaser == nil {
-			if err := s.store.Notify(ctx, entries(batch[:n])); err != nil {
+			if err := s.store.Notify(ctx, w.entriesOf(batch[:n])); err != nil {
 				s.metrics.notifyLost.Add(float64(n))
 			}
 		}
@@ -163,17 +170,17 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // written only by the leader, fenced: a replica that does not hold the
 // lease (any more) leaves them to the one that does, which heard them too
 // (handedOver). Its own events are written whoever leads.
-func (s *Service) record(ctx context.Context, batch []queued) (handedOver bool, err error) {
+func (s *Service) record(ctx context.Context, batch []queued, entries []eventlog.LogEntry) (handedOver bool, err error) {
 	l := &s.lease
 	switch {
 	case l.leaser == nil:
-		return false, s.store.Record(ctx, entries(batch))
+		return false, s.store.Record(ctx, entries)
 	case batch[0].own:
-		return false, l.leaser.RecordFenced(ctx, entries(batch), "")
+		return false, l.leaser.RecordFenced(ctx, entries, "")
 	case !l.leader.Load():
 		return true, nil
 	}
-	err = l.leaser.RecordFenced(ctx, entries(batch), l.value)
+	err = l.leaser.RecordFenced(ctx, entries, l.value)
 	if !errors.Is(err, eventlog.ErrFenced) {
 		return false, err
 	}
@@ -186,7 +193,7 @@ func (s *Service) record(ctx context.Context, batch []queued) (handedOver bool, 
 	case aerr != nil:
 		return false, aerr
 	case held:
-		return false, l.leaser.RecordFenced(ctx, entries(batch), l.value)
+		return false, l.leaser.RecordFenced(ctx, entries, l.value)
 	}
 	if l.leader.Load() {
 		s.stepDown(holder)
@@ -194,18 +201,18 @@ func (s *Service) record(ctx context.Context, batch []queued) (handedOver bool, 
 	return true, nil
 }
 
-// nextBatch is the oldest events waiting, at most BatchSize: from the
-// queue's cache, or read back from the spool when the cache has spilled.
-func (s *Service) nextBatch() ([]queued, bool, error) {
-	b, spilled, from := s.queue.next(s.cfg.BatchSize)
+// nextBatch is the oldest events waiting, at most BatchSize, appended to
+// b: from the queue's cache, or read back from the spool when the cache
+// has spilled.
+func (s *Service) nextBatch(b []queued) ([]queued, bool, error) {
+	b, spilled, from := s.queue.next(b, s.cfg.BatchSize)
 	if !spilled {
 		return b, false, nil
 	}
 	recs, err := s.queue.spool.ReadFrom(from, s.cfg.BatchSize)
 	if err != nil {
-		return nil, true, err
+		return b, true, err
 	}
-	b = make([]queued, 0, len(recs))
 	for _, r := range recs {
 		e, err := s.cfg.Catalog.DecodeEvent(r.Channel, r.Payload, messaging.DecodeOptions{MaxBytes: max(s.cfg.MaxMessageBytes, 1<<20), Received: r.LoggedAt})
 		if err != nil {
@@ -230,10 +237,12 @@ func (s *Service) done(b []queued, fromSpool bool) {
 	s.metrics.pending.Set(float64(left))
 }
 
-func entries(b []queued) []eventlog.LogEntry {
-	out := make([]eventlog.LogEntry, len(b))
-	for i, q := range b {
-		out[i] = q.entry
+// entriesOf is a batch's log entries, in w.entries.
+func (w *writer) entriesOf(b []queued) []eventlog.LogEntry {
+	out := w.entries[:0]
+	for _, q := range b {
+		out = append(out, q.entry)
 	}
+	w.entries = out
 	return out
 }

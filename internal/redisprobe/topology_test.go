@@ -2,6 +2,7 @@ package redisprobe
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -149,9 +150,14 @@ func TestTopology_Cluster(t *testing.T) {
 		Event: messaging.Event{Timestamp: time.Now(), Payload: []byte(`{}`)}}}); err != nil {
 		t.Fatalf("the logger's history write on the Cluster: %v", err)
 	}
-	if err := bus.RecordFenced(ctx, []eventlog.LogEntry{{ID: "e2", Channel: "position:updated", LoggedAt: time.Now(),
-		Event: messaging.Event{Timestamp: time.Now(), Payload: []byte(`{}`)}}}, ""); err != nil {
-		t.Fatalf("the logger's fenced history script on the Cluster (history and lease on one slot): %v", err)
+	if held, _, err := bus.AcquireLease(ctx, "v|h", time.Minute); err != nil || !held {
+		t.Fatalf("the logger's lease on the Cluster: held %v, %v", held, err)
+	}
+	for i, fence := range []string{"", "v|h"} {
+		if err := bus.RecordFenced(ctx, []eventlog.LogEntry{{ID: fmt.Sprintf("f%d", i), Channel: "position:updated", LoggedAt: time.Now(),
+			Event: messaging.Event{Timestamp: time.Now(), Payload: []byte(`{}`)}}}, fence); err != nil {
+			t.Fatalf("the logger's fenced history script on the Cluster (history and lease on one slot), fence %q: %v", fence, err)
+		}
 	}
 	// A subscriber connected to one node: NUMSUB is summed over all.
 	sub := redis.NewClient(&redis.Options{Addr: cl.Nodes[len(cl.Nodes)-1].Addr})
