@@ -3,6 +3,8 @@ package eventlog
 import (
 	"context"
 	"fmt"
+	"reflect"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -111,4 +113,58 @@ func (c *simClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
+}
+
+// TestRecordFenced_ABatchCostsAFewAllocationsPerEvent: the fenced write
+// builds a batch's arguments in a buffer it keeps (the fields, their
+// timestamps, the notifications), neither per event nor copied again. A
+// batch of 256 allocates, per event, about 9 objects of 160 bytes in all
+// (go-redis reading the reply, Go boxing the fields); it was 13 objects
+// of 1,790 bytes, and the garbage collector's work went with them. The
+// entries it writes are Record's, field for field.
+func TestRecordFenced_ABatchCostsAFewAllocationsPerEvent(t *testing.T) {
+	ctx := context.Background()
+	c := newClient(t, redisServer.Addr)
+	prefix := prefixFor(t)
+	bus := NewRedisStore(c, RedisStoreOptions{KeyPrefix: prefix})
+	entries := benchEntries(256)
+	entries[3].Event.Nonconforming = "missing_timestamp"
+	if err := bus.RecordFenced(ctx, entries, ""); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.XRange(ctx, prefix+messaging.KeyEventsHistory, "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(entries) {
+		t.Fatalf("%d entries in the history; want %d", len(got), len(entries))
+	}
+	for i, e := range entries {
+		want := map[string]any{}
+		v := streamValues(e)
+		for j := 0; j < len(v); j += 2 {
+			want[v[j].(string)] = fmt.Sprint(v[j+1])
+			if b, ok := v[j+1].([]byte); ok {
+				want[v[j].(string)] = string(b)
+			}
+		}
+		if !reflect.DeepEqual(got[i].Values, want) {
+			t.Fatalf("entry %d is %v; want %v", i, got[i].Values, want)
+		}
+	}
+	const runs = 20
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range runs {
+		if err := bus.RecordFenced(ctx, entries, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	n := float64(runs * len(entries))
+	objects, bytes := float64(after.Mallocs-before.Mallocs)/n, float64(after.TotalAlloc-before.TotalAlloc)/n
+	t.Logf("a batch of %d: per event, %.1f allocations, %.0f bytes", len(entries), objects, bytes)
+	if objects > 10 || bytes > 400 {
+		t.Errorf("per event, %.1f allocations of %.0f bytes; want at most 10 and 400", objects, bytes)
+	}
 }
