@@ -87,6 +87,39 @@ func TestSpool_ReopenReplaysWhatWasNotAckedAndCutsATornTail(t *testing.T) {
 	}
 }
 
+// TestSpool_SyncOfRecordsTheHistoryHasCostsNoFsync: a published
+// message's record waits a few milliseconds for its fsync, and by then
+// the history usually has it (acked): that sync is skipped, the spool's
+// synced mark not moved. Records the history lacks are synced.
+func TestSpool_SyncOfRecordsTheHistoryHasCostsNoFsync(t *testing.T) {
+	sp, _, err := OpenSpool(t.TempDir(), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := sp.Append([]spoolRecord{rec("a"), rec("b"), rec("c")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sp.Ack(last); err != nil {
+		t.Fatal(err)
+	}
+	if err := sp.Sync(last); err != nil {
+		t.Fatal(err)
+	}
+	if got := sp.synced.Load(); got != 0 {
+		t.Fatalf("records the history has were fsynced (synced mark %d); want no fsync", got)
+	}
+	if last, err = sp.Append([]spoolRecord{rec("d"), rec("e")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sp.Sync(last); err != nil {
+		t.Fatal(err)
+	}
+	if got := sp.synced.Load(); got != last {
+		t.Fatalf("records the history lacks: synced mark %d after Sync(%d); want them fsynced", got, last)
+	}
+}
+
 func TestSpool_FullRefusesWholeBatchesAndAckFreesRoom(t *testing.T) {
 	sp, _, err := OpenSpool(t.TempDir(), 4096)
 	if err != nil {

@@ -150,14 +150,22 @@ func (q *queue) takeCache(n int) {
 }
 
 // sync makes what was added durable (one fsync for all of it).
-func (q *queue) sync() error {
+func (q *queue) sync() error { return q.syncUpTo(q.added()) }
+
+// added is the sequence number of the last record added.
+func (q *queue) added() uint64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.lastSeq
+}
+
+// syncUpTo makes the records up to seq durable: on disk, or in the
+// history.
+func (q *queue) syncUpTo(seq uint64) error {
 	if q.spool == nil {
 		return nil
 	}
-	q.mu.Lock()
-	last := q.lastSeq
-	q.mu.Unlock()
-	return q.spool.Sync(last)
+	return q.spool.Sync(seq)
 }
 
 // next is the oldest events waiting, at most n, in b (its room reused):

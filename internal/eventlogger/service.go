@@ -259,9 +259,17 @@ func (s *Service) receive(wg *sync.WaitGroup, sub messaging.Subscription) (stopS
 	go func() {
 		defer close(syncDone)
 		for range syncReq {
-			s.syncSpool()
-			// At most every 5 ms: bursts share an fsync.
-			time.Sleep(5 * time.Millisecond)
+			// A published message's record is synced within 5 ms, with
+			// the others of those 5 ms, unless the history has it by then:
+			// its record is needed no more, and at a steady rate most are
+			// never synced (the fsyncs were two-fifths of the logger's
+			// CPU at 10,000 msg/s). A crash of the logger alone loses no
+			// written record either way: the kernel holds it.
+			seq := s.queue.added()
+			time.Sleep(publishedSyncDelay)
+			if err := s.queue.syncUpTo(seq); err != nil {
+				s.cfg.Log.Error("Syncing the spool", "error", err)
+			}
 		}
 	}()
 	wg.Go(func() {
@@ -340,6 +348,10 @@ func (s *Service) shutdown() {
 	defer cancel()
 	s.flushStats(flushCtx)
 }
+
+// publishedSyncDelay is how long a published message's spool record may
+// wait for its fsync, and for the history to make it needless.
+const publishedSyncDelay = 5 * time.Millisecond
 
 func (s *Service) syncSpool() {
 	if err := s.queue.sync(); err != nil {
