@@ -85,14 +85,14 @@ func Summarize(s *stratv1.Strategy, o Outcome) []Event {
 	if stl, ok := AsStalled(o.Err); ok {
 		SetCondition(s, stratv1.ConditionStalled, true, stl.Reason, stl.Message)
 		SetCondition(s, stratv1.ConditionReady, false, stl.Reason, stl.Message)
-		meta.RemoveStatusCondition(&s.Status.Conditions, stratv1.ConditionReconciling)
+		RemoveCondition(s, stratv1.ConditionReconciling)
 		s.Status.Phase = stratv1.PhaseFailed
 		if prevStall == nil || prevStall.Reason != stl.Reason || prevStall.Message != stl.Message {
 			return []Event{{Type: corev1.EventTypeWarning, Reason: stl.Reason, Note: stl.Message}}
 		}
 		return nil
 	}
-	meta.RemoveStatusCondition(&s.Status.Conditions, stratv1.ConditionStalled)
+	RemoveCondition(s, stratv1.ConditionStalled)
 
 	if o.Err != nil {
 		msg := fmt.Sprintf("Reconcile failed, retrying: %v", o.Err)
@@ -142,7 +142,7 @@ func Summarize(s *stratv1.Strategy, o Outcome) []Event {
 		}
 	}
 	SetCondition(s, stratv1.ConditionReady, true, stratv1.ReasonSucceeded, "Strategy runs as declared")
-	meta.RemoveStatusCondition(&s.Status.Conditions, stratv1.ConditionReconciling)
+	RemoveCondition(s, stratv1.ConditionReconciling)
 	s.Status.Phase = stratv1.PhaseRunning
 	if o.Stopped {
 		// Stopped on purpose: as declared, so Ready, and nothing to wait
@@ -168,7 +168,7 @@ func Suspend(s *stratv1.Strategy) []Event {
 		events = append(events, Event{Type: corev1.EventTypeNormal, Reason: stratv1.EventSuspended, Note: "Reconciling is suspended (spec.suspend is true)"})
 	}
 	s.Status.Phase = stratv1.PhaseSuspended
-	meta.RemoveStatusCondition(&s.Status.Conditions, stratv1.ConditionReconciling)
+	RemoveCondition(s, stratv1.ConditionReconciling)
 	if meta.FindStatusCondition(s.Status.Conditions, stratv1.ConditionReady) == nil {
 		SetCondition(s, stratv1.ConditionReady, false, stratv1.ReasonSuspended, "Reconciling is suspended (spec.suspend is true)")
 	}
