@@ -53,11 +53,14 @@ func (s *Service) ingestAll(ds []messaging.Delivery) {
 		}
 		return
 	}
-	run, channel := make([]messaging.Event, 0, len(ds)), ""
+	// accept copies the events of run: its room is kept for the next
+	// deliveries, cleared so that it holds no payload.
+	run, channel := s.decoded[:0], ""
 	flush := func() {
 		if len(run) > 0 {
 			_, _ = s.accept(channel, run, now, true)
 		}
+		clear(run)
 		run = run[:0]
 	}
 	for _, d := range ds {
@@ -73,6 +76,7 @@ func (s *Service) ingestAll(ds []messaging.Delivery) {
 		run = append(run, e)
 	}
 	flush()
+	s.decoded = run
 }
 
 // ingestAt is Ingest of a message received at now, by the leader.
@@ -116,11 +120,18 @@ func (s *Service) accept(channel string, events []messaging.Event, now time.Time
 	// The queue keeps entries as they are once added: what is needed of
 	// them afterwards is read here, first.
 	entries := make([]queued, len(events))
-	ids := make([]string, len(events))
+	var ids []string
+	if !subscribed {
+		// The API answers with them.
+		ids = make([]string, len(events))
+	}
 	for i, e := range events {
-		ids[i] = s.instance + "-" + strconv.FormatUint(s.seq.Add(1), 10)
+		id := s.nextID()
+		if ids != nil {
+			ids[i] = id
+		}
 		entries[i] = queued{own: !subscribed || channel == ChannelGap, entry: eventlog.LogEntry{
-			ID: ids[i], Channel: channel, LoggedAt: now, Event: e,
+			ID: id, Channel: channel, LoggedAt: now, Event: e,
 		}}
 	}
 	backlog, err := s.queue.add(entries, func(err error) {
@@ -153,6 +164,15 @@ func (s *Service) accept(channel string, events []messaging.Event, now time.Time
 		}
 	}
 	return ids, err
+}
+
+// nextID is the next event's ID, "<instance>-<sequence number>", made
+// with one allocation.
+func (s *Service) nextID() string {
+	var buf [64]byte
+	b := append(buf[:0], s.instance...)
+	b = append(b, '-')
+	return string(strconv.AppendUint(b, s.seq.Add(1), 10))
 }
 
 // logDropped says at most once a second that published messages found no

@@ -97,6 +97,9 @@ type Service struct {
 	// may already be in the history.
 	replaying     atomic.Bool
 	droppedLogged atomic.Int64
+	// decoded is ingestAll's room for a delivery batch's events, reused:
+	// only the one goroutine that receives calls it.
+	decoded []messaging.Event
 }
 
 // NewService makes a service that listens on a bus and keeps the event
