@@ -3,6 +3,8 @@ package eventlogger
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -117,6 +119,45 @@ func TestSpool_SyncOfRecordsTheHistoryHasCostsNoFsync(t *testing.T) {
 	}
 	if got := sp.synced.Load(); got != last {
 		t.Fatalf("records the history lacks: synced mark %d after Sync(%d); want them fsynced", got, last)
+	}
+}
+
+// refusingStore is a memory event log whose history refuses every write
+// (Redis down, say): nothing is acked in the spool.
+type refusingStore struct{ *eventlog.MemoryStore }
+
+func (refusingStore) Record(context.Context, []eventlog.LogEntry) error {
+	return errors.New("refused: the history is down")
+}
+
+// TestSpool_APublishedMessageTheHistoryLacksIsFsyncedUnasked: the fsync
+// a published message's record waits for (5 ms) is skipped only when the
+// history has it; while the history refuses, the records are fsynced
+// without anyone asking (no API request waits on them).
+func TestSpool_APublishedMessageTheHistoryLacksIsFsyncedUnasked(t *testing.T) {
+	ctx := context.Background()
+	cat := messaging.Standard(messaging.ModeBacktest)
+	mem := newMemoryLog()
+	svc := NewService(ServiceConfig{Catalog: cat, Out: &syncBuffer{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		StatsInterval: 50 * time.Millisecond, PingInterval: 50 * time.Millisecond, DrainTimeout: 100 * time.Millisecond}, mem.MemoryBus, refusingStore{mem.MemoryStore})
+	if err := svc.UseSpool(t.TempDir(), 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = svc.Run(runCtx) }()
+	defer func() { cancel(); <-done }()
+	eventually(t, "subscribed", func() bool { return svc.ready.subscribed.Load() })
+	for i := range 3 {
+		if err := mem.Publish(ctx, cat.ChannelName("position:updated"), event(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "the three records fsynced, none acked", func() bool {
+		return svc.queue.added() == 3 && svc.queue.spool.synced.Load() == 3
+	})
+	if svc.Pending() != 3 {
+		t.Fatalf("%d events pending; want the 3 the history refused", svc.Pending())
 	}
 }
 

@@ -257,19 +257,22 @@ const receiveBatch = 256
 // goroutines of wg; what arrived together is made durable together by a
 // goroutine of its own, which stopSync ends after a last sync.
 func (s *Service) receive(wg *sync.WaitGroup, sub messaging.Subscription) (stopSync func()) {
-	syncReq := make(chan struct{}, 1)
+	// A request carries when it was made; one waits while a sync runs,
+	// and later ones share it.
+	syncReq := make(chan time.Time, 1)
 	syncDone := make(chan struct{})
 	go func() {
 		defer close(syncDone)
-		for range syncReq {
-			// A published message's record is synced within 5 ms, with
-			// the others of those 5 ms, unless the history has it by then:
-			// its record is needed no more, and at a steady rate most are
-			// never synced (the fsyncs were two-fifths of the logger's
-			// CPU at 10,000 msg/s). A crash of the logger alone loses no
-			// written record either way: the kernel holds it.
+		for at := range syncReq {
+			// A published message's record is synced within 5 ms of the
+			// request, with the others of those 5 ms, unless the history
+			// has them by then: they are needed no more, and at a steady
+			// rate most are never synced (the fsyncs were two-fifths of
+			// the logger's CPU at 10,000 msg/s). A crash of the logger
+			// alone loses no written record either way: the kernel holds
+			// it.
 			seq := s.queue.added()
-			time.Sleep(publishedSyncDelay)
+			time.Sleep(time.Until(at.Add(publishedSyncDelay)))
 			if err := s.queue.syncUpTo(seq); err != nil {
 				s.cfg.Log.Error("Syncing the spool", "error", err)
 			}
@@ -296,7 +299,7 @@ func (s *Service) receive(wg *sync.WaitGroup, sub messaging.Subscription) (stopS
 				// Off this loop: no one waits on a published message's
 				// fsync.
 				select {
-				case syncReq <- struct{}{}:
+				case syncReq <- time.Now():
 				default:
 				}
 			}
