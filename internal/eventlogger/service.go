@@ -268,9 +268,8 @@ func (s *Service) receive(wg *sync.WaitGroup, sub messaging.Subscription) (stopS
 			// request, with the others of those 5 ms, unless the history
 			// has them by then: they are needed no more, and at a steady
 			// rate most are never synced (the fsyncs were two-fifths of
-			// the logger's CPU at 10,000 msg/s). A crash of the logger
-			// alone loses no written record either way: the kernel holds
-			// it.
+			// the logger's CPU at 10,000 msg/s). Until then a record is in
+			// the spool's write buffer, as it was until its burst's sync.
 			seq := s.queue.added()
 			time.Sleep(time.Until(at.Add(publishedSyncDelay)))
 			if err := s.queue.syncUpTo(seq); err != nil {
