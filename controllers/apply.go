@@ -53,7 +53,7 @@ func ensure[T client.Object, A runtime.ApplyConfiguration](ctx context.Context, 
 ) (applied[T, A], error) {
 	res := applied[T, A]{current: current}
 	kind := kindOf(r.Scheme, current)
-	found, err := r.getOrCreate(ctx, s, name, current, desired)
+	found, err := r.getOrCreate(ctx, s, name, current, desired, extract == nil)
 	if err != nil || !found {
 		res.created = err == nil
 		return res, err
@@ -169,12 +169,14 @@ func builtKey(r *StrategyReconciler, s *stratv1.Strategy, name string, current c
 }
 
 // getOrCreate reads a child into current from the cache or, when the
-// cache lacks it, creates it from desired with a create-only apply (see
-// createOnly). found is false when there was none and desired created it.
-// The cache holds only objects labelled as ours: when the create finds
-// one of that name anyway (someone else's, or ours the cache has not seen
-// yet), it is read from the API server, and the caller judges it.
-func (r *StrategyReconciler) getOrCreate(ctx context.Context, s *stratv1.Strategy, name string, current client.Object, desired runtime.ApplyConfiguration) (found bool, err error) {
+// cache lacks it, creates it from desired: with a create-only apply (see
+// createOnly), or, for a child made once and never changed (once: a
+// catalog, a backtest Job), with a plain create (see createOnce). found is
+// false when there was none and desired created it. The cache holds only
+// objects labelled as ours: when the create finds one of that name anyway
+// (someone else's, or ours the cache has not seen yet), it is read from
+// the API server, and the caller judges it.
+func (r *StrategyReconciler) getOrCreate(ctx context.Context, s *stratv1.Strategy, name string, current client.Object, desired runtime.ApplyConfiguration, once bool) (found bool, err error) {
 	kind := kindOf(r.Scheme, current)
 	key := client.ObjectKey{Namespace: s.Namespace, Name: name}
 	// The cache's own object, not a deep copy (which cost more than the
@@ -187,7 +189,12 @@ func (r *StrategyReconciler) getOrCreate(ctx context.Context, s *stratv1.Strateg
 	case !apierrors.IsNotFound(err):
 		return false, fmt.Errorf("reading %s %q: %w", kind, name, err)
 	}
-	created, err := r.createOnly(ctx, desired)
+	var created client.Object
+	if once {
+		created, err = r.createOnce(ctx, desired, current)
+	} else {
+		created, err = r.createOnly(ctx, desired)
+	}
 	switch {
 	case err == nil:
 		ctrl.LoggerFrom(ctx).Info("Created "+kind, "name", name)
@@ -233,6 +240,32 @@ func (r *StrategyReconciler) createOnly(ctx context.Context, desired runtime.App
 		return nil, err
 	}
 	return u, nil
+}
+
+// createOnce creates desired with a plain create, refused when an object
+// of its name exists; it returns the object created, a new one of like's
+// type. It is for a child the operator makes once and never changes (a
+// catalog, a backtest Job, the logger's token), which no later apply
+// needs to own: a create costs the API server much less than an apply
+// that creates (no apply patch to parse from YAML, no field sets to
+// merge), and at a thousand Strategies the API server's CPU is what
+// bounds the time to Ready.
+func (r *StrategyReconciler) createOnce(ctx context.Context, desired runtime.ApplyConfiguration, like client.Object) (client.Object, error) {
+	b, err := json.Marshal(desired)
+	if err != nil {
+		return nil, fmt.Errorf("encoding an apply configuration: %w", err)
+	}
+	obj, ok := like.DeepCopyObject().(client.Object)
+	if !ok {
+		return nil, fmt.Errorf("a %T is not an object", like)
+	}
+	if err := json.Unmarshal(b, obj); err != nil {
+		return nil, fmt.Errorf("decoding an apply configuration into a %T: %w", like, err)
+	}
+	if err := r.Create(ctx, obj, client.FieldOwner(fieldManager)); err != nil {
+		return nil, err
+	}
+	return obj, nil
 }
 
 // shapeMark records that an object, at a resourceVersion, held what the

@@ -226,7 +226,8 @@ func (r *StrategyReconciler) ensureLoggerToken(ctx context.Context, s *stratv1.S
 	return meta.UID, nil
 }
 
-// createToken makes the logger's token Secret, create-only: a Conflict
+// createToken makes the logger's token Secret, create only (a plain
+// create, see createOnce): AlreadyExists
 // when one of its name exists.
 func (r *StrategyReconciler) createToken(ctx context.Context, s *stratv1.Strategy) (types.UID, error) {
 	var b [32]byte
@@ -234,7 +235,7 @@ func (r *StrategyReconciler) createToken(ctx context.Context, s *stratv1.Strateg
 		return "", err
 	}
 	quiet := logr.NewContext(ctx, logr.Discard())
-	created, err := r.createOnly(quiet, children.EventLoggerTokenSecret(s, hex.EncodeToString(b[:])))
+	created, err := r.createOnce(quiet, children.EventLoggerTokenSecret(s, hex.EncodeToString(b[:])), &corev1.Secret{})
 	if err != nil {
 		return "", err
 	}

@@ -125,7 +125,8 @@ type step func(ctx context.Context, sc *scope) (ctrl.Result, error)
 // +kubebuilder:rbac:groups=stratops.dev,resources=strategies,verbs=get;list;watch
 // +kubebuilder:rbac:groups=stratops.dev,resources=strategies/status,verbs=get;update;patch
 // Children are written by server-side apply: a patch, and a create when
-// the apply makes the object.
+// the apply makes the object; those made once and never changed (a
+// catalog, a backtest Job, a logger's token) by a plain create.
 // +kubebuilder:rbac:groups="",resources=configmaps;services;serviceaccounts,verbs=get;list;watch;create;patch
 // Catalog ConfigMaps of past revisions that no pod mounts are deleted (only
 // the Strategy's own); the ReplicaSets say which ones still run pods.
@@ -134,12 +135,12 @@ type step func(ctx context.Context, sc *scope) (ctrl.Result, error)
 // The engine of a removed spec.engine (or of the other mode) is deleted,
 // once the owner reference says it is this Strategy's.
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch;delete
-// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;delete
 // The Live engine's PodDisruptionBudget: made with it, deleted with it.
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch;delete
 // Secrets: read when a Strategy references them (consent label required);
 // created once for each logger's API token, which the Strategy owns.
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // The job controller says a backtest's pod was refused only in an event.

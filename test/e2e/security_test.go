@@ -52,9 +52,9 @@ func TestManagerRBAC(t *testing.T) {
 		"services":                          {"get", "list", "watch", "create", "patch"},
 		"serviceaccounts":                   {"get", "list", "watch", "create", "patch"},
 		"deployments.apps":                  {"get", "list", "watch", "create", "patch", "delete"},
-		"jobs.batch":                        {"get", "list", "watch", "create", "patch", "delete"},
+		"jobs.batch":                        {"get", "list", "watch", "create", "delete"},
 		"poddisruptionbudgets.policy":       {"get", "list", "watch", "create", "patch", "delete"},
-		"secrets":                           {"get", "list", "watch", "create", "patch"},
+		"secrets":                           {"get", "list", "watch", "create"},
 		"networkpolicies.networking.k8s.io": {"get", "list", "watch", "create", "patch"},
 		"events.events.k8s.io":              {"create", "patch"},
 		// A backtest's refused pod is said only in the Job's events.
