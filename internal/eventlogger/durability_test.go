@@ -122,6 +122,20 @@ func TestSpool_SyncOfRecordsTheHistoryHasCostsNoFsync(t *testing.T) {
 	}
 }
 
+// runSpooled runs svc, with a spool of size bytes in a directory of the
+// test's, until the returned function stops it, once it has subscribed.
+func runSpooled(t *testing.T, svc *Service, size int64) (stop func()) {
+	t.Helper()
+	if err := svc.UseSpool(t.TempDir(), size); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = svc.Run(ctx) }()
+	eventually(t, "subscribed", func() bool { return svc.ready.subscribed.Load() })
+	return func() { cancel(); <-done }
+}
+
 // refusingStore is a memory event log whose history refuses every write
 // (Redis down, say): nothing is acked in the spool.
 type refusingStore struct{ *eventlog.MemoryStore }
@@ -140,14 +154,7 @@ func TestSpool_APublishedMessageTheHistoryLacksIsFsyncedUnasked(t *testing.T) {
 	mem := newMemoryLog()
 	svc := NewService(ServiceConfig{Catalog: cat, Out: &syncBuffer{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		StatsInterval: 50 * time.Millisecond, PingInterval: 50 * time.Millisecond, DrainTimeout: 100 * time.Millisecond}, mem.MemoryBus, refusingStore{mem.MemoryStore})
-	if err := svc.UseSpool(t.TempDir(), 1<<20); err != nil {
-		t.Fatal(err)
-	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = svc.Run(runCtx) }()
-	defer func() { cancel(); <-done }()
-	eventually(t, "subscribed", func() bool { return svc.ready.subscribed.Load() })
+	defer runSpooled(t, svc, 1<<20)()
 	for i := range 3 {
 		if err := mem.Publish(ctx, cat.ChannelName("position:updated"), event(i)); err != nil {
 			t.Fatal(err)
@@ -539,14 +546,7 @@ func TestHTTP_AFullSpoolAnswers503AndAPublishedMessageIsCountedDropped(t *testin
 	bus := newRedisLog(c, cat.KeyPrefix)
 	out := &syncBuffer{}
 	svc := NewService(ServiceConfig{Catalog: cat, Out: out, StatsInterval: 50 * time.Millisecond, PingInterval: 50 * time.Millisecond}, bus, bus)
-	if err := svc.UseSpool(t.TempDir(), 4096); err != nil {
-		t.Fatal(err)
-	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = svc.Run(runCtx) }()
-	defer func() { cancel(); <-done }()
-	eventually(t, "subscribed", func() bool { return svc.ready.subscribed.Load() })
+	defer runSpooled(t, svc, 4096)()
 	if err := srv.Kill(); err != nil {
 		t.Fatal(err)
 	}

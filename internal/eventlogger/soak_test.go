@@ -49,14 +49,7 @@ func TestSoak_RedisKilledAndRestartedUnderLoadLosesNothingAcknowledged(t *testin
 	defer client.Close()
 	bus := newRedisLog(client, cat.KeyPrefix)
 	svc := NewService(ServiceConfig{Catalog: cat, Out: &syncBuffer{}, StatsInterval: 100 * time.Millisecond, PingInterval: 100 * time.Millisecond}, bus, bus)
-	if err := svc.UseSpool(t.TempDir(), 64<<20); err != nil {
-		t.Fatal(err)
-	}
-	runCtx, stopSvc := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = svc.Run(runCtx) }()
-	defer func() { stopSvc(); <-done }()
-	eventually(t, "subscribed", func() bool { return svc.ready.subscribed.Load() })
+	defer runSpooled(t, svc, 64<<20)()
 	api := newTestServer(t, svc)
 
 	var (
