@@ -40,9 +40,10 @@ type writer struct {
 	// the history already.
 	failed bool
 	// batch and entries are the slices each batch is taken into and
-	// written from, reused: the writer handles one batch at a time, and
-	// nothing keeps them past it (a store copies what it keeps). Made
-	// anew for each batch, they were a quarter of a burst's allocations.
+	// written from, reused (and cleared after each batch): the writer
+	// handles one batch at a time, and nothing keeps them past it (a store
+	// copies what it keeps). Made anew for each batch, they were a quarter
+	// of a burst's allocations.
 	batch   []queued
 	entries []eventlog.LogEntry
 }
@@ -72,7 +73,12 @@ func (s *Service) writeLoop(ctx context.Context, stop <-chan struct{}) {
 				return
 			}
 		default:
-			if !w.write(ctx, batch, fromSpool) {
+			ok := w.write(ctx, batch, fromSpool)
+			// The reused slices keep no payload past their batch (a
+			// failed one is read again from the queue).
+			clear(batch)
+			clear(w.entries)
+			if !ok {
 				return
 			}
 		}
