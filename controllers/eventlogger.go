@@ -226,9 +226,8 @@ func (r *StrategyReconciler) ensureLoggerToken(ctx context.Context, s *stratv1.S
 	return meta.UID, nil
 }
 
-// createToken makes the logger's token Secret, create only (a plain
-// create, see createOnce): AlreadyExists
-// when one of its name exists.
+// createToken makes the logger's token Secret by a plain create (see
+// createOnce): AlreadyExists when one of its name exists.
 func (r *StrategyReconciler) createToken(ctx context.Context, s *stratv1.Strategy) (types.UID, error) {
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {
