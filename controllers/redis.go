@@ -379,10 +379,17 @@ func (r *StrategyReconciler) applyRedisVerdict(sc *scope, v lifecycle.RedisVerdi
 	} else {
 		lifecycle.SetCondition(sc.strategy, stratv1.ConditionRedisReady, v.Ready, v.Reason, v.Message)
 	}
-	if e := v.Event; e != nil {
-		r.event(sc.strategy, e.Type, e.Reason, "Probe", "%s", e.Note)
-	}
+	sc.probeEvent = v.Event
 	return ctrl.Result{RequeueAfter: v.RequeueAfter}
+}
+
+// recordProbeEvent records the Redis verdict's event, if any (see
+// scope.probeEvent).
+func (r *StrategyReconciler) recordProbeEvent(sc *scope) {
+	if e := sc.probeEvent; e != nil {
+		r.event(sc.strategy, e.Type, e.Reason, "Probe", "%s", e.Note)
+		sc.probeEvent = nil
+	}
 }
 
 // eventLoggerDeployment returns the Strategy's event logger Deployment,

@@ -104,6 +104,11 @@ type scope struct {
 	redis      redis.UniversalClient
 	health     *redisprobe.Health
 	settle     func() (ctrl.Result, error)
+	// probeEvent is the verdict's event (the gate passed, Redis lost or
+	// recovered), recorded by finish once the status that says so is
+	// written: a reconcile that worked from a stale copy of the Strategy
+	// does not say it a second time.
+	probeEvent *lifecycle.Event
 
 	// Set by reconcileEventLogger: at least one logger replica is
 	// available, so what an engine publishes is logged.
@@ -238,6 +243,8 @@ func (r *StrategyReconciler) finish(ctx context.Context, sc *scope, result ctrl.
 		}
 	}
 	if w, waiting := lifecycle.AsWaiting(err); waiting {
+		// Nothing is written: the verdict's event is said now.
+		r.recordProbeEvent(sc)
 		return ctrl.Result{RequeueAfter: w.RequeueAfter}, nil
 	}
 	conflict := apierrors.IsConflict(err)
@@ -258,6 +265,7 @@ func (r *StrategyReconciler) finish(ctx context.Context, sc *scope, result ctrl.
 	} else if perr != nil {
 		return ctrl.Result{}, kerrors.NewAggregate([]error{err, perr})
 	}
+	r.recordProbeEvent(sc)
 	r.recordEvents(s, changes, "Reconcile")
 	if st, stalled := lifecycle.AsStalled(err); stalled {
 		// Retrying cannot help: a watch on the Strategy or the Secret

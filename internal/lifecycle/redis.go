@@ -157,7 +157,9 @@ func DecideRedis(f RedisFacts) RedisVerdict {
 	switch {
 	case f.Failed == nil:
 		v := RedisVerdict{State: RedisOK, Ready: true, Reason: stratv1.ReasonSucceeded, Message: "Redis passed every probe", RequeueAfter: f.Interval}
-		if !f.LoggerRolledOut {
+		if !f.LoggerRolledOut && (f.Prev == nil || f.Prev.Status != metav1.ConditionTrue) {
+			// Said when the gate opens: not again while the logger the
+			// opened gate rolled out is not yet seen.
 			v.Event = &Event{Type: corev1.EventTypeNormal, Reason: stratv1.EventGatePassed, Note: "Redis passed every probe: rolling out"}
 		} else if f.Prev != nil && f.Prev.Reason == stratv1.ReasonRedisLost {
 			v.Event = &Event{Type: corev1.EventTypeNormal, Reason: stratv1.EventRedisRecovered, Note: "Redis passed every probe again"}

@@ -17,6 +17,7 @@ func TestDecideRedis_EveryRowOfTheREADME(t *testing.T) {
 	down := &Failure{Probe: "connect", Reason: "Unreachable", Message: "connection refused"}
 	lost := &metav1.Condition{Reason: stratv1.ReasonRedisLost, Message: "Redis lost after 3 consecutive failed probe rounds: probe connect failed (Unreachable): connection refused"}
 	gated := &metav1.Condition{Reason: stratv1.ReasonRedisNotReady, Message: "Live strategy gated: Redis probe connect failed (Unreachable): connection refused"}
+	passed := &metav1.Condition{Status: metav1.ConditionTrue, Reason: stratv1.ReasonSucceeded, Message: "Redis passed every probe"}
 	live := func(f RedisFacts) RedisFacts {
 		f.Mode, f.Configured, f.HasEngine = stratv1.ModeLive, true, true
 		if f.Interval == 0 {
@@ -60,6 +61,8 @@ func TestDecideRedis_EveryRowOfTheREADME(t *testing.T) {
 			RedisGated, false, stratv1.ReasonRedisNotReady, "gated", "", 2 * time.Second, false},
 		{"Live, not rolled out, Redis passes: the gate opens", live(RedisFacts{}),
 			RedisOK, true, stratv1.ReasonSucceeded, "passed every probe", "GatePassed", 30 * time.Second, false},
+		{"Live, the gate opened, its logger not yet seen: no second GatePassed", live(RedisFacts{Prev: passed}),
+			RedisOK, true, stratv1.ReasonSucceeded, "passed every probe", "", 30 * time.Second, false},
 		{"Live, rolled out, one failed round is not an outage", live(RedisFacts{LoggerRolledOut: true, Failed: down, ConsecutiveFailures: 1}),
 			RedisFailing, true, stratv1.ReasonProbesFailing, "1 of 3 failed rounds; Redis is declared lost after 2 more, in about 3s", "", 2 * time.Second, false},
 		{"Live, rolled out, two failed rounds are not an outage", live(RedisFacts{LoggerRolledOut: true, Failed: down, ConsecutiveFailures: 2}),
