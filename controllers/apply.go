@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 
@@ -32,10 +33,7 @@ type applied[T client.Object, A any] struct {
 	// current is the object as the cache held it before the apply (its
 	// status is what the controller reads); the zero object when created.
 	// It shares its maps and slices with the cache: copy it to change it.
-	current T
-	// owned is what the operator owned of it before the apply; nil when
-	// created.
-	owned            A
+	current          T
 	created, updated bool
 }
 
@@ -44,10 +42,12 @@ type applied[T client.Object, A any] struct {
 // a rollout-restart annotation, a label a policy engine adds or fields
 // another controller owns stay. It reads the current object from the cache
 // and applies only when what the operator owns differs from desired, so a
-// Strategy whose children are in shape costs no write. A child someone else
+// Strategy whose children are in shape costs no write. What it owns is
+// compared as the cache digested it (ownedSumAnnotation) or, for an object
+// kept whole, as extracted from its managed fields. A child someone else
 // made under the same name stalls the Strategy. extract nil means create
 // only (a Job, whose template cannot change). before, when set, runs just
-// before an update is applied.
+// before an update is applied, with what the operator owned.
 func ensure[T client.Object, A runtime.ApplyConfiguration](ctx context.Context, r *StrategyReconciler, s *stratv1.Strategy,
 	name string, current T, desired A, extract func(T, string) (A, error), before func(owned A) error,
 ) (applied[T, A], error) {
@@ -77,15 +77,32 @@ func ensure[T client.Object, A runtime.ApplyConfiguration](ctx context.Context, 
 	if seen, ok := r.inShape.Load(shapeKey); ok && seen == (shapeMark{current.GetResourceVersion(), desiredSum}) {
 		return res, nil
 	}
-	if res.owned, err = extract(current, fieldManager); err != nil {
-		return res, fmt.Errorf("reading what the operator owns of %s %q: %w", kind, name, err)
+	sum, digested := ownedSum(current)
+	if digested && before != nil {
+		// The cache dropped what before reads (see ownedSumOf): read
+		// the whole object.
+		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(current), current); err != nil {
+			return res, fmt.Errorf("reading %s %q: %w", kind, name, err)
+		}
+		digested = false
 	}
-	if equality.Semantic.DeepEqual(res.owned, desired) {
+	var owned A
+	inShape := false
+	if digested {
+		// What the operator owns, as the cache digested it.
+		inShape = sum == hex.EncodeToString(desiredSum[:])
+	} else {
+		if owned, err = extract(current, fieldManager); err != nil {
+			return res, fmt.Errorf("reading what the operator owns of %s %q: %w", kind, name, err)
+		}
+		inShape = equality.Semantic.DeepEqual(owned, desired)
+	}
+	if inShape {
 		r.inShape.Store(shapeKey, shapeMark{current.GetResourceVersion(), desiredSum})
 		return res, nil
 	}
 	if before != nil {
-		if err := before(res.owned); err != nil {
+		if err := before(owned); err != nil {
 			return res, err
 		}
 	}

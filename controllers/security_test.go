@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -14,13 +15,16 @@ import (
 	"github.com/redis/go-redis/v9"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	stratv1 "github.com/stratops/stratops/api/v1"
+	"github.com/stratops/stratops/internal/children"
 	"github.com/stratops/stratops/internal/redisprobe"
 	"github.com/stratops/stratops/internal/redisserver"
 )
@@ -52,15 +56,24 @@ func TestCache_SecretMetadataHoldsNoLastAppliedCopy(t *testing.T) {
 	}, timeout, interval).Should(Succeed())
 }
 
-// TestCache_HoldsOnlyTheOperatorsOwnApplyOfTheManagedFields: of a child's
-// managed fields the cache keeps only the operator's own apply (what
-// ensure reads), not a status writer's or a user's; of a Strategy's, none.
-// The API server keeps them all.
-func TestCache_HoldsOnlyTheOperatorsOwnApplyOfTheManagedFields(t *testing.T) {
+// TestCache_HoldsOfAChildOnlyWhatTheReconcilerReads: the API server keeps
+// every manager's fields of a child; the manager's cache keeps what the
+// reconciler reads:
+//   - of the event logger's Deployment, its Service, ServiceAccount and
+//     NetworkPolicy, no managed fields but the digest of what the
+//     operator's apply owns, and of the Deployment's pod template only
+//     the catalogs it mounts and its variables' names;
+//   - of the engine's Deployment, whose template a held update keeps,
+//     the whole object and the operator's own apply of its managed fields;
+//   - of a catalog ConfigMap, no data; of a Strategy, no managed fields.
+func TestCache_HoldsOfAChildOnlyWhatTheReconcilerReads(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	ns := newNamespace(t)
-	runningLive(g, ns, "trimmed", startRedis(t).Addr, nil)
+	addr := startRedis(t).Addr
+	runningLive(g, ns, "trimmed", addr, func(s *stratv1.Strategy) {
+		s.Spec.Engine = liveOn(ns, "trimmed", addr, stratv1.RedisLossHalt).Spec.Engine
+	})
 	key := client.ObjectKey{Namespace: ns, Name: "trimmed-eventlogger"}
 	patch := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"labels":{"team":"desk-a"}}}`))
 	g.Expect(k8sClient.Patch(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: key.Name}}, patch,
@@ -76,15 +89,50 @@ func TestCache_HoldsOnlyTheOperatorsOwnApplyOfTheManagedFields(t *testing.T) {
 	}
 	g.Expect(managers(stored.ManagedFields)).To(ContainElements("stratops/Apply/", "a-user/Update/"), "the API server keeps them all")
 	g.Expect(len(stored.ManagedFields)).To(BeNumerically(">=", 3), "the status writer's too")
+	owned, err := appsv1ac.ExtractDeployment(stored, fieldManager)
+	g.Expect(err).NotTo(HaveOccurred())
+	sum, err := digest(owned)
+	g.Expect(err).NotTo(HaveOccurred())
+	catalog := catalogOf(g, ns, key.Name)
+
 	g.Eventually(func(g Gomega) {
 		cached := &appsv1.Deployment{}
 		g.Expect(managerCache.Get(ctx, key, cached)).To(Succeed())
 		g.Expect(cached.Labels).To(HaveKeyWithValue("team", "desk-a"))
-		g.Expect(managers(cached.ManagedFields)).To(Equal([]string{"stratops/Apply/"}))
-		s := &stratv1.Strategy{}
-		g.Expect(managerCache.Get(ctx, client.ObjectKey{Namespace: ns, Name: "trimmed"}, s)).To(Succeed())
-		g.Expect(s.ManagedFields).To(BeEmpty())
+		g.Expect(cached.ManagedFields).To(BeEmpty())
+		g.Expect(cached.Annotations).To(HaveKeyWithValue(ownedSumAnnotation, hex.EncodeToString(sum[:])))
+		g.Expect(cached.Status.AvailableReplicas).To(Equal(stored.Status.AvailableReplicas))
+		g.Expect(children.CatalogsIn(cached.Spec.Template.Spec)).To(Equal([]string{catalog}))
+		g.Expect(busOf(cached)).To(Equal(busOf(stored)))
+		c := cached.Spec.Template.Spec.Containers[0]
+		g.Expect(c.Image).To(BeEmpty(), "the pod template's bulk is not cached")
+		g.Expect(c.Env).NotTo(BeEmpty())
+		for _, e := range c.Env {
+			g.Expect(e.Value).To(BeEmpty(), "of its variables, only their names")
+		}
 	}, timeout, interval).Should(Succeed())
+
+	for _, o := range []client.Object{&corev1.Service{}, &corev1.ServiceAccount{}, &networkingv1.NetworkPolicy{}} {
+		g.Expect(managerCache.Get(ctx, key, o)).To(Succeed())
+		g.Expect(o.GetManagedFields()).To(BeEmpty(), "%T", o)
+		g.Expect(o.GetAnnotations()).To(HaveKey(ownedSumAnnotation), "%T", o)
+	}
+
+	engine := &appsv1.Deployment{}
+	g.Expect(managerCache.Get(ctx, client.ObjectKey{Namespace: ns, Name: "trimmed-engine"}, engine)).To(Succeed())
+	g.Expect(managers(engine.ManagedFields)).To(Equal([]string{"stratops/Apply/"}))
+	g.Expect(engine.Annotations).NotTo(HaveKey(ownedSumAnnotation))
+	g.Expect(engine.Spec.Template.Spec.Containers[0].Image).NotTo(BeEmpty())
+
+	cm := &corev1.ConfigMap{}
+	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: catalog}, cm)).To(Succeed())
+	g.Expect(cm.Data).NotTo(BeEmpty())
+	g.Expect(managerCache.Get(ctx, client.ObjectKey{Namespace: ns, Name: catalog}, cm)).To(Succeed())
+	g.Expect(cm.Data).To(BeNil(), "a catalog's data is not cached")
+
+	s := &stratv1.Strategy{}
+	g.Expect(managerCache.Get(ctx, client.ObjectKey{Namespace: ns, Name: "trimmed"}, s)).To(Succeed())
+	g.Expect(s.ManagedFields).To(BeEmpty())
 }
 
 // connectionsTo is how many connections a redis-server has accepted.

@@ -3,7 +3,6 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -16,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -98,43 +98,12 @@ func ManagerOptions(o ctrl.Options) ctrl.Options {
 		o.Cache.ByObject[kind] = ours
 	}
 	o.Cache.DefaultTransform = trimForCache
+	// The schema the transform's extracts read is parsed on first use
+	// (tens of milliseconds): here, not in the cache's first watch event,
+	// which it would hold up past the reconcile that event should find.
+	_, _ = appsv1ac.ExtractDeployment(&appsv1.Deployment{}, fieldManager)
 	o.Client = client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}}
 	return o
-}
-
-const lastAppliedAnnotation = "kubectl.kubernetes.io/last-applied-configuration"
-
-// trimForCache keeps in the cache only what the operator reads of an
-// object's metadata:
-//   - not kubectl apply's whole copy of the object in an annotation (for a
-//     Secret created that way, its data);
-//   - of the managed fields, only the operator's own apply, which ensure
-//     reads to know what it owns of a child; of a Strategy's, none. The
-//     others' entries (a controller's status writes, a user's edits) were
-//     a fifth of the informer caches at a thousand Strategies.
-func trimForCache(obj any) (any, error) {
-	o, ok := obj.(metav1.Object)
-	if !ok {
-		return obj, nil
-	}
-	if a := o.GetAnnotations(); a != nil {
-		if _, has := a[lastAppliedAnnotation]; has {
-			delete(a, lastAppliedAnnotation)
-			o.SetAnnotations(a)
-		}
-	}
-	if _, strategy := obj.(*stratv1.Strategy); strategy {
-		o.SetManagedFields(nil)
-		return obj, nil
-	}
-	fields := o.GetManagedFields()
-	if own := slices.DeleteFunc(fields, func(f metav1.ManagedFieldsEntry) bool {
-		return f.Manager != fieldManager || f.Operation != metav1.ManagedFieldsOperationApply || f.Subresource != ""
-	}); len(own) < len(fields) {
-		// DeleteFunc zeroed the entries past own: nothing holds their fields.
-		o.SetManagedFields(slices.Clip(own))
-	}
-	return obj, nil
 }
 
 // ownerIndex indexes the children a reconcile lists (a Strategy's catalog
