@@ -60,7 +60,7 @@ func (r *StrategyReconciler) reconcileEngine(ctx context.Context, sc *scope) (ct
 func (r *StrategyReconciler) engineTemplate(sc *scope) (*corev1ac.PodTemplateSpecApplyConfiguration, children.Revision, error) {
 	s := sc.strategy
 	rev, err := children.NewRevision(s, engineOwn{Mode: s.Spec.Mode, Template: s.Spec.Engine.Template, WithRedis: sc.redis != nil},
-		sc.catalogJSON, secretValues(sc), sc.tokenUID, r.revisionKey)
+		sc.catalogSum, secretValues(sc), sc.tokenUID, r.revisionKey)
 	if err != nil {
 		return nil, rev, err
 	}

@@ -129,7 +129,7 @@ func (r *StrategyReconciler) ensureLoggerTokenAndCatalog(ctx context.Context, sc
 	}
 	sc.tokenUID = string(tokenUID)
 	rev, err := children.NewRevision(s, loggerOwn{Image: image, LogLevel: children.LogLevel(s), Resources: s.Spec.EventLogger.Resources, WithRedis: sc.redis != nil},
-		sc.catalogJSON, secretValues(sc), sc.tokenUID, r.revisionKey)
+		sc.catalogSum, secretValues(sc), sc.tokenUID, r.revisionKey)
 	if err != nil {
 		return rev, err
 	}
@@ -141,8 +141,12 @@ func (r *StrategyReconciler) ensureLoggerTokenAndCatalog(ctx context.Context, sc
 		&client.GetOptions{UnsafeDisableDeepCopy: ptr.To(true)}); err == nil && metav1.IsControlledBy(cm, s) {
 		return rev, nil
 	}
+	catalogJSON, err := sc.catalog.Marshal()
+	if err != nil {
+		return rev, err
+	}
 	_, err = ensure(ctx, r, s, rev.Catalog, &corev1.ConfigMap{},
-		children.CatalogConfigMap(s, rev.Catalog, sc.catalogJSON), nil, nil)
+		children.CatalogConfigMap(s, rev.Catalog, catalogJSON), nil, nil)
 	return rev, err
 }
 

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"strings"
 
@@ -20,7 +21,7 @@ import (
 // it references.
 func (r *StrategyReconciler) reconcileSpec(ctx context.Context, sc *scope) (ctrl.Result, error) {
 	var err error
-	if sc.catalog, sc.catalogJSON, err = r.catalogOf(sc.strategy); err != nil {
+	if sc.catalog, sc.catalogSum, err = r.catalogOf(sc.strategy); err != nil {
 		return ctrl.Result{}, err
 	}
 	if problems := children.EngineTemplateProblems(sc.strategy); len(problems) > 0 {
@@ -42,32 +43,36 @@ func (r *StrategyReconciler) reconcileSpec(ctx context.Context, sc *scope) (ctrl
 	return ctrl.Result{}, nil
 }
 
-// catalogMemo is a Strategy's catalog, and its JSON, at one generation.
+// catalogMemo is a Strategy's catalog, and the digest of its JSON, at one
+// generation. Not the JSON itself: at a thousand Strategies those were
+// 4 MiB the manager kept to write a ConfigMap made once.
 type catalogMemo struct {
 	uid     string
 	gen     int64
 	catalog messaging.Catalog
-	json    []byte
+	sum     [sha256.Size]byte
 }
 
-// catalogOf is the Strategy's catalog and its JSON, made (and validated)
-// once per generation: they depend on the spec alone. Both are shared:
-// never changed. An invalid catalog stalls the Strategy.
-func (r *StrategyReconciler) catalogOf(s *stratv1.Strategy) (messaging.Catalog, []byte, error) {
+// catalogOf is the Strategy's catalog and the SHA-256 of its JSON, made
+// (and validated) once per generation: they depend on the spec alone. The
+// catalog is shared: never changed. An invalid catalog stalls the
+// Strategy.
+func (r *StrategyReconciler) catalogOf(s *stratv1.Strategy) (messaging.Catalog, [sha256.Size]byte, error) {
 	key := client.ObjectKeyFromObject(s).String()
 	if m, ok := r.catalogs.Load(key); ok {
 		if m := m.(catalogMemo); m.uid == string(s.UID) && m.gen == s.Generation {
-			return m.catalog, m.json, nil
+			return m.catalog, m.sum, nil
 		}
 	}
 	c, err := children.Catalog(s)
 	if err != nil {
-		return c, nil, lifecycle.Stall(stratv1.ReasonInvalidSpec, "%v", err)
+		return c, [sha256.Size]byte{}, lifecycle.Stall(stratv1.ReasonInvalidSpec, "%v", err)
 	}
 	b, err := c.Marshal()
 	if err != nil {
-		return c, nil, err
+		return c, [sha256.Size]byte{}, err
 	}
-	r.catalogs.Store(key, catalogMemo{uid: string(s.UID), gen: s.Generation, catalog: c, json: b})
-	return c, b, nil
+	sum := sha256.Sum256(b)
+	r.catalogs.Store(key, catalogMemo{uid: string(s.UID), gen: s.Generation, catalog: c, sum: sum})
+	return c, sum, nil
 }

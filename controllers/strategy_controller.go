@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"reflect"
 	"slices"
@@ -86,9 +87,9 @@ type scope struct {
 	strategy, base *stratv1.Strategy
 
 	// Set by reconcileSpec.
-	catalog     messaging.Catalog
-	catalogJSON []byte
-	secrets     []resolvedSecret
+	catalog    messaging.Catalog
+	catalogSum [sha256.Size]byte
+	secrets    []resolvedSecret
 
 	// Set by reconcileEventLogger: the logger token's Secret UID (a new
 	// token is a new revision), and the current revision's catalog.

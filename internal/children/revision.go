@@ -54,12 +54,13 @@ type SecretValue struct {
 }
 
 // NewRevision makes the revision of a pod from its own spec (the engine's
-// template, or the logger's settings), the catalog, the Redis settings,
+// template, or the logger's settings), the catalog (catalogSum: the
+// SHA-256 of its JSON, as the catalog ConfigMap holds it), the Redis settings,
 // the values of the Secret keys it references and the logger token's
 // Secret UID. A Secret value enters only as an HMAC with key, a key the
 // operator alone holds: never a plain hash that could be checked against
 // a guess.
-func NewRevision(s *stratv1.Strategy, own any, catalogJSON []byte, secrets []SecretValue, tokenUID string, key []byte) (Revision, error) {
+func NewRevision(s *stratv1.Strategy, own any, catalogSum [sha256.Size]byte, secrets []SecretValue, tokenUID string, key []byte) (Revision, error) {
 	digest := func(v any) (string, error) {
 		b, err := json.Marshal(v)
 		if err != nil {
@@ -73,8 +74,7 @@ func NewRevision(s *stratv1.Strategy, own any, catalogJSON []byte, secrets []Sec
 	if parts[PartTemplate], err = digest(own); err != nil {
 		return Revision{}, fmt.Errorf("revision: %w", err)
 	}
-	catSum := sha256.Sum256(catalogJSON)
-	parts[PartCatalog] = hex.EncodeToString(catSum[:])[:12]
+	parts[PartCatalog] = hex.EncodeToString(catalogSum[:])[:12]
 	if s.Spec.Redis != nil {
 		if parts[PartRedis], err = digest(RedisEnv(s)); err != nil {
 			return Revision{}, fmt.Errorf("revision: %w", err)

@@ -12,7 +12,7 @@ import (
 // it, reads differently, so the annotation cannot confirm a guess.
 func TestNewRevision_CoversSecretValuesByKeyedHashOnly(t *testing.T) {
 	s := live()
-	cat := []byte(`{"mode":"Live"}`)
+	cat := sha256.Sum256([]byte(`{"mode":"Live"}`))
 	key := []byte(strings.Repeat("k", 32))
 	secret := []SecretValue{{Name: "redis-auth", Key: "password", Value: []byte("hunter2")}}
 	r1, err := NewRevision(s, "own", cat, secret, "uid-1", key)
