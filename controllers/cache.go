@@ -51,8 +51,11 @@ func trimForCache(obj any) (any, error) {
 		return obj, nil
 	}
 	if a := o.GetAnnotations(); a != nil {
-		if _, has := a[lastAppliedAnnotation]; has {
+		_, applied := a[lastAppliedAnnotation]
+		_, forged := a[ownedSumAnnotation] // set on the API server by someone
+		if applied || forged {
 			delete(a, lastAppliedAnnotation)
+			delete(a, ownedSumAnnotation)
 			o.SetAnnotations(a)
 		}
 	}
@@ -152,8 +155,12 @@ func leanLoggerTemplate(t corev1.PodTemplateSpec) corev1.PodTemplateSpec {
 
 // ownedSum is the digest trimForCache took of what the operator owns of
 // a cached child; ok is false for an object it did not digest (not one of
-// ownedSumOf's, or read from the API server).
+// ownedSumOf's, or read from the API server: that one has managed fields,
+// and an annotation of that name on it is no digest of ours).
 func ownedSum(o metav1.Object) (sum string, ok bool) {
+	if len(o.GetManagedFields()) > 0 {
+		return "", false
+	}
 	sum, ok = o.GetAnnotations()[ownedSumAnnotation]
 	return sum, ok
 }

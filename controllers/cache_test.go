@@ -1,0 +1,44 @@
+package controllers
+
+import (
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/stratops/stratops/internal/children"
+)
+
+// TestCache_AnAnnotationNamedLikeTheDigestIsNoDigest: someone may set an
+// annotation of ownedSumAnnotation's name on a child. The cache drops it
+// from what it does not digest (an engine's Deployment), and an object
+// read from the API server (with its managed fields) is never taken as
+// digested, so ensure compares what the operator owns, not that value.
+func TestCache_AnAnnotationNamedLikeTheDigestIsNoDigest(t *testing.T) {
+	forged := map[string]string{ownedSumAnnotation: "0000"}
+	engine := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "s-engine", Annotations: forged,
+		Labels:        map[string]string{children.LabelComponent: children.ComponentEngine},
+		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: fieldManager, Operation: metav1.ManagedFieldsOperationApply}}}}
+	if _, err := trimForCache(engine); err != nil {
+		t.Fatal(err)
+	}
+	if _, has := engine.Annotations[ownedSumAnnotation]; has {
+		t.Errorf("the engine's Deployment keeps a forged digest: %v", engine.Annotations)
+	}
+	if len(engine.ManagedFields) != 1 {
+		t.Errorf("the engine's Deployment keeps the operator's apply: %v", engine.ManagedFields)
+	}
+
+	read := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "s-eventlogger", Annotations: map[string]string{ownedSumAnnotation: "0000"},
+		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "someone", Operation: metav1.ManagedFieldsOperationUpdate}}}}
+	if _, ok := ownedSum(read); ok {
+		t.Error("an object read from the API server is taken as digested")
+	}
+	if _, err := trimForCache(read); err != nil {
+		t.Fatal(err)
+	}
+	if sum, ok := ownedSum(read); !ok || sum == "0000" {
+		t.Errorf("the cache's digest of a Service: %q, %v", sum, ok)
+	}
+}
