@@ -50,6 +50,12 @@ func trimForCache(obj any) (any, error) {
 	if !ok {
 		return obj, nil
 	}
+	if _, trimmed := ownedSum(o); trimmed {
+		// Already trimmed: the informer may hand back an object it holds
+		// (a relist), and its digest cannot be taken again without the
+		// managed fields it was taken from.
+		return obj, nil
+	}
 	if a := o.GetAnnotations(); a != nil {
 		_, applied := a[lastAppliedAnnotation]
 		_, forged := a[ownedSumAnnotation] // set on the API server by someone

@@ -1,11 +1,13 @@
 package controllers
 
 import (
+	"encoding/hex"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 
 	"github.com/stratops/stratops/internal/children"
 )
@@ -40,5 +42,34 @@ func TestCache_AnAnnotationNamedLikeTheDigestIsNoDigest(t *testing.T) {
 	}
 	if sum, ok := ownedSum(read); !ok || sum == "0000" {
 		t.Errorf("the cache's digest of a Service: %q, %v", sum, ok)
+	}
+}
+
+// TestCache_TrimmingTwiceKeepsTheDigest: the informer may hand the
+// transform an object it already trimmed (on a relist, as after a manager
+// restart); the digest stays what it was, not that of an empty extract,
+// which would have every child applied again.
+func TestCache_TrimmingTwiceKeepsTheDigest(t *testing.T) {
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "s-eventlogger", Labels: map[string]string{"a": "b"},
+		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: fieldManager, Operation: metav1.ManagedFieldsOperationApply, APIVersion: "v1",
+			FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:metadata":{"f:labels":{"f:a":{}}}}`)}}}}}
+	owned, err := corev1ac.ExtractServiceAccount(sa, fieldManager)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(owned.Labels) != 1 {
+		t.Fatalf("the operator owns %v; want its label", owned.Labels)
+	}
+	want, err := digest(owned)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if _, err := trimForCache(sa); err != nil {
+			t.Fatal(err)
+		}
+		if sum, ok := ownedSum(sa); !ok || sum != hex.EncodeToString(want[:]) {
+			t.Fatalf("after trimming %d times: digest %q (%v), want that of %v", i+1, sum, ok, owned)
+		}
 	}
 }
