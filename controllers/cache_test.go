@@ -52,7 +52,7 @@ func TestCache_AnAnnotationNamedLikeTheDigestIsNoDigest(t *testing.T) {
 func TestCache_TrimmingTwiceKeepsTheDigest(t *testing.T) {
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "s-eventlogger", Labels: map[string]string{"a": "b"},
 		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: fieldManager, Operation: metav1.ManagedFieldsOperationApply, APIVersion: "v1",
-			FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:metadata":{"f:labels":{"f:a":{}}}}`)}}}}}
+			FieldsType: "FieldsV1", FieldsV1: metav1.NewFieldsV1(`{"f:metadata":{"f:labels":{"f:a":{}}}}`)}}}}
 	owned, err := corev1ac.ExtractServiceAccount(sa, fieldManager)
 	if err != nil {
 		t.Fatal(err)
