@@ -2,8 +2,8 @@ package controllers
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 
@@ -90,7 +90,7 @@ func ensure[T client.Object, A runtime.ApplyConfiguration](ctx context.Context, 
 	inShape := false
 	if digested {
 		// What the operator owns, as the cache digested it.
-		inShape = sum == hex.EncodeToString(desiredSum[:])
+		inShape = hmac.Equal([]byte(sum), []byte(keyedSum(desiredSum)))
 	} else {
 		if owned, err = extract(current, fieldManager); err != nil {
 			return res, fmt.Errorf("reading what the operator owns of %s %q: %w", kind, name, err)

@@ -1,7 +1,11 @@
 package controllers
 
 import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"slices"
 	"strings"
 
@@ -23,12 +27,30 @@ import (
 const lastAppliedAnnotation = "kubectl.kubernetes.io/last-applied-configuration"
 
 // ownedSumAnnotation carries, on a child as the manager's cache holds it,
-// the digest (hex) of what the operator's apply owns of it: the digest of
-// its extract, taken when the cache took the object, after which the
-// managed fields are dropped. It exists only in the cache: the operator
-// writes its children from apply configurations it builds, never from an
-// object it read, so it never reaches the API server.
+// the digest of what the operator's apply owns of it (keyedSum of the
+// digest of its extract), taken when the cache took the object, after
+// which the managed fields are dropped. It exists only in the cache: the
+// operator writes its children from apply configurations it builds, never
+// from an object it read, so it never reaches the API server.
 const ownedSumAnnotation = "cache.stratops.dev/owned-sha256"
+
+// cacheKey keys the cache's digests with this process's own random bytes:
+// an annotation someone sets on the API server cannot pass for one, even
+// one computed from the desired state, which anyone can build.
+var cacheKey = func() []byte {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic(fmt.Sprintf("controllers: no random bytes for the cache's key: %v", err))
+	}
+	return b
+}()
+
+// keyedSum is the HMAC of a digest under cacheKey, in hex.
+func keyedSum(sum [sha256.Size]byte) string {
+	m := hmac.New(sha256.New, cacheKey)
+	m.Write(sum[:])
+	return hex.EncodeToString(m.Sum(nil))
+}
 
 // trimForCache keeps in the cache only what the operator reads of an
 // object:
@@ -81,7 +103,7 @@ func trimForCache(obj any) (any, error) {
 			if a == nil {
 				a = map[string]string{}
 			}
-			a[ownedSumAnnotation] = hex.EncodeToString(sum[:])
+			a[ownedSumAnnotation] = keyedSum(sum)
 			o.SetAnnotations(a)
 			o.SetManagedFields(nil)
 			if d, logger := obj.(*appsv1.Deployment); logger && isLoggerDeployment(d) {

@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -100,7 +99,7 @@ func TestCache_HoldsOfAChildOnlyWhatTheReconcilerReads(t *testing.T) {
 		g.Expect(managerCache.Get(ctx, key, cached)).To(Succeed())
 		g.Expect(cached.Labels).To(HaveKeyWithValue("team", "desk-a"))
 		g.Expect(cached.ManagedFields).To(BeEmpty())
-		g.Expect(cached.Annotations).To(HaveKeyWithValue(ownedSumAnnotation, hex.EncodeToString(sum[:])))
+		g.Expect(cached.Annotations).To(HaveKeyWithValue(ownedSumAnnotation, keyedSum(sum)))
 		g.Expect(cached.Status.AvailableReplicas).To(Equal(stored.Status.AvailableReplicas))
 		g.Expect(children.CatalogsIn(cached.Spec.Template.Spec)).To(Equal([]string{catalog}))
 		g.Expect(busOf(cached)).To(Equal(busOf(stored)))
