@@ -103,9 +103,9 @@ func standInKubelet(t testing.TB, c client.Client, w client.Reader, ns string) (
 // watching starts this test's own watches of Deployments and Strategies,
 // as the deployment controller and a user's `kubectl wait` keep theirs,
 // in the namespaces named, and returns the reader of what they hold. It
-// keeps only what the test
-// reads (a Deployment's replicas and status; a Strategy's conditions and
-// Redis status), so the heap this process reports is the manager's.
+// keeps only what the test reads (a Deployment's replicas and status; a
+// Strategy's conditions and last probe time), so the heap this process
+// reports is the manager's.
 func watching(t testing.TB, cfg *rest.Config, namespaces ...string) client.Reader {
 	t.Helper()
 	in := map[string]cache.Config{}
@@ -123,7 +123,11 @@ func watching(t testing.TB, cfg *rest.Config, namespaces ...string) client.Reade
 			}},
 			&stratv1.Strategy{}: {Transform: func(o any) (any, error) {
 				s := o.(*stratv1.Strategy)
-				return &stratv1.Strategy{ObjectMeta: lean(s.ObjectMeta), Status: stratv1.StrategyStatus{Conditions: s.Status.Conditions, Redis: s.Status.Redis}}, nil
+				kept := &stratv1.Strategy{ObjectMeta: lean(s.ObjectMeta), Status: stratv1.StrategyStatus{Conditions: s.Status.Conditions}}
+				if r := s.Status.Redis; r != nil {
+					kept.Status.Redis = &stratv1.RedisStatus{LastProbeTime: r.LastProbeTime}
+				}
+				return kept, nil
 			}},
 		},
 	})
