@@ -308,18 +308,16 @@ const DefaultStatusRefreshInterval = 5 * time.Minute
 func (r *StrategyReconciler) patchStatus(ctx context.Context, base, s *stratv1.Strategy) error {
 	// The semantic comparison allocates for every value it compares (it
 	// was a third of a healthy reconcile's allocations): equal values are
-	// tried first, and a refresh not yet due needs no comparison at all.
-	if reflect.DeepEqual(base.Status, s.Status) {
-		return nil
-	}
+	// tried first. Before a refresh is due only a change of meaning is
+	// written, so only the meaning is compared (a healthy Strategy's
+	// figures move every read-out: the whole status differs each time).
 	key := client.ObjectKeyFromObject(s).String()
-	if !meaningfulChange(&base.Status, &s.Status) {
-		if last, ok := r.statusWrites.Load(key); ok && time.Since(last.(time.Time)) < r.statusRefreshInterval() {
+	if last, ok := r.statusWrites.Load(key); ok && time.Since(last.(time.Time)) < r.statusRefreshInterval() {
+		if !meaningfulChange(&base.Status, &s.Status) {
 			return nil
 		}
-		if equality.Semantic.DeepEqual(base.Status, s.Status) {
-			return nil
-		}
+	} else if reflect.DeepEqual(base.Status, s.Status) || equality.Semantic.DeepEqual(base.Status, s.Status) {
+		return nil
 	}
 	// Optimistic lock: conditions are a list a merge patch replaces whole,
 	// so a patch computed from a stale copy must fail, not win.
