@@ -233,10 +233,17 @@ func peakRSS(b *testing.B) uint64 { return procStatus(b, "VmHWM") }
 
 // procStatus is a figure of this process's /proc/self/status, in bytes.
 func procStatus(b *testing.B, field string) uint64 {
+	b.Helper()
 	status, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		b.Fatal(err)
 	}
+	return statusField(b, status, field)
+}
+
+// statusField reads a figure in kB of a /proc status file, in bytes.
+func statusField(b *testing.B, status []byte, field string) uint64 {
+	b.Helper()
 	for _, l := range strings.Split(string(status), "\n") {
 		if v, ok := strings.CutPrefix(l, field+":"); ok {
 			kb, err := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
@@ -246,7 +253,7 @@ func procStatus(b *testing.B, field string) uint64 {
 			return kb << 10
 		}
 	}
-	b.Fatalf("/proc/self/status has no %s", field)
+	b.Fatalf("no %s in %s", field, status)
 	return 0
 }
 
