@@ -116,7 +116,7 @@ bench: envtest redis ## Run the benchmarks (decoding, event logger throughput an
 	go test ./cmd/eventlogger/ -run '^$$' -bench 'Ingest' -benchtime=1x
 
 .PHONY: scale
-scale: envtest redis ## N Live Strategies to Ready against plain creates of their children (STRATOPS_SCALE_N, default 1000; 5000 when asked).
+scale: envtest redis ## N Live Strategies to Ready against plain creates of their children, then under the manager binary alone for its own RSS (STRATOPS_SCALE_N, default 1000; 5000 when asked).
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" STRATOPS_SCALE_N=$${STRATOPS_SCALE_N:-1000} go test ./test/fleet/ -run '^$$' -bench 'Scale_' -benchtime=1x -timeout 60m -v
 
 .PHONY: soak
