@@ -12,41 +12,24 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
-
-	stratv1 "github.com/stratops/stratops/api/v1"
-	"github.com/stratops/stratops/internal/redisserver"
 )
 
 // BenchmarkScale_ManagerProcess: N Live Strategies on one Redis
 // (STRATOPS_SCALE_N, default 1,000) reconciled by the manager binary run
 // as provisioned, in a process of its own (built from cmd/manager, or the
 // binary STRATOPS_SCALE_MANAGER names, another commit's for a before;
-// default flags but the addresses it would listen on). It reports the time to all
-// Ready, and that process's peak RSS (VmHWM: its heap, its stacks and the
-// pages of its binary, nothing of the test's) and CPU. The request count
+// default flags but the addresses it would listen on). It reports the
+// time to all Ready, and that process's peak RSS (VmHWM: its heap, its
+// stacks and the pages of its binary, nothing of the test's) and CPU. The request count
 // and the heap's breakdown are BenchmarkScale_LiveStrategiesToReady's,
 // which runs the manager in the test's process. Run it with -benchtime=1x
 // (make scale).
 func BenchmarkScale_ManagerProcess(b *testing.B) {
-	n := 1000
-	if v, err := strconv.Atoi(os.Getenv("STRATOPS_SCALE_N")); err == nil && v > 0 {
-		n = v
-	}
-	cfg, c := startEnv(b)
-	srv, err := redisserver.Start(redisserver.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer srv.Close()
+	n, cfg, c, srv := scaleSetup(b, "scale")
 	ctx := context.Background()
-	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "scale"}}); err != nil {
-		b.Fatal(err)
-	}
 	dir := b.TempDir()
 	bin := os.Getenv("STRATOPS_SCALE_MANAGER")
 	if bin == "" {
@@ -68,15 +51,7 @@ func BenchmarkScale_ManagerProcess(b *testing.B) {
 		}
 		stopKubelet := standInKubelet(b, c, w, "scale")
 		start := time.Now()
-		parallel(b, n, func(i int) error {
-			name := fmt.Sprintf("s%05d", i)
-			return c.Create(ctx, &stratv1.Strategy{
-				ObjectMeta: metav1.ObjectMeta{Namespace: "scale", Name: name},
-				Spec: stratv1.StrategySpec{Mode: stratv1.ModeLive, Redis: &stratv1.RedisSpec{
-					Address: srv.Addr, KeyPrefix: name + ":", HealthCheckInterval: &metav1.Duration{Duration: 10 * time.Second},
-				}},
-			})
-		})
+		parallel(b, n, func(i int) error { return c.Create(ctx, liveStrategy("scale", fmt.Sprintf("s%05d", i), srv.Addr)) })
 		waitAll(b, w, "scale", n, "Ready", ready)
 		took := time.Since(start)
 		stopKubelet()

@@ -42,30 +42,9 @@ import (
 // Ready and what holds it (heapBreakdown), and Redis's connections. Run
 // it with -benchtime=1x (make scale).
 func BenchmarkScale_LiveStrategiesToReady(b *testing.B) {
-	n := 1000
-	if v, err := strconv.Atoi(os.Getenv("STRATOPS_SCALE_N")); err == nil && v > 0 {
-		n = v
-	}
-	cfg, c := startEnv(b)
-	srv, err := redisserver.Start(redisserver.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer srv.Close()
+	n, cfg, c, srv := scaleSetup(b, "template", "baseline", "scale")
 	ctx := context.Background()
-	for _, ns := range []string{"template", "baseline", "scale"} {
-		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-			b.Fatal(err)
-		}
-	}
-	live := func(ns, name string) *stratv1.Strategy {
-		return &stratv1.Strategy{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-			Spec: stratv1.StrategySpec{Mode: stratv1.ModeLive, Redis: &stratv1.RedisSpec{
-				Address: srv.Addr, KeyPrefix: name + ":", HealthCheckInterval: &metav1.Duration{Duration: 10 * time.Second},
-			}},
-		}
-	}
+	live := func(ns, name string) *stratv1.Strategy { return liveStrategy(ns, name, srv.Addr) }
 	count := &apicount.Counter{}
 	stop := startManager(b, cfg, count)
 	defer stop()
@@ -123,6 +102,40 @@ func BenchmarkScale_LiveStrategiesToReady(b *testing.B) {
 		b.ReportMetric(float64(rss>>20), "peak-RSS-MiB")
 		b.ReportMetric(float64(inUse>>20), "in-use-heap-MiB")
 		b.Logf("heap in use with all Ready, after a GC: %d MiB (%s)", inUse>>20, holders)
+	}
+}
+
+// scaleSetup starts what a scale benchmark runs on: envtest, with the
+// namespaces named, and one Redis (stopped when the benchmark ends). n is
+// STRATOPS_SCALE_N, default 1,000.
+func scaleSetup(b *testing.B, namespaces ...string) (n int, cfg *rest.Config, c client.Client, srv *redisserver.Server) {
+	b.Helper()
+	n = 1000
+	if v, err := strconv.Atoi(os.Getenv("STRATOPS_SCALE_N")); err == nil && v > 0 {
+		n = v
+	}
+	cfg, c = startEnv(b)
+	srv, err := redisserver.Start(redisserver.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(srv.Close)
+	for _, ns := range namespaces {
+		if err := c.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return n, cfg, c, srv
+}
+
+// liveStrategy is a scale benchmark's Strategy: Live, its own key prefix,
+// probed every 10 seconds.
+func liveStrategy(ns, name, redisAddr string) *stratv1.Strategy {
+	return &stratv1.Strategy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: stratv1.StrategySpec{Mode: stratv1.ModeLive, Redis: &stratv1.RedisSpec{
+			Address: redisAddr, KeyPrefix: name + ":", HealthCheckInterval: &metav1.Duration{Duration: 10 * time.Second},
+		}},
 	}
 }
 
