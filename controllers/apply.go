@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"reflect"
 
 	"golang.org/x/sync/errgroup"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -69,7 +70,7 @@ func ensure[T client.Object, A runtime.ApplyConfiguration](ctx context.Context, 
 	// costs more than the rest of a reconcile: an object already found in
 	// shape at this resourceVersion, for the same desired state, is not
 	// read again.
-	shapeKey := client.ObjectKeyFromObject(s).String() + "|" + kind + "/" + name
+	shapeKey := childKey{strategy: client.ObjectKeyFromObject(s), kind: kind, name: name}
 	desiredSum, err := digest(desired)
 	if err != nil {
 		return res, err
@@ -181,8 +182,17 @@ func ensureBeside[T client.Object, A runtime.ApplyConfiguration, E comparable](c
 	})
 }
 
-func builtKey(r *StrategyReconciler, s *stratv1.Strategy, name string, current client.Object) string {
-	return client.ObjectKeyFromObject(s).String() + "|" + kindOf(r.Scheme, current) + "/" + name + "|built"
+func builtKey(r *StrategyReconciler, s *stratv1.Strategy, name string, current client.Object) childKey {
+	return childKey{strategy: client.ObjectKeyFromObject(s), kind: kindOf(r.Scheme, current), name: name, built: true}
+}
+
+// childKey names a child of a Strategy in the reconciler's memos
+// (inShape): as ensure found it (shapeMark), or as ensureBuilt built it
+// (built, builtMark).
+type childKey struct {
+	strategy   types.NamespacedName
+	kind, name string
+	built      bool
 }
 
 // getOrCreate reads a child into current from the cache or, when the
@@ -301,6 +311,16 @@ func digest(ac any) ([sha256.Size]byte, error) {
 }
 
 func kindOf(scheme *runtime.Scheme, o client.Object) string {
+	// A typed object's kind is its Go type's name (the scheme registers
+	// each type under its name): read without the scheme's lookups, which
+	// cost more than the cache read they named.
+	switch o.(type) {
+	case *unstructured.Unstructured, *metav1.PartialObjectMetadata:
+	default:
+		if t := reflect.TypeOf(o); t.Kind() == reflect.Pointer {
+			return t.Elem().Name()
+		}
+	}
 	gvk, err := apiutil.GVKForObject(o, scheme)
 	if err != nil {
 		return fmt.Sprintf("%T", o)

@@ -128,8 +128,7 @@ func (r *StrategyReconciler) ensureLoggerTokenAndCatalog(ctx context.Context, sc
 		return children.Revision{}, err
 	}
 	sc.tokenUID = string(tokenUID)
-	rev, err := children.NewRevision(s, loggerOwn{Image: image, LogLevel: children.LogLevel(s), Resources: s.Spec.EventLogger.Resources, WithRedis: sc.redis != nil},
-		sc.catalogSum, secretValues(sc), sc.tokenUID, r.revisionKey)
+	rev, err := r.loggerRevision(sc, image)
 	if err != nil {
 		return rev, err
 	}

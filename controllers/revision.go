@@ -2,13 +2,17 @@ package controllers
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -56,6 +60,64 @@ func revisionKey(ctx context.Context, reader client.Reader, writer client.Client
 		}
 	}
 	return nil, fmt.Errorf("the Secret %s/%s: made and not found", namespace, RevisionKeySecret)
+}
+
+// loggerRevisionFrom names everything a logger's revision is made from
+// (children.NewRevision): its settings in the spec (by the Strategy's UID
+// and generation), its image and bus, the catalog, the token, and the
+// referenced Secret values (by their HMAC under the revision key).
+type loggerRevisionFrom struct {
+	uid        types.UID
+	generation int64
+	image      string
+	withRedis  bool
+	catalogSum [sha256.Size]byte
+	tokenUID   string
+	secrets    string
+}
+
+// loggerRevisionMemo is a logger's revision as last made, with what it
+// was made from.
+type loggerRevisionMemo struct {
+	from loggerRevisionFrom
+	rev  children.Revision
+}
+
+// loggerRevision is the logger's revision, made again only when what it is
+// made from changed: encoding and hashing its parts was a tenth of a
+// healthy reconcile. Its Parts are shared with the memo: read them only.
+func (r *StrategyReconciler) loggerRevision(sc *scope, image string) (children.Revision, error) {
+	s := sc.strategy
+	from := loggerRevisionFrom{uid: s.UID, generation: s.Generation, image: image, withRedis: sc.redis != nil,
+		catalogSum: sc.catalogSum, tokenUID: sc.tokenUID, secrets: secretsMAC(sc.secrets, r.revisionKey)}
+	key := client.ObjectKeyFromObject(s)
+	if m, ok := r.loggerRevisions.Load(key); ok && m.(*loggerRevisionMemo).from == from {
+		return m.(*loggerRevisionMemo).rev, nil
+	}
+	rev, err := children.NewRevision(s, loggerOwn{Image: image, LogLevel: children.LogLevel(s), Resources: s.Spec.EventLogger.Resources, WithRedis: sc.redis != nil},
+		sc.catalogSum, secretValues(sc), sc.tokenUID, r.revisionKey)
+	if err == nil {
+		r.loggerRevisions.Store(key, &loggerRevisionMemo{from: from, rev: rev})
+	}
+	return rev, err
+}
+
+// secretsMAC is one HMAC, under key, of the referenced Secret keys and
+// their values; "" for none.
+func secretsMAC(secrets []resolvedSecret, key []byte) string {
+	if len(secrets) == 0 {
+		return ""
+	}
+	m := hmac.New(sha256.New, key)
+	for _, sec := range secrets {
+		for _, part := range [][]byte{[]byte(sec.ref.Name), []byte(sec.ref.Key), sec.value} {
+			var n [8]byte
+			binary.BigEndian.PutUint64(n[:], uint64(len(part)))
+			m.Write(n[:])
+			m.Write(part)
+		}
+	}
+	return string(m.Sum(nil))
 }
 
 // secretValues are the referenced Secret keys' values, for a revision.

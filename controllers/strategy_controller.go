@@ -4,17 +4,15 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
-	"reflect"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/events"
@@ -55,13 +53,16 @@ type StrategyReconciler struct {
 	statusWrites sync.Map
 	// inShape holds, per child, the resourceVersion at which it was last
 	// found in shape, with the digest of what was wanted (see ensure).
-	inShape sync.Map
+	inShape sync.Map // childKey: shapeMark or builtMark
 	// podSecurityPassed holds, per Strategy, the revisions and Pod
 	// Security levels its engine's pod passed (see judgePodSecurity).
 	podSecurityPassed sync.Map
 	// catalogs holds, per Strategy, its catalog's JSON for one generation
 	// (the catalog is the spec's alone): not encoded again each reconcile.
 	catalogs sync.Map
+	// loggerRevisions holds, per Strategy, its logger's revision with what
+	// it was made from (loggerRevision).
+	loggerRevisions sync.Map
 	// said remembers the events said once per process (a held revision,
 	// a password sent without TLS in one generation).
 	said onceMemo
@@ -163,7 +164,7 @@ func (r *StrategyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	cached := &stratv1.Strategy{}
 	if err := r.Get(ctx, req.NamespacedName, cached, &client.GetOptions{UnsafeDisableDeepCopy: ptr.To(true)}); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.forget(req.String())
+			r.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -213,20 +214,26 @@ func (r *StrategyReconciler) redisChecks() *redisChecks {
 }
 
 // forget drops what this process remembers of a deleted Strategy.
-func (r *StrategyReconciler) forget(key string) {
+func (r *StrategyReconciler) forget(nn types.NamespacedName) {
+	key := nn.String()
 	r.Clients.Release(key)
 	r.statusWrites.Delete(key)
 	r.catalogs.Delete(key)
+	r.loggerRevisions.Delete(nn)
 	r.redisChecks().forget(key)
 	r.said.forget(key)
-	for _, m := range []*sync.Map{&r.inShape, &r.podSecurityPassed} {
-		m.Range(func(k, _ any) bool {
-			if strings.HasPrefix(k.(string), key+"|") {
-				m.Delete(k)
-			}
-			return true
-		})
-	}
+	r.inShape.Range(func(k, _ any) bool {
+		if k.(childKey).strategy == nn {
+			r.inShape.Delete(k)
+		}
+		return true
+	})
+	r.podSecurityPassed.Range(func(k, _ any) bool {
+		if strings.HasPrefix(k.(string), key+"|") {
+			r.podSecurityPassed.Delete(k)
+		}
+		return true
+	})
 }
 
 // finish summarizes what the steps did into the conditions and patches
@@ -306,17 +313,15 @@ const DefaultStatusRefreshInterval = 5 * time.Minute
 // changed, at most once per StatusRefreshInterval. An idle Strategy costs
 // no write; one with steady traffic one write per interval.
 func (r *StrategyReconciler) patchStatus(ctx context.Context, base, s *stratv1.Strategy) error {
-	// The semantic comparison allocates for every value it compares (it
-	// was a third of a healthy reconcile's allocations): equal values are
-	// tried first. Before a refresh is due only a change of meaning is
-	// written, so only the meaning is compared (a healthy Strategy's
-	// figures move every read-out: the whole status differs each time).
+	// Before a refresh is due only a change of meaning is written, so only
+	// the meaning is compared (a healthy Strategy's figures move every
+	// read-out: the whole status differs each time).
 	key := client.ObjectKeyFromObject(s).String()
 	if last, ok := r.statusWrites.Load(key); ok && time.Since(last.(time.Time)) < r.statusRefreshInterval() {
 		if !meaningfulChange(&base.Status, &s.Status) {
 			return nil
 		}
-	} else if reflect.DeepEqual(base.Status, s.Status) || equality.Semantic.DeepEqual(base.Status, s.Status) {
+	} else if statusEqual(&base.Status, &s.Status) {
 		return nil
 	}
 	// Optimistic lock: conditions are a list a merge patch replaces whole,
@@ -334,37 +339,6 @@ func (r *StrategyReconciler) statusRefreshInterval() time.Duration {
 		return r.StatusRefreshInterval
 	}
 	return DefaultStatusRefreshInterval
-}
-
-// meaningfulChange says whether the status's meaning changed from base to
-// st: anything besides the figures.
-func meaningfulChange(base, st *stratv1.StrategyStatus) bool {
-	a, b := withoutFigures(base), withoutFigures(st)
-	return !reflect.DeepEqual(a, b) && !equality.Semantic.DeepEqual(a, b)
-}
-
-// withoutFigures is the status without the figures that tick on their own
-// or with traffic: what is left is its meaning. It copies only what holds
-// the figures (status.redis, the channels and keys) and shares the rest
-// with st: read it, never change it.
-func withoutFigures(st *stratv1.StrategyStatus) *stratv1.StrategyStatus {
-	c := *st
-	if st.Redis != nil {
-		r := *st.Redis
-		r.LastProbeTime = nil
-		c.Redis = &r
-	}
-	c.Channels = slices.Clone(st.Channels)
-	for i := range c.Channels {
-		ch := &c.Channels[i]
-		ch.Messages, ch.InvalidMessages, ch.NonconformingMessages = 0, 0, 0
-		ch.LastMessageTime, ch.LagP50, ch.LagP99 = nil, "", ""
-	}
-	c.Keys = slices.Clone(st.Keys)
-	for i := range c.Keys {
-		c.Keys[i].TTLSeconds = nil
-	}
-	return &c
 }
 
 // event records an event about the Strategy: one per outcome a person
