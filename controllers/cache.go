@@ -58,9 +58,10 @@ func keyedSum(sum [sha256.Size]byte) string {
 //     Secret created that way, its data);
 //   - of a child the operator applies with nothing read of what it owns
 //     but whether it matches (ownedSumOf), the digest of what it owns
-//     (ownedSumAnnotation) and no managed fields; of the event logger's
-//     Deployment, also only the part of its pod template that is read
-//     (leanLoggerTemplate). Their managed fields and templates were a
+//     (ownedSumAnnotation) and no managed fields: of the event logger's
+//     Deployment, only the part of its pod template that is read
+//     (leanLoggerTemplate), no selector; of the others, nothing but who
+//     they are (digestOnly). Their managed fields and templates were a
 //     third of the informer caches at a thousand Strategies;
 //   - of a catalog ConfigMap, no data: it is made once, immutable, and
 //     never read back;
@@ -99,17 +100,18 @@ func trimForCache(obj any) (any, error) {
 	if owned, ok := ownedSumOf(obj); ok {
 		sum, err := digest(owned)
 		if err == nil {
-			a := o.GetAnnotations()
-			if a == nil {
-				a = map[string]string{}
-			}
-			a[ownedSumAnnotation] = keyedSum(sum)
-			o.SetAnnotations(a)
-			o.SetManagedFields(nil)
-			if d, logger := obj.(*appsv1.Deployment); logger && isLoggerDeployment(d) {
+			if d, logger := obj.(*appsv1.Deployment); logger {
+				a := o.GetAnnotations()
+				if a == nil {
+					a = map[string]string{}
+				}
+				a[ownedSumAnnotation] = keyedSum(sum)
+				d.Annotations, d.ManagedFields = a, nil
 				d.Spec.Template = leanLoggerTemplate(d.Spec.Template)
+				d.Spec.Selector = nil
+				return obj, nil
 			}
-			return obj, nil
+			return digestOnly(obj, keyedSum(sum)), nil
 		}
 	}
 	fields := o.GetManagedFields()
@@ -120,6 +122,30 @@ func trimForCache(obj any) (any, error) {
 		o.SetManagedFields(slices.Clip(own))
 	}
 	return obj, nil
+}
+
+// digestOnly is a child of which the reconciler reads nothing but its
+// digest (a ServiceAccount, Service, NetworkPolicy or PodDisruptionBudget)
+// as the cache keeps it: who it is, who controls it, its version, and the
+// digest sum of what the operator owns of it. No spec, status, labels or
+// other annotations: the watch selected it by its labels already.
+func digestOnly(obj any, sum string) any {
+	meta := func(m metav1.ObjectMeta) metav1.ObjectMeta {
+		return metav1.ObjectMeta{Name: m.Name, Namespace: m.Namespace, UID: m.UID, ResourceVersion: m.ResourceVersion,
+			Generation: m.Generation, CreationTimestamp: m.CreationTimestamp, DeletionTimestamp: m.DeletionTimestamp,
+			OwnerReferences: m.OwnerReferences, Annotations: map[string]string{ownedSumAnnotation: sum}}
+	}
+	switch t := obj.(type) {
+	case *corev1.ServiceAccount:
+		return &corev1.ServiceAccount{TypeMeta: t.TypeMeta, ObjectMeta: meta(t.ObjectMeta)}
+	case *corev1.Service:
+		return &corev1.Service{TypeMeta: t.TypeMeta, ObjectMeta: meta(t.ObjectMeta)}
+	case *networkingv1.NetworkPolicy:
+		return &networkingv1.NetworkPolicy{TypeMeta: t.TypeMeta, ObjectMeta: meta(t.ObjectMeta)}
+	case *policyv1.PodDisruptionBudget:
+		return &policyv1.PodDisruptionBudget{TypeMeta: t.TypeMeta, ObjectMeta: meta(t.ObjectMeta)}
+	}
+	panic(fmt.Sprintf("digestOnly: %T is not digested", obj))
 }
 
 // ownedSumOf extracts what the operator's apply owns of a child that ensure

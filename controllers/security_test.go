@@ -111,11 +111,20 @@ func TestCache_HoldsOfAChildOnlyWhatTheReconcilerReads(t *testing.T) {
 		}
 	}, timeout, interval).Should(Succeed())
 
+	s := &stratv1.Strategy{}
+	g.Expect(managerCache.Get(ctx, client.ObjectKey{Namespace: ns, Name: "trimmed"}, s)).To(Succeed())
 	for _, o := range []client.Object{&corev1.Service{}, &corev1.ServiceAccount{}, &networkingv1.NetworkPolicy{}} {
 		g.Expect(managerCache.Get(ctx, key, o)).To(Succeed())
 		g.Expect(o.GetManagedFields()).To(BeEmpty(), "%T", o)
 		g.Expect(o.GetAnnotations()).To(HaveKey(ownedSumAnnotation), "%T", o)
+		g.Expect(o.GetAnnotations()).To(HaveLen(1), "%T: only the digest", o)
+		g.Expect(o.GetLabels()).To(BeEmpty(), "%T", o)
+		g.Expect(o.GetOwnerReferences()).To(HaveLen(1), "%T", o)
+		g.Expect(metav1.IsControlledBy(o, s)).To(BeTrue(), "%T", o)
 	}
+	svc := &corev1.Service{}
+	g.Expect(managerCache.Get(ctx, key, svc)).To(Succeed())
+	g.Expect(svc.Spec.Ports).To(BeEmpty(), "no spec")
 
 	engine := &appsv1.Deployment{}
 	g.Expect(managerCache.Get(ctx, client.ObjectKey{Namespace: ns, Name: "trimmed-engine"}, engine)).To(Succeed())
@@ -129,8 +138,6 @@ func TestCache_HoldsOfAChildOnlyWhatTheReconcilerReads(t *testing.T) {
 	g.Expect(managerCache.Get(ctx, client.ObjectKey{Namespace: ns, Name: catalog}, cm)).To(Succeed())
 	g.Expect(cm.Data).To(BeNil(), "a catalog's data is not cached")
 
-	s := &stratv1.Strategy{}
-	g.Expect(managerCache.Get(ctx, client.ObjectKey{Namespace: ns, Name: "trimmed"}, s)).To(Succeed())
 	g.Expect(s.ManagedFields).To(BeEmpty())
 }
 
