@@ -73,6 +73,7 @@ func (r *StrategyReconciler) reconcileHealth(ctx context.Context, sc *scope) (ct
 // health window, and the last such gap.
 func channelStatuses(sc *scope, h *redisprobe.Health) (chs []stratv1.ChannelStatus, bad, gapped []string, lastGap time.Time) {
 	s := sc.strategy
+	chs = make([]stratv1.ChannelStatus, 0, len(h.Channels))
 	for _, c := range h.Channels {
 		cs := stratv1.ChannelStatus{Name: c.Name, Subscribers: c.Subscribers, Messages: c.Messages,
 			InvalidMessages: c.Invalid, NonconformingMessages: c.Nonconforming, DroppedMessages: c.Dropped, Gaps: c.Gaps,
@@ -101,6 +102,7 @@ func channelStatuses(sc *scope, h *redisprobe.Health) (chs []stratv1.ChannelStat
 // keyStatuses are status.keys from a read-out, with the unhealthy keys
 // said in a few words.
 func keyStatuses(h *redisprobe.Health) (ks []stratv1.KeyStatus, bad []string) {
+	ks = make([]stratv1.KeyStatus, 0, len(h.Keys))
 	for _, k := range h.Keys {
 		kst := stratv1.KeyStatus{Name: k.Name, Present: k.Present, Healthy: k.Healthy, Reason: k.Reason}
 		if k.Present {

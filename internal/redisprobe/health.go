@@ -109,7 +109,7 @@ func ReadHealth(ctx context.Context, c redis.UniversalClient, cat messaging.Cata
 	}
 	st := eventlog.ParseStats(stats.Val())
 
-	var h Health
+	h := Health{Channels: make([]ChannelHealth, 0, len(cat.Channels)), Keys: make([]KeyHealth, 0, len(cat.Keys))}
 	h.LoggerLeader = eventlog.LeaseHolderName(lease.Val())
 	for i, pol := range cat.Channels {
 		s := st.Channels[pol.Name]
