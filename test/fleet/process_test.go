@@ -7,11 +7,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -39,11 +41,15 @@ func BenchmarkScale_ManagerProcess(b *testing.B) {
 		}
 	}
 	kubeconfig := writeKubeconfig(b, cfg, dir)
+	limit, soft := containerLimit(b)
 	w := watching(b, cfg, "scale")
 
 	for b.Loop() {
 		cmd := exec.Command(bin, "--metrics-bind-address=0", "--health-probe-bind-address=0", "--revision-key-namespace=default")
-		cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig, "STRATOPS_EVENTLOGGER_IMAGE=stratops:test")
+		cmd.Env = append(withoutGOMEMLIMIT(os.Environ()), "KUBECONFIG="+kubeconfig, "STRATOPS_EVENTLOGGER_IMAGE=stratops:test")
+		if soft > 0 {
+			cmd.Env = append(cmd.Env, fmt.Sprintf("GOMEMLIMIT=%d", soft))
+		}
 		var logs bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &logs, &logs
 		if err := cmd.Start(); err != nil {
@@ -62,11 +68,42 @@ func BenchmarkScale_ManagerProcess(b *testing.B) {
 		if b.Failed() {
 			b.Logf("the manager said:\n%s", logs.String())
 		}
-		b.Logf("%d Live Strategies, the manager in its own process: all Ready in %s; its peak RSS %d MiB (%d MiB of it now its binary's mapped pages); its CPU %s",
-			n, took.Round(100*time.Millisecond), rss>>20, binary>>20, cpu.Round(100*time.Millisecond))
+		under := "no memory limit"
+		if limit > 0 {
+			under = fmt.Sprintf("under a container memory limit of %d MiB (its soft limit %d MiB)", limit>>20, soft>>20)
+		}
+		b.Logf("%d Live Strategies, the manager in its own process, %s: all Ready in %s; its peak RSS %d MiB (%d MiB of it now its binary's mapped pages); its CPU %s",
+			n, under, took.Round(100*time.Millisecond), rss>>20, binary>>20, cpu.Round(100*time.Millisecond))
+		if limit > 0 && int64(rss) > limit {
+			b.Errorf("its peak RSS %d MiB is over the limit of %d MiB: a container would have been killed", rss>>20, limit>>20)
+		}
 		b.ReportMetric(took.Seconds(), "s-to-all-ready")
 		b.ReportMetric(float64(rss>>20), "manager-peak-RSS-MiB")
 	}
+}
+
+// containerLimit is the container memory limit STRATOPS_SCALE_MEMORY_LIMIT
+// gives (a quantity: 400Mi), 0 for none, and the Go soft memory limit the
+// manager sets itself under it (--memory-limit-ratio's default of 0.9).
+// The manager runs with that soft limit (GOMEMLIMIT), as it would in a
+// container with that limit; the benchmark fails if its peak RSS goes
+// over the limit, where the container would have been killed.
+func containerLimit(b *testing.B) (limit, soft int64) {
+	v := os.Getenv("STRATOPS_SCALE_MEMORY_LIMIT")
+	if v == "" {
+		return 0, 0
+	}
+	q, err := resource.ParseQuantity(v)
+	if err != nil {
+		b.Fatalf("STRATOPS_SCALE_MEMORY_LIMIT=%q: %v", v, err)
+	}
+	return q.Value(), int64(float64(q.Value()) * 0.9)
+}
+
+// withoutGOMEMLIMIT is env without GOMEMLIMIT: the manager's soft limit
+// is the benchmark's to set, not the test process's.
+func withoutGOMEMLIMIT(env []string) []string {
+	return slices.DeleteFunc(env, func(e string) bool { return strings.HasPrefix(e, "GOMEMLIMIT=") })
 }
 
 // writeKubeconfig writes cfg (envtest's, with a client certificate) as a
