@@ -100,7 +100,8 @@ func trimForCache(obj any) (any, error) {
 	if owned, ok := ownedSumOf(obj); ok {
 		sum, err := digest(owned)
 		if err == nil {
-			if d, logger := obj.(*appsv1.Deployment); logger {
+			// Of the Deployments, ownedSumOf digests only the logger's.
+			if d, isDeployment := obj.(*appsv1.Deployment); isDeployment {
 				a := o.GetAnnotations()
 				if a == nil {
 					a = map[string]string{}
