@@ -42,6 +42,39 @@ func TestCost_ALiveStrategyCostsTwoEventsToReadyAndNothingWhileHealthy(t *testin
 	g.Expect(total2-total).To(BeZero(), "a healthy Strategy costs no request: before %s, after %s", summary(toReady), summary(after))
 }
 
+// TestCost_AReferencedSecretIsReadOnceAndAgainOnlyWhenItChanges: a
+// Strategy with a password Secret reads it from the API server once on
+// the way to Ready and not again while it is healthy (its cached metadata
+// says it is unchanged); a change of the Secret is read once more.
+func TestCost_AReferencedSecretIsReadOnceAndAgainOnlyWhenItChanges(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	createSecret(t, ns, "redis-auth", testPassword)
+	runningLive(g, ns, "cost", redisAuth.Addr, func(s *stratv1.Strategy) {
+		s.Spec.Redis.PasswordSecretRef = &stratv1.SecretKeySelector{Name: "redis-auth", Key: "password"}
+	})
+	toReady, total := managerRequests.In(ns)
+	g.Expect(toReady["GET secrets"]).To(Equal(1), "reads of the Secret to Ready: %s", summary(toReady))
+
+	time.Sleep(5 * time.Second) // five probe rounds at a 1 s interval
+	healthy, total2 := managerRequests.In(ns)
+	g.Expect(total2-total).To(BeZero(), "a healthy Strategy with a Secret costs no request: before %s, after %s", summary(toReady), summary(healthy))
+
+	sec := &corev1.Secret{}
+	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "redis-auth"}, sec)).To(Succeed())
+	sec.Labels["team"] = "desk-a"
+	g.Expect(k8sClient.Update(ctx, sec)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		after, _ := managerRequests.In(ns)
+		g.Expect(after["GET secrets"]).To(Equal(2), "the changed Secret is read once more: %s", summary(after))
+	}, timeout, interval).Should(Succeed())
+	g.Consistently(func(g Gomega) {
+		after, _ := managerRequests.In(ns)
+		g.Expect(after["GET secrets"]).To(Equal(2), "and not again: %s", summary(after))
+	}, 3*time.Second, 500*time.Millisecond).Should(Succeed())
+}
+
 // TestCost_ACreateThatFindsSomeoneElsesObjectStallsAndLeavesItAlone: the
 // children are made by create-only applies, without reading first. One
 // that finds an object of its name the Strategy does not own (a Service

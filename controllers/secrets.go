@@ -97,10 +97,28 @@ type resolvedSecret struct {
 	value []byte
 }
 
+// secretRead is a referenced Secret key's value as a Strategy last read
+// it, with the Secret's UID and resourceVersion then.
+type secretRead struct {
+	uid             types.UID
+	resourceVersion string
+	value           []byte
+}
+
+// secretReadKey names a Secret key a Strategy references.
+type secretReadKey struct {
+	strategy types.NamespacedName
+	ref      stratv1.SecretKeySelector
+}
+
 // resolveSecrets reads every referenced Secret key. The Secrets are read
 // from the API server, not a cache: the operator keeps no copy of Secrets
-// it does not need. A missing Secret or key stalls the Strategy; so does a
-// Secret without the consent label (stratv1.CredentialsLabel).
+// it does not need. A key read before is read again only when the
+// Secret's metadata, which the manager watches, says it changed (another
+// UID or resourceVersion): a healthy reconcile reads nothing past the
+// cache, and the value kept is the one the Strategy's Redis client holds
+// anyway. A missing Secret or key stalls the Strategy; so does a Secret
+// without the consent label (stratv1.CredentialsLabel).
 func (r *StrategyReconciler) resolveSecrets(ctx context.Context, s *stratv1.Strategy) ([]resolvedSecret, error) {
 	refs := secretRefs(s)
 	out := make([]resolvedSecret, 0, len(refs))
@@ -108,6 +126,11 @@ func (r *StrategyReconciler) resolveSecrets(ctx context.Context, s *stratv1.Stra
 	// logger: a Secret's body holds its data. Its reads log nothing.
 	quiet := logr.NewContext(ctx, logr.Discard())
 	for _, ref := range refs {
+		key := secretReadKey{client.ObjectKeyFromObject(s), ref}
+		if v, ok := r.unchangedSecret(ctx, s.Namespace, key); ok {
+			out = append(out, resolvedSecret{ref: ref, value: v})
+			continue
+		}
 		var sec corev1.Secret
 		err := r.APIReader.Get(quiet, types.NamespacedName{Namespace: s.Namespace, Name: ref.Name}, &sec)
 		if apierrors.IsNotFound(err) {
@@ -129,9 +152,30 @@ func (r *StrategyReconciler) resolveSecrets(ctx context.Context, s *stratv1.Stra
 				"Secret %q (referenced by %s) lacks the label %s: \"true\"; its owner adds it to let stratops use it as Redis credentials",
 				ref.Name, refField(s, ref), stratv1.CredentialsLabel)
 		}
+		r.secretReads.Store(key, secretRead{uid: sec.UID, resourceVersion: sec.ResourceVersion, value: v})
 		out = append(out, resolvedSecret{ref: ref, value: v})
 	}
 	return out, nil
+}
+
+// unchangedSecret is the value last read of a referenced Secret key, if
+// the Secret's cached metadata says it is the same Secret at the same
+// resourceVersion.
+func (r *StrategyReconciler) unchangedSecret(ctx context.Context, namespace string, key secretReadKey) ([]byte, bool) {
+	last, ok := r.secretReads.Load(key)
+	if !ok || r.MetadataCache == nil {
+		return nil, false
+	}
+	meta := &metav1.PartialObjectMetadata{}
+	meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	if err := r.MetadataCache.Get(ctx, types.NamespacedName{Namespace: namespace, Name: key.ref.Name}, meta); err != nil {
+		return nil, false
+	}
+	read := last.(secretRead)
+	// Consent is checked every time, here on the watched labels; one
+	// withdrawn is read again from the API server, which stalls.
+	return read.value, meta.UID == read.uid && meta.ResourceVersion == read.resourceVersion &&
+		meta.Labels[stratv1.CredentialsLabel] == "true"
 }
 
 // refField names the spec field that holds a Secret reference.

@@ -88,8 +88,8 @@ func ownedKinds() []client.Object {
 // ManagerOptions completes a manager's options for the controller: its
 // scheme, a cache that holds only the objects stratops made (of the kinds
 // it owns, those labelled managed-by stratops, however many others the
-// cluster has), and a client that never caches Secrets (they are read when
-// needed, never kept in memory).
+// cluster has), and a client that never caches Secrets (a referenced key
+// is read when its Secret's watched metadata changed: resolveSecrets).
 func ManagerOptions(o ctrl.Options) ctrl.Options {
 	o.Scheme = Scheme()
 	ours := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{children.LabelManagedBy: children.ManagerName})}

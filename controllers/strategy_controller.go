@@ -57,9 +57,13 @@ type StrategyReconciler struct {
 	// podSecurityPassed holds, per Strategy, the revisions and Pod
 	// Security levels its engine's pod passed (see judgePodSecurity).
 	podSecurityPassed sync.Map
-	// catalogs holds, per Strategy, its catalog's JSON for one generation
-	// (the catalog is the spec's alone): not encoded again each reconcile.
+	// catalogs holds, per Strategy, its catalog and the digest of its JSON
+	// for one generation (the catalog is the spec's alone): not made again
+	// each reconcile.
 	catalogs sync.Map
+	// secretReads holds, per Strategy and referenced Secret key, the
+	// value last read (resolveSecrets).
+	secretReads sync.Map
 	// loggerRevisions holds, per Strategy, its logger's revision with what
 	// it was made from (loggerRevision).
 	loggerRevisions sync.Map
@@ -225,6 +229,12 @@ func (r *StrategyReconciler) forget(nn types.NamespacedName) {
 	r.inShape.Range(func(k, _ any) bool {
 		if k.(childKey).strategy == nn {
 			r.inShape.Delete(k)
+		}
+		return true
+	})
+	r.secretReads.Range(func(k, _ any) bool {
+		if k.(secretReadKey).strategy == nn {
+			r.secretReads.Delete(k)
 		}
 		return true
 	})
