@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/metrics"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,7 +46,8 @@ import (
 // the operator stopped (its Strategies are not the operator's): the Strategy
 // created, as the operator's run creates it; the same children by plain
 // creates; the logger marked available, as the stand-in kubelet does; and
-// one status write, the template's Ready status. It reports the time to
+// one status write, the template's Ready status. Each of the three starts
+// with the same Services (see deleteServices). It reports the time to
 // all Ready beside the baseline's and the floor's and their ratios, the
 // API server's CPU per Strategy in each, the manager's API requests per
 // Strategy, this process's peak heap and CPU over the operator's run and
@@ -93,9 +95,9 @@ func BenchmarkScale_LiveStrategiesToReady(b *testing.B) {
 			}
 			return nil
 		}
-		// The floor first: what it makes (a Service's address among them)
-		// makes each later create cost the API server a little more, so
-		// the order favours the floor over the plain creates.
+		// Each of the three starts with the same Services: the API server
+		// counts every Service address it holds after each it gives out,
+		// so a Service made later costs more, by thousands at 5,000.
 		apiCPU := processCPU(b, apiServer)
 		floor := parallel(b, n, func(i int) error {
 			s := live("floor", fmt.Sprintf("s%05d", i))
@@ -108,8 +110,11 @@ func BenchmarkScale_LiveStrategiesToReady(b *testing.B) {
 			return c.Status().Patch(ctx, s, client.RawPatch(types.MergePatchType, readyStatus))
 		})
 		floorCPU := processCPU(b, apiServer) - apiCPU
+		deleteServices(b, c, "floor")
+		apiCPU = processCPU(b, apiServer)
 		baseline := parallel(b, n, func(i int) error { return children("baseline", i) })
-		baselineCPU := processCPU(b, apiServer) - apiCPU - floorCPU
+		baselineCPU := processCPU(b, apiServer) - apiCPU
+		deleteServices(b, c, "baseline")
 		if err := c.DeleteAllOf(ctx, &stratv1.Strategy{}, client.InNamespace("floor")); err != nil {
 			b.Fatal(err)
 		}
@@ -117,7 +122,7 @@ func BenchmarkScale_LiveStrategiesToReady(b *testing.B) {
 
 		count.Take("scale")
 		stopProfile := apiServerProfile(b, cfg)
-		peak := sampleHeap()
+		peak := sampleHeap(b)
 		cpu0 := cpuTime()
 		apiCPU = processCPU(b, apiServer)
 		defer standInKubelet(b, c, w, "scale")()
@@ -287,6 +292,19 @@ func childProcess(b *testing.B, name string) int {
 	return 0
 }
 
+// deleteServices deletes the Services in ns, from 8 workers (a Service has
+// no delete of a collection), and with them their addresses.
+func deleteServices(b *testing.B, c client.Client, ns string) {
+	b.Helper()
+	var list corev1.ServiceList
+	if err := c.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
+		b.Fatal(err)
+	}
+	parallel(b, len(list.Items), func(i int) error {
+		return client.IgnoreNotFound(c.Delete(context.Background(), &list.Items[i]))
+	})
+}
+
 // parallel runs f for 0..n-1 on 8 workers and returns how long it took.
 func parallel(b *testing.B, n int, f func(int) error) time.Duration {
 	b.Helper()
@@ -325,16 +343,26 @@ func cmpOr(a, b error) error {
 }
 
 // sampleHeap samples this process's heap in use every 100 ms until the
-// returned function is called, which returns the peak.
-func sampleHeap() (peak func() uint64) {
+// returned function is called, which returns the peak. With
+// STRATOPS_SCALE_HEAP_PROFILE set, it also writes to that file with
+// ".peak" added the heap profile taken when the garbage collector's heap
+// goal was highest: what was live then, which the peak heap is twice.
+func sampleHeap(b *testing.B) (peak func() uint64) {
 	stop, done := make(chan struct{}), make(chan struct{})
-	var most uint64
-	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	var most, goal uint64
+	var atPeak bytes.Buffer
+	file := os.Getenv("STRATOPS_SCALE_HEAP_PROFILE")
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/gc/heap/goal:bytes"}}
 	go func() {
 		defer close(done)
 		for {
 			metrics.Read(s)
 			most = max(most, s[0].Value.Uint64())
+			if g := s[1].Value.Uint64(); file != "" && g > goal+goal/20 {
+				goal = g
+				atPeak.Reset()
+				_ = pprof.Lookup("heap").WriteTo(&atPeak, 0)
+			}
 			select {
 			case <-stop:
 				return
@@ -342,7 +370,17 @@ func sampleHeap() (peak func() uint64) {
 			}
 		}
 	}()
-	return func() uint64 { close(stop); <-done; runtime.GC(); return most }
+	return func() uint64 {
+		close(stop)
+		<-done
+		if file != "" {
+			if err := os.WriteFile(file+".peak", atPeak.Bytes(), 0o600); err != nil {
+				b.Error(err)
+			}
+		}
+		runtime.GC()
+		return most
+	}
 }
 
 // peakRSS is this process's peak resident set (VmHWM): the manager's and
