@@ -329,11 +329,15 @@ func TestChaos_FiveManagerRestartsChangeNothing(t *testing.T) {
 	}
 	var mu sync.Mutex
 	writes := map[string]int{}
+	// What each write said, for the failure message: which part of the
+	// status moved.
+	said := map[string][]string{}
 	go func() {
 		for ev := range w.ResultChan() {
 			if s, ok := ev.Object.(*stratopsv1.Strategy); ok && ev.Type == "MODIFIED" {
 				mu.Lock()
 				writes[s.Name]++
+				said[s.Name] = append(said[s.Name], statusSummary(s))
 				mu.Unlock()
 			}
 		}
@@ -393,7 +397,44 @@ func TestChaos_FiveManagerRestartsChangeNothing(t *testing.T) {
 	}
 	for _, n := range names {
 		if writes[n] > restarts {
-			t.Errorf("%s: %d status writes over %d restarts; want at most one each", n, writes[n], restarts)
+			t.Errorf("%s: %d status writes over %d restarts; want at most one each; the writes:\n%s", n, writes[n], restarts, strings.Join(said[n], "\n"))
 		}
 	}
+}
+
+// statusSummary is one line of what a Strategy's status says: its
+// version, phase, conditions, Redis probe round and the channels and keys
+// found unhealthy.
+func statusSummary(s *stratopsv1.Strategy) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "rv=%s gen=%d/%d phase=%s", s.ResourceVersion, s.Status.ObservedGeneration, s.Generation, s.Status.Phase)
+	for _, c := range s.Status.Conditions {
+		fmt.Fprintf(&b, " %s=%s/%s", c.Type, c.Status, c.Reason)
+	}
+	if r := s.Status.Redis; r != nil {
+		probed := ""
+		if r.LastProbeTime != nil {
+			probed = r.LastProbeTime.UTC().Format("15:04:05")
+		}
+		fmt.Fprintf(&b, " probed=%s failures=%d", probed, r.ConsecutiveFailures)
+		for _, p := range r.Probes {
+			if !p.OK {
+				fmt.Fprintf(&b, " probe %s failed: %s", p.Name, p.Message)
+			}
+		}
+	}
+	for _, c := range s.Status.Channels {
+		if !c.Healthy {
+			fmt.Fprintf(&b, " channel %s %s", c.Name, c.Reason)
+		}
+	}
+	for _, k := range s.Status.Keys {
+		if !k.Healthy {
+			fmt.Fprintf(&b, " key %s %s", k.Name, k.Reason)
+		}
+	}
+	if l := s.Status.EventLogger; l != nil {
+		fmt.Fprintf(&b, " logger %d/%d leader=%s", l.ReadyReplicas, l.Replicas, l.Leader)
+	}
+	return b.String()
 }
