@@ -135,18 +135,35 @@ func processStatus(b *testing.B, pid int, field string) uint64 {
 // processCPU is a process's user and system CPU time so far.
 func processCPU(b *testing.B, pid int) time.Duration {
 	b.Helper()
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	_, f, err := procStat(pid)
 	if err != nil {
 		b.Fatal(err)
 	}
-	// The fields after the command's closing parenthesis; utime and
-	// stime are the 14th and 15th of the line, in clock ticks (100/s).
-	rest := string(stat[bytes.LastIndexByte(stat, ')')+2:])
-	f := strings.Fields(rest)
+	// utime and stime are the 14th and 15th fields of the line, in clock
+	// ticks (100/s).
 	utime, err1 := strconv.ParseInt(f[11], 10, 64)
 	stime, err2 := strconv.ParseInt(f[12], 10, 64)
 	if err1 != nil || err2 != nil {
-		b.Fatalf("/proc/%d/stat: %q", pid, stat)
+		b.Fatalf("/proc/%d/stat: %q", pid, f)
 	}
 	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+// procStat reads a process's /proc/<pid>/stat: its command name, and the
+// fields after it (the line's third field, its state, first; its parent's
+// ID second).
+func procStat(pid int) (comm string, fields []string, err error) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return "", nil, err
+	}
+	open, end := bytes.IndexByte(stat, '('), bytes.LastIndexByte(stat, ')')
+	if open < 0 || end < open {
+		return "", nil, fmt.Errorf("/proc/%d/stat: %q", pid, stat)
+	}
+	fields = strings.Fields(string(stat[end+1:]))
+	if len(fields) < 13 {
+		return "", nil, fmt.Errorf("/proc/%d/stat: %q", pid, stat)
+	}
+	return string(stat[open+1 : end]), fields, nil
 }

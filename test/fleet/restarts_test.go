@@ -5,7 +5,6 @@ package fleet
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -79,16 +78,11 @@ func standInKubelet(t testing.TB, c client.Client, w client.Reader, ns string) (
 			if err := w.List(ctx, &list, client.InNamespace(ns), client.UnsafeDisableDeepCopy); err == nil {
 				for i := range list.Items {
 					d := &list.Items[i]
-					n := ptr.Deref(d.Spec.Replicas, 1)
-					if d.Status.ObservedGeneration == d.Generation && d.Status.AvailableReplicas == n {
+					if d.Status.ObservedGeneration == d.Generation && d.Status.AvailableReplicas == ptr.Deref(d.Spec.Replicas, 1) {
 						continue
 					}
-					status, _ := json.Marshal(map[string]any{"status": appsv1.DeploymentStatus{
-						ObservedGeneration: d.Generation, Replicas: n, UpdatedReplicas: n, ReadyReplicas: n, AvailableReplicas: n,
-						Conditions: []appsv1.DeploymentCondition{{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue, Reason: "MinimumReplicasAvailable"}},
-					}})
 					target := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: d.Namespace, Name: d.Name}}
-					_ = c.Status().Patch(ctx, target, client.RawPatch(types.MergePatchType, status))
+					_ = c.Status().Patch(ctx, target, client.RawPatch(types.MergePatchType, available(d)))
 				}
 			}
 			select {

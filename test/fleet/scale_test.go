@@ -79,7 +79,7 @@ func BenchmarkScale_LiveStrategiesToReady(b *testing.B) {
 	apiServer := childProcess(b, "kube-apiserver")
 
 	for b.Loop() {
-		children := func(ns string, i int) error {
+		children := func(ns string, i int, markAvailable bool) error {
 			for _, o := range made {
 				cp := o.DeepCopyObject().(client.Object)
 				cp.SetNamespace(ns)
@@ -87,7 +87,7 @@ func BenchmarkScale_LiveStrategiesToReady(b *testing.B) {
 				if err := c.Create(ctx, cp); err != nil {
 					return err
 				}
-				if d, ok := cp.(*appsv1.Deployment); ok && ns == "floor" {
+				if d, ok := cp.(*appsv1.Deployment); ok && markAvailable {
 					if err := c.Status().Patch(ctx, d, client.RawPatch(types.MergePatchType, available(d))); err != nil {
 						return err
 					}
@@ -104,7 +104,7 @@ func BenchmarkScale_LiveStrategiesToReady(b *testing.B) {
 			if err := c.Create(ctx, s); err != nil {
 				return err
 			}
-			if err := children("floor", i); err != nil {
+			if err := children("floor", i, true); err != nil {
 				return err
 			}
 			return c.Status().Patch(ctx, s, client.RawPatch(types.MergePatchType, readyStatus))
@@ -112,7 +112,7 @@ func BenchmarkScale_LiveStrategiesToReady(b *testing.B) {
 		floorCPU := processCPU(b, apiServer) - apiCPU
 		deleteServices(b, c, "floor")
 		apiCPU = processCPU(b, apiServer)
-		baseline := parallel(b, n, func(i int) error { return children("baseline", i) })
+		baseline := parallel(b, n, func(i int) error { return children("baseline", i, false) })
 		baselineCPU := processCPU(b, apiServer) - apiCPU
 		deleteServices(b, c, "baseline")
 		if err := c.DeleteAllOf(ctx, &stratv1.Strategy{}, client.InNamespace("floor")); err != nil {
@@ -275,16 +275,7 @@ func childProcess(b *testing.B, name string) int {
 		if err != nil {
 			continue
 		}
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...
-		open, end := bytes.IndexByte(stat, '('), bytes.LastIndexByte(stat, ')')
-		if open < 0 || end < open || string(stat[open+1:end]) != name {
-			continue
-		}
-		if f := strings.Fields(string(stat[end+1:])); len(f) > 1 && f[1] == strconv.Itoa(os.Getpid()) {
+		if comm, f, err := procStat(pid); err == nil && comm == name && len(f) > 1 && f[1] == strconv.Itoa(os.Getpid()) {
 			return pid
 		}
 	}
